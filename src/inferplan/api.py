@@ -1,0 +1,38 @@
+"""The public Python API: what the CLI (and later the UI) call. Names here are stable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from inferplan.perf.deployment import Deployment, EngineLimits
+from inferplan.perf.fit import FitResult, fit, fit_all_formats
+from inferplan.perf.profile import DeviceProfile
+from inferplan.specs.catalog import get_device, get_kv_format, get_model, get_weight_format
+
+__all__ = ["Deployment", "EngineLimits", "FitResult", "build_deployment", "fit", "fit_all_formats"]
+
+
+def build_deployment(
+    model: str,
+    device: str,
+    *,
+    weights: str = "bf16",
+    kv: str = "bf16",
+    tp: int = 1,
+    pp: int = 1,
+    limits: EngineLimits | None = None,
+    profile: Path | None = None,
+) -> Deployment:
+    """Resolve names (or file paths) into a validated Deployment."""
+    dev = get_device(device)
+    prof = DeviceProfile.load(profile) if profile else None
+    return Deployment(
+        model=get_model(model),
+        device=dev,
+        weights=get_weight_format(weights),
+        kv=get_kv_format(kv),
+        tp=tp,
+        pp=pp,
+        limits=limits or EngineLimits(),
+        profile=prof,
+    )

@@ -1,0 +1,234 @@
+"""The `inferplan` command line: one entry point, a verb per job, clear errors (exit 2)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from inferplan import __version__
+from inferplan.api import EngineLimits, build_deployment, fit, fit_all_formats
+from inferplan.errors import InputError
+from inferplan.perf.fit import FitResult
+from inferplan.specs.catalog import device_catalog, kv_format_catalog, model_catalog, weight_format_catalog
+
+app = typer.Typer(
+    help="Find the cheapest way to serve an LLM for your traffic, latency, quality and hardware limits.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console(width=None if sys.stdout.isatty() else 120)
+GIB = 1024**3
+
+
+def _gib(x: float) -> str:
+    return f"{x / GIB:,.1f} GiB"
+
+
+def _emit_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
+
+
+@app.command(
+    "fit",
+    epilog="Examples:\n\n  inferplan fit\n\n  inferplan fit llama-3.1-70b h100-sxm --weights int4-awq --context 32768\n\n"
+    "  inferplan fit ./my-model/config.json rtx-4090 --all-formats\n\n  inferplan fit qwen3-30b-a3b m3-max-128gb --json",
+)
+def fit_cmd(
+    model: Annotated[str, typer.Argument(help="catalog name or path to a config.json")] = "llama-3.1-8b",
+    device: Annotated[str, typer.Argument(help="catalog name or a device .yaml file")] = "l4",
+    weights: Annotated[str, typer.Option(help="weight format (see `inferplan formats`)")] = "bf16",
+    kv: Annotated[str, typer.Option(help="KV-cache format")] = "bf16",
+    context: Annotated[int, typer.Option(help="context length per sequence (prompt + output)")] = 8192,
+    prompt: Annotated[int | None, typer.Option(help="prompt length for TTFT (default min(context, 1024))")] = None,
+    batch: Annotated[int | None, typer.Option(help="decode batch for the throughput figure (default: largest that fits)")] = None,
+    tp: Annotated[int, typer.Option(help="tensor-parallel degree")] = 1,
+    pp: Annotated[int, typer.Option(help="pipeline-parallel degree")] = 1,
+    gpu_memory_utilization: Annotated[float, typer.Option(help="share of device memory the engine may use")] = 0.9,
+    max_num_seqs: Annotated[int, typer.Option(help="engine's cap on running sequences")] = 256,
+    max_num_batched_tokens: Annotated[int, typer.Option(help="engine's per-step token budget")] = 8192,
+    profile: Annotated[Path | None, typer.Option(help="device profile YAML from `inferplan profile`")] = None,
+    all_formats: Annotated[bool, typer.Option("--all-formats", help="compare every weight format")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Will MODEL run on DEVICE, with which formats, and how fast?"""
+    limits = EngineLimits(
+        max_num_seqs=max_num_seqs,
+        max_num_batched_tokens=max_num_batched_tokens,
+        gpu_memory_utilization=gpu_memory_utilization,
+    )
+    dep = build_deployment(model, device, weights=weights, kv=kv, tp=tp, pp=pp, limits=limits, profile=profile)
+    if all_formats:
+        rows = fit_all_formats(dep, context=context, prompt_tokens=prompt)
+        if as_json:
+            _emit_json([r.to_dict() for r in rows])
+        else:
+            _print_formats_table(rows, dep.describe())
+        return
+    result = fit(dep, context=context, prompt_tokens=prompt, batch=batch)
+    if as_json:
+        _emit_json(result.to_dict())
+    else:
+        _print_fit(result, dep.model.describe())
+
+
+def _print_fit(r: FitResult, arch: str) -> None:
+    out.print(f"[bold]{r.model}[/] ({r.params_total / 1e9:.2f}B params, {r.params_active / 1e9:.2f}B active; {arch})")
+    out.print(f"on {r.tp * r.pp}x [bold]{r.device}[/] - weights {r.weights_format}, KV {r.kv_format}, context {r.context:,}")
+    mem = Table(title="Memory per device", show_header=True)
+    mem.add_column("part")
+    mem.add_column("size", justify="right")
+    n = r.tp * r.pp
+    mem.add_row("weights", _gib(r.weights_bytes / n))
+    mem.add_row("activation workspace", _gib(r.activation_bytes))
+    mem.add_row("engine overhead", _gib(r.overhead_bytes))
+    mem.add_row("reserve (1 - gpu_memory_utilization)", _gib(r.reserve_bytes))
+    mem.add_row("KV cache", _gib(r.kv_budget_bytes))
+    mem.add_row("[bold]usable capacity[/]", _gib(r.capacity_bytes))
+    out.print(mem)
+    if r.fits_context:
+        out.print(
+            f"[green]fits[/]: KV cache holds {r.num_kv_blocks * 16:,} tokens "
+            f"({r.kv_bytes_per_token / 1024:,.0f} KiB per token); max context {r.max_context:,}; "
+            f"{r.max_concurrent_sequences:,} concurrent sequences of {r.context:,} tokens"
+        )
+    else:
+        why = "weights and workspace exceed memory" if not r.fits else f"one {r.context:,}-token sequence does not fit"
+        out.print(f"[red]does not fit[/]: {why}")
+        for tip in r.suggestions:
+            out.print(f"  - {tip}")
+    speed = Table(title="Predicted speed", show_header=True)
+    speed.add_column("metric")
+    speed.add_column("value", justify="right")
+    speed.add_row(f"prefill throughput ({r.prompt_tokens:,}-token prompt)", f"{r.prefill_tokens_per_s:,.0f} tok/s")
+    speed.add_row("TTFT (prompt alone)", f"{r.ttft_s * 1e3:,.1f} ms")
+    speed.add_row("decode, batch 1", f"{r.decode_tokens_per_s_batch1:,.1f} tok/s")
+    if r.decode_batch_max > 1:
+        speed.add_row(f"decode, batch {r.decode_batch_max:,}", f"{r.decode_tokens_per_s_batch_max:,.0f} tok/s")
+    out.print(speed)
+    if r.quality_loss_pct is None:
+        out.print(f"quality effect of {r.weights_format}: unknown (no trustworthy measurement in the catalog)")
+    elif r.quality_loss_pct > 0:
+        out.print(f"quality effect of {r.weights_format}: {r.quality_loss_pct:.2f}% worse - {r.quality_source}")
+
+
+def _print_formats_table(rows: list[FitResult], title: str) -> None:
+    t = Table(title=title)
+    for col in ("weights", "GiB", "fits", "max ctx", "conc.", "dec b1 tok/s", "dec max tok/s", "TTFT ms", "quality loss"):
+        t.add_column(col, justify="left" if col == "weights" else "right")
+    for r in rows:
+        q = "unknown" if r.quality_loss_pct is None else f"{r.quality_loss_pct:.2f}%"
+        t.add_row(
+            r.weights_format,
+            f"{r.weights_bytes / GIB:,.1f}",
+            "[green]yes[/]" if r.fits_context else "[red]no[/]",
+            f"{r.max_context:,}",
+            f"{r.max_concurrent_sequences:,}",
+            f"{r.decode_tokens_per_s_batch1:,.1f}",
+            f"{r.decode_tokens_per_s_batch_max:,.0f}",
+            f"{r.ttft_s * 1e3:,.0f}",
+            q,
+        )
+    out.print(t)
+
+
+@app.command("models")
+def models_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List the bundled model catalog."""
+    cat = model_catalog()
+    if as_json:
+        _emit_json(
+            [
+                {"name": m.name, "params_total": m.params_total, "params_active": m.params_active,
+                 "kv_bytes_per_token_bf16": m.kv_bytes_per_token(), "max_context": m.max_position_embeddings,
+                 "architecture": m.describe(), "source": m.source}
+                for m in cat.values()
+            ]
+        )
+        return
+    t = Table(title=f"{len(cat)} models (config.json facts; source in --json)")
+    for col in ("name", "params", "active", "KV KiB/token (bf16)", "max ctx", "architecture"):
+        t.add_column(col)
+    for m in cat.values():
+        t.add_row(m.name, f"{m.params_total / 1e9:.2f}B", f"{m.params_active / 1e9:.2f}B",
+                  f"{m.kv_bytes_per_token() / 1024:.0f}", f"{m.max_position_embeddings:,}", m.describe())
+    out.print(t)
+
+
+@app.command("devices")
+def devices_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List the bundled device catalog (datasheet facts with sources)."""
+    cat = device_catalog()
+    if as_json:
+        _emit_json([d.model_dump() for d in cat.values()])
+        return
+    t = Table(title=f"{len(cat)} devices (dense peak; sources in --json)")
+    for col in ("name", "kind", "memory", "bandwidth", "bf16/fp16 TFLOPS", "power W", "$/hour (date)"):
+        t.add_column(col)
+    for d in cat.values():
+        price = f"{d.price_per_hour_usd:.3f} ({d.price_date})" if d.price_per_hour_usd is not None else "-"
+        t.add_row(d.name, d.kind, f"{d.memory_gib:g} GiB", f"{d.memory_bw_gb_s:g} GB/s",
+                  f"{d.peak_flops('bf16') / 1e12:g}", f"{d.peak_power_w:g}", price)
+    out.print(t)
+
+
+@app.command("formats")
+def formats_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List weight and KV-cache formats with bits, kernels and quality effects (with sources)."""
+    wcat, kcat = weight_format_catalog(), kv_format_catalog()
+    if as_json:
+        _emit_json({"weights": [f.model_dump() for f in wcat.values()], "kv_cache": [f.model_dump() for f in kcat.values()]})
+        return
+    t = Table(title="weight formats")
+    for col in ("name", "bits/weight", "compute", "fast on", "quality loss", "measured on"):
+        t.add_column(col)
+    for f in wcat.values():
+        loss = f.quality_loss_pct()
+        t.add_row(f.name, f"{f.bits_per_weight:g}", f.compute_dtype, ", ".join(f.fast_on) or "(no fast kernel)",
+                  "unknown" if loss is None else f"{loss:.2f}%",
+                  f"{f.quality.model} ({f.quality.metric})" if f.quality else "-")
+    out.print(t)
+    k = Table(title="KV-cache formats")
+    for col in ("name", "bits/value", "quality loss", "notes"):
+        k.add_column(col)
+    for kf in kcat.values():
+        loss = kf.quality_loss_pct()
+        k.add_row(kf.name, f"{kf.bits_per_value:g}", "unknown" if loss is None else f"{loss:.2f}%", kf.notes)
+    out.print(k)
+
+
+@app.command("version")
+def version_cmd() -> None:
+    """Print the version."""
+    out.print(__version__)
+
+
+def main() -> None:
+    """Console entry point: bad input is one line on stderr and exit code 2, never a traceback."""
+    try:
+        app(standalone_mode=False)
+    except InputError as exc:
+        Console(stderr=True).print(f"[red]error:[/] {exc}", highlight=False)
+        sys.exit(2)
+    except (typer.Exit, SystemExit) as exc:
+        code = getattr(exc, "exit_code", None) if isinstance(exc, typer.Exit) else exc.code
+        sys.exit(code if isinstance(code, int) else 0)
+    except typer.Abort:
+        sys.exit(130)
+    except typer.TyperException as exc:  # usage errors (bad option values), in standalone_mode=False
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            Console(stderr=True).print(f"[red]error:[/] {exc}", highlight=False)
+        sys.exit(int(getattr(exc, "exit_code", 2)))
+
+
+if __name__ == "__main__":
+    main()

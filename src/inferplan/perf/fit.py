@@ -1,0 +1,160 @@
+"""`fit`: will this model run on this device, with which formats, and how fast?"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, replace
+
+from inferplan.errors import InputError
+from inferplan.perf.deployment import Deployment, divisors
+from inferplan.perf.memory import MemoryPlan, max_concurrent_sequences, max_context, plan_memory
+from inferplan.perf.step_cost import StepCost
+from inferplan.specs.catalog import weight_format_catalog
+
+
+@dataclass(frozen=True, slots=True)
+class FitResult:
+    """Everything `inferplan fit` reports, flat so it serialises to JSON directly."""
+
+    model: str
+    device: str
+    weights_format: str
+    kv_format: str
+    tp: int
+    pp: int
+    context: int
+    prompt_tokens: int
+    params_total: int
+    params_active: int
+    weights_bytes: float
+    activation_bytes: float
+    overhead_bytes: float
+    reserve_bytes: float
+    kv_budget_bytes: float
+    capacity_bytes: float
+    kv_bytes_per_token: float
+    num_kv_blocks: int
+    fits: bool
+    fits_context: bool
+    max_context: int
+    max_concurrent_sequences: int
+    decode_tokens_per_s_batch1: float
+    decode_batch_max: int
+    decode_tokens_per_s_batch_max: float
+    prefill_tokens_per_s: float
+    ttft_s: float
+    quality_loss_pct: float | None
+    quality_source: str | None
+    suggestions: tuple[str, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, object]:
+        d = asdict(self)
+        d["suggestions"] = list(self.suggestions)
+        return d
+
+
+def fit(dep: Deployment, *, context: int, prompt_tokens: int | None = None, batch: int | None = None) -> FitResult:
+    """Memory verdict and speed of one deployment at a context length."""
+    m = dep.model
+    if context < 1:
+        raise InputError(f"--context must be at least 1, got {context}")
+    if context > m.max_position_embeddings:
+        raise InputError(
+            f"--context {context} exceeds {m.name}'s maximum of {m.max_position_embeddings} tokens "
+            f"(max_position_embeddings); use --context {m.max_position_embeddings} or less"
+        )
+    prompt = min(prompt_tokens or min(context, 1024), context)
+    mem = plan_memory(dep)
+    cost = StepCost(dep)
+    conc = max_concurrent_sequences(dep, mem, context) if mem.fits else 0
+    b_max = min(conc, dep.limits.max_num_seqs) if batch is None else batch
+    ttft = cost.prefill_seconds(prompt, chunk=dep.limits.max_num_batched_tokens)
+    t1 = cost.decode_seconds(1, context)
+    tb = cost.decode_seconds(max(b_max, 1), context)
+    fits_ctx = mem.fits and conc >= 1
+    result = FitResult(
+        model=m.name,
+        device=dep.device.name,
+        weights_format=dep.weights.name,
+        kv_format=dep.kv.name,
+        tp=dep.tp,
+        pp=dep.pp,
+        context=context,
+        prompt_tokens=prompt,
+        params_total=m.params_total,
+        params_active=m.params_active,
+        weights_bytes=mem.weights_bytes * dep.num_devices,
+        activation_bytes=mem.activation_bytes,
+        overhead_bytes=mem.overhead_bytes,
+        reserve_bytes=mem.reserve_bytes,
+        kv_budget_bytes=mem.kv_budget_bytes,
+        capacity_bytes=mem.capacity_bytes,
+        kv_bytes_per_token=m.kv_bytes_per_token(dep.kv.bytes_per_value),
+        num_kv_blocks=mem.num_kv_blocks,
+        fits=mem.fits,
+        fits_context=fits_ctx,
+        max_context=max_context(dep, mem),
+        max_concurrent_sequences=conc,
+        decode_tokens_per_s_batch1=1.0 / t1,
+        decode_batch_max=max(b_max, 1),
+        decode_tokens_per_s_batch_max=max(b_max, 1) / tb,
+        prefill_tokens_per_s=prompt / ttft,
+        ttft_s=ttft,
+        quality_loss_pct=dep.weights.quality_loss_pct(),
+        quality_source=dep.weights.quality.source if dep.weights.quality else None,
+    )
+    if not fits_ctx:
+        result = replace(result, suggestions=tuple(suggest(dep, mem, context)))
+    return result
+
+
+def suggest(dep: Deployment, mem: MemoryPlan, context: int) -> list[str]:
+    """What would make it fit: a smaller format, more devices, or CPU offload (with its cost)."""
+    tips: list[str] = []
+    for fmt in sorted(weight_format_catalog().values(), key=lambda f: -f.bits_per_weight):
+        if fmt.bits_per_weight >= dep.weights.bits_per_weight or not fmt.is_fast_on(dep.device.kind, dep.device.features):
+            continue
+        alt = replace(dep, weights=fmt)
+        if _fits(alt, context):
+            loss = fmt.quality_loss_pct()
+            q = "quality effect unknown" if loss is None else f"quality loss {loss:.2f}% ({fmt.quality.metric})"  # type: ignore[union-attr]
+            tips.append(f"--weights {fmt.name} fits ({q})")
+            break
+    for tp in divisors(dep.model.num_attention_heads, dep.device.max_devices_per_node):
+        if tp > dep.tp and _fits(replace(dep, tp=tp), context):
+            tips.append(f"--tp {tp} fits ({tp}x {dep.device.name} in one node)")
+            break
+    if not any("--tp" in t for t in tips):
+        per_device = mem.budget_bytes - mem.overhead_bytes - mem.activation_bytes
+        total = mem.weights_bytes * dep.num_devices + context * mem.kv_bytes_per_token * dep.num_devices
+        if per_device > 0:
+            n = math.ceil(total / per_device)
+            tips.append(f"needs at least {n} devices of this type for weights plus one sequence (e.g. --tp/--pp across nodes)")
+    need = mem.shortfall_bytes + context * mem.kv_bytes_per_token
+    if need > 0 and dep.device.is_gpu_like:
+        host_bw = dep.device.host_load_bytes_per_s
+        slow_s = need / host_bw
+        tips.append(
+            f"CPU offload of {need / 2**30:.1f} GiB would fit, but each decode step would stream it over the "
+            f"host link at {dep.device.host_load_gb_s:g} GB/s: about {slow_s * 1e3:.0f} ms more per token"
+        )
+    if not tips:
+        tips.append("no single-node configuration of this device fits; try a device with more memory")
+    return tips
+
+
+def _fits(dep: Deployment, context: int) -> bool:
+    mem = plan_memory(dep)
+    return mem.fits and max_concurrent_sequences(dep, mem, context) >= 1
+
+
+def fit_all_formats(base: Deployment, *, context: int, prompt_tokens: int | None = None) -> list[FitResult]:
+    """One FitResult per weight format that has kernels on this device (or a usable slow path)."""
+    results = []
+    for fmt in weight_format_catalog().values():
+        if base.device.kind in ("cpu", "phone-soc", "apple-soc") and "llamacpp" not in fmt.engines:
+            continue
+        if base.device.is_gpu_like and not fmt.engines:
+            continue
+        results.append(fit(replace(base, weights=fmt), context=context, prompt_tokens=prompt_tokens))
+    return results

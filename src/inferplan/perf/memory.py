@@ -1,0 +1,141 @@
+"""Memory: weights + activation workspace + engine overhead; what is left is KV cache, in blocks.
+
+Mirrors how vLLM sizes its cache: it takes ``gpu_memory_utilization`` of the
+device, subtracts the weights and the peak activation memory of a profiling
+run at ``max_num_batched_tokens``, and pages the rest into fixed blocks.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from inferplan.perf.deployment import Deployment
+
+GIB = 1024**3
+# CUDA context, cuBLAS workspaces, CUDA graphs and NCCL buffers: about 1 GiB per GPU
+# in vLLM's startup logs for mid-size models; much less for CPU/SoC runtimes.
+_ENGINE_OVERHEAD_GIB = {"datacenter-gpu": 1.0, "workstation-gpu": 1.0}
+_OTHER_OVERHEAD_GIB = 0.25
+_ACT_BYTES = 2  # activations in 16-bit
+_LOGIT_BYTES = 4  # sampler works on fp32 logits
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryPlan:
+    """Per-device memory breakdown of one replica, in bytes."""
+
+    capacity_bytes: float  # usable device memory
+    budget_bytes: float  # capacity x gpu_memory_utilization
+    weights_bytes: float
+    activation_bytes: float
+    overhead_bytes: float
+    kv_budget_bytes: float
+    kv_bytes_per_token: float  # per device, all layers, before sliding caps
+    block_size: int
+    num_kv_blocks: int
+
+    @property
+    def fits(self) -> bool:
+        """Weights and workspace fit and at least one KV block remains."""
+        return self.num_kv_blocks >= 1
+
+    @property
+    def kv_capacity_tokens(self) -> int:
+        return self.num_kv_blocks * self.block_size
+
+    @property
+    def reserve_bytes(self) -> float:
+        return self.capacity_bytes - self.budget_bytes
+
+    @property
+    def shortfall_bytes(self) -> float:
+        """How much more memory would be needed for one KV block (0 when it fits)."""
+        need = self.weights_bytes + self.activation_bytes + self.overhead_bytes + self.block_size * self.kv_bytes_per_token
+        return max(0.0, need - self.budget_bytes)
+
+
+def weights_bytes(dep: Deployment) -> float:
+    """Weight bytes per device. Formats that leave embeddings unquantized keep them in 16-bit."""
+    m, fmt = dep.model, dep.weights
+    embed = m.embedding_params + m.lm_head_params
+    body = m.params_total - embed
+    embed_bytes = fmt.bytes_per_weight if fmt.quantizes_embeddings else max(2.0, fmt.bytes_per_weight)
+    return (body * fmt.bytes_per_weight + embed * embed_bytes) / dep.num_devices
+
+
+def kv_bytes_per_token_per_device(dep: Deployment) -> float:
+    """KV bytes one token adds on one device: layers split by PP, heads by TP (up to the KV head count)."""
+    return dep.model.kv_bytes_per_token(dep.kv.bytes_per_value) / (dep.pp * dep.kv_shards)
+
+
+def activation_bytes(dep: Deployment) -> float:
+    """Peak workspace of a forward pass over ``max_num_batched_tokens`` plus the sampler's logits.
+
+    Per token: residual, norm output, attention output and Q/K/V (~4 hidden + qkv width)
+    and the gated MLP's two intermediate tensors, sharded by TP.
+    """
+    m, lim = dep.model, dep.limits
+    qkv = (m.num_attention_heads + 2 * m.num_kv_heads) * m.head_dim / dep.tp
+    inter = m.moe.expert_intermediate_size * m.moe.top_k if m.moe else m.intermediate_size
+    per_token = (4 * m.hidden_size + qkv + 2 * inter / dep.tp) * _ACT_BYTES
+    logits = lim.max_num_seqs * m.vocab_size * _LOGIT_BYTES / dep.tp
+    return lim.max_num_batched_tokens * per_token + logits
+
+
+def plan_memory(dep: Deployment) -> MemoryPlan:
+    capacity = dep.device.usable_memory_bytes
+    budget = capacity * dep.limits.gpu_memory_utilization
+    weights = weights_bytes(dep)
+    act = activation_bytes(dep)
+    overhead = _ENGINE_OVERHEAD_GIB.get(dep.device.kind, _OTHER_OVERHEAD_GIB) * GIB
+    kv_budget = budget - weights - act - overhead
+    per_token = kv_bytes_per_token_per_device(dep)
+    block_bytes = per_token * dep.limits.block_size
+    blocks = max(0, math.floor(kv_budget / block_bytes)) if kv_budget > 0 else 0
+    return MemoryPlan(
+        capacity_bytes=capacity,
+        budget_bytes=budget,
+        weights_bytes=weights,
+        activation_bytes=act,
+        overhead_bytes=overhead,
+        kv_budget_bytes=max(0.0, kv_budget),
+        kv_bytes_per_token=per_token,
+        block_size=dep.limits.block_size,
+        num_kv_blocks=blocks,
+    )
+
+
+def blocks_for_context(dep: Deployment, context_tokens: int) -> int:
+    """Blocks one sequence needs. Sliding-window layers keep only the window, so they need fewer."""
+    m = dep.model
+    per_layer_tokens_full = context_tokens
+    if m.num_sliding_layers and m.sliding_window:
+        window = min(context_tokens, m.sliding_window)
+        # Express the mixed cache in full-layer-equivalent tokens.
+        equiv = (m.num_full_layers * per_layer_tokens_full + m.num_sliding_layers * window) / m.num_layers
+        return math.ceil(equiv / dep.limits.block_size)
+    return math.ceil(context_tokens / dep.limits.block_size)
+
+
+def max_context(dep: Deployment, mem: MemoryPlan) -> int:
+    """The longest single sequence the KV cache holds, capped at the model's position limit."""
+    limit = dep.model.max_position_embeddings
+    if not mem.fits:
+        return 0
+    if blocks_for_context(dep, limit) <= mem.num_kv_blocks:
+        return limit
+    lo, hi = 0, limit
+    while lo < hi:  # largest context whose blocks fit
+        mid = (lo + hi + 1) // 2
+        if blocks_for_context(dep, mid) <= mem.num_kv_blocks:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def max_concurrent_sequences(dep: Deployment, mem: MemoryPlan, context_tokens: int) -> int:
+    """Sequences of ``context_tokens`` that fit at once (memory only; max_num_seqs caps it separately)."""
+    need = blocks_for_context(dep, max(1, context_tokens))
+    return mem.num_kv_blocks // need if need else 0

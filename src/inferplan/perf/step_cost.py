@@ -1,0 +1,223 @@
+"""StepCost: seconds (and joules) one engine step takes for a batch shape.
+
+A step runs prefill chunks ``(new_tokens, cached_tokens)`` and decodes
+``(1 token, context)`` together. Each operator group costs a roofline
+
+    t = max(FLOPs / (peak x eff_compute(T)), bytes / (bandwidth x eff_bw))
+
+where ``eff_compute(T) = matmul_efficiency * T / (T + matmul_half_tokens)``
+(small batches cannot fill a GEMM's tiles). Groups: dense linears (attention
+projections, dense MLPs, routers, shared experts), routed experts (weights read
+only for experts the batch touches), the LM head (sampled rows only), attention
+over full and sliding-window layers, tensor-parallel all-reduces (two per layer,
+ring algorithm), pipeline sends, and a per-step plus per-sequence host overhead.
+
+The batch is summarised by a ``BatchShape`` of a few sums, so pricing a step is
+O(1) scalar arithmetic — no cache is needed and there is no bucketing error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from inferplan.perf.deployment import Deployment
+from inferplan.perf.memory import kv_bytes_per_token_per_device
+
+_ACT_BYTES = 2
+
+
+@dataclass(frozen=True, slots=True)
+class BatchShape:
+    """Sums over one step's batch; enough to price it exactly under the roofline model."""
+
+    prefill_tokens: int = 0
+    prefill_pairs: float = 0.0  # query-key pairs of prefill chunks, full-attention layers
+    prefill_pairs_window: float = 0.0  # same with keys capped at the sliding window
+    prefill_ctx_tokens: int = 0  # cached tokens the chunks attend to (read once)
+    num_prefills: int = 0
+    num_decodes: int = 0
+    decode_ctx_tokens: int = 0  # keys the decodes read, full layers
+    decode_ctx_window: int = 0  # keys the decodes read, sliding layers
+    num_sampled: int = 0  # sequences emitting a token this step
+
+    @property
+    def num_tokens(self) -> int:
+        return self.prefill_tokens + self.num_decodes
+
+    @property
+    def num_seqs(self) -> int:
+        return self.num_prefills + self.num_decodes
+
+
+def batch_shape(
+    prefills: Iterable[tuple[int, int]] = (),
+    decode_contexts: Iterable[int] = (),
+    *,
+    window: int | None = None,
+    prefills_completing: int | None = None,
+) -> BatchShape:
+    """Summarise a batch: prefill chunks as (new, cached) and decodes by context length.
+
+    ``prefills_completing`` counts chunks that finish their prompt (and so sample
+    a token); by default every chunk does.
+    """
+    p_tok = p_ctx = n_pre = 0
+    pairs = pairs_w = 0.0
+    for new, cached in prefills:
+        p_tok += new
+        p_ctx += cached
+        n_pre += 1
+        pairs += chunk_pairs(new, cached)
+        if window:
+            pairs_w += chunk_pairs_window(new, cached, window)
+    d_ctx = d_ctx_w = n_dec = 0
+    for ctx in decode_contexts:
+        n_dec += 1
+        d_ctx += ctx
+        if window:
+            d_ctx_w += min(ctx, window)
+    sampled = n_dec + (n_pre if prefills_completing is None else prefills_completing)
+    return BatchShape(p_tok, pairs, pairs_w, p_ctx, n_pre, n_dec, d_ctx, d_ctx_w, sampled)
+
+
+def chunk_pairs(new: int, cached: int) -> float:
+    """Causal query-key pairs of a chunk of ``new`` tokens after ``cached`` ones: n*c + n(n+1)/2."""
+    return new * cached + new * (new + 1) / 2
+
+
+def chunk_pairs_window(new: int, cached: int, window: int) -> float:
+    """Pairs when each query sees at most ``window`` keys (sliding-window attention)."""
+    full = chunk_pairs(new, cached)
+    if cached + new <= window:
+        return full
+    # token j (1-based, absolute position cached+j) sees min(cached+j, window) keys
+    first_capped = max(1, window - cached)  # first j with cached + j >= window
+    below = chunk_pairs(min(new, first_capped - 1), cached) if first_capped > 1 else 0.0
+    return below + (new - (first_capped - 1)) * window
+
+
+class StepCost:
+    """Prices steps of one Deployment. Build once per replica; call ``seconds``/``cost`` per step."""
+
+    def __init__(self, dep: Deployment) -> None:
+        self.dep = dep
+        m, dev, prof, fmt = dep.model, dep.device, dep.device_profile, dep.weights
+        tp = dep.tp
+        fast = fmt.is_fast_on(dev.kind, dev.features) and dev.has_fast(fmt.compute_dtype)
+        dtype = fmt.compute_dtype if fast else fmt.fallback_dtype
+        slow = 1.0 if fast else fmt.slow_path_efficiency
+        self.linear_flops_per_s = dev.peak_flops(dtype) * prof.matmul_efficiency * slow
+        self.half_tokens = prof.matmul_half_tokens
+        self.attn_flops_per_s = dev.peak_flops("bf16") * prof.attention_efficiency
+        self.bw = dev.memory_bw_bytes_per_s * prof.bandwidth_efficiency
+        wbytes = fmt.bytes_per_weight
+        embed_bytes = wbytes if fmt.quantizes_embeddings else max(2.0, wbytes)
+
+        # 1. dense linears: every non-routed weight of every layer
+        dense_params = expert_params = 0
+        self.expert_layers = 0
+        self.num_experts = self.top_k = 1
+        per_expert = 0.0
+        for layer in range(m.num_layers):
+            for op in m.layer_ops(layer):
+                if op.num_experts > 1:
+                    self.expert_layers += 1
+                    self.num_experts, self.top_k = op.num_experts, op.top_k
+                    per_expert = op.params / op.num_experts
+                    expert_params += op.active_params
+                else:
+                    dense_params += op.active_params
+        self.dense_flops_per_token = 2 * dense_params / tp
+        self.dense_bytes = dense_params * wbytes / tp
+        inter = m.moe.expert_intermediate_size * m.moe.top_k if m.moe else m.intermediate_size
+        self.act_bytes_per_token = m.num_layers * (6 * m.hidden_size + 3 * inter / tp) * _ACT_BYTES
+        # 2. routed experts
+        self.expert_flops_per_token = 2 * expert_params / tp
+        self.expert_bytes_each = self.expert_layers * per_expert * wbytes / tp
+        # 3. LM head on sampled rows only
+        head = m.vocab_size * m.hidden_size
+        self.head_flops_per_row = 2 * head / tp
+        self.head_bytes = head * embed_bytes / tp
+        # 4. attention
+        self.full_layers, self.sliding_layers = m.num_full_layers, m.num_sliding_layers
+        self.window = m.sliding_window
+        self.attn_flops_per_pair = m.attention_flops_per_query_key / tp
+        self.kv_bytes_per_token_layer = kv_bytes_per_token_per_device(dep) * dep.pp / m.num_layers
+        # 5. communication
+        self.tp = tp
+        link = dev.tp_link_bytes_per_s() * prof.link_efficiency
+        self.allreduce_s_per_token = (
+            0.0 if tp == 1 else 2 * m.num_layers * 2 * (tp - 1) / tp * m.hidden_size * _ACT_BYTES / max(link, 1.0)
+        )
+        self.allreduce_latency_s = 0.0 if tp == 1 else 2 * m.num_layers * (tp - 1) * dev.link_latency_us * 1e-6
+        pp_link = (dev.inter_node_link_gb_s or dev.intra_node_link_gb_s or 10.0) * 1e9 * prof.link_efficiency
+        self.pp_s_per_token = (dep.pp - 1) * m.hidden_size * _ACT_BYTES / pp_link
+        self.pp_latency_s = (dep.pp - 1) * dev.link_latency_us * 1e-6
+        # 6. host overhead and power
+        self.step_overhead_s = prof.step_overhead_s
+        self.per_seq_overhead_s = prof.per_sequence_overhead_s
+        self.idle_w = dev.idle_power_w * dep.num_devices
+        self.dynamic_w = (dev.peak_power_w - dev.idle_power_w) * dep.num_devices
+
+    # ---- pricing ------------------------------------------------------------------------
+    def groups(self, s: BatchShape) -> tuple[float, float, float, float, float, float]:
+        """Seconds per group: dense, experts, head, attention, communication, overhead."""
+        tokens = s.prefill_tokens + s.num_decodes
+        if tokens == 0:
+            return (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+        eff = tokens / (tokens + self.half_tokens)
+        flops_rate = self.linear_flops_per_s * eff
+        bw = self.bw
+        dense = max(
+            tokens * self.dense_flops_per_token / flops_rate,
+            (self.dense_bytes + tokens * self.act_bytes_per_token) / bw,
+        )
+        experts = 0.0
+        if self.expert_layers:
+            touched = self.num_experts * (1.0 - (1.0 - self.top_k / self.num_experts) ** tokens)
+            experts = max(tokens * self.expert_flops_per_token / flops_rate, touched * self.expert_bytes_each / bw)
+        rows = s.num_sampled
+        head = 0.0
+        if rows:
+            head_rate = self.linear_flops_per_s * rows / (rows + self.half_tokens)
+            head = max(rows * self.head_flops_per_row / head_rate, self.head_bytes / bw)
+        pairs = self.full_layers * (s.prefill_pairs + s.decode_ctx_tokens)
+        keys = self.full_layers * (s.prefill_ctx_tokens + s.decode_ctx_tokens + tokens)
+        if self.sliding_layers:
+            pairs += self.sliding_layers * (s.prefill_pairs_window + s.decode_ctx_window)
+            window_ctx = min(s.prefill_ctx_tokens, s.num_prefills * (self.window or 0))
+            keys += self.sliding_layers * (window_ctx + s.decode_ctx_window + tokens)
+        attention = max(pairs * self.attn_flops_per_pair / self.attn_flops_per_s, keys * self.kv_bytes_per_token_layer / bw)
+        comm = tokens * (self.allreduce_s_per_token + self.pp_s_per_token) + self.allreduce_latency_s + self.pp_latency_s
+        overhead = self.step_overhead_s + self.per_seq_overhead_s * s.num_seqs
+        return (dense, experts, head, attention, comm, overhead)
+
+    def seconds(self, s: BatchShape) -> float:
+        d, e, h, a, c, o = self.groups(s)
+        return d + e + h + a + c + o
+
+    def cost(self, s: BatchShape) -> tuple[float, float]:
+        """(seconds, joules). Power = idle + dynamic x (share of the step spent in kernels)."""
+        d, e, h, a, c, o = self.groups(s)
+        busy = d + e + h + a
+        total = busy + c + o
+        if total == 0.0:
+            return 0.0, 0.0
+        return total, total * self.idle_w + busy * self.dynamic_w
+
+    # ---- conveniences for `fit` and tests ------------------------------------------
+    def prefill_seconds(self, prompt_tokens: int, chunk: int | None = None) -> float:
+        """Time to prefill one prompt alone, in chunks of at most ``chunk`` tokens."""
+        chunk = chunk or prompt_tokens
+        total, done = 0.0, 0
+        while done < prompt_tokens:
+            n = min(chunk, prompt_tokens - done)
+            last = done + n >= prompt_tokens
+            total += self.seconds(batch_shape([(n, done)], window=self.window, prefills_completing=int(last)))
+            done += n
+        return total
+
+    def decode_seconds(self, batch: int, context: int) -> float:
+        """One decode step of ``batch`` sequences, each with ``context`` tokens cached."""
+        return self.seconds(batch_shape((), [context] * batch, window=self.window))

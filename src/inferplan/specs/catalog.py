@@ -1,0 +1,125 @@
+"""The bundled catalogs: models (config.json facts), devices and formats (YAML), with sources.
+
+Catalog files ship inside the package and are read once per process; the
+returned mappings are read-only views so no caller can change shared state.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import ValidationError
+
+from inferplan.errors import InputError, unknown_name
+from inferplan.specs.hardware import DeviceSpec
+from inferplan.specs.hf_config import load_hf_config_file, spec_from_hf_config
+from inferplan.specs.model import ModelSpec
+from inferplan.specs.precision import KVFormat, WeightFormat
+
+_CATALOG = resources.files("inferplan.specs") / "catalog"
+_F = TypeVar("_F", WeightFormat, KVFormat)
+
+
+@cache
+def model_catalog() -> MappingProxyType[str, ModelSpec]:
+    models: dict[str, ModelSpec] = {}
+    for entry in sorted((_CATALOG / "models").iterdir(), key=lambda p: p.name):
+        if not entry.name.endswith(".json"):
+            continue
+        data = json.loads(entry.read_text())
+        models[data["name"]] = spec_from_hf_config(
+            data["config"], name=data["name"], source=data["source"], note=data.get("note", "")
+        )
+    return MappingProxyType(models)
+
+
+def get_model(name_or_path: str) -> ModelSpec:
+    """A catalog name, or a path to a config.json (or a folder holding one)."""
+    catalog = model_catalog()
+    key = name_or_path.lower()
+    if key in catalog:
+        return catalog[key]
+    path = Path(name_or_path)
+    if path.exists() or name_or_path.endswith(".json") or "/" in name_or_path:
+        return load_hf_config_file(path)
+    raise unknown_name("model", name_or_path, catalog, hint="run `inferplan models`, or pass a path to a config.json")
+
+
+def _load_yaml(name: str) -> dict[str, Any]:
+    data = yaml.safe_load((_CATALOG / name).read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+@cache
+def device_catalog() -> MappingProxyType[str, DeviceSpec]:
+    devices = {name: DeviceSpec.model_validate({"name": name, **fields}) for name, fields in _load_yaml("devices.yaml").items()}
+    return MappingProxyType(devices)
+
+
+def load_device_file(path: Path) -> DeviceSpec:
+    """A user's own device, in the same YAML shape as one entry of devices.yaml."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such device file") from None
+    except yaml.YAMLError as exc:
+        raise InputError(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: a device file is a YAML mapping of fields (see `inferplan devices --json`)")
+    data.setdefault("name", path.stem)
+    try:
+        return DeviceSpec.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise InputError(f"{path}: field '{field}': {first['msg']}") from None
+
+
+def get_device(name_or_path: str) -> DeviceSpec:
+    catalog = device_catalog()
+    key = name_or_path.lower()
+    if key in catalog:
+        return catalog[key]
+    for device in catalog.values():
+        if key in device.aliases:
+            return device
+    if name_or_path.endswith((".yaml", ".yml")):
+        return load_device_file(Path(name_or_path))
+    raise unknown_name("device", name_or_path, catalog, hint="run `inferplan devices`, or pass a device .yaml file")
+
+
+@cache
+def weight_format_catalog() -> MappingProxyType[str, WeightFormat]:
+    raw = _load_yaml("formats.yaml")["weights"]
+    return MappingProxyType({n: WeightFormat.model_validate({"name": n, **f}) for n, f in raw.items()})
+
+
+@cache
+def kv_format_catalog() -> MappingProxyType[str, KVFormat]:
+    raw = _load_yaml("formats.yaml")["kv_cache"]
+    return MappingProxyType({n: KVFormat.model_validate({"name": n, **f}) for n, f in raw.items()})
+
+
+def get_weight_format(name: str) -> WeightFormat:
+    return _lookup_format(name, weight_format_catalog(), "weight format")
+
+
+def get_kv_format(name: str) -> KVFormat:
+    return _lookup_format(name, kv_format_catalog(), "KV-cache format")
+
+
+def _lookup_format(name: str, catalog: MappingProxyType[str, _F], kind: str) -> _F:
+    key = name.lower()
+    if key in catalog:
+        return catalog[key]
+    for fmt in catalog.values():
+        if key in fmt.aliases:
+            return fmt
+    raise unknown_name(kind, name, catalog, hint="run `inferplan formats`")

@@ -1,0 +1,100 @@
+"""StepCost: roofline sanity against datasheets, closed forms of attention work, monotonicity."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from inferplan.api import build_deployment
+from inferplan.perf.memory import weights_bytes
+from inferplan.perf.step_cost import StepCost, batch_shape, chunk_pairs, chunk_pairs_window
+from inferplan.specs.catalog import device_catalog
+
+CASES = [
+    ("llama-3.1-8b", "bf16"),
+    ("qwen3-30b-a3b", "bf16"),
+    ("llama-3.2-1b", "gguf-q4_k_m"),
+]
+
+
+@pytest.mark.parametrize("device", sorted(device_catalog()))
+@pytest.mark.parametrize(("model", "fmt"), CASES)
+def test_decode_batch1_never_beats_memory_bandwidth(device: str, model: str, fmt: str) -> None:
+    """Batch-1 decode reads every active weight once: time >= active weight bytes / peak bandwidth."""
+    dep = build_deployment(model, device, weights=fmt)
+    m = dep.model
+    active_bytes = weights_bytes(dep) * dep.num_devices * m.params_active_excluding_input_embedding / m.params_total
+    floor_s = active_bytes / dep.device.memory_bw_bytes_per_s
+    assert StepCost(dep).decode_seconds(1, 512) >= floor_s
+
+
+def test_h100_decode_of_8b_is_near_bandwidth_bound() -> None:
+    """16 GB of weights at 3.35 TB/s x 0.8 = 6 ms, plus 2 ms step overhead."""
+    dep = build_deployment("llama-3.1-8b", "h100-sxm")
+    t = StepCost(dep).decode_seconds(1, 128)
+    assert 0.0075 < t < 0.0090
+
+
+def test_prefill_is_compute_bound_at_large_chunks() -> None:
+    """8k-token prefill of an 8B model costs about 2 x 8e9 x 8192 FLOPs at 70% of peak."""
+    dep = build_deployment("llama-3.1-8b", "h100-sxm")
+    t = StepCost(dep).prefill_seconds(8192)
+    flops = 2 * dep.model.params_active * 8192
+    assert t > flops / 989.4e12
+    assert t < 2.0 * flops / (989.4e12 * 0.7)
+
+
+def test_quantized_weights_speed_up_decode() -> None:
+    """Batch-1 decode is memory bound: int4 is faster than bf16 on the same GPU."""
+    bf16 = StepCost(build_deployment("llama-3.1-8b", "a100-80gb")).decode_seconds(1, 512)
+    int4 = StepCost(build_deployment("llama-3.1-8b", "a100-80gb", weights="int4-awq")).decode_seconds(1, 512)
+    assert int4 < 0.6 * bf16
+
+
+def test_tensor_parallel_speeds_up_but_adds_communication() -> None:
+    """TP=4 is faster than TP=1 but slower than a perfect 4x."""
+    one = StepCost(build_deployment("llama-3.1-70b", "h100-sxm", weights="fp8"))
+    four = StepCost(build_deployment("llama-3.1-70b", "h100-sxm", weights="fp8", tp=4))
+    t1, t4 = one.decode_seconds(32, 1024), four.decode_seconds(32, 1024)
+    assert t1 / 4 < t4 < t1
+
+
+def test_moe_reads_only_touched_experts_at_batch_one() -> None:
+    """Qwen3-30B-A3B batch-1 decode reads ~3B, not 30B, parameters' worth of weights."""
+    dep = build_deployment("qwen3-30b-a3b", "h100-sxm")
+    t = StepCost(dep).decode_seconds(1, 128)
+    full_read = dep.model.params_total * 2 / (3350e9 * 0.8)
+    assert t < 0.3 * full_read
+
+
+def test_chunk_pairs_closed_form() -> None:
+    """Causal pairs of 3 new tokens after 2 cached: (3) + (4) + (5) = 12."""
+    assert chunk_pairs(3, 2) == 12
+
+
+@given(new=st.integers(1, 300), cached=st.integers(0, 300), window=st.integers(1, 200))
+def test_window_pairs_match_brute_force(new: int, cached: int, window: int) -> None:
+    """Sliding-window pairs equal the sum over tokens of min(position, window)."""
+    brute = sum(min(cached + j, window) for j in range(1, new + 1))
+    assert chunk_pairs_window(new, cached, window) == brute
+
+
+@given(
+    prefills=st.lists(st.tuples(st.integers(1, 2048), st.integers(0, 4096)), max_size=4),
+    decodes=st.lists(st.integers(1, 8192), max_size=64),
+    extra=st.integers(1, 1024),
+)
+def test_more_work_never_takes_less_time(prefills: list[tuple[int, int]], decodes: list[int], extra: int) -> None:
+    """Adding a decode to a batch never makes the step shorter."""
+    cost = StepCost(build_deployment("gemma-2-9b", "l40s"))
+    base = cost.seconds(batch_shape(prefills, decodes, window=4096))
+    more = cost.seconds(batch_shape(prefills, [*decodes, extra], window=4096))
+    assert more >= base
+
+
+def test_energy_is_between_idle_and_peak_power() -> None:
+    """Joules per step lie between idle and peak power times the step time."""
+    dep = build_deployment("llama-3.1-8b", "h100-sxm")
+    seconds, joules = StepCost(dep).cost(batch_shape([(512, 0)], [1000] * 32))
+    assert 70 * seconds <= joules <= 700 * seconds
