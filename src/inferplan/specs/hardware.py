@@ -78,7 +78,7 @@ class DeviceSpec(BaseModel):
         table = self.peak_tflops
         for candidate in (dtype, *_FALLBACK.get(dtype, ())):
             if candidate in table:
-                return table[candidate] * TERA  # type: ignore[index]
+                return table[candidate] * TERA
         return table.get("fp32", 0.0) * TERA
 
     def has_fast(self, dtype: str) -> bool:
