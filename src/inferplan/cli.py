@@ -13,6 +13,7 @@ from rich.table import Table
 
 from inferplan import __version__
 from inferplan.api import EngineLimits, build_deployment, fit, fit_all_formats
+from inferplan.cli_sim import register as register_sim
 from inferplan.errors import InputError
 from inferplan.perf.fit import FitResult
 from inferplan.specs.catalog import device_catalog, kv_format_catalog, model_catalog, weight_format_catalog
@@ -207,6 +208,9 @@ def formats_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> Non
 def version_cmd() -> None:
     """Print the version."""
     out.print(__version__)
+
+
+register_sim(app)
 
 
 def main() -> None:

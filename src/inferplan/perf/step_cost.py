@@ -21,6 +21,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import numpy as np
+
 from inferplan.perf.deployment import Deployment
 from inferplan.perf.memory import kv_bytes_per_token_per_device
 
@@ -205,6 +207,30 @@ class StepCost:
         if total == 0.0:
             return 0.0, 0.0
         return total, total * self.idle_w + busy * self.dynamic_w
+
+    def decode_steps(
+        self, num_decodes: int, ctx_sums: np.ndarray, window_sums: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(seconds, joules) of consecutive pure-decode steps of ``num_decodes`` sequences.
+
+        ``ctx_sums[m]`` is the keys read in step m (full layers), ``window_sums[m]`` the
+        same capped at the window. Same arithmetic as ``groups`` with the attention term
+        as an array, so a run of decode steps is priced in a few numpy operations.
+        """
+        s0 = BatchShape(0, 0.0, 0.0, 0, 0, num_decodes, 0, 0, num_decodes)
+        d, e, h, _, c, o = self.groups(s0)
+        tokens = num_decodes
+        pairs = self.full_layers * ctx_sums
+        keys = self.full_layers * (ctx_sums + tokens)
+        if self.sliding_layers and window_sums is not None:
+            pairs = pairs + self.sliding_layers * window_sums
+            keys = keys + self.sliding_layers * (window_sums + tokens)
+        # same operation order as ``groups``/``cost`` so a leap reproduces single steps bit for bit
+        attention = np.maximum(pairs * self.attn_flops_per_pair / self.attn_flops_per_s,
+                               keys * self.kv_bytes_per_token_layer / self.bw)
+        busy = d + e + h + attention
+        seconds = busy + c + o
+        return seconds, seconds * self.idle_w + busy * self.dynamic_w
 
     # ---- conveniences for `fit` and tests ------------------------------------------
     def prefill_seconds(self, prompt_tokens: int, chunk: int | None = None) -> float:

@@ -1,0 +1,74 @@
+"""Self-contained HTML reports: plotly figures with plotly.js inlined, so they open offline."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import numpy as np
+import numpy.typing as npt
+import plotly.graph_objects as go
+import plotly.io as pio
+from plotly.offline import get_plotlyjs
+
+from inferplan import __version__
+from inferplan.fileio import write_text_atomic
+
+
+@dataclass
+class Table:
+    header: list[str]
+    rows: list[list[str]]
+
+
+@dataclass
+class Section:
+    title: str
+    note: str = ""
+    table: Table | None = None
+    figures: list[str] = field(default_factory=list)
+
+
+def figure_html(fig: go.Figure) -> str:
+    fig.update_layout(template="plotly_white", margin=dict(l=50, r=20, t=50, b=40), height=360)
+    return str(pio.to_html(fig, full_html=False, include_plotlyjs=False, config={"displaylogo": False}))
+
+
+def cdf_figure(title: str, series: dict[str, npt.NDArray[np.float64]], unit: str = "s", max_points: int = 1000) -> str:
+    """Empirical CDFs, thinned to at most ``max_points`` points per line."""
+    fig = go.Figure()
+    for name, values in series.items():
+        x = np.sort(values[np.isfinite(values)])
+        if x.size == 0:
+            continue
+        idx = np.unique(np.linspace(0, x.size - 1, min(max_points, x.size)).astype(int))
+        fig.add_trace(go.Scatter(x=x[idx], y=(idx + 1) / x.size, mode="lines", name=name))
+    fig.update_layout(title=title, xaxis_title=unit, yaxis_title="fraction of requests")
+    return figure_html(fig)
+
+
+def line_figure(title: str, x: npt.NDArray[np.float64], lines: dict[str, npt.NDArray[np.float64]], y_title: str) -> str:
+    fig = go.Figure()
+    for name, y in lines.items():
+        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=name))
+    fig.update_layout(title=title, xaxis_title="time (s)", yaxis_title=y_title)
+    return figure_html(fig)
+
+
+def render(path: Path, title: str, subtitle: str, sections: list[Section], inputs: dict[str, Any]) -> Path:
+    env = jinja2.Environment(autoescape=jinja2.select_autoescape(["html", "j2"]), undefined=jinja2.StrictUndefined)
+    template = env.from_string((resources.files("inferplan.report") / "templates" / "report.html.j2").read_text())
+    html = template.render(
+        title=title,
+        subtitle=subtitle,
+        sections=sections,
+        plotlyjs=jinja2.utils.markupsafe.Markup(get_plotlyjs()),
+        version=__version__,
+        inputs=json.dumps(inputs, default=str),
+    )
+    write_text_atomic(path, html)
+    return path

@@ -1,0 +1,127 @@
+"""Running a simulation as a recorded run: inputs -> simulate -> summary, records, report, registry."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from inferplan.fileio import write_text_atomic
+from inferplan.perf.deployment import Deployment, EngineLimits
+from inferplan.perf.profile import DeviceProfile
+from inferplan.report.records import write_request_records
+from inferplan.report.sim_report import write_sim_report
+from inferplan.sim.loop import Progress, SimResult, simulate
+from inferplan.sim.policies import get_policy
+from inferplan.sim.slo import parse_slos
+from inferplan.sim.summary import summarize
+from inferplan.specs.catalog import get_device, get_kv_format, get_model, get_weight_format
+from inferplan.store import Registry
+from inferplan.workload.presets import make_workload
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SimulationConfig:
+    """Everything that determines a simulation's result (so equal configs give equal summaries)."""
+
+    model: str = "llama-3.1-8b"
+    device: str = "h100-sxm"
+    weights: str = "bf16"
+    kv: str = "bf16"
+    tp: int = 1
+    pp: int = 1
+    replicas: int = 1
+    policy: str = "vllm"
+    policy_options: dict[str, int] = field(default_factory=dict)
+    router: str = "round-robin"
+    workload: str = "chat"
+    rate: float | None = None
+    rate_scale: float | None = None
+    duration_s: float | None = None
+    num_requests: int | None = None
+    seed: int = 0
+    slo: str | None = None
+    max_num_seqs: int = 256
+    max_num_batched_tokens: int = 8192
+    gpu_memory_utilization: float = 0.9
+    enable_prefix_caching: bool = False
+    enable_chunked_prefill: bool = True
+    long_prefill_token_threshold: int = 0
+    priority_scheduling: bool = False
+    max_waiting: int = 0
+    skip_bad_rows: bool = False
+    trace_format: str | None = None
+    profile: str | None = None
+
+    def deployment(self) -> Deployment:
+        limits = EngineLimits(
+            max_num_seqs=self.max_num_seqs,
+            max_num_batched_tokens=self.max_num_batched_tokens,
+            gpu_memory_utilization=self.gpu_memory_utilization,
+            enable_chunked_prefill=self.enable_chunked_prefill,
+            enable_prefix_caching=self.enable_prefix_caching,
+            long_prefill_token_threshold=self.long_prefill_token_threshold,
+        )
+        return Deployment(
+            model=get_model(self.model),
+            device=get_device(self.device),
+            weights=get_weight_format(self.weights),
+            kv=get_kv_format(self.kv),
+            tp=self.tp,
+            pp=self.pp,
+            limits=limits,
+            profile=DeviceProfile.load(Path(self.profile)) if self.profile else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SimulationRun:
+    run_id: str
+    config: SimulationConfig
+    summary: dict[str, Any]
+    result: SimResult
+    out_dir: Path | None
+    report_path: Path | None
+
+
+def simulate_config(cfg: SimulationConfig, *, progress: Progress | None = None) -> tuple[SimResult, dict[str, Any]]:
+    """Build the workload and replicas for ``cfg``, simulate, summarise. No files."""
+    slos = parse_slos(cfg.slo)
+    policy = get_policy(cfg.policy, cfg.policy_options)
+    dep = cfg.deployment()
+    wl = make_workload(cfg.workload, seed=cfg.seed, rate=cfg.rate, rate_scale=cfg.rate_scale,
+                       duration_s=cfg.duration_s, num_requests=cfg.num_requests, skip_bad_rows=cfg.skip_bad_rows,
+                       trace_format=cfg.trace_format)
+    res = simulate(wl, [dep] * cfg.replicas, policy, router=cfg.router, seed=cfg.seed, max_waiting=cfg.max_waiting,
+                   priority=cfg.priority_scheduling, progress=progress)
+    summary = summarize(res, slos)
+    summary["workload"] = wl.describe()
+    summary["deployment"] = dep.describe()
+    return res, summary
+
+
+def run_simulation(
+    cfg: SimulationConfig,
+    *,
+    out_dir: Path | None = None,
+    registry: Registry | None = None,
+    write_report: bool = True,
+    progress: Progress | None = None,
+) -> SimulationRun:
+    """Simulate and record: summary.json, requests.csv, report.html under ``out_dir``, and a registry entry."""
+    res, summary = simulate_config(cfg, progress=progress)
+    inputs = asdict(cfg)
+    registry = registry or Registry()
+    run_id = registry.new_run_id("sim", inputs)
+    folder = (out_dir or Path("inferplan-runs")) / run_id
+    write_text_atomic(folder / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    write_text_atomic(folder / "config.json", json.dumps(inputs, indent=2, sort_keys=True) + "\n")
+    write_request_records(folder / "requests.csv", res)
+    report = None
+    if write_report:
+        title = f"Simulation: {summary['deployment']}"
+        report = write_sim_report(folder / "report.html", res, summary, inputs, title)
+    label = f"{cfg.model} on {cfg.replicas}x{cfg.tp * cfg.pp} {cfg.device}, {cfg.workload}, {cfg.policy}"
+    registry.add(run_id, "sim", label, inputs, summary | {"wall_s": res.wall_s}, folder, report)
+    return SimulationRun(run_id, cfg, summary, res, folder, report)

@@ -1,0 +1,47 @@
+"""What a scheduling policy is: a small object whose ``schedule`` returns a frozen StepPlan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from inferplan.sim.state import ReplicaState
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class StepPlan:
+    """One step's decision: tokens per running row (0 = not scheduled) and who was preempted."""
+
+    rids: npt.NDArray[np.int64]  # request id of each running row
+    num_new: npt.NDArray[np.int64]  # tokens scheduled per row
+    num_computed_before: npt.NDArray[np.int64]
+    preempted: tuple[int, ...]
+    token_budget_left: int
+
+    @property
+    def num_scheduled_tokens(self) -> dict[int, int]:
+        """{request_id: tokens} for scheduled requests, as vLLM's SchedulerOutput reports it."""
+        return {int(r): int(k) for r, k in zip(self.rids, self.num_new, strict=True) if k > 0}
+
+    @property
+    def total_tokens(self) -> int:
+        return int(self.num_new.sum())
+
+    @property
+    def is_empty(self) -> bool:
+        return self.total_tokens == 0
+
+
+class SchedulerPolicy(Protocol):
+    """An engine's scheduling rules. ``schedule`` mutates the replica's queues and returns the plan."""
+
+    name: str
+
+    def schedule(self, rep: ReplicaState) -> StepPlan: ...
+
+    def reject_reason(self, rep: ReplicaState, rid: int) -> int:
+        """0 if the request can ever run on this replica, else an index into REJECT_REASONS."""
+        ...

@@ -1,0 +1,207 @@
+"""The vLLM v1 scheduling rules over paged KV blocks; other engines are configurations of it.
+
+One step (DESIGN §3):
+1. Start with ``token_budget = max_num_batched_tokens``.
+2. Running requests, in admission order, each take
+   ``min(num_tokens - num_computed_tokens, long_prefill_token_threshold, token_budget)``.
+   If its blocks do not fit, preempt the last running request (or, with priority,
+   the least important, latest one): free its blocks, reset ``num_computed_tokens``
+   to 0, put it back at the head of the waiting queue. If the victim is the request
+   itself, stop scheduling running requests.
+3. Only if nothing was preempted: admit waiting requests (FCFS or priority) while
+   fewer than ``max_num_seqs`` run and budget remains. Prefix-cache hits skip
+   compute (the last prompt token is always recomputed). A prompt over the budget is
+   chunked, or — chunked prefill off — ends admission. If its blocks do not fit,
+   admission stops (head-of-line blocking); waiting never preempts running.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from inferplan.sim.policies.base import StepPlan
+from inferplan.perf.deployment import EngineLimits
+from inferplan.sim.state import ReplicaState, RequestTable
+
+
+@dataclass(frozen=True, slots=True)
+class PagedScheduler:
+    """vLLM-style continuous batching. Options turn it into Sarathi, Orca, llama.cpp or static batching."""
+
+    name: str = "vllm"
+    reserve_full: bool = False  # reserve KV for prompt + all outputs at admission (no preemption)
+    static_batches: bool = False  # admit only when nothing runs; run the batch to completion
+    token_budget: int | None = None  # overrides max_num_batched_tokens
+    max_num_seqs: int | None = None  # overrides the engine limit (llama.cpp slots)
+    enable_chunked_prefill: bool | None = None
+    slot_context: int = 0  # llama.cpp: tokens per slot; longer requests are rejected
+
+    def state_for(
+        self, table: RequestTable, limits: EngineLimits, num_blocks: int, *, priority: bool = False
+    ) -> ReplicaState:
+        """The replica state this policy runs on: engine limits with this policy's overrides."""
+        max_seqs = self.max_num_seqs or limits.max_num_seqs
+        if self.slot_context:
+            num_blocks = min(num_blocks, max_seqs * -(-self.slot_context // limits.block_size))
+        return ReplicaState(
+            table,
+            num_blocks=num_blocks,
+            block_size=limits.block_size,
+            max_num_seqs=max_seqs,
+            max_num_batched_tokens=self.token_budget or limits.max_num_batched_tokens,
+            enable_chunked_prefill=(
+                limits.enable_chunked_prefill if self.enable_chunked_prefill is None else self.enable_chunked_prefill
+            ),
+            long_prefill_token_threshold=limits.long_prefill_token_threshold,
+            prefix_caching=limits.enable_prefix_caching,
+            priority=priority,
+            slot_context=self.slot_context,
+        )
+
+    def reject_reason(self, rep: ReplicaState, rid: int) -> int:
+        t = rep.table
+        total = int(t.input[rid] + t.output[rid])
+        if rep.slot_context and total > rep.slot_context:
+            return 3
+        if rep.blocks_for(total) > rep.pool.num_blocks:
+            return 2
+        return 0
+
+    # ---- the step ------------------------------------------------------------------------
+    def schedule(self, rep: ReplicaState) -> StepPlan:
+        budget = rep.max_num_batched_tokens
+        b = rep.batch
+        alloc = np.zeros(b.n + rep.max_num_seqs, dtype=np.int64)
+        preempted: list[int] = []
+        if b.n:
+            budget = self._schedule_running(rep, alloc, budget, preempted)
+        if not preempted and not (self.static_batches and b.n):
+            budget = self._admit_waiting(rep, alloc, budget)
+        n = b.n
+        return StepPlan(
+            rids=b.rid[:n].copy(),
+            num_new=alloc[:n].copy(),
+            num_computed_before=b.num_computed[:n].copy(),
+            preempted=tuple(preempted),
+            token_budget_left=budget,
+        )
+
+    def _schedule_running(self, rep: ReplicaState, alloc: np.ndarray, budget: int, preempted: list[int]) -> int:
+        b, bs = rep.batch, rep.block_size
+        n = b.n
+        computed, held = b.num_computed[:n], b.held[:n]
+        rem = b.num_tokens[:n] - computed
+        if n <= budget and int(rem.max()) == 1:  # every running request decodes one token
+            need = (computed + bs) // bs - held  # ceil((c + 1) / bs) - held
+            np.maximum(need, 0, out=need)
+            total_need = int(need.sum())
+            if total_need <= rep.pool.num_free:
+                rep.pool.take(total_need)
+                held += need
+                alloc[:n] = 1
+                return budget - n
+            return self._schedule_running_with_preemption(rep, alloc, budget, preempted)
+        if rep.long_prefill_token_threshold > 0:
+            np.minimum(rem, rep.long_prefill_token_threshold, out=rem)
+        prev = np.cumsum(rem) - rem
+        want = np.minimum(np.maximum(budget - prev, 0), rem)
+        need = -(-(computed + want) // bs) - held
+        need[want == 0] = 0
+        np.maximum(need, 0, out=need)
+        total_need = int(need.sum())
+        if total_need <= rep.pool.num_free:  # fast path: everything fits
+            rep.pool.take(total_need)
+            held += need
+            alloc[:n] = want
+            return budget - int(want.sum())
+        return self._schedule_running_with_preemption(rep, alloc, budget, preempted)
+
+    def _schedule_running_with_preemption(
+        self, rep: ReplicaState, alloc: np.ndarray, budget: int, preempted: list[int]
+    ) -> int:
+        b, bs, pool = rep.batch, rep.block_size, rep.pool
+        i = 0
+        while i < b.n and budget > 0:
+            rem = int(b.num_tokens[i] - b.num_computed[i])
+            if rep.long_prefill_token_threshold > 0:
+                rem = min(rem, rep.long_prefill_token_threshold)
+            want = min(rem, budget)
+            need = max(rep.blocks_for(int(b.num_computed[i]) + want) - int(b.held[i]), 0)
+            stop = False
+            while need > pool.num_free:
+                victim = self._victim(rep)
+                preempted.append(int(b.rid[victim]))
+                self._preempt(rep, victim)
+                if victim == i:
+                    stop = True
+                    break
+            if stop:
+                break
+            pool.take(need)
+            b.held[i] += need
+            alloc[i] = want
+            budget -= want
+            i += 1
+        return budget
+
+    def _victim(self, rep: ReplicaState) -> int:
+        """Last admitted (FCFS), or the least important and latest (priority)."""
+        b = rep.batch
+        if not rep.priority:
+            return b.n - 1
+        pri = rep.table.wl.priority[b.rid[: b.n]]
+        arr = rep.table.arrival[b.rid[: b.n]]
+        order = np.lexsort((arr, pri))  # ascending: most important first
+        return int(order[-1])
+
+    def _preempt(self, rep: ReplicaState, row: int) -> None:
+        b, t = rep.batch, rep.table
+        rid = int(b.rid[row])
+        rep.pool.release(rid, int(b.held[row]))
+        t.out_done[rid] = int(b.num_tokens[row] - b.prompt[row])
+        t.t_last_token[rid] = b.last_t[row]
+        t.max_itl[rid] = b.max_itl[row]
+        b.remove(row)
+        t.num_preemptions[rid] += 1
+        rep.num_preemptions += 1
+        rep.waiting.push_front(rid)
+
+    def _admit_waiting(self, rep: ReplicaState, alloc: np.ndarray, budget: int) -> int:
+        b, t, pool, bs = rep.batch, rep.table, rep.pool, rep.block_size
+        while len(rep.waiting) and budget > 0 and b.n < rep.max_num_seqs:
+            rid = rep.waiting.peek()
+            prompt = int(t.input[rid])
+            num_tokens = prompt + int(t.out_done[rid])  # a resumed request recomputes its outputs too
+            hits = hit_evictable = 0
+            keys: list[object] = []
+            if rep.prefix_caching:
+                keys = rep.prompt_keys(rid, (num_tokens - 1) // bs)  # never hit the last token
+                keys = keys[: min(len(keys), prompt // bs)]
+                hits, hit_evictable = pool.cached_prefix(keys)
+            computed = hits * bs
+            new = num_tokens - computed
+            if rep.long_prefill_token_threshold > 0:
+                new = min(new, rep.long_prefill_token_threshold)
+            if not rep.enable_chunked_prefill and new > budget:
+                break
+            new = min(new, budget)
+            reserve = prompt + int(t.output[rid]) if self.reserve_full else computed + new
+            need = max(rep.blocks_for(reserve) - hits, 0)
+            if need + hit_evictable > pool.num_free:
+                break  # head-of-line blocking: waiting never preempts running
+            rep.waiting.pop()
+            if hits:
+                pool.acquire(rid, keys[:hits])
+                t.prefix_hit_tokens[rid] += computed
+            pool.take(need)
+            done = int(t.out_done[rid])
+            row = b.append(rid, num_tokens, computed, hits + need, prompt, int(t.output[rid]) - done,
+                           float(t.t_last_token[rid]), float(t.max_itl[rid]))
+            if row >= alloc.shape[0]:
+                raise AssertionError("running batch exceeded max_num_seqs")
+            alloc[row] = new
+            budget -= new
+        return budget
+

@@ -1,0 +1,108 @@
+"""Routers: which replica gets an arriving request. Each is a small class chosen by name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+import numpy as np
+
+from inferplan.errors import unknown_name
+from inferplan.sim.replica import Replica
+from inferplan.workload.request import Workload
+
+
+class Router(Protocol):
+    name: str
+
+    def choose(self, rid: int, replicas: Sequence[Replica]) -> int: ...
+
+
+def _least_outstanding(replicas: Sequence[Replica]) -> int:
+    """Fewest running + waiting; ties go to the lowest index (deterministic)."""
+    best, best_load = 0, replicas[0].num_outstanding
+    for i in range(1, len(replicas)):
+        load = replicas[i].num_outstanding
+        if load < best_load:
+            best, best_load = i, load
+    return best
+
+
+class RoundRobin:
+    name = "round-robin"
+
+    def __init__(self) -> None:
+        self._next = 0
+
+    def choose(self, rid: int, replicas: Sequence[Replica]) -> int:
+        i = self._next % len(replicas)
+        self._next += 1
+        return i
+
+
+class LeastOutstanding:
+    name = "least-outstanding"
+
+    def choose(self, rid: int, replicas: Sequence[Replica]) -> int:
+        return _least_outstanding(replicas)
+
+
+class LeastKV:
+    """Lowest KV-cache use, counting the blocks its waiting requests will need; ties by queue length."""
+
+    name = "least-kv"
+
+    def choose(self, rid: int, replicas: Sequence[Replica]) -> int:
+        keys = [(r.kv_usage + len(r.state.waiting) / max(r.state.max_num_seqs, 1), r.num_outstanding, i)
+                for i, r in enumerate(replicas)]
+        return min(keys)[2]
+
+
+class PowerOfTwo:
+    """Two random replicas, the less loaded wins (Mitzenmacher's power of two choices)."""
+
+    name = "power-of-two"
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        self._rng = rng
+
+    def choose(self, rid: int, replicas: Sequence[Replica]) -> int:
+        if len(replicas) == 1:
+            return 0
+        a, b = self._rng.choice(len(replicas), size=2, replace=False)
+        return int(a) if replicas[a].num_outstanding <= replicas[b].num_outstanding else int(b)
+
+
+class SessionAffinity:
+    """Same session (or shared prefix) -> same replica, so its prefix cache is reused; others least-outstanding."""
+
+    name = "session-affinity"
+
+    def __init__(self, wl: Workload) -> None:
+        self._wl = wl
+
+    def choose(self, rid: int, replicas: Sequence[Replica]) -> int:
+        wl = self._wl
+        key = int(wl.session_id[rid])
+        if key < 0:
+            key = int(wl.prefix_group[rid])
+        if key < 0 and wl.prefix_chain is not None and wl.prefix_chain[rid]:
+            key = wl.prefix_chain[rid][0]
+        if key < 0:
+            return _least_outstanding(replicas)
+        return (key * 2654435761) % (1 << 32) % len(replicas)
+
+
+ROUTERS: dict[str, Callable[[np.random.Generator, Workload], Router]] = {
+    "round-robin": lambda rng, wl: RoundRobin(),
+    "least-outstanding": lambda rng, wl: LeastOutstanding(),
+    "least-kv": lambda rng, wl: LeastKV(),
+    "power-of-two": lambda rng, wl: PowerOfTwo(rng),
+    "session-affinity": lambda rng, wl: SessionAffinity(wl),
+}
+
+
+def get_router(name: str, rng: np.random.Generator, wl: Workload) -> Router:
+    if name not in ROUTERS:
+        raise unknown_name("router", name, ROUTERS, hint=f"choose one of {', '.join(ROUTERS)}")
+    return ROUTERS[name](rng, wl)

@@ -1,0 +1,216 @@
+"""Simulation state as arrays: one row per request (RequestTable) and per running request (RunningBatch).
+
+Steps update many running requests at once with numpy; per-request Python work
+happens only at admission, preemption and completion.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from collections.abc import Hashable
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from inferplan.sim.kv import BlockPool
+from inferplan.workload.request import Workload
+
+I64 = npt.NDArray[np.int64]
+F64 = npt.NDArray[np.float64]
+
+# request status codes
+PENDING, WAITING, RUNNING, FINISHED, REJECTED = 0, 1, 2, 3, 4
+REJECT_REASONS = ("", "queue full", "longer than the replica's KV cache", "longer than the per-slot context")
+
+
+class RequestTable:
+    """What happened to every request of a workload; the simulator's record of truth."""
+
+    def __init__(self, wl: Workload) -> None:
+        n = len(wl)
+        self.wl = wl
+        self.input = wl.input_tokens
+        self.output = wl.output_tokens
+        self.arrival = wl.arrival_s
+        self.status = np.zeros(n, dtype=np.int8)
+        self.reject_reason = np.zeros(n, dtype=np.int8)
+        self.replica = np.full(n, -1, dtype=np.int32)
+        self.out_done = np.zeros(n, dtype=np.int64)
+        self.t_first_scheduled = np.full(n, np.nan)
+        self.t_first_token = np.full(n, np.nan)
+        self.t_finish = np.full(n, np.nan)
+        self.t_last_token = np.full(n, np.nan)
+        self.num_preemptions = np.zeros(n, dtype=np.int32)
+        self.prefix_hit_tokens = np.zeros(n, dtype=np.int64)
+        self.max_itl = np.zeros(n)
+
+    def __len__(self) -> int:
+        return int(self.status.shape[0])
+
+
+class RunningBatch:
+    """Running requests in admission order, as parallel arrays of fixed capacity.
+
+    Per-request facts that change every step (tokens, outputs left, last token time)
+    live here while a request runs and go back to the RequestTable when it stops.
+    """
+
+    INT_COLUMNS = ("rid", "num_tokens", "num_computed", "held", "prompt", "remaining")
+    FLOAT_COLUMNS = ("last_t", "max_itl")
+    __slots__ = (*INT_COLUMNS, *FLOAT_COLUMNS, "n")
+
+    def __init__(self, capacity: int) -> None:
+        self.rid: I64 = np.zeros(capacity, dtype=np.int64)
+        self.num_tokens: I64 = np.zeros(capacity, dtype=np.int64)  # prompt + outputs so far
+        self.num_computed: I64 = np.zeros(capacity, dtype=np.int64)  # tokens whose KV is computed
+        self.held: I64 = np.zeros(capacity, dtype=np.int64)  # KV blocks held
+        self.prompt: I64 = np.zeros(capacity, dtype=np.int64)
+        self.remaining: I64 = np.zeros(capacity, dtype=np.int64)  # output tokens still to sample
+        self.last_t: F64 = np.full(capacity, np.nan)  # time of the last sampled token (NaN: none yet)
+        self.max_itl: F64 = np.zeros(capacity)
+        self.n = 0
+
+    def _columns(self) -> tuple[np.ndarray, ...]:
+        return tuple(getattr(self, c) for c in (*self.INT_COLUMNS, *self.FLOAT_COLUMNS))
+
+    def append(self, rid: int, num_tokens: int, num_computed: int, held: int, prompt: int, remaining: int,
+               last_t: float, max_itl: float) -> int:
+        i = self.n
+        if i == self.rid.shape[0]:
+            for name in (*self.INT_COLUMNS, *self.FLOAT_COLUMNS):
+                old = getattr(self, name)
+                setattr(self, name, np.concatenate([old, np.zeros_like(old)]))
+        self.rid[i] = rid
+        self.num_tokens[i] = num_tokens
+        self.num_computed[i] = num_computed
+        self.held[i] = held
+        self.prompt[i] = prompt
+        self.remaining[i] = remaining
+        self.last_t[i] = last_t
+        self.max_itl[i] = max_itl
+        self.n = i + 1
+        return i
+
+    def remove(self, index: int) -> None:
+        """Drop one row, keeping the order of the others."""
+        n = self.n
+        if index != n - 1:
+            for arr in self._columns():
+                arr[index : n - 1] = arr[index + 1 : n]
+        self.n = n - 1
+
+    def keep(self, mask: npt.NDArray[np.bool_]) -> None:
+        """Keep rows where ``mask`` (length n) is true, in order."""
+        k = int(np.count_nonzero(mask))
+        n = self.n
+        for arr in self._columns():
+            arr[:k] = arr[:n][mask]
+        self.n = k
+
+
+class WaitingQueue(Protocol):
+    def push(self, rid: int) -> None: ...
+    def push_front(self, rid: int) -> None: ...
+    def peek(self) -> int: ...
+    def pop(self) -> int: ...
+    def __len__(self) -> int: ...
+
+
+class FcfsQueue:
+    """Waiting requests in arrival order; preempted ones go back to the head."""
+
+    def __init__(self) -> None:
+        self._q: deque[int] = deque()
+
+    def push(self, rid: int) -> None:
+        self._q.append(rid)
+
+    def push_front(self, rid: int) -> None:
+        self._q.appendleft(rid)
+
+    def peek(self) -> int:
+        return self._q[0]
+
+    def pop(self) -> int:
+        return self._q.popleft()
+
+    def __len__(self) -> int:
+        return len(self._q)
+
+
+class PriorityQueue:
+    """Waiting requests by (priority, arrival); lower values first, as vLLM's priority policy."""
+
+    def __init__(self, priority: npt.NDArray[np.int64], arrival: npt.NDArray[np.float64]) -> None:
+        self._heap: list[tuple[int, float, int]] = []
+        self._priority, self._arrival = priority, arrival
+
+    def push(self, rid: int) -> None:
+        heapq.heappush(self._heap, (int(self._priority[rid]), float(self._arrival[rid]), rid))
+
+    push_front = push  # a preempted request re-enters by its priority
+
+    def peek(self) -> int:
+        return self._heap[0][2]
+
+    def pop(self) -> int:
+        return heapq.heappop(self._heap)[2]
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+
+class ReplicaState:
+    """Everything a scheduling policy reads and changes: queues, KV blocks, limits."""
+
+    def __init__(
+        self,
+        table: RequestTable,
+        *,
+        num_blocks: int,
+        block_size: int,
+        max_num_seqs: int,
+        max_num_batched_tokens: int,
+        enable_chunked_prefill: bool = True,
+        long_prefill_token_threshold: int = 0,
+        prefix_caching: bool = False,
+        priority: bool = False,
+        slot_context: int = 0,
+    ) -> None:
+        self.table = table
+        self.pool = BlockPool(num_blocks, block_size, prefix_caching=prefix_caching)
+        self.block_size = block_size
+        self.max_num_seqs = max_num_seqs
+        self.max_num_batched_tokens = max_num_batched_tokens
+        self.enable_chunked_prefill = enable_chunked_prefill
+        self.long_prefill_token_threshold = long_prefill_token_threshold
+        self.prefix_caching = prefix_caching
+        self.priority = priority
+        self.slot_context = slot_context
+        self.batch = RunningBatch(max_num_seqs)
+        self.waiting: WaitingQueue = (
+            PriorityQueue(table.wl.priority, table.arrival) if priority else FcfsQueue()
+        )
+        self.num_preemptions = 0
+
+    def blocks_for(self, tokens: int) -> int:
+        return -(-tokens // self.block_size)
+
+    def prompt_keys(self, rid: int, num_blocks: int, start: int = 0) -> list[Hashable]:
+        """Content keys of a request's prompt blocks [start, num_blocks): shared prefix, chain, or its own."""
+        wl, bs = self.table.wl, self.block_size
+        group, shared = int(wl.prefix_group[rid]), int(wl.prefix_tokens[rid]) // bs
+        chain = wl.prefix_chain[rid] if wl.prefix_chain is not None else ()
+        per_chain = wl.chain_block_tokens // bs
+        keys: list[Hashable] = []
+        for i in range(start, num_blocks):
+            j = i // per_chain if per_chain else len(chain)
+            if j < len(chain):
+                keys.append((1, chain[j], i))
+            elif group >= 0 and i < shared:
+                keys.append((0, group, i))
+            else:
+                keys.append((2, rid, i))
+        return keys

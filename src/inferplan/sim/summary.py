@@ -1,0 +1,100 @@
+"""Summaries of a run: latency percentiles, throughput, goodput, SLO attainment, cost and energy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from inferplan.sim.loop import SimResult
+from inferplan.sim.slo import SLO
+from inferplan.sim.state import FINISHED, REJECT_REASONS, REJECTED, RequestTable
+
+
+def _stats(x: npt.NDArray[np.float64]) -> dict[str, float | None]:
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        return {"p50": None, "p90": None, "p99": None, "mean": None}
+    p50, p90, p99 = np.percentile(x, [50, 90, 99])
+    return {"p50": float(p50), "p90": float(p90), "p99": float(p99), "mean": float(x.mean())}
+
+
+def request_latencies(t: RequestTable) -> dict[str, npt.NDArray[np.float64]]:
+    """Per-request TTFT, TPOT (mean gap after the first token), E2E and queue delay; NaN where undefined."""
+    ttft = t.t_first_token - t.arrival
+    e2e = t.t_finish - t.arrival
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tpot = np.where(t.output > 1, (t.t_finish - t.t_first_token) / (t.output - 1), np.nan)
+    queue = t.t_first_scheduled - t.arrival
+    return {"ttft": ttft, "tpot": tpot, "e2e": e2e, "queue": queue}
+
+
+def meets_slos(lat: dict[str, npt.NDArray[np.float64]], t: RequestTable, slos: tuple[SLO, ...]) -> npt.NDArray[np.bool_]:
+    """Per request: finished and within every TTFT/TPOT/E2E threshold (ITL SLOs apply to the whole run)."""
+    ok = t.status == FINISHED
+    for slo in slos:
+        if slo.metric in ("ttft", "e2e"):
+            ok &= lat[slo.metric] <= slo.threshold_s
+        elif slo.metric == "tpot":
+            ok &= ~(lat["tpot"] > slo.threshold_s)  # single-token requests have no TPOT: they pass
+    return ok
+
+
+def summarize(res: SimResult, slos: tuple[SLO, ...] = ()) -> dict[str, Any]:
+    t = res.table
+    lat = request_latencies(t)
+    finished = t.status == FINISHED
+    n_fin = int(finished.sum())
+    span = max(res.makespan_s, 1e-9)
+    out_tokens = int(t.out_done[finished].sum())
+    in_tokens = int(t.input[finished].sum())
+    ok = meets_slos(lat, t, slos)
+    slo_checks = []
+    for slo in slos:
+        if slo.metric == "itl":
+            value = res.itl.quantile(slo.percentile / 100)
+        else:
+            vals = lat[slo.metric][finished]
+            vals = vals[np.isfinite(vals)]
+            value = float(np.percentile(vals, slo.percentile)) if vals.size else float("nan")
+        slo_checks.append({"slo": str(slo), "value_s": value, "met": bool(value <= slo.threshold_s)})
+    prices = [r.dep.price_per_hour for r in res.replicas]
+    cost_per_hour = None if any(p is None for p in prices) else float(sum(p for p in prices if p is not None))
+    idle_j = sum(r.cost.idle_w * max(res.makespan_s - r.busy_s, 0.0) for r in res.replicas)
+    energy = sum(r.energy_j for r in res.replicas) + idle_j
+    rejected = t.status == REJECTED
+    reasons = {REJECT_REASONS[k]: int((t.reject_reason[rejected] == k).sum()) for k in range(1, len(REJECT_REASONS))}
+    return {
+        "num_requests": len(t),
+        "num_finished": n_fin,
+        "num_rejected": int(rejected.sum()),
+        "rejected_by_reason": {k: v for k, v in reasons.items() if v},
+        "makespan_s": res.makespan_s,
+        "ttft_s": _stats(lat["ttft"][finished]),
+        "tpot_s": _stats(lat["tpot"][finished]),
+        "itl_s": {"p50": res.itl.quantile(0.5), "p90": res.itl.quantile(0.9), "p99": res.itl.quantile(0.99),
+                  "mean": res.itl.mean},
+        "e2e_s": _stats(lat["e2e"][finished]),
+        "queue_delay_s": _stats(lat["queue"][finished]),
+        "throughput_output_tokens_per_s": out_tokens / span,
+        "throughput_input_tokens_per_s": in_tokens / span,
+        "throughput_requests_per_s": n_fin / span,
+        "goodput_requests_per_s": int(ok.sum()) / span,
+        "slo_attainment": float(ok.sum()) / len(t) if slos else None,
+        "slos": slo_checks,
+        "slos_met": all(c["met"] for c in slo_checks) and not rejected.any() if slos else None,
+        "num_preemptions": int(t.num_preemptions.sum()),
+        "prefix_cache_hit_tokens": int(t.prefix_hit_tokens.sum()),
+        "cost_per_hour": cost_per_hour,
+        "cost_per_million_output_tokens": (
+            None if cost_per_hour is None or out_tokens == 0 else cost_per_hour * span / 3600 / out_tokens * 1e6
+        ),
+        "energy_j": energy,
+        "energy_j_per_output_token": energy / out_tokens if out_tokens else None,
+        "utilization": [r.busy_s / span for r in res.replicas],
+        "num_replicas": len(res.replicas),
+        "num_steps": res.num_steps,
+        "policy": res.policy,
+        "router": res.router,
+    }

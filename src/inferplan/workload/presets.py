@@ -1,0 +1,116 @@
+"""Named workload presets and the one function that turns a --workload argument into a Workload.
+
+Length parameters of `chat` and `code` are log-normal fits (mean and standard
+deviation of log tokens) to the Azure LLM inference trace 2023 (conversation and
+code services, Splitwise, ISCA 2024); their default rates are the traces' mean
+rates (5.5 and 2.6 requests/s). `summarize` and `batch` are chosen shapes, not fits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from inferplan.errors import unknown_name
+from inferplan.workload.request import Workload
+from inferplan.workload.synthetic import Lengths, synthesize
+from inferplan.workload.traces import load_trace
+from inferplan.workload.transforms import head, scale_rate, scale_time, window
+
+
+@dataclass(frozen=True, slots=True)
+class Preset:
+    description: str
+    rate: float
+    inputs: Lengths
+    outputs: Lengths
+    arrivals: str = "poisson"
+    online: bool = True
+    priority: int = 0
+
+
+PRESETS: dict[str, Preset] = {
+    "chat": Preset(
+        "conversation: Azure 2023 conv fit (input median ~760, output median ~150)",
+        5.5,
+        Lengths("lognormal", 6.633, 0.985, low=2, high=14_050),
+        Lengths("lognormal", 5.019, 0.859, low=1, high=1_000),
+    ),
+    "code": Preset(
+        "code completion: Azure 2023 code fit (long prompts, short outputs)",
+        2.6,
+        Lengths("lognormal", 6.999, 1.360, low=3, high=7_437),
+        Lengths("lognormal", 2.788, 0.847, low=1, high=1_899),
+    ),
+    "summarize": Preset(
+        "long-document summarization (chosen shape: ~3k-token inputs, ~200-token outputs)",
+        2.0,
+        Lengths("lognormal", 8.0, 0.5, low=256, high=16_000),
+        Lengths("lognormal", 5.3, 0.5, low=16, high=1_024),
+    ),
+    "batch": Preset(
+        "offline batch: everything arrives at once, lower priority, longer outputs",
+        1.0,
+        Lengths("lognormal", 6.633, 0.985, low=2, high=14_050),
+        Lengths("lognormal", 5.7, 0.6, low=1, high=2_048),
+        arrivals="burst",
+        online=False,
+        priority=1,
+    ),
+    "diurnal-chat": Preset(
+        "chat lengths with a daily rate cycle (+/-60% around the mean)",
+        5.5,
+        Lengths("lognormal", 6.633, 0.985, low=2, high=14_050),
+        Lengths("lognormal", 5.019, 0.859, low=1, high=1_000),
+        arrivals="diurnal",
+    ),
+    "bursty-chat": Preset(
+        "chat lengths with Gamma arrivals, coefficient of variation 3",
+        5.5,
+        Lengths("lognormal", 6.633, 0.985, low=2, high=14_050),
+        Lengths("lognormal", 5.019, 0.859, low=1, high=1_000),
+        arrivals="gamma",
+    ),
+}
+
+
+def make_workload(
+    spec: str,
+    *,
+    seed: int = 0,
+    rate: float | None = None,
+    rate_scale: float | None = None,
+    duration_s: float | None = None,
+    num_requests: int | None = None,
+    skip_bad_rows: bool = False,
+    trace_format: str | None = None,
+) -> Workload:
+    """A preset name or a trace path, then transforms: rate, rate scale, time window, first N.
+
+    For a preset, the number of requests is ``num_requests``, or what ``rate x duration``
+    implies (default 600 s). For a trace, ``duration_s`` keeps the first that many seconds.
+    """
+    rng = np.random.default_rng(seed)
+    if spec in PRESETS:
+        p = PRESETS[spec]
+        lam = rate or p.rate
+        if rate_scale:
+            lam *= rate_scale
+        n = num_requests or max(1, int(round(lam * (duration_s or 600.0))))
+        return synthesize(rng, n=n, rate=lam, inputs=p.inputs, outputs=p.outputs, arrivals=p.arrivals,
+                          cv=3.0, name=spec, online=p.online, priority=p.priority)
+    path = Path(spec)
+    if not path.exists() and not any(sep in spec for sep in "/\\."):
+        raise unknown_name("workload", spec, PRESETS, hint=f"presets: {', '.join(PRESETS)}; or a trace file path")
+    wl = load_trace(path, fmt=trace_format, skip_bad_rows=skip_bad_rows)
+    if rate:
+        wl = scale_rate(wl, rate)
+    if rate_scale:
+        wl = scale_time(wl, 1.0 / rate_scale)
+    if duration_s:
+        wl = window(wl, 0.0, duration_s)
+    if num_requests:
+        wl = head(wl, num_requests)
+    return wl
