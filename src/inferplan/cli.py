@@ -218,7 +218,7 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except InputError as exc:
-        Console(stderr=True).print(f"[red]error:[/] {exc}", highlight=False)
+        sys.stderr.write(f"error: {exc}\n")  # one line, never wrapped, so scripts can grep it
         sys.exit(2)
     except (typer.Exit, SystemExit) as exc:
         code = getattr(exc, "exit_code", None) if isinstance(exc, typer.Exit) else exc.code
@@ -230,7 +230,7 @@ def main() -> None:
         if callable(show):
             show()
         else:
-            Console(stderr=True).print(f"[red]error:[/] {exc}", highlight=False)
+            sys.stderr.write(f"error: {exc}\n")
         sys.exit(int(getattr(exc, "exit_code", 2)))
 
 

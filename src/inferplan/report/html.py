@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import markupsafe
 import numpy as np
 import numpy.typing as npt
 import plotly.graph_objects as go
@@ -66,7 +67,7 @@ def render(path: Path, title: str, subtitle: str, sections: list[Section], input
         title=title,
         subtitle=subtitle,
         sections=sections,
-        plotlyjs=jinja2.utils.markupsafe.Markup(get_plotlyjs()),
+        plotlyjs=markupsafe.Markup(get_plotlyjs()),
         version=__version__,
         inputs=json.dumps(inputs, default=str),
     )

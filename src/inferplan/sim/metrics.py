@@ -111,6 +111,6 @@ class ReplicaSeries:
     def as_arrays(self) -> dict[str, npt.NDArray[np.float64]]:
         u = self._used
         out = {f: self._sums[i, :u].copy() for i, f in enumerate(self.FIELDS)}
-        out["t_s"] = np.arange(u) * self.bucket_s
+        out["t_s"] = np.arange(u, dtype=np.float64) * self.bucket_s
         out["kv_blocks_max"] = self._kv_max[:u].copy()
         return out

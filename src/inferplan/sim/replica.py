@@ -286,4 +286,5 @@ def _window_sums(ctx: np.ndarray, m: np.ndarray, window: int) -> np.ndarray:
     u = np.sort(ctx)
     prefix = np.concatenate(([0], np.cumsum(u)))
     k = np.searchsorted(u, window - m, side="left")  # sequences still under the window
-    return prefix[k] + m * k + window * (u.shape[0] - k)
+    sums: np.ndarray = prefix[k] + m * k + window * (u.shape[0] - k)
+    return sums

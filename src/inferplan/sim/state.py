@@ -22,7 +22,13 @@ F64 = npt.NDArray[np.float64]
 
 # request status codes
 PENDING, WAITING, RUNNING, FINISHED, REJECTED = 0, 1, 2, 3, 4
-REJECT_REASONS = ("", "queue full", "longer than the replica's KV cache", "longer than the per-slot context")
+REJECT_REASONS = (
+    "",
+    "queue full",
+    "longer than the replica's KV cache",
+    "longer than the per-slot context",
+    "longer than the token budget with chunked prefill off",
+)
 
 
 class RequestTable:

@@ -32,7 +32,7 @@ def request_latencies(t: RequestTable) -> dict[str, npt.NDArray[np.float64]]:
 
 def meets_slos(lat: dict[str, npt.NDArray[np.float64]], t: RequestTable, slos: tuple[SLO, ...]) -> npt.NDArray[np.bool_]:
     """Per request: finished and within every TTFT/TPOT/E2E threshold (ITL SLOs apply to the whole run)."""
-    ok = t.status == FINISHED
+    ok: npt.NDArray[np.bool_] = t.status == FINISHED
     for slo in slos:
         if slo.metric in ("ttft", "e2e"):
             ok &= lat[slo.metric] <= slo.threshold_s

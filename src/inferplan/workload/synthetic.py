@@ -73,7 +73,8 @@ class Lengths:
             x = rng.choice(np.asarray(self.values), n, replace=True)
         else:
             raise InputError(f"unknown length distribution '{self.kind}' (fixed, uniform, lognormal, empirical)")
-        return np.clip(np.rint(x), self.low, self.high).astype(np.int64)
+        out: I64 = np.clip(np.rint(x), self.low, self.high).astype(np.int64)
+        return out
 
 
 ArrivalFn = Callable[[Rng, float, int], F64]

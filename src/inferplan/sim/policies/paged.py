@@ -67,6 +67,8 @@ class PagedScheduler:
             return 3
         if rep.blocks_for(total) > rep.pool.num_blocks:
             return 2
+        if not rep.enable_chunked_prefill and total > rep.max_num_batched_tokens:
+            return 4  # vLLM requires max_num_batched_tokens >= max_model_len without chunking; a resume recomputes all
         return 0
 
     # ---- the step ------------------------------------------------------------------------
