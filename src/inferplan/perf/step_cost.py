@@ -161,6 +161,7 @@ class StepCost:
         self.per_seq_overhead_s = prof.per_sequence_overhead_s
         self.idle_w = dev.idle_power_w * dep.num_devices
         self.dynamic_w = (dev.peak_power_w - dev.idle_power_w) * dep.num_devices
+        self._decode_fixed: tuple[np.ndarray, ...] = tuple(np.zeros(0) for _ in range(3))
 
     # ---- pricing ------------------------------------------------------------------------
     def groups(self, s: BatchShape) -> tuple[float, float, float, float, float, float]:
@@ -209,28 +210,42 @@ class StepCost:
         return total, total * self.idle_w + busy * self.dynamic_w
 
     def decode_steps(
-        self, num_decodes: int, ctx_sums: np.ndarray, window_sums: np.ndarray | None = None
+        self, num_decodes: int | np.ndarray, ctx_sums: np.ndarray, window_sums: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(seconds, joules) of consecutive pure-decode steps of ``num_decodes`` sequences.
+        """(seconds, joules) of consecutive pure-decode steps.
 
-        ``ctx_sums[m]`` is the keys read in step m (full layers), ``window_sums[m]`` the
-        same capped at the window. Same arithmetic as ``groups`` with the attention term
-        as an array, so a run of decode steps is priced in a few numpy operations.
+        ``num_decodes`` is the batch size (one number, or one per step), ``ctx_sums[m]``
+        the keys read in step m (full layers), ``window_sums[m]`` the same capped at the
+        window. Same arithmetic, in the same order, as ``groups``/``cost`` with the
+        attention term as an array, so a run of decode steps is priced in a few numpy
+        operations and matches single steps bit for bit.
         """
-        s0 = BatchShape(0, 0.0, 0.0, 0, 0, num_decodes, 0, 0, num_decodes)
-        d, e, h, _, c, o = self.groups(s0)
-        tokens = num_decodes
+        if isinstance(num_decodes, int):
+            tokens: int | np.ndarray = num_decodes
+            dense, c, o = (part[num_decodes] for part in self._fixed_decode_parts(num_decodes))
+        else:
+            tokens = num_decodes
+            dense, c, o = (part[tokens] for part in self._fixed_decode_parts(int(tokens.max()) if tokens.size else 0))
         pairs = self.full_layers * ctx_sums
         keys = self.full_layers * (ctx_sums + tokens)
         if self.sliding_layers and window_sums is not None:
             pairs = pairs + self.sliding_layers * window_sums
             keys = keys + self.sliding_layers * (window_sums + tokens)
-        # same operation order as ``groups``/``cost`` so a leap reproduces single steps bit for bit
         attention = np.maximum(pairs * self.attn_flops_per_pair / self.attn_flops_per_s,
                                keys * self.kv_bytes_per_token_layer / self.bw)
-        busy = d + e + h + attention
+        busy = dense + attention  # dense = (d + e) + h, summed in the same order as ``groups``
         seconds = busy + c + o
         return seconds, seconds * self.idle_w + busy * self.dynamic_w
+
+    def _fixed_decode_parts(self, max_batch: int) -> tuple[np.ndarray, ...]:
+        """Per batch size: the step-time groups that do not depend on context (cached, grown on demand)."""
+        table = self._decode_fixed
+        if table[0].shape[0] <= max_batch:
+            size = max(max_batch + 1, 2 * table[0].shape[0])
+            rows = [self.groups(BatchShape(0, 0.0, 0.0, 0, 0, k, 0, 0, k)) for k in range(size)]
+            dense = np.array([r[0] + r[1] + r[2] for r in rows])
+            self._decode_fixed = table = (dense, np.array([r[4] for r in rows]), np.array([r[5] for r in rows]))
+        return table
 
     # ---- conveniences for `fit` and tests ------------------------------------------
     def prefill_seconds(self, prompt_tokens: int, chunk: int | None = None) -> float:

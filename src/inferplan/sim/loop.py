@@ -60,7 +60,7 @@ def simulate(
     bucket_s = max(1.0, wl.duration_s / 1000.0)
     replicas = tuple(
         Replica(i, dep, policy, table, itl=itl, bucket_s=bucket_s, max_waiting=max_waiting, priority=priority,
-                leap=leap)
+                leap=leap, solo=len(deployments) == 1)
         for i, dep in enumerate(deployments)
     )
     route = get_router(router, np.random.default_rng(seed), wl)
@@ -74,9 +74,9 @@ def simulate(
     report_every = max(1, n // 200)
 
     def start(rep: Replica) -> None:
-        dur = rep.start_step(now, arrivals[i] if i < n else float("inf"))
-        if dur is not None:
-            heapq.heappush(heap, (now + dur, next(seq), rep.index))
+        end = rep.start_step(now, arrivals[i] if i < n else float("inf"))
+        if end is not None:
+            heapq.heappush(heap, (end, next(seq), rep.index))
 
     while i < n or heap:
         t_arrival = arrivals[i] if i < n else float("inf")

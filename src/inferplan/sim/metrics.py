@@ -7,40 +7,75 @@ import numpy.typing as npt
 
 
 class LogHistogram:
-    """Counts of positive values in log-spaced bins (1 us .. 1000 s, ~0.5% wide), plus exact sum and count."""
+    """Counts of positive values in log-spaced bins (1 us .. 1000 s, ~0.5% wide), plus exact sum and count.
+
+    Values are buffered and binned in bulk: adding a handful of gaps per step then costs
+    a slice copy, not a histogram update. Memory stays bounded by the buffer size.
+    """
 
     EDGES = np.logspace(-6, 3, 4001)
+    BUFFER = 1 << 16
 
     def __init__(self) -> None:
         self.counts = np.zeros(self.EDGES.shape[0] + 1, dtype=np.int64)
-        self.total = 0.0
-        self.n = 0
+        self._values = np.zeros(self.BUFFER)
+        self._weights = np.zeros(self.BUFFER)
+        self._fill = 0
+        self._total = 0.0
+        self._n = 0
+
+    def _flush(self) -> None:
+        k = self._fill
+        if k:
+            idx = np.searchsorted(self.EDGES, self._values[:k])
+            self.counts += np.bincount(idx, weights=self._weights[:k], minlength=self.counts.shape[0]).astype(np.int64)
+            self._total += float(np.dot(self._values[:k], self._weights[:k]))
+            self._fill = 0
+
+    def add_weighted(self, values: npt.NDArray[np.float64], weight: float = 1.0) -> None:
+        """Each value counted ``weight`` times (a run of decode steps: one gap per running request)."""
+        k = values.shape[0]
+        if k == 0 or weight <= 0:
+            return
+        if self._fill + k > self._values.shape[0]:
+            self._flush()
+            if k > self._values.shape[0]:
+                self._values, self._weights = np.zeros(k), np.zeros(k)
+        f = self._fill
+        self._values[f : f + k] = values
+        self._weights[f : f + k] = weight
+        self._fill = f + k
+        self._n += k * int(weight)
+
+    def add_weighted_each(self, values: npt.NDArray[np.float64], weights: npt.NDArray[np.int64]) -> None:
+        """values[i] counted weights[i] times."""
+        k = values.shape[0]
+        if k == 0:
+            return
+        if self._fill + k > self._values.shape[0]:
+            self._flush()
+            if k > self._values.shape[0]:
+                self._values, self._weights = np.zeros(k), np.zeros(k)
+        f = self._fill
+        self._values[f : f + k] = values
+        self._weights[f : f + k] = weights
+        self._fill = f + k
+        self._n += int(np.add.reduce(weights))
 
     def add(self, values: npt.NDArray[np.float64]) -> None:
-        if values.size == 0:
-            return
-        idx = np.searchsorted(self.EDGES, values)
-        if values.size < 64 and (idx == idx[0]).all():  # a decode step: every gap is the same
-            self.counts[idx[0]] += values.size
-        else:
-            np.add.at(self.counts, idx, 1)
-        self.total += float(values.sum())
-        self.n += int(values.size)
+        self.add_weighted(values, 1.0)
 
     def add_repeated(self, value: float, times: int) -> None:
-        if times <= 0:
-            return
-        self.counts[int(np.searchsorted(self.EDGES, value))] += times
-        self.total += value * times
-        self.n += times
+        self.add_weighted(np.array([value]), float(times))
 
-    def add_weighted(self, values: npt.NDArray[np.float64], weight: int) -> None:
-        """Each value counted ``weight`` times (a run of decode steps, one gap per running request)."""
-        if values.size == 0 or weight <= 0:
-            return
-        np.add.at(self.counts, np.searchsorted(self.EDGES, values), weight)
-        self.total += float(values.sum()) * weight
-        self.n += int(values.size) * weight
+    @property
+    def n(self) -> int:
+        return self._n
+
+    @property
+    def total(self) -> float:
+        self._flush()
+        return self._total
 
     @property
     def mean(self) -> float:
@@ -48,9 +83,10 @@ class LogHistogram:
 
     def quantile(self, q: float) -> float:
         """The q-quantile, read at the geometric middle of its bin."""
-        if not self.n:
+        self._flush()
+        if not self._n:
             return float("nan")
-        k = int(np.searchsorted(np.cumsum(self.counts), q * self.n, side="left"))
+        k = int(np.searchsorted(np.cumsum(self.counts), q * self._n, side="left"))
         edges = self.EDGES
         lo = edges[max(k - 1, 0)]
         hi = edges[min(k, edges.shape[0] - 1)]
@@ -58,7 +94,11 @@ class LogHistogram:
 
 
 class ReplicaSeries:
-    """One replica's activity in fixed time buckets: sums over the steps that started in each."""
+    """One replica's activity in fixed time buckets: sums over the steps that started in each.
+
+    The bucket being filled is kept in Python floats and written to the arrays when time
+    moves past it, so a step costs a few additions.
+    """
 
     FIELDS = ("busy_s", "steps", "prefill_tokens", "decode_tokens", "running_s", "waiting_s", "kv_blocks_s", "energy_j")
 
@@ -66,49 +106,70 @@ class ReplicaSeries:
         self.bucket_s = bucket_s
         self._sums = np.zeros((len(self.FIELDS), 64))
         self._kv_max = np.zeros(64)
-        self._used = 0  # buckets touched so far
+        self._used = 0  # buckets written so far
+        self._k = 0  # the open bucket
+        self._open = [0.0] * len(self.FIELDS)
+        self._open_kv_max = 0
 
-    def _ensure(self, k: int) -> None:
+    def _move_to(self, k: int) -> None:
+        if k == self._k:
+            return
+        self._close()
+        self._k = k
+
+    def _close(self) -> None:
+        k = self._k
         if k >= self._sums.shape[1]:
             size = max(k + 1, 2 * self._sums.shape[1])
             self._sums = np.pad(self._sums, ((0, 0), (0, size - self._sums.shape[1])))
             self._kv_max = np.pad(self._kv_max, (0, size - self._kv_max.shape[0]))
+        self._sums[:, k] += self._open
+        self._kv_max[k] = max(self._kv_max[k], self._open_kv_max)
         self._used = max(self._used, k + 1)
+        self._open = [0.0] * len(self.FIELDS)
+        self._open_kv_max = 0
 
     def add_step(
         self, t: float, dur: float, prefill: int, decode: int, running: int, waiting: int, kv_blocks: int, joules: float
     ) -> None:
-        k = int(t / self.bucket_s)
-        self._ensure(k)
-        col = self._sums[:, k]
-        col += (dur, 1.0, prefill, decode, running * dur, waiting * dur, kv_blocks * dur, joules)
-        if kv_blocks > self._kv_max[k]:
-            self._kv_max[k] = kv_blocks
+        self._move_to(int(t / self.bucket_s))
+        o = self._open
+        o[0] += dur
+        o[1] += 1
+        o[2] += prefill
+        o[3] += decode
+        o[4] += running * dur
+        o[5] += waiting * dur
+        o[6] += kv_blocks * dur
+        o[7] += joules
+        if kv_blocks > self._open_kv_max:
+            self._open_kv_max = kv_blocks
 
     def add_decode_run(
-        self, starts: npt.NDArray[np.float64], durs: npt.NDArray[np.float64], decode: int, waiting: int,
-        kv_blocks: int, joules: npt.NDArray[np.float64],
+        self, starts: npt.NDArray[np.float64], durs: npt.NDArray[np.float64], decodes: npt.NDArray[np.int64],
+        waiting: int, kv_blocks: int, joules: npt.NDArray[np.float64], *, first_start: float, last_start: float,
+        busy: float, energy: float,
     ) -> None:
-        """Many decode steps at once (a leap): same batch, one token per sequence per step."""
-        k0, k1 = int(starts[0] / self.bucket_s), int(starts[-1] / self.bucket_s)
+        """Many decode steps at once (a leap): ``decodes[m]`` sequences get one token in step m."""
+        k0, k1 = int(first_start / self.bucket_s), int(last_start / self.bucket_s)
         if k0 == k1:  # the usual case: the whole run falls in one bucket
-            self._ensure(k0)
-            busy, joule = float(durs.sum()), float(joules.sum())
-            steps = durs.shape[0]
-            self._sums[:, k0] += (busy, steps, 0.0, decode * steps, decode * busy, waiting * busy, kv_blocks * busy,
-                                  joule)
-            if kv_blocks > self._kv_max[k0]:
-                self._kv_max[k0] = kv_blocks
+            self._move_to(k0)
+            o = self._open
+            o[0] += busy
+            o[1] += durs.shape[0]
+            o[3] += float(np.add.reduce(decodes))
+            o[4] += float(np.dot(decodes, durs))
+            o[5] += waiting * busy
+            o[6] += kv_blocks * busy
+            o[7] += energy
+            if kv_blocks > self._open_kv_max:
+                self._open_kv_max = kv_blocks
             return
-        ks = (starts / self.bucket_s).astype(np.int64)
-        self._ensure(int(ks[-1]))
-        ones = np.ones_like(durs)
-        for row, values in enumerate((durs, ones, 0 * ones, decode * ones, decode * durs, waiting * durs,
-                                      kv_blocks * durs, joules)):
-            np.add.at(self._sums[row], ks, values)
-        np.maximum.at(self._kv_max, ks, kv_blocks)
+        for t, d, k, j in zip(starts.tolist(), durs.tolist(), decodes.tolist(), joules.tolist(), strict=True):
+            self.add_step(t, d, 0, k, k, waiting, kv_blocks, j)
 
     def as_arrays(self) -> dict[str, npt.NDArray[np.float64]]:
+        self._close()
         u = self._used
         out = {f: self._sums[i, :u].copy() for i, f in enumerate(self.FIELDS)}
         out["t_s"] = np.arange(u, dtype=np.float64) * self.bucket_s

@@ -33,6 +33,7 @@ class Replica:
         max_waiting: int = 0,
         priority: bool = False,
         leap: bool = True,
+        solo: bool = True,
     ) -> None:
         mem = plan_memory(dep)
         if not mem.fits:
@@ -54,8 +55,10 @@ class Replica:
         self.plan: StepPlan | None = None
         self.leap: list[float] = []  # durations of the decode steps being run as one event
         self.allow_leap = leap
+        self.solo = solo  # the only replica: no router reads its load between events
         self.leap_first_end = 0.0
-        self.leap_gaps = np.zeros(0)
+        self.leap_ends = np.zeros(0)
+        self.leap_active = np.zeros(0, dtype=np.int64)
         self.busy_s = 0.0
         self.energy_j = 0.0
         self.num_steps = 0
@@ -81,7 +84,7 @@ class Replica:
 
     # ---- stepping -------------------------------------------------------------------------------
     def start_step(self, now: float, horizon: float = float("inf")) -> float | None:
-        """Schedule and price the next step; None when there is nothing to run.
+        """Schedule and price the next step; returns when it ends, or None when there is nothing to run.
 
         A pure-decode step whose successors cannot differ until a request finishes or
         something arrives (``horizon``) is run together with them as one event: the
@@ -91,14 +94,11 @@ class Replica:
         if plan.is_empty:
             self.busy, self.plan = False, None
             return None
-        if self.allow_leap and self._is_pure_decode(plan):
-            return self._start_leap(plan, now, horizon)
-        shape = self._shape(plan)
+        shape, leapable = self._analyse(plan)
+        if leapable and self.allow_leap:
+            return self._start_leap(plan, shape, now, horizon)
         dur, joules = self.cost.cost(shape)
-        t = self.table
-        sched = plan.rids[plan.num_new > 0]
-        fresh = sched[np.isnan(t.t_first_scheduled[sched])]
-        t.t_first_scheduled[fresh] = now
+        self._mark_first_scheduled(plan, now)
         pool = self.state.pool
         used = pool.num_used
         self.max_kv_blocks_used = max(self.max_kv_blocks_used, used)
@@ -108,60 +108,86 @@ class Replica:
         self.busy_s += dur
         self.energy_j += joules
         self.num_steps += 1
-        return dur
+        return now + dur
 
-    def _is_pure_decode(self, plan: StepPlan) -> bool:
-        b = self.state.batch
-        a = plan.num_new
-        return (
-            not plan.preempted
-            and plan.total_tokens == a.shape[0]
-            and int(a.min()) == 1
-            and bool((plan.num_computed_before >= b.prompt[: b.n]).all())
-        )
+    def _start_leap(self, plan: StepPlan, first: BatchShape, now: float, horizon: float) -> float:
+        """Run this step and the identical decode steps after it as one event, up to ``horizon``.
 
-    def _start_leap(self, plan: StepPlan, now: float, horizon: float) -> float:
+        With an empty queue (and no sliding window), requests that finish on the way simply
+        leave the batch: the run goes on with fewer sequences until the next arrival.
+        """
         st = self.state
         b, bs, pool = st.batch, st.block_size, st.pool
         n = b.n
-        c = plan.num_computed_before
-        max_steps = self._steps_blocks_allow(c, b.held[:n], int(b.remaining[:n].min()))
-        m = np.arange(max_steps)
-        ctx = (int(np.add.reduce(c)) + n) + m * n
-        win = _window_sums(c + 1, m, self.window) if self.window else None
-        durs, joules = self.cost.decode_steps(n, ctx, win)
-        ends = np.cumsum(np.concatenate(([now], durs)))[1:]  # sequential sums, as event-by-event
-        steps = min(int(np.searchsorted(ends, horizon, side="right")) + 1, max_steps)
-        if steps < max_steps:
-            durs, joules = durs[:steps], joules[:steps]
-        if steps > 1:  # step 1's blocks were allocated by the scheduler
-            want = -(-(c + steps) // bs)
+        a, c = plan.num_new, plan.num_computed_before
+        self._mark_first_scheduled(plan, now)
+        d0, j0 = self.cost.cost(first)
+        c1 = c + a  # computed after the first step; each request then holds c1 + 1 tokens
+        r = b.remaining[:n]  # steps each request takes part in: 1..r
+        # crossing finishes is exact only when no router looks at this replica's load meanwhile
+        through_finishes = self.solo and len(st.waiting) == 0 and not self.window
+        limit = int(r.max()) if through_finishes else int(r.min())
+        limit = self._steps_blocks_allow(c1 - 1, b.held[:n], r, limit)
+        span = min(limit, 64)
+        while True:  # price a growing prefix of the run until it passes the horizon
+            m = np.arange(2, span + 1)  # 1-based indices of the steps after the first
+            if through_finishes:
+                order = np.argsort(r, kind="stable")
+                tail = np.concatenate((np.cumsum(c1[order][::-1])[::-1], [0]))  # sum of c1 over sorted rows k..
+                gone = np.searchsorted(r[order], m, side="left")  # requests that finished before step m
+                active = n - gone
+                ctx = tail[gone] + (m - 1) * active
+            else:
+                active = np.full(m.shape[0], n, dtype=np.int64)
+                ctx = int(np.add.reduce(c1)) + (m - 1) * n
+            win = _window_sums(c1, m - 1, self.window) if self.window else None
+            durs, joules = self.cost.decode_steps(active, ctx, win)
+            ends = np.cumsum(np.concatenate(([now, d0], durs)))[1:]  # sequential sums, as event-by-event
+            if span == limit or ends[-1] > horizon:
+                break
+            span = min(limit, 4 * span)
+        steps = min(int(np.searchsorted(ends, horizon, side="right")) + 1, span)
+        durs, joules, active = durs[: steps - 1], joules[: steps - 1], active[: steps - 1]
+        if steps > 1:  # the first step's blocks were allocated by the scheduler
+            want = -(-(c1 - 1 + np.minimum(steps, r)) // bs)
             new_held = np.maximum(b.held[:n], want)
             assert pool.take(int(np.add.reduce(new_held - b.held[:n])))
             b.held[:n] = new_held
         used = pool.num_used
         if used > self.max_kv_blocks_used:
             self.max_kv_blocks_used = used
-        starts = np.concatenate(([now], ends[: steps - 1]))
-        self.series.add_decode_run(starts, durs, n, len(st.waiting), used, joules)
+        self.series.add_step(now, d0, first.prefill_tokens, first.num_decodes, n, len(st.waiting), used, j0)
         end = float(ends[steps - 1])
-        self.leap_first_end = float(ends[0])
-        self.leap_gaps = np.diff(ends[:steps])  # later gaps exactly as event-by-event subtraction gives them
-        self.energy_j += float(np.add.reduce(joules))
-        self.busy, self.plan, self.leap = True, plan, durs.tolist()
+        first_end = float(ends[0])
+        decode_j = float(np.add.reduce(joules)) if steps > 1 else 0.0
+        if steps > 1:
+            self.series.add_decode_run(ends[: steps - 1], durs, active, len(st.waiting), used, joules,
+                                       first_start=first_end, last_start=float(ends[steps - 2]),
+                                       busy=end - first_end, energy=decode_j)
+        self.leap_first_end = first_end
+        self.leap_ends = ends[:steps]
+        self.leap_active = active
+        self.energy_j += j0 + decode_j
+        self.busy, self.plan, self.leap = True, plan, [d0, *durs.tolist()]
         self.busy_s += end - now
         self.num_steps += steps
-        return end - now
+        return end
 
-    def _steps_blocks_allow(self, c: np.ndarray, held: np.ndarray, limit: int) -> int:
-        """Most decode steps (<= limit) whose new KV blocks fit in the free pool."""
-        bs, free = self.state.block_size, self.state.pool.num_free
+    def _steps_blocks_allow(self, c: np.ndarray, held: np.ndarray, remaining: np.ndarray, limit: int) -> int:
+        """Most steps (<= limit) whose new KV blocks fit, not counting blocks that finishing requests free.
+
+        With prefix caching the new blocks must come from never-used ones, so no cached block
+        is evicted earlier than stepping one by one would evict it.
+        """
+        st = self.state
+        bs = st.block_size
+        free = st.pool.num_free_uncached if st.prefix_caching else st.pool.num_free
         if c.shape[0] * (limit // bs + 1) <= free:  # cannot run out: every sequence needs <= that many
             return limit
         base = int(np.maximum(-(-(c + 1) // bs) - held, 0).sum())  # already allocated for step 1: 0
 
         def need(m: int) -> int:
-            return int(np.maximum(-(-(c + m) // bs) - held, 0).sum()) - base
+            return int(np.maximum(-(-(c + np.minimum(m, remaining)) // bs) - held, 0).sum()) - base
 
         if need(limit) <= free:
             return limit
@@ -174,26 +200,51 @@ class Replica:
                 hi = mid - 1
         return lo
 
-    def _shape(self, plan: StepPlan) -> BatchShape:
+    def _analyse(self, plan: StepPlan) -> tuple[BatchShape, bool]:
+        """The step's BatchShape, and whether the steps after it can run as one leap.
+
+        A leap is possible when nothing was preempted, every running request is scheduled
+        and samples a token in this step, and no waiting request could be admitted later:
+        the queue is empty, or (for a pure-decode step) admission is blocked for a reason
+        decode steps cannot lift (no free slot, no free blocks, no budget).
+        """
         b = self.state.batch
         n = b.n
         a, c = plan.num_new, plan.num_computed_before
+        prompt = b.prompt[:n]
+        w = self.window
+        if plan.total_tokens == n and not plan.preempted and bool((c >= prompt).all()):
+            # pure decode (every row one token past its prompt): the common case, few operations
+            ctx = int(np.add.reduce(c)) + n
+            dwin = int(np.add.reduce(np.minimum(c + 1, w))) if w else 0
+            shape = BatchShape(0, 0.0, 0.0, 0, 0, n, ctx, dwin, n)
+            return shape, int(a.min()) == 1
         sched = a > 0
-        dec = sched & (a == 1) & (c >= b.prompt[:n])
+        dec = sched & (a == 1) & (c >= prompt)
         pre = sched & ~dec
         ap, cp = a[pre], c[pre]
         cd = c[dec] + 1
-        pairs = float((ap * cp).sum() + (ap * (ap + 1)).sum() / 2)
+        pairs = float(np.add.reduce(ap * cp) + np.add.reduce(ap * (ap + 1)) / 2)
         pairs_w = 0.0
         dwin = 0
-        w = self.window
         if w:
             below = np.minimum(ap, np.maximum(w - cp, 1) - 1)
-            pairs_w = float((below * cp).sum() + (below * (below + 1)).sum() / 2 + ((ap - below) * w).sum())
-            dwin = int(np.minimum(cd, w).sum())
-        sampled = int((sched & (c + a >= b.num_tokens[:n])).sum())
-        return BatchShape(int(ap.sum()), pairs, pairs_w, int(cp.sum()), int(pre.sum()), int(cd.shape[0]),
-                          int(cd.sum()), dwin, sampled)
+            pairs_w = float(np.add.reduce(below * cp) + np.add.reduce(below * (below + 1)) / 2
+                            + np.add.reduce((ap - below) * w))
+            dwin = int(np.add.reduce(np.minimum(cd, w)))
+        samples = (c + a) >= b.num_tokens[:n]
+        sampled = int(np.count_nonzero(samples & sched))
+        shape = BatchShape(int(np.add.reduce(ap)), pairs, pairs_w, int(np.add.reduce(cp)), int(ap.shape[0]),
+                           int(cd.shape[0]), int(np.add.reduce(cd)), dwin, sampled)
+        leapable = (not plan.preempted and sampled == n and len(self.state.waiting) == 0)
+        return shape, leapable
+
+    def _mark_first_scheduled(self, plan: StepPlan, now: float) -> None:
+        t = self.table
+        sched = plan.rids[plan.num_new > 0] if plan.total_tokens != plan.rids.shape[0] else plan.rids
+        fresh = sched[np.isnan(t.t_first_scheduled[sched])]
+        if fresh.shape[0]:
+            t.t_first_scheduled[fresh] = now
 
     def finish_step(self, now: float) -> int:
         """Apply the running plan at its end time; returns how many requests finished."""
@@ -227,27 +278,42 @@ class Replica:
         return num_done
 
     def _finish_leap(self, plan: StepPlan, now: float) -> int:
-        """Apply ``len(self.leap)`` decode steps: every running request got one token per step."""
-        b = self.state.batch
+        """Apply a leap: request i sampled one token in each of steps 1..k_i (k_i = min(steps, its outputs left))."""
+        st = self.state
+        b = st.batch
         n = b.n
         steps = len(self.leap)
-        b.num_computed[:n] += steps
-        b.num_tokens[:n] += steps
-        b.remaining[:n] -= steps
-        gaps = self.leap_first_end - b.last_t[:n]
+        ends = self.leap_ends
+        k = np.minimum(b.remaining[:n], steps)
+        b.num_computed[:n] += plan.num_new + (k - 1)
+        if st.prefix_caching:
+            self._register_prompt_blocks(plan)
+        b.num_tokens[:n] += k
+        b.remaining[:n] -= k
+        last = b.last_t[:n]
+        first = np.isnan(last)
+        if first.any():
+            self.table.t_first_token[b.rid[:n][first]] = self.leap_first_end
+        gaps = self.leap_first_end - last[~first]
         self.itl.add(gaps)
-        longest = 0.0
+        run_max = np.zeros(n)
         if steps > 1:
-            self.itl.add_weighted(self.leap_gaps, n)
-            longest = float(self.leap_gaps.max())
-        np.maximum(b.max_itl[:n], np.maximum(gaps, longest), out=b.max_itl[:n])
-        b.last_t[:n] = now
+            later = np.diff(ends)  # exactly as event-by-event subtraction gives them
+            self.itl.add_weighted_each(later, self.leap_active)
+            prefix_max = np.maximum.accumulate(later)
+            ran = k > 1
+            run_max[ran] = prefix_max[k[ran] - 2]
+        run_max[~first] = np.maximum(run_max[~first], gaps)
+        np.maximum(b.max_itl[:n], run_max, out=b.max_itl[:n])
+        b.last_t[:n] = ends[k - 1]
         done = np.nonzero(b.remaining[:n] == 0)[0]
-        num_done = self._retire(done, now)
+        if done.size > 1:  # release in the order stepping one by one would: by finishing step, then row
+            done = done[np.argsort(k[done], kind="stable")]
+        num_done = self._retire(done, b.last_t[done])
         self.plan, self.leap, self.busy = None, [], False
         return num_done
 
-    def _retire(self, rows: np.ndarray, now: float) -> int:
+    def _retire(self, rows: np.ndarray, when: float | np.ndarray) -> int:
         """Finished rows free their blocks, record their outcome and leave the batch."""
         if rows.size == 0:
             return 0
@@ -255,8 +321,8 @@ class Replica:
         b = st.batch
         rids = b.rid[rows]
         t.status[rids] = FINISHED
-        t.t_finish[rids] = now
-        t.t_last_token[rids] = now
+        t.t_finish[rids] = when
+        t.t_last_token[rids] = when
         t.out_done[rids] = t.output[rids]
         t.max_itl[rids] = b.max_itl[rows]
         for row, rid in zip(rows.tolist(), rids.tolist(), strict=True):

@@ -57,45 +57,39 @@ class RequestTable:
 
 
 class RunningBatch:
-    """Running requests in admission order, as parallel arrays of fixed capacity.
+    """Running requests in admission order, as columns of two 2-D arrays (ints, floats) of fixed capacity.
 
     Per-request facts that change every step (tokens, outputs left, last token time)
     live here while a request runs and go back to the RequestTable when it stops.
+    Keeping the columns in two arrays lets one numpy call reorder all of them.
     """
 
     INT_COLUMNS = ("rid", "num_tokens", "num_computed", "held", "prompt", "remaining")
     FLOAT_COLUMNS = ("last_t", "max_itl")
-    __slots__ = (*INT_COLUMNS, *FLOAT_COLUMNS, "n")
+    __slots__ = ("ints", "floats", *INT_COLUMNS, *FLOAT_COLUMNS, "n")
 
     def __init__(self, capacity: int) -> None:
-        self.rid: I64 = np.zeros(capacity, dtype=np.int64)
-        self.num_tokens: I64 = np.zeros(capacity, dtype=np.int64)  # prompt + outputs so far
-        self.num_computed: I64 = np.zeros(capacity, dtype=np.int64)  # tokens whose KV is computed
-        self.held: I64 = np.zeros(capacity, dtype=np.int64)  # KV blocks held
-        self.prompt: I64 = np.zeros(capacity, dtype=np.int64)
-        self.remaining: I64 = np.zeros(capacity, dtype=np.int64)  # output tokens still to sample
-        self.last_t: F64 = np.full(capacity, np.nan)  # time of the last sampled token (NaN: none yet)
-        self.max_itl: F64 = np.zeros(capacity)
         self.n = 0
+        self._allocate(np.zeros((len(self.INT_COLUMNS), capacity), dtype=np.int64),
+                       np.zeros((len(self.FLOAT_COLUMNS), capacity)))
 
-    def _columns(self) -> tuple[np.ndarray, ...]:
-        return tuple(getattr(self, c) for c in (*self.INT_COLUMNS, *self.FLOAT_COLUMNS))
+    def _allocate(self, ints: npt.NDArray[np.int64], floats: F64) -> None:
+        self.ints, self.floats = ints, floats
+        # named views: rid, num_tokens (prompt + outputs so far), num_computed (KV computed),
+        # held (KV blocks), prompt, remaining (outputs still to sample); last_t (NaN: no token yet), max_itl
+        for i, name in enumerate(self.INT_COLUMNS):
+            setattr(self, name, ints[i])
+        for i, name in enumerate(self.FLOAT_COLUMNS):
+            setattr(self, name, floats[i])
 
     def append(self, rid: int, num_tokens: int, num_computed: int, held: int, prompt: int, remaining: int,
                last_t: float, max_itl: float) -> int:
         i = self.n
-        if i == self.rid.shape[0]:
-            for name in (*self.INT_COLUMNS, *self.FLOAT_COLUMNS):
-                old = getattr(self, name)
-                setattr(self, name, np.concatenate([old, np.zeros_like(old)]))
-        self.rid[i] = rid
-        self.num_tokens[i] = num_tokens
-        self.num_computed[i] = num_computed
-        self.held[i] = held
-        self.prompt[i] = prompt
-        self.remaining[i] = remaining
-        self.last_t[i] = last_t
-        self.max_itl[i] = max_itl
+        if i == self.ints.shape[1]:
+            self._allocate(np.concatenate([self.ints, np.zeros_like(self.ints)], axis=1),
+                           np.concatenate([self.floats, np.zeros_like(self.floats)], axis=1))
+        self.ints[:, i] = (rid, num_tokens, num_computed, held, prompt, remaining)
+        self.floats[:, i] = (last_t, max_itl)
         self.n = i + 1
         return i
 
@@ -103,16 +97,16 @@ class RunningBatch:
         """Drop one row, keeping the order of the others."""
         n = self.n
         if index != n - 1:
-            for arr in self._columns():
-                arr[index : n - 1] = arr[index + 1 : n]
+            self.ints[:, index : n - 1] = self.ints[:, index + 1 : n]
+            self.floats[:, index : n - 1] = self.floats[:, index + 1 : n]
         self.n = n - 1
 
     def keep(self, mask: npt.NDArray[np.bool_]) -> None:
         """Keep rows where ``mask`` (length n) is true, in order."""
         k = int(np.count_nonzero(mask))
         n = self.n
-        for arr in self._columns():
-            arr[:k] = arr[:n][mask]
+        self.ints[:, :k] = self.ints[:, :n][:, mask]
+        self.floats[:, :k] = self.floats[:, :n][:, mask]
         self.n = k
 
 

@@ -20,15 +20,12 @@ class StepPlan:
     num_computed_before: npt.NDArray[np.int64]
     preempted: tuple[int, ...]
     token_budget_left: int
+    total_tokens: int  # tokens scheduled in this step
 
     @property
     def num_scheduled_tokens(self) -> dict[int, int]:
         """{request_id: tokens} for scheduled requests, as vLLM's SchedulerOutput reports it."""
         return {int(r): int(k) for r, k in zip(self.rids, self.num_new, strict=True) if k > 0}
-
-    @property
-    def total_tokens(self) -> int:
-        return int(self.num_new.sum())
 
     @property
     def is_empty(self) -> bool:

@@ -73,7 +73,7 @@ class PagedScheduler:
 
     # ---- the step ------------------------------------------------------------------------
     def schedule(self, rep: ReplicaState) -> StepPlan:
-        budget = rep.max_num_batched_tokens
+        start_budget = budget = rep.max_num_batched_tokens
         b = rep.batch
         alloc = np.zeros(b.n + rep.max_num_seqs, dtype=np.int64)
         preempted: list[int] = []
@@ -88,6 +88,7 @@ class PagedScheduler:
             num_computed_before=b.num_computed[:n].copy(),
             preempted=tuple(preempted),
             token_budget_left=budget,
+            total_tokens=start_budget - budget,
         )
 
     def _schedule_running(self, rep: ReplicaState, alloc: np.ndarray, budget: int, preempted: list[int]) -> int:
