@@ -75,12 +75,14 @@ class RunningBatch:
 
     def _allocate(self, ints: npt.NDArray[np.int64], floats: F64) -> None:
         self.ints, self.floats = ints, floats
-        # named views: rid, num_tokens (prompt + outputs so far), num_computed (KV computed),
-        # held (KV blocks), prompt, remaining (outputs still to sample); last_t (NaN: no token yet), max_itl
-        for i, name in enumerate(self.INT_COLUMNS):
-            setattr(self, name, ints[i])
-        for i, name in enumerate(self.FLOAT_COLUMNS):
-            setattr(self, name, floats[i])
+        self.rid: I64 = ints[0]
+        self.num_tokens: I64 = ints[1]  # prompt + outputs so far
+        self.num_computed: I64 = ints[2]  # tokens whose KV is computed
+        self.held: I64 = ints[3]  # KV blocks held
+        self.prompt: I64 = ints[4]
+        self.remaining: I64 = ints[5]  # outputs still to sample
+        self.last_t: F64 = floats[0]  # time of the last sampled token (NaN: none yet)
+        self.max_itl: F64 = floats[1]
 
     def append(self, rid: int, num_tokens: int, num_computed: int, held: int, prompt: int, remaining: int,
                last_t: float, max_itl: float) -> int:
