@@ -13,6 +13,7 @@ from rich.table import Table
 
 from inferplan import __version__
 from inferplan.api import EngineLimits, build_deployment, fit, fit_all_formats
+from inferplan.cli_plan import register as register_plan
 from inferplan.cli_sim import register as register_sim
 from inferplan.errors import InputError
 from inferplan.perf.fit import FitResult
@@ -211,6 +212,7 @@ def version_cmd() -> None:
 
 
 register_sim(app)
+register_plan(app)
 
 
 def main() -> None:

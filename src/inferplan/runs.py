@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,8 @@ from typing import Any
 from inferplan.fileio import write_text_atomic
 from inferplan.perf.deployment import Deployment, EngineLimits
 from inferplan.perf.profile import DeviceProfile
+from inferplan.plan.outputs import plan_json, write_deploy, write_plan_report
+from inferplan.plan.search import PlanRequest, PlanResult, plan
 from inferplan.report.records import write_request_records
 from inferplan.report.sim_report import write_sim_report
 from inferplan.sim.loop import Progress, SimResult, simulate
@@ -125,3 +128,31 @@ def run_simulation(
     label = f"{cfg.model} on {cfg.replicas}x{cfg.tp * cfg.pp} {cfg.device}, {cfg.workload}, {cfg.policy}"
     registry.add(run_id, "sim", label, inputs, summary | {"wall_s": res.wall_s}, folder, report)
     return SimulationRun(run_id, cfg, summary, res, folder, report)
+
+
+@dataclass(frozen=True, slots=True)
+class PlanRun:
+    run_id: str
+    result: PlanResult
+    doc: dict[str, Any]
+    out_dir: Path
+    report_path: Path
+
+
+def run_plan(req: PlanRequest, *, out_dir: Path | None = None, registry: Registry | None = None,
+             progress: Callable[[str], None] | None = None) -> PlanRun:
+    """Plan, then write plan.json, deploy/ and report.html under ``out_dir/RUN_ID`` and record the run."""
+    registry = registry or Registry()
+    result = plan(req, registry=registry, progress=progress)
+    inputs = asdict(req)
+    run_id = registry.new_run_id("plan", inputs)
+    folder = (out_dir or Path("inferplan-runs")) / run_id
+    deploy = write_deploy(result, folder / "deploy")
+    report = write_plan_report(result, folder / "report.html", inputs)
+    artifacts = {"plan": str(folder / "plan.json"), "report": str(report), **{p.name: str(p) for p in deploy}}
+    doc = plan_json(result, artifacts)
+    write_text_atomic(folder / "plan.json", json.dumps(doc, indent=2, default=str) + "\n")
+    label = f"plan {req.model}, {req.workload}, {req.slo}"
+    registry.add(run_id, "plan", label, inputs, result.summary | {"plan_cost_per_hour": doc["cost_per_hour"],
+                                                                 "verified": doc["verified"]}, folder, report)
+    return PlanRun(run_id, result, doc, folder, report)

@@ -116,20 +116,24 @@ class StepCost:
         wbytes = fmt.bytes_per_weight
         embed_bytes = wbytes if fmt.quantizes_embeddings else max(2.0, wbytes)
 
-        # 1. dense linears: every non-routed weight of every layer
+        # 1. dense linears: every non-routed weight of every layer (one layer of each kind, times its count)
         dense_params = expert_params = 0
         self.expert_layers = 0
         self.num_experts = self.top_k = 1
         per_expert = 0.0
-        for layer in range(m.num_layers):
+        num_moe = sum(m.moe_layers)
+        kinds = [(num_moe, m.moe_layers.index(True))] if num_moe else []
+        if num_moe < m.num_layers:
+            kinds.append((m.num_layers - num_moe, m.moe_layers.index(False)))
+        for count, layer in kinds:
             for op in m.layer_ops(layer):
                 if op.num_experts > 1:
-                    self.expert_layers += 1
+                    self.expert_layers += count
                     self.num_experts, self.top_k = op.num_experts, op.top_k
                     per_expert = op.params / op.num_experts
-                    expert_params += op.active_params
+                    expert_params += count * op.active_params
                 else:
-                    dense_params += op.active_params
+                    dense_params += count * op.active_params
         self.dense_flops_per_token = 2 * dense_params / tp
         self.dense_bytes = dense_params * wbytes / tp
         inter = m.moe.expert_intermediate_size * m.moe.top_k if m.moe else m.intermediate_size
@@ -261,4 +265,5 @@ class StepCost:
 
     def decode_seconds(self, batch: int, context: int) -> float:
         """One decode step of ``batch`` sequences, each with ``context`` tokens cached."""
-        return self.seconds(batch_shape((), [context] * batch, window=self.window))
+        window = min(context, self.window) if self.window else 0
+        return self.seconds(BatchShape(0, 0.0, 0.0, 0, 0, batch, batch * context, batch * window, batch))

@@ -20,7 +20,7 @@ from inferplan.perf.deployment import Deployment
 from inferplan.sim.metrics import LogHistogram
 from inferplan.sim.policies.paged import PagedScheduler
 from inferplan.sim.replica import Replica
-from inferplan.sim.routers import get_router
+from inferplan.sim.routers import Router, get_router
 from inferplan.sim.state import REJECTED, WAITING, RequestTable
 from inferplan.workload.request import Workload
 
@@ -45,7 +45,7 @@ def simulate(
     deployments: Sequence[Deployment],
     policy: PagedScheduler,
     *,
-    router: str = "round-robin",
+    router: str | Router = "round-robin",
     seed: int = 0,
     max_waiting: int = 0,
     priority: bool = False,
@@ -108,7 +108,7 @@ def simulate(
                 start(target)
         if progress is not None and (i % report_every == 0 or i == n):
             progress(i, n)
-    return SimResult(wl, table, replicas, itl, now, time.perf_counter() - wall0, steps, router, policy.name)
+    return SimResult(wl, table, replicas, itl, now, time.perf_counter() - wall0, steps, route.name, policy.name)
 
 
 def _check(rep: Replica) -> None:

@@ -93,6 +93,30 @@ class SessionAffinity:
         return (key * 2654435761) % (1 << 32) % len(replicas)
 
 
+class PlannedRouter:
+    """Sends each request's size bucket to replica types in the planned shares (smooth weighted round-robin),
+    then to the least-loaded replica of that type."""
+
+    name = "planned"
+
+    def __init__(self, bucket_of: np.ndarray, shares: np.ndarray, replica_type: Sequence[int]) -> None:
+        self._bucket_of = bucket_of
+        self._shares = shares
+        self._credit = np.zeros_like(shares)
+        self._members: dict[int, list[int]] = {}
+        for i, c in enumerate(replica_type):
+            self._members.setdefault(c, []).append(i)
+
+    def choose(self, rid: int, replicas: Sequence[Replica]) -> int:
+        b = int(self._bucket_of[rid])
+        credit = self._credit[b]
+        credit += self._shares[b]
+        c = int(np.argmax(credit))
+        credit[c] -= 1.0
+        members = self._members[c]
+        return min(members, key=lambda i: (replicas[i].num_outstanding, i))
+
+
 ROUTERS: dict[str, Callable[[np.random.Generator, Workload], Router]] = {
     "round-robin": lambda rng, wl: RoundRobin(),
     "least-outstanding": lambda rng, wl: LeastOutstanding(),
@@ -102,7 +126,9 @@ ROUTERS: dict[str, Callable[[np.random.Generator, Workload], Router]] = {
 }
 
 
-def get_router(name: str, rng: np.random.Generator, wl: Workload) -> Router:
+def get_router(name: str | Router, rng: np.random.Generator, wl: Workload) -> Router:
+    if not isinstance(name, str):
+        return name
     if name not in ROUTERS:
         raise unknown_name("router", name, ROUTERS, hint=f"choose one of {', '.join(ROUTERS)}")
     return ROUTERS[name](rng, wl)

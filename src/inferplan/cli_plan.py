@@ -1,0 +1,99 @@
+"""CLI verb `plan`: the cheapest deployment that meets the SLOs, verified by simulation, with launch files."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from inferplan.plan.search import DEFAULT_SLO, PlanRequest
+from inferplan.plan.space import DEFAULT_DEVICES
+from inferplan.runs import run_plan
+from inferplan.store import Registry
+
+out = Console(width=None if sys.stdout.isatty() else 120)
+err = Console(stderr=True)
+
+EPILOG = (
+    "Examples:\n\n"
+    "  inferplan plan\n\n"
+    "  inferplan plan llama-3.1-70b --workload ../shared/data/traces/azure_llm_2023_conv.csv --rate-scale 4 "
+    "--slo ttft_p90=2s,tpot_p90=80ms --devices h100-sxm,a100-80gb,l40s,l4 --max-quality-loss 1\n\n"
+    "  inferplan plan qwen3-32b --workload chat --rate 40 --slo ttft_p99=1.5s,tpot_p90=60ms --json --out plans"
+)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("plan", epilog=EPILOG)
+    def plan_cmd(
+        model: Annotated[str, typer.Argument(help="catalog name or path to a config.json")] = "llama-3.1-8b",
+        workload: Annotated[str, typer.Option(help="preset or trace file (see `inferplan simulate --help`)")] = "chat",
+        rate: Annotated[float | None, typer.Option(help="requests per second (presets), or rescale a trace")] = None,
+        rate_scale: Annotated[float | None, typer.Option(help="multiply the arrival rate")] = None,
+        duration: Annotated[float | None, typer.Option(help="seconds of arrivals (presets: default 600)")] = None,
+        num_requests: Annotated[int | None, typer.Option(help="number of requests (first N of a trace)")] = None,
+        slo: Annotated[str, typer.Option(help="objectives, e.g. ttft_p90=2s,tpot_p90=100ms")] = DEFAULT_SLO,
+        devices: Annotated[str, typer.Option(help="comma-separated device types to consider")] = ",".join(DEFAULT_DEVICES),
+        max_quality_loss: Annotated[float, typer.Option(help="largest documented quality loss allowed, in percent")] = 1.0,
+        allow_unknown_quality: Annotated[bool, typer.Option("--allow-unknown-quality",
+                                                            help="allow formats whose quality effect is unknown")] = False,
+        buckets: Annotated[int, typer.Option(help="request-size buckets for the fleet program")] = 3,
+        seed: Annotated[int, typer.Option(help="random seed")] = 0,
+        executor: Annotated[str, typer.Option(help="local (process pool) or serial")] = "local",
+        out_dir: Annotated[Path, typer.Option("--out", help="folder for run outputs")] = Path("inferplan-runs"),
+        registry: Annotated[Path | None, typer.Option(help="run registry SQLite file (also caches evaluations)")] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="print the plan as JSON")] = False,
+    ) -> None:
+        """Find the cheapest fleet that meets the SLOs for MODEL under a workload, verified by simulation."""
+        req = PlanRequest(model=model, workload=workload, rate=rate, rate_scale=rate_scale, duration_s=duration,
+                          num_requests=num_requests, seed=seed, slo=slo,
+                          devices=tuple(d.strip() for d in devices.split(",") if d.strip()),
+                          max_quality_loss_pct=max_quality_loss, allow_unknown_quality=allow_unknown_quality,
+                          buckets=buckets, executor=executor)
+        show = err.is_terminal and not as_json
+        with err.status("planning", spinner="dots") if show else _Null() as status:
+            def progress(msg: str) -> None:
+                if show:
+                    status.update(msg)
+            run = run_plan(req, out_dir=out_dir, registry=Registry(registry) if registry else None, progress=progress)
+        if as_json:
+            sys.stdout.write(json.dumps(run.doc | {"run_id": run.run_id}, indent=2, default=str) + "\n")
+            return
+        r, doc = run.result, run.doc
+        t = Table(title=f"Chosen fleet for {model} - ${doc['cost_per_hour']:.2f}/hour")
+        for col in ("replicas", "device", "TP", "weights", "KV", "max_num_seqs", "batched tokens", "buckets served"):
+            t.add_column(col)
+        for p in doc["fleet"]:
+            served = ", ".join(f"{k} ({v:.0%})" for k, v in p["bucket_shares"].items() if v > 0)
+            t.add_row(str(p["count"]), p["device"], str(p["tensor_parallel"]), p["weights"], p["kv_cache"],
+                      str(p["max_num_seqs"]), str(p["max_num_batched_tokens"]), served)
+        out.print(t)
+        s = r.summary
+        verdict = "[green]verified[/]" if r.verified else "[red]NOT verified: the simulation missed an SLO[/]"
+        out.print(f"{verdict} by simulating all {s['num_requests']:,} requests: TTFT p90 {s['ttft_s']['p90'] * 1e3:,.0f} ms, "
+                  f"TPOT p90 {s['tpot_s']['p90'] * 1e3:,.1f} ms, SLO attainment {s['slo_attainment']:.1%}")
+        for a in r.adjustments:
+            out.print(f"adjusted: {a}")
+        if r.single_type_costs:
+            best = min(r.single_type_costs.items(), key=lambda kv: kv[1])
+            out.print(f"cheapest single-type fleet: ${best[1]:.2f}/hour ({best[0]})")
+        out.print(f"searched {r.num_candidates:,} configurations ({r.num_candidates / max(r.screen_s, 1e-9):,.0f}/s), "
+                  f"simulated {len(r.survivors)}")
+        out.print(f"run {run.run_id}; deploy files in {run.out_dir / 'deploy'}")
+        out.print(f"report: {run.report_path}")
+
+
+class _Null:
+    def __enter__(self) -> _Null:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def update(self, *_: object) -> None:
+        return None

@@ -1,0 +1,61 @@
+"""The analytical screen: a candidate's sustainable request rate from StepCost alone (no simulation).
+
+For mean prompt I and output O, a replica decoding B sequences at once spends
+``prefill(I) + O * t(B) / B`` seconds of device time per request, where ``t(B)`` is a
+decode step of B sequences at mean context ``I + O/2``. B is the largest batch that
+fits the KV cache and ``max_num_seqs`` and keeps ``t(B)`` within the TPOT objective.
+Capacity = utilization headroom / that time. Used to rank thousands of candidates per
+second; the survivors are measured by simulation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from inferplan.perf.deployment import Deployment
+from inferplan.perf.memory import max_concurrent_sequences, plan_memory
+from inferplan.perf.step_cost import StepCost
+from inferplan.sim.slo import SLO
+
+HEADROOM = 0.8  # queueing: plan to keep replicas at most 80% busy
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    rate_per_s: float  # sustainable requests per second (0: cannot meet the SLOs)
+    batch: int
+    tpot_s: float
+    ttft_s: float
+    dollars_per_rate: float  # $/hour per request/s of capacity
+
+    @property
+    def feasible(self) -> bool:
+        return self.rate_per_s > 0
+
+
+def _threshold(slos: tuple[SLO, ...], metric: str) -> float:
+    values = [s.threshold_s for s in slos if s.metric == metric]
+    return min(values) if values else float("inf")
+
+
+def estimate(dep: Deployment, mean_input: float, mean_output: float, slos: tuple[SLO, ...]) -> Estimate:
+    cost = StepCost(dep)
+    mem = plan_memory(dep)
+    ctx = int(mean_input + mean_output / 2)
+    b_max = min(dep.limits.max_num_seqs, max_concurrent_sequences(dep, mem, int(mean_input + mean_output)))
+    tpot_limit = min(_threshold(slos, "tpot"), _threshold(slos, "itl"))
+    ttft = cost.prefill_seconds(max(1, int(mean_input)), chunk=dep.limits.max_num_batched_tokens)
+    price = dep.price_per_hour or 0.0
+    if b_max < 1 or ttft > _threshold(slos, "ttft") or cost.decode_seconds(1, ctx) > tpot_limit:
+        return Estimate(0.0, 0, float("inf"), ttft, float("inf"))
+    lo, hi = 1, b_max  # largest batch whose decode step meets the TPOT objective
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if cost.decode_seconds(mid, ctx) <= tpot_limit:
+            lo = mid
+        else:
+            hi = mid - 1
+    t_step = cost.decode_seconds(lo, ctx)
+    per_request = ttft + mean_output * t_step / lo
+    rate = HEADROOM / per_request
+    return Estimate(rate, lo, t_step, ttft, price / rate)

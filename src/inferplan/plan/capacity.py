@@ -1,0 +1,96 @@
+"""Capacity by simulation: the highest Poisson request rate at which a replica still meets every SLO.
+
+Found by bisection on the rate, each probe a simulation of ``num_requests`` requests
+with lengths resampled from the bucket. Results are cached by configuration hash in
+the run registry, so an interrupted sweep resumes without repeating work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from inferplan.perf.deployment import Deployment
+from inferplan.sim.loop import simulate
+from inferplan.sim.policies import get_policy
+from inferplan.sim.slo import SLO
+from inferplan.sim.summary import summarize
+from inferplan.store import Registry, config_hash
+from inferplan.workload.request import Workload
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    """Requests of one size class: their lengths, and the share of the workload's rate they carry."""
+
+    name: str
+    input_tokens: np.ndarray
+    output_tokens: np.ndarray
+    rate_per_s: float
+
+    def fingerprint(self) -> str:
+        return config_hash([self.name, self.input_tokens.tolist()[:2000], self.output_tokens.tolist()[:2000]])
+
+
+def probe_workload(bucket: Bucket, rate: float, num_requests: int, seed: int) -> Workload:
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, bucket.input_tokens.shape[0], num_requests)
+    arrivals = np.cumsum(rng.exponential(1.0 / rate, num_requests))
+    return Workload.build(arrivals, bucket.input_tokens[idx], bucket.output_tokens[idx], name=f"probe-{bucket.name}")
+
+
+def meets(dep: Deployment, wl: Workload, slos: tuple[SLO, ...]) -> bool:
+    res = simulate(wl, [dep], get_policy("vllm"))
+    s = summarize(res, slos)
+    return s["num_rejected"] == 0 and all(c["met"] for c in s["slos"])
+
+
+def capacity(
+    dep: Deployment,
+    bucket: Bucket,
+    slos: tuple[SLO, ...],
+    *,
+    guess: float,
+    num_requests: int = 400,
+    seed: int = 0,
+    iterations: int = 6,
+    cache: Registry | None = None,
+    cache_tag: str = "",
+) -> float:
+    """Requests/s one replica sustains on this bucket within the SLOs (0 if not even a trickle)."""
+    key = "capacity:" + config_hash([cache_tag, dep.describe(), dep.limits, bucket.fingerprint(), [str(s) for s in slos],
+                                     num_requests, seed, iterations])
+    if cache is not None:
+        hit = cache.cache_get(key)
+        if hit is not None:
+            return float(hit)
+    def probe(rate: float) -> bool:
+        return meets(dep, probe_workload(bucket, rate, num_requests, seed), slos)
+
+    # 1. bracket: lo meets the SLOs, hi does not (start from the analytical guess)
+    lo, hi = 0.0, max(guess, 1e-3)
+    if probe(hi):
+        lo, hi = hi, 2 * hi
+        for _ in range(6):
+            if not probe(hi):
+                break
+            lo, hi = hi, 2 * hi
+    else:
+        for _ in range(6):
+            if probe(hi / 2):
+                lo = hi / 2
+                break
+            hi /= 2
+    # 2. bisect (when even the smallest probe failed, lo stays 0: the bucket cannot be served)
+    if lo > 0:
+        for _ in range(iterations):
+            mid = (lo + hi) / 2
+            if probe(mid):
+                lo = mid
+            else:
+                hi = mid
+    result = lo
+    if cache is not None:
+        cache.cache_put(key, result)
+    return result

@@ -1,0 +1,61 @@
+"""The cheapest fleet: a mixed-integer program over replica types and request-size buckets (Melange, P188).
+
+Variables: ``x[c]`` replicas of candidate type c (integers) and ``y[b, c]`` the share
+of bucket b's requests sent to type c. Constraints: every bucket is fully served,
+``sum_c y[b, c] = 1``, and each type has the replicas its share needs,
+``sum_b y[b, c] * rate[b] / capacity[b, c] <= x[c]``. Objective: sum of ``price[c] * x[c]``.
+Solved with scipy's HiGHS ``milp``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import Bounds, LinearConstraint, milp
+
+from inferplan.errors import InputError
+
+
+@dataclass(frozen=True, slots=True)
+class Fleet:
+    replicas: tuple[int, ...]  # per candidate type
+    shares: np.ndarray  # (buckets, types): fraction of each bucket's requests per type
+    cost_per_hour: float
+
+
+def solve_fleet(rates: np.ndarray, capacity: np.ndarray, prices: np.ndarray, *, max_replicas: int = 1000) -> Fleet:
+    """rates: (B,) req/s per bucket; capacity: (B, C) req/s one replica of type c sustains on bucket b."""
+    n_b, n_c = capacity.shape
+    if n_b == 0 or n_c == 0:
+        raise InputError("nothing to plan: no buckets or no candidate types")
+    if (capacity.max(axis=1) <= 0).any():
+        bad = int(np.nonzero(capacity.max(axis=1) <= 0)[0][0])
+        raise InputError(f"no candidate meets the SLOs for request bucket {bad}; relax the SLOs or add devices")
+    # variable order: x[0..C), then y[b, c] row-major
+    n_y = n_b * n_c
+    cost = np.concatenate([prices, np.zeros(n_y)])
+    integrality = np.concatenate([np.ones(n_c), np.zeros(n_y)])
+    lower = np.zeros(n_c + n_y)
+    upper = np.concatenate([np.full(n_c, max_replicas), np.where(capacity.ravel() > 0, 1.0, 0.0)])
+    a_eq = np.zeros((n_b, n_c + n_y))
+    for b in range(n_b):
+        a_eq[b, n_c + b * n_c : n_c + (b + 1) * n_c] = 1.0
+    a_cap = np.zeros((n_c, n_c + n_y))
+    with np.errstate(divide="ignore"):
+        load = np.where(capacity > 0, rates[:, None] / np.where(capacity > 0, capacity, 1.0), 0.0)
+    for c in range(n_c):
+        a_cap[c, c] = -1.0
+        for b in range(n_b):
+            a_cap[c, n_c + b * n_c + c] = load[b, c]
+    res = milp(
+        cost,
+        integrality=integrality,
+        bounds=Bounds(lower, upper),
+        constraints=[LinearConstraint(a_eq, 1.0, 1.0), LinearConstraint(a_cap, -np.inf, 0.0)],
+    )
+    if not res.success:
+        raise InputError(f"the fleet problem has no solution ({res.message})")
+    x = np.rint(res.x[:n_c]).astype(int)
+    y = res.x[n_c:].reshape(n_b, n_c)
+    return Fleet(tuple(int(v) for v in x), np.clip(y, 0.0, 1.0), float(prices @ x))

@@ -1,0 +1,203 @@
+"""The planning pipeline: prune -> screen -> capacity by simulation -> fleet MILP -> verify.
+
+1. Enumerate replica configurations that fit in memory (``space``).
+2. Rank them with the analytical model and keep the best few per device type (``analytic``).
+3. Measure each survivor's capacity per request-size bucket by simulation with bisection
+   (``capacity``), in parallel processes, cached in the run registry.
+4. Choose the cheapest fleet over types and buckets with a MILP (``fleet``).
+5. Simulate the whole workload on that fleet, routing buckets as planned. If an SLO is
+   missed, add a replica to the busiest type and simulate again; a plan is reported as
+   meeting the SLOs only if this final simulation met every one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from inferplan.errors import InputError
+from inferplan.perf.deployment import Deployment
+from inferplan.plan.analytic import Estimate, estimate
+from inferplan.plan.capacity import Bucket, capacity
+from inferplan.plan.executors import run_all
+from inferplan.plan.fleet import Fleet, solve_fleet
+from inferplan.plan.space import DEFAULT_DEVICES, Candidate, QualityBudget, enumerate_candidates
+from inferplan.sim.loop import SimResult, simulate
+from inferplan.sim.policies import get_policy
+from inferplan.sim.routers import PlannedRouter
+from inferplan.sim.slo import SLO, parse_slos
+from inferplan.sim.summary import summarize
+from inferplan.specs.catalog import get_model
+from inferplan.store import Registry
+from inferplan.workload.presets import make_workload
+from inferplan.workload.request import Workload
+
+DEFAULT_SLO = "ttft_p90=2s,tpot_p90=100ms"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlanRequest:
+    model: str = "llama-3.1-8b"
+    workload: str = "chat"
+    rate: float | None = None
+    rate_scale: float | None = None
+    duration_s: float | None = None
+    num_requests: int | None = None
+    seed: int = 0
+    slo: str = DEFAULT_SLO
+    devices: tuple[str, ...] = DEFAULT_DEVICES
+    max_quality_loss_pct: float | None = 1.0
+    allow_unknown_quality: bool = False
+    buckets: int = 3
+    survivors_per_device: int = 1
+    probe_requests: int = 400
+    executor: str = "local"
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluated:
+    candidate: Candidate
+    estimate: Estimate
+    capacity: tuple[float, ...] = ()  # per bucket, req/s
+
+
+@dataclass
+class PlanResult:
+    request: PlanRequest
+    workload: Workload
+    slos: tuple[SLO, ...]
+    buckets: list[Bucket]
+    num_candidates: int
+    screen_s: float
+    screened: list[Evaluated]
+    survivors: list[Evaluated]
+    fleet: Fleet
+    deployments: list[Deployment]
+    verified: bool
+    summary: dict[str, Any]
+    adjustments: list[str] = field(default_factory=list)
+    single_type_costs: dict[str, float] = field(default_factory=dict)
+    sim: SimResult | None = None
+
+
+def make_buckets(wl: Workload, k: int) -> tuple[list[Bucket], np.ndarray]:
+    """Split requests into up to ``k`` size classes by prompt + output tokens (equal-count quantiles)."""
+    size = wl.input_tokens + wl.output_tokens
+    edges = np.unique(np.quantile(size, np.linspace(0, 1, k + 1)[1:-1])) if k > 1 else np.array([])
+    which = np.searchsorted(edges, size, side="right")
+    present = np.unique(which)
+    span = max(wl.duration_s, 1e-9)
+    buckets = []
+    for b in present.tolist():
+        idx = np.nonzero(which == b)[0]
+        lo, hi = int(size[idx].min()), int(size[idx].max())
+        buckets.append(Bucket(f"{lo}-{hi} tokens", wl.input_tokens[idx], wl.output_tokens[idx], idx.size / span))
+    return buckets, np.searchsorted(present, which)
+
+
+def _measure(job: tuple[Deployment, Bucket, tuple[SLO, ...], float, int, int, str]) -> float:
+    dep, bucket, slos, guess, n, seed, registry_path = job
+    return capacity(dep, bucket, slos, guess=guess, num_requests=n, seed=seed,
+                    cache=Registry(Path(registry_path)) if registry_path else None)
+
+
+def plan(req: PlanRequest, *, registry: Registry | None = None, progress: Callable[[str], None] | None = None) -> PlanResult:
+    say = progress or (lambda _msg: None)
+    model = get_model(req.model)
+    slos = parse_slos(req.slo)
+    if not slos:
+        raise InputError("the planner needs at least one SLO, e.g. --slo ttft_p90=2s,tpot_p90=100ms")
+    wl = make_workload(req.workload, seed=req.seed, rate=req.rate, rate_scale=req.rate_scale,
+                       duration_s=req.duration_s, num_requests=req.num_requests)
+    buckets, bucket_of = make_buckets(wl, req.buckets)
+    budget = QualityBudget(req.max_quality_loss_pct, req.allow_unknown_quality)
+    context = int(min(np.percentile(wl.input_tokens + wl.output_tokens, 99), model.max_position_embeddings))
+
+    # 1-2. enumerate and screen
+    say("screening candidates")
+    t0 = time.perf_counter()
+    screened: list[tuple[Evaluated, Deployment]] = []
+    mean_in, mean_out = float(wl.input_tokens.mean()), float(wl.output_tokens.mean())
+    for cand, dep in enumerate_candidates(model, req.devices, budget, context_tokens=context):
+        screened.append((Evaluated(cand, estimate(dep, mean_in, mean_out, slos)), dep))
+    screen_s = time.perf_counter() - t0
+    if not screened:
+        raise InputError(
+            f"{model.name} fits none of {', '.join(req.devices)} (with the allowed formats) for {context:,}-token "
+            f"requests; try more devices (--devices h100-sxm,h200,b200), a larger --max-quality-loss, "
+            f"or `inferplan fit {model.name} DEVICE --all-formats`"
+        )
+    feasible = [(e, d) for e, d in screened if e.estimate.feasible]
+    if not feasible:
+        best = min(screened, key=lambda ed: ed[0].estimate.ttft_s)
+        raise InputError(
+            f"no configuration meets {', '.join(map(str, slos))}: the nearest is {best[0].candidate.describe()} "
+            f"with a single-request TTFT of {best[0].estimate.ttft_s * 1e3:.0f} ms and TPOT of "
+            f"{best[0].estimate.tpot_s * 1e3:.1f} ms; relax the SLOs or add faster devices"
+        )
+    survivors: list[tuple[Evaluated, Deployment]] = []
+    for device in req.devices:
+        mine = sorted((ed for ed in feasible if ed[0].candidate.device == device),
+                      key=lambda ed: ed[0].estimate.dollars_per_rate)
+        survivors.extend(mine[: req.survivors_per_device])
+
+    # 3. capacity per survivor and bucket, by simulation
+    say(f"measuring capacity of {len(survivors)} configurations on {len(buckets)} request buckets")
+    reg_path = str(registry.path) if registry else ""
+    jobs = []
+    for ev, dep in survivors:
+        for bk in buckets:
+            guess = estimate(dep, float(bk.input_tokens.mean()), float(bk.output_tokens.mean()), slos).rate_per_s
+            jobs.append((dep, bk, slos, max(guess, 0.05), req.probe_requests, req.seed, reg_path))
+    caps = np.array(run_all(_measure, jobs, executor=req.executor)).reshape(len(survivors), len(buckets))
+    measured = [Evaluated(ev.candidate, ev.estimate, tuple(float(c) for c in caps[i]))
+                for i, (ev, _) in enumerate(survivors)]
+
+    # 4. fleet
+    say("solving the fleet")
+    rates = np.array([b.rate_per_s for b in buckets])
+    prices = np.array([d.price_per_hour or 0.0 for _, d in survivors])
+    fleet = solve_fleet(rates, caps.T, prices)
+    singles = {}
+    for i, (ev, _) in enumerate(survivors):
+        if (caps[i] > 0).all():
+            singles[ev.candidate.describe()] = solve_fleet(rates, caps[i : i + 1].T, prices[i : i + 1]).cost_per_hour
+
+    # 5. verify by simulating the whole workload, adding capacity if needed
+    deps_by_type = [d for _, d in survivors]
+    replicas = list(fleet.replicas)
+    adjustments: list[str] = []
+    for attempt in range(6):
+        say(f"verifying the fleet by simulation (attempt {attempt + 1})")
+        fleet_deps, types = [], []
+        for c, count in enumerate(replicas):
+            fleet_deps += [deps_by_type[c]] * count
+            types += [c] * count
+        router = PlannedRouter(bucket_of, _shares_for(fleet.shares, replicas), types)
+        sim = simulate(wl, fleet_deps, get_policy("vllm"), router=router, seed=req.seed)
+        summary = summarize(sim, slos)
+        if summary["slos_met"]:
+            break
+        busiest = max(range(len(types)), key=lambda i: sim.replicas[i].busy_s)
+        c = types[busiest]
+        replicas[c] += 1
+        adjustments.append(f"added one {survivors[c][0].candidate.describe()} after the simulation missed "
+                           f"{', '.join(x['slo'] for x in summary['slos'] if not x['met']) or 'no SLO (rejections)'}")
+    verified = bool(summary["slos_met"])
+    final = Fleet(tuple(replicas), fleet.shares, float(prices @ np.array(replicas)))
+    return PlanResult(req, wl, slos, buckets, len(screened), screen_s, [e for e, _ in screened], measured, final,
+                      deps_by_type, verified, summary, adjustments, singles, sim)
+
+
+def _shares_for(shares: np.ndarray, replicas: list[int]) -> np.ndarray:
+    """Shares restricted to types that have replicas (a type added during verification keeps its share)."""
+    out = shares.copy()
+    out[:, [c for c, n in enumerate(replicas) if n == 0]] = 0.0
+    sums = out.sum(axis=1, keepdims=True)
+    normalised: np.ndarray = np.divide(out, sums, out=np.zeros_like(out), where=sums > 0)
+    return normalised

@@ -1,0 +1,90 @@
+"""The search space: which (device, parallelism, formats, engine limits) could serve the model at all."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from inferplan.errors import InputError
+from inferplan.perf.deployment import Deployment, EngineLimits
+from inferplan.perf.memory import max_concurrent_sequences, plan_memory
+from inferplan.specs.catalog import get_device, kv_format_catalog, weight_format_catalog
+from inferplan.specs.model import ModelSpec
+from inferplan.specs.precision import KVFormat, WeightFormat
+
+DEFAULT_DEVICES = ("l4", "a10g", "l40s", "a100-80gb", "h100-sxm")
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One replica configuration the planner may choose."""
+
+    device: str
+    tp: int
+    weights: str
+    kv: str
+    max_num_seqs: int
+    max_num_batched_tokens: int
+
+    def key(self) -> tuple[object, ...]:
+        return (self.device, self.tp, self.weights, self.kv, self.max_num_seqs, self.max_num_batched_tokens)
+
+    def describe(self) -> str:
+        return (f"{self.tp}x {self.device} (TP{self.tp}), weights {self.weights}, KV {self.kv}, "
+                f"max_num_seqs {self.max_num_seqs}, max_num_batched_tokens {self.max_num_batched_tokens}")
+
+
+@dataclass(frozen=True, slots=True)
+class QualityBudget:
+    """Formats allowed by a maximum quality loss (percent), with unknown effects excluded unless allowed."""
+
+    max_loss_pct: float | None = None
+    allow_unknown: bool = False
+
+    def allows(self, fmt: WeightFormat | KVFormat) -> bool:
+        if self.max_loss_pct is None:
+            return True
+        loss = fmt.quality_loss_pct()
+        if loss is None:
+            return self.allow_unknown
+        return loss <= self.max_loss_pct
+
+
+def formats_for(device: str, budget: QualityBudget) -> tuple[list[WeightFormat], list[KVFormat]]:
+    """Weight formats with fast kernels on the device and a serving engine; KV formats vLLM supports."""
+    dev = get_device(device)
+    weights = [f for f in weight_format_catalog().values()
+               if budget.allows(f) and f.is_fast_on(dev.kind, dev.features) and
+               ({"vllm", "sglang"} & set(f.engines) if dev.is_gpu_like else "llamacpp" in f.engines)]
+    kvs = [k for k in kv_format_catalog().values()
+           if budget.allows(k) and (k.vllm_kv_cache_dtype if dev.is_gpu_like else k.llamacpp_cache_type)]
+    return weights, kvs
+
+
+def enumerate_candidates(
+    model: ModelSpec,
+    devices: Sequence[str],
+    budget: QualityBudget,
+    *,
+    context_tokens: int,
+    max_num_seqs_options: Sequence[int] = (64, 256),
+    batched_tokens_options: Sequence[int] = (2048, 8192),
+) -> Iterator[tuple[Candidate, Deployment]]:
+    """Every configuration that fits in memory with room for one sequence of ``context_tokens``."""
+    for name in devices:
+        dev = get_device(name)
+        if dev.price_per_hour_usd is None:
+            raise InputError(f"device '{name}' has no price; give it one in a device file to plan with it")
+        weights, kvs = formats_for(name, budget)
+        tps = [t for t in (1, 2, 4, 8) if t <= dev.max_devices_per_node and model.num_attention_heads % t == 0]
+        for tp in tps:
+            for w in weights:
+                for kv in kvs:
+                    for seqs in max_num_seqs_options:
+                        for tokens in batched_tokens_options:
+                            limits = EngineLimits(max_num_seqs=seqs, max_num_batched_tokens=tokens)
+                            dep = Deployment(model=model, device=dev, weights=w, kv=kv, tp=tp, limits=limits)
+                            mem = plan_memory(dep)
+                            if not mem.fits or max_concurrent_sequences(dep, mem, context_tokens) < 1:
+                                continue
+                            yield Candidate(name, tp, w.name, kv.name, seqs, tokens), dep

@@ -1,0 +1,99 @@
+"""`inferplan plan` end to end: verified plans, launch files engines accept, clear failures, resumable sweeps."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+CLI = [sys.executable, "-m", "inferplan.cli"]
+# vLLM engine arguments used by our launch commands, as vLLM spells them (docs.vllm.ai, "Engine Arguments")
+VLLM_FLAGS = {"--tensor-parallel-size", "--pipeline-parallel-size", "--max-num-seqs", "--max-num-batched-tokens",
+              "--gpu-memory-utilization", "--block-size", "--kv-cache-dtype", "--quantization",
+              "--enable-chunked-prefill", "--no-enable-chunked-prefill", "--enable-prefix-caching",
+              "--no-enable-prefix-caching"}
+
+
+def run(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = os.environ | {"INFERPLAN_REGISTRY": str(tmp / "runs.sqlite")}
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=600, cwd=tmp, env=env)
+
+
+@pytest.fixture(scope="module")
+def default_plan(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    tmp = tmp_path_factory.mktemp("plan")
+    r = run(tmp, "plan", "--json", "--out", "out")
+    assert r.returncode == 0, r.stderr
+    return tmp, json.loads(r.stdout)
+
+
+def test_default_plan_is_verified_and_complete(default_plan: tuple[Path, dict]) -> None:
+    """The no-argument plan meets its SLOs in a full simulation and reports fleet, cost and metrics."""
+    _, doc = default_plan
+    assert doc["verified"] is True
+    assert doc["cost_per_hour"] == pytest.approx(sum(p["count"] * p["price_per_replica_hour"] for p in doc["fleet"]))
+    assert all(s["met"] for s in doc["predicted"]["slos"])
+    for key in ("ttft_s", "tpot_s", "itl_s", "e2e_s", "throughput_output_tokens_per_s", "num_preemptions"):
+        assert key in doc["predicted"]
+    for pool in doc["fleet"]:
+        assert pool["quality_loss_pct"] is not None and pool["quality_loss_pct"] <= 1.0
+
+
+def test_launch_files_use_engine_spellings_and_parse(default_plan: tuple[Path, dict]) -> None:
+    """launch.sh flags are vLLM's; kubernetes.yaml parses; memory settings match the plan's assumption."""
+    tmp, doc = default_plan
+    launch = Path(doc["artifacts"]["launch.sh"])
+    launch = launch if launch.is_absolute() else tmp / launch
+    cmds = [line for line in launch.read_text().splitlines() if line.startswith("vllm serve")]
+    assert len(cmds) == len(doc["fleet"])
+    for cmd, pool in zip(cmds, doc["fleet"], strict=True):
+        flags = {w for w in cmd.split() if w.startswith("--")}
+        assert flags <= VLLM_FLAGS
+        assert f"--gpu-memory-utilization {pool['gpu_memory_utilization']:g}" in cmd
+        assert f"--max-num-seqs {pool['max_num_seqs']}" in cmd
+    k8s = Path(doc["artifacts"]["kubernetes.yaml"])
+    objs = list(yaml.safe_load_all((k8s if k8s.is_absolute() else tmp / k8s).read_text()))
+    kinds = [o["kind"] for o in objs]
+    assert kinds.count("Deployment") == len(doc["fleet"]) and kinds.count("Service") == len(doc["fleet"])
+    dep = next(o for o in objs if o["kind"] == "Deployment")
+    assert dep["spec"]["replicas"] == doc["fleet"][0]["count"]
+    assert dep["spec"]["template"]["spec"]["containers"][0]["command"] == ["vllm", "serve"]
+
+
+def test_report_written(default_plan: tuple[Path, dict]) -> None:
+    tmp, doc = default_plan
+    report = Path(doc["artifacts"]["report"])
+    html = (report if report.is_absolute() else tmp / report).read_text()
+    assert "Chosen fleet" in html and "Pareto front" in html
+
+
+def test_rerun_reuses_cached_evaluations(tmp_path: Path) -> None:
+    """A second run with the same registry repeats no capacity search and gives the same answer."""
+    args = ("plan", "--devices", "l4,a10g", "--duration", "120", "--buckets", "2", "--json", "--executor", "serial")
+    first = json.loads(run(tmp_path, *args).stdout)
+    db = sqlite3.connect(tmp_path / "runs.sqlite")
+    cached = db.execute("SELECT COUNT(*) FROM cache").fetchone()[0]
+    second = json.loads(run(tmp_path, *args).stdout)
+    assert db.execute("SELECT COUNT(*) FROM cache").fetchone()[0] == cached > 0
+    assert first["fleet"] == second["fleet"] and first["cost_per_hour"] == second["cost_per_hour"]
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (("plan", "--slo", "ttft_p90=1ms"), "no configuration meets"),
+        (("plan", "llama-3.1-405b", "--devices", "l4,a10g"), "fits none"),
+        (("plan", "--devices", "rtx-5090"), "no price"),
+        (("plan", "--slo", "latency<1"), "cannot read SLO"),
+    ],
+)
+def test_impossible_requests_explain_and_exit_2(tmp_path: Path, args: tuple[str, ...], needle: str) -> None:
+    r = run(tmp_path, *args)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert needle in r.stderr and "Traceback" not in r.stderr
