@@ -9,6 +9,10 @@ Solved with scipy's HiGHS ``milp``.
 
 from __future__ import annotations
 
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,14 +52,30 @@ def solve_fleet(rates: np.ndarray, capacity: np.ndarray, prices: np.ndarray, *, 
         a_cap[c, c] = -1.0
         for b in range(n_b):
             a_cap[c, n_c + b * n_c + c] = load[b, c]
-    res = milp(
-        cost,
-        integrality=integrality,
-        bounds=Bounds(lower, upper),
-        constraints=[LinearConstraint(a_eq, 1.0, 1.0), LinearConstraint(a_cap, -np.inf, 0.0)],
-    )
+    with _quiet_stdout():  # HiGHS can print solver notes to the C-level stdout, which would corrupt --json
+        res = milp(
+            cost,
+            integrality=integrality,
+            bounds=Bounds(lower, upper),
+            constraints=[LinearConstraint(a_eq, 1.0, 1.0), LinearConstraint(a_cap, -np.inf, 0.0)],
+        )
     if not res.success:
         raise InputError(f"the fleet problem has no solution ({res.message})")
     x = np.rint(res.x[:n_c]).astype(int)
     y = res.x[n_c:].reshape(n_b, n_c)
     return Fleet(tuple(int(v) for v in x), np.clip(y, 0.0, 1.0), float(prices @ x))
+
+
+@contextmanager
+def _quiet_stdout() -> Iterator[None]:
+    """Send file descriptor 1 to /dev/null for the duration (Python's own sys.stdout is flushed first)."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
