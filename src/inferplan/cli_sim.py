@@ -25,7 +25,9 @@ SIM_EPILOG = (
     "--slo ttft_p90=1s,tpot_p90=50ms\n\n"
     "  inferplan simulate qwen3-32b --device a100-80gb --tp 2 --replicas 4 --router least-kv "
     "--workload ../shared/data/traces/azure_llm_2023_conv.csv --rate-scale 3\n\n"
-    "  inferplan simulate llama-3.1-8b --device l4 --policy sarathi --chunk-size 512 --workload trace.jsonl --json"
+    "  inferplan simulate llama-3.1-8b --device l4 --policy sarathi --chunk-size 512 --workload trace.jsonl --json\n\n"
+    "  inferplan simulate llama-3.1-8b --device h100-sxm --workload summarize --rate 8 --prefill-replicas 1 "
+    "--replicas 1 --slo ttft_p90=1s,tpot_p90=15ms"
 )
 
 
@@ -97,6 +99,11 @@ def register(app: typer.Typer) -> None:
         skip_bad_rows: Annotated[bool, typer.Option("--skip-bad-rows", help="skip malformed trace rows, counted")] = False,
         trace_format: Annotated[str | None, typer.Option(help="azure, burstgpt, mooncake, generic (default: detect)")] = None,
         profile: Annotated[Path | None, typer.Option(help="device profile YAML from `inferplan profile`")] = None,
+        prefill_replicas: Annotated[int, typer.Option(help="disaggregate: this many prefill replicas; --replicas "
+                                                           "then counts decode replicas (0: aggregated)")] = 0,
+        prefill_device: Annotated[str | None, typer.Option(help="device of the prefill pool (default --device)")] = None,
+        prefill_tp: Annotated[int | None, typer.Option(help="tensor parallelism of the prefill pool (default --tp)")] = None,
+        kv_link_gb_s: Annotated[float | None, typer.Option(help="KV transfer link, GB/s (default: the device's link)")] = None,
         out_dir: Annotated[Path, typer.Option("--out", help="folder for run outputs")] = Path("inferplan-runs"),
         registry: Annotated[Path | None, typer.Option(help="run registry SQLite file")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
@@ -114,9 +121,12 @@ def register(app: typer.Typer) -> None:
             enable_prefix_caching=prefix_caching, enable_chunked_prefill=chunked_prefill,
             priority_scheduling=priority, max_waiting=max_waiting, skip_bad_rows=skip_bad_rows,
             trace_format=trace_format, profile=str(profile) if profile else None,
+            prefill_replicas=prefill_replicas, prefill_device=prefill_device, prefill_tp=prefill_tp,
+            kv_link_gb_s=kv_link_gb_s,
         )
-        if replicas < 1:
-            raise InputError(f"--replicas must be at least 1, got {replicas}")
+        if replicas < 1 or prefill_replicas < 0:
+            raise InputError(f"--replicas must be at least 1 and --prefill-replicas at least 0 "
+                             f"(got {replicas}, {prefill_replicas})")
         show = err.is_terminal and not as_json
         with Progress(TextColumn("simulating"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,} arrivals"),
                       TimeElapsedColumn(), console=err, disable=not show, transient=True) as bar:

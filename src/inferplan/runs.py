@@ -56,8 +56,12 @@ class SimulationConfig:
     skip_bad_rows: bool = False
     trace_format: str | None = None
     profile: str | None = None
+    prefill_replicas: int = 0  # > 0: disaggregated; ``replicas`` then counts decode replicas
+    prefill_device: str | None = None
+    prefill_tp: int | None = None
+    kv_link_gb_s: float | None = None
 
-    def deployment(self) -> Deployment:
+    def deployment(self, *, device: str | None = None, tp: int | None = None) -> Deployment:
         limits = EngineLimits(
             max_num_seqs=self.max_num_seqs,
             max_num_batched_tokens=self.max_num_batched_tokens,
@@ -68,10 +72,10 @@ class SimulationConfig:
         )
         return Deployment(
             model=get_model(self.model),
-            device=get_device(self.device),
+            device=get_device(device or self.device),
             weights=get_weight_format(self.weights),
             kv=get_kv_format(self.kv),
-            tp=self.tp,
+            tp=tp or self.tp,
             pp=self.pp,
             limits=limits,
             profile=DeviceProfile.load(Path(self.profile)) if self.profile else None,
@@ -96,11 +100,17 @@ def simulate_config(cfg: SimulationConfig, *, progress: Progress | None = None) 
     wl = make_workload(cfg.workload, seed=cfg.seed, rate=cfg.rate, rate_scale=cfg.rate_scale,
                        duration_s=cfg.duration_s, num_requests=cfg.num_requests, skip_bad_rows=cfg.skip_bad_rows,
                        trace_format=cfg.trace_format)
+    prefill = []
+    if cfg.prefill_replicas:
+        prefill = [cfg.deployment(device=cfg.prefill_device, tp=cfg.prefill_tp)] * cfg.prefill_replicas
     res = simulate(wl, [dep] * cfg.replicas, policy, router=cfg.router, seed=cfg.seed, max_waiting=cfg.max_waiting,
-                   priority=cfg.priority_scheduling, progress=progress)
+                   priority=cfg.priority_scheduling, progress=progress, prefill=prefill, kv_link_gb_s=cfg.kv_link_gb_s)
     summary = summarize(res, slos)
     summary["workload"] = wl.describe()
     summary["deployment"] = dep.describe()
+    if prefill:
+        summary["deployment"] = f"prefill {cfg.prefill_replicas}x [{prefill[0].describe()}] + decode {cfg.replicas}x [{dep.describe()}]"
+    summary["prefill_replicas"] = cfg.prefill_replicas
     return res, summary
 
 

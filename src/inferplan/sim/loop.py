@@ -20,7 +20,7 @@ from inferplan.perf.deployment import Deployment
 from inferplan.sim.metrics import LogHistogram
 from inferplan.sim.policies.paged import PagedScheduler
 from inferplan.sim.replica import Replica
-from inferplan.sim.routers import Router, get_router
+from inferplan.sim.routers import LeastKV, Router, get_router
 from inferplan.sim.state import REJECTED, WAITING, RequestTable
 from inferplan.workload.request import Workload
 
@@ -52,18 +52,30 @@ def simulate(
     progress: Progress | None = None,
     check_invariants: bool = False,
     leap: bool = True,
+    prefill: Sequence[Deployment] = (),
+    kv_link_gb_s: float | None = None,
 ) -> SimResult:
-    """Run the workload through replicas (one per deployment) until every request finished or was rejected."""
+    """Run the workload through replicas (one per deployment) until every request finished or was rejected.
+
+    With ``prefill`` deployments the cluster is disaggregated (DistServe): arrivals go to the
+    prefill pool, which emits the first token; the prompt's KV then travels to a decode replica
+    (``deployments``) over the link and decoding continues there.
+    """
     wall0 = time.perf_counter()
     table = RequestTable(wl)
     itl = LogHistogram()
     bucket_s = max(1.0, wl.duration_s / 1000.0)
+    roles = ["prefill"] * len(prefill) + (["decode"] if prefill else ["both"]) * len(deployments)
     replicas = tuple(
         Replica(i, dep, policy, table, itl=itl, bucket_s=bucket_s, max_waiting=max_waiting, priority=priority,
-                leap=leap, solo=len(deployments) == 1)
-        for i, dep in enumerate(deployments)
+                leap=leap, solo=len(roles) == 1, role=role)
+        for i, (dep, role) in enumerate(zip([*prefill, *deployments], roles, strict=True))
     )
+    front = replicas[: len(prefill)] if prefill else replicas  # where arrivals go
+    back = replicas[len(prefill) :]
     route = get_router(router, np.random.default_rng(seed), wl)
+    to_decode = LeastKV()
+    transfers: list[tuple[float, int, int]] = []  # (KV arrival time, seq, request)
     heap: list[tuple[float, int, int]] = []
     seq = itertools.count()
     arrivals = wl.arrival_s.tolist()
@@ -74,13 +86,17 @@ def simulate(
     report_every = max(1, n // 200)
 
     def start(rep: Replica) -> None:
-        end = rep.start_step(now, arrivals[i] if i < n else float("inf"))
+        horizon = arrivals[i] if i < n else float("inf")
+        if transfers and transfers[0][0] < horizon:
+            horizon = transfers[0][0]
+        end = rep.start_step(now, horizon)
         if end is not None:
             heapq.heappush(heap, (end, next(seq), rep.index))
 
-    while i < n or heap:
+    while i < n or heap or transfers:
         t_arrival = arrivals[i] if i < n else float("inf")
-        if heap and heap[0][0] <= t_arrival:
+        t_transfer = transfers[0][0] if transfers else float("inf")
+        if heap and heap[0][0] <= t_arrival and heap[0][0] <= t_transfer:
             t, _, r = heapq.heappop(heap)
             assert t >= now, "clock went back"
             now = t
@@ -89,13 +105,33 @@ def simulate(
             rep.finish_step(now)
             if check_invariants:
                 _check(rep)
+            for rid, t_first in rep.handoffs:
+                done = t_first + kv_transfer_s(rep.dep, int(table.input[rid]), kv_link_gb_s)
+                heapq.heappush(transfers, (done, next(seq), rid))
+            rep.handoffs.clear()
             start(rep)
+            continue
+        if t_transfer <= t_arrival:  # a prompt's KV reached the decode pool
+            t, _, rid = heapq.heappop(transfers)
+            assert t >= now, "clock went back"
+            now = t
+            target = back[to_decode.choose(rid, back)]
+            table.replica[rid] = target.index
+            table.kv_ready[rid] = table.input[rid]
+            reason = target.reject_reason(rid)
+            if reason:
+                table.status[rid] = REJECTED
+                table.reject_reason[rid] = reason
+            else:
+                target.enqueue(rid)
+                if not target.busy:
+                    start(target)
             continue
         assert t_arrival >= now, "clock went back"
         now = t_arrival
         rid = i
         i += 1
-        target = replicas[route.choose(rid, replicas)]
+        target = front[route.choose(rid, front)]
         table.replica[rid] = target.index
         reason = target.reject_reason(rid)
         if reason:
@@ -109,6 +145,18 @@ def simulate(
         if progress is not None and (i % report_every == 0 or i == n):
             progress(i, n)
     return SimResult(wl, table, replicas, itl, now, time.perf_counter() - wall0, steps, route.name, policy.name)
+
+
+def kv_transfer_s(dep: Deployment, prompt_tokens: int, link_gb_s: float | None) -> float:
+    """Time to move a prompt's KV cache from a prefill to a decode replica.
+
+    Default link: the device's intra-node link in one direction (prefill and decode in one
+    node, as DistServe places them when it can), else its network link.
+    """
+    dev = dep.device
+    gb_s = link_gb_s or (dev.intra_node_link_gb_s / 2 if dev.intra_node_link_gb_s else dev.inter_node_link_gb_s)
+    kv_bytes = dep.model.kv_bytes_for_context(prompt_tokens, dep.kv.bytes_per_value)
+    return kv_bytes / (max(gb_s, 1e-3) * 1e9 * dep.device_profile.link_efficiency) + dev.link_latency_us * 1e-6
 
 
 def _check(rep: Replica) -> None:

@@ -165,8 +165,17 @@ class ReplicaSeries:
             if kv_blocks > self._open_kv_max:
                 self._open_kv_max = kv_blocks
             return
-        for t, d, k, j in zip(starts.tolist(), durs.tolist(), decodes.tolist(), joules.tolist(), strict=True):
-            self.add_step(t, d, 0, k, k, waiting, kv_blocks, j)
+        self._close()  # write the open bucket, then add the run bucket by bucket
+        ks = (starts / self.bucket_s).astype(np.int64)
+        ks -= k0
+        width = k1 - k0 + 1
+        fields = (durs, np.ones_like(durs), None, decodes, decodes * durs, waiting * durs, kv_blocks * durs, joules)
+        self._k = k1
+        self._close()  # makes room up to k1 (the open bucket is empty)
+        for row, values in enumerate(fields):
+            if values is not None:
+                self._sums[row, k0 : k1 + 1] += np.bincount(ks, weights=values, minlength=width)
+        np.maximum(self._kv_max[k0 : k1 + 1], kv_blocks, out=self._kv_max[k0 : k1 + 1])
 
     def as_arrays(self) -> dict[str, npt.NDArray[np.float64]]:
         self._close()

@@ -34,6 +34,7 @@ class Replica:
         priority: bool = False,
         leap: bool = True,
         solo: bool = True,
+        role: str = "both",
     ) -> None:
         mem = plan_memory(dep)
         if not mem.fits:
@@ -45,7 +46,8 @@ class Replica:
         self.dep = dep
         self.policy = policy
         self.table = table
-        self.state = policy.state_for(table, dep.limits, mem.num_kv_blocks, priority=priority)
+        self.state = policy.state_for(table, dep.limits, mem.num_kv_blocks, priority=priority, role=role)
+        self.handoffs: list[tuple[int, float]] = []  # prefill role: (request, first-token time) to transfer
         self.cost = StepCost(dep)
         self.window = dep.model.sliding_window if dep.model.num_sliding_layers else None
         self.max_waiting = max_waiting
@@ -320,11 +322,16 @@ class Replica:
         st, t = self.state, self.table
         b = st.batch
         rids = b.rid[rows]
-        t.status[rids] = FINISHED
-        t.t_finish[rids] = when
         t.t_last_token[rids] = when
-        t.out_done[rids] = t.output[rids]
         t.max_itl[rids] = b.max_itl[rows]
+        times = np.broadcast_to(np.asarray(when, dtype=np.float64), rids.shape)
+        done = t.output[rids] <= t.out_done[rids] + 1 if st.role == "prefill" else np.ones(rids.shape, dtype=bool)
+        if st.role == "prefill":  # the first token is out; the KV now moves to a decode replica
+            t.out_done[rids] = 1
+            self.handoffs.extend(zip(rids[~done].tolist(), times[~done].tolist(), strict=True))
+        t.status[rids[done]] = FINISHED
+        t.t_finish[rids[done]] = times[done]
+        t.out_done[rids[done]] = t.output[rids[done]]
         for row, rid in zip(rows.tolist(), rids.tolist(), strict=True):
             st.pool.release(rid, int(b.held[row]))
         keep = np.ones(b.n, dtype=bool)

@@ -51,6 +51,7 @@ class RequestTable:
         self.num_preemptions = np.zeros(n, dtype=np.int32)
         self.prefix_hit_tokens = np.zeros(n, dtype=np.int64)
         self.max_itl = np.zeros(n)
+        self.kv_ready = np.zeros(n, dtype=np.int64)  # prompt tokens whose KV arrived from a prefill replica
 
     def __len__(self) -> int:
         return int(self.status.shape[0])
@@ -180,8 +181,10 @@ class ReplicaState:
         prefix_caching: bool = False,
         priority: bool = False,
         slot_context: int = 0,
+        role: str = "both",
     ) -> None:
         self.table = table
+        self.role = role  # "both" (aggregated), "prefill" (stops after the first token) or "decode"
         self.pool = BlockPool(num_blocks, block_size, prefix_caching=prefix_caching)
         self.block_size = block_size
         self.max_num_seqs = max_num_seqs
@@ -196,6 +199,10 @@ class ReplicaState:
             PriorityQueue(table.wl.priority, table.arrival) if priority else FcfsQueue()
         )
         self.num_preemptions = 0
+
+    def output_target(self, rid: int) -> int:
+        """Outputs this replica produces for the request: just the first token on a prefill replica."""
+        return 1 if self.role == "prefill" else int(self.table.output[rid])
 
     def blocks_for(self, tokens: int) -> int:
         return -(-tokens // self.block_size)

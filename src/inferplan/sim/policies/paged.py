@@ -39,7 +39,8 @@ class PagedScheduler:
     slot_context: int = 0  # llama.cpp: tokens per slot; longer requests are rejected
 
     def state_for(
-        self, table: RequestTable, limits: EngineLimits, num_blocks: int, *, priority: bool = False
+        self, table: RequestTable, limits: EngineLimits, num_blocks: int, *, priority: bool = False,
+        role: str = "both",
     ) -> ReplicaState:
         """The replica state this policy runs on: engine limits with this policy's overrides."""
         max_seqs = self.max_num_seqs or limits.max_num_seqs
@@ -58,11 +59,12 @@ class PagedScheduler:
             prefix_caching=limits.enable_prefix_caching,
             priority=priority,
             slot_context=self.slot_context,
+            role=role,
         )
 
     def reject_reason(self, rep: ReplicaState, rid: int) -> int:
         t = rep.table
-        total = int(t.input[rid] + t.output[rid])
+        total = int(t.input[rid]) + rep.output_target(rid)
         if rep.slot_context and total > rep.slot_context:
             return 3
         if rep.blocks_for(total) > rep.pool.num_blocks:
@@ -166,6 +168,7 @@ class PagedScheduler:
         t.out_done[rid] = int(b.num_tokens[row] - b.prompt[row])
         t.t_last_token[rid] = b.last_t[row]
         t.max_itl[rid] = b.max_itl[row]
+        t.kv_ready[rid] = 0  # transferred KV is gone with the blocks: a resume recomputes locally
         b.remove(row)
         t.num_preemptions[rid] += 1
         rep.num_preemptions += 1
@@ -183,14 +186,15 @@ class PagedScheduler:
                 keys = rep.prompt_keys(rid, (num_tokens - 1) // bs)  # never hit the last token
                 keys = keys[: min(len(keys), prompt // bs)]
                 hits, hit_evictable = pool.cached_prefix(keys)
-            computed = hits * bs
+            computed = max(hits * bs, int(t.kv_ready[rid]))  # KV that arrived from a prefill replica counts too
             new = num_tokens - computed
             if rep.long_prefill_token_threshold > 0:
                 new = min(new, rep.long_prefill_token_threshold)
             if not rep.enable_chunked_prefill and new > budget:
                 break
             new = min(new, budget)
-            reserve = prompt + int(t.output[rid]) if self.reserve_full else computed + new
+            target = rep.output_target(rid)
+            reserve = prompt + target if self.reserve_full else computed + new
             need = max(rep.blocks_for(reserve) - hits, 0)
             if need + hit_evictable > pool.num_free:
                 break  # head-of-line blocking: waiting never preempts running
@@ -200,7 +204,7 @@ class PagedScheduler:
                 t.prefix_hit_tokens[rid] += computed
             pool.take(need)
             done = int(t.out_done[rid])
-            row = b.append(rid, num_tokens, computed, hits + need, prompt, int(t.output[rid]) - done,
+            row = b.append(rid, num_tokens, computed, hits + need, prompt, target - done,
                            float(t.t_last_token[rid]), float(t.max_itl[rid]))
             if row >= alloc.shape[0]:
                 raise AssertionError("running batch exceeded max_num_seqs")
