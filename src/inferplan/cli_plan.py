@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from inferplan.errors import InputError
 from inferplan.plan.search import DEFAULT_SLO, PlanRequest
 from inferplan.plan.space import DEFAULT_DEVICES
 from inferplan.runs import run_plan
@@ -47,14 +48,21 @@ def register(app: typer.Typer) -> None:
         executor: Annotated[str, typer.Option(help="local (process pool) or serial")] = "local",
         out_dir: Annotated[Path, typer.Option("--out", help="folder for run outputs")] = Path("inferplan-runs"),
         registry: Annotated[Path | None, typer.Option(help="run registry SQLite file (also caches evaluations)")] = None,
+        autoscale: Annotated[bool, typer.Option("--autoscale", help="also plan replicas per time window")] = False,
+        window: Annotated[str, typer.Option(help="autoscaling window, e.g. 15m, 900s, 1h")] = "15m",
+        scale_down_delay: Annotated[str, typer.Option(help="keep a replica this long after it is no longer needed")] = "5m",
         as_json: Annotated[bool, typer.Option("--json", help="print the plan as JSON")] = False,
     ) -> None:
         """Find the cheapest fleet that meets the SLOs for MODEL under a workload, verified by simulation."""
+        if autoscale and duration is None and not Path(workload).exists():
+            duration = 4 * parse_duration(window, "--window")  # a preset: simulate four windows
         req = PlanRequest(model=model, workload=workload, rate=rate, rate_scale=rate_scale, duration_s=duration,
                           num_requests=num_requests, seed=seed, slo=slo,
                           devices=tuple(d.strip() for d in devices.split(",") if d.strip()),
                           max_quality_loss_pct=max_quality_loss, allow_unknown_quality=allow_unknown_quality,
-                          buckets=buckets, executor=executor)
+                          buckets=buckets, executor=executor,
+                          autoscale_window_s=parse_duration(window, "--window") if autoscale else None,
+                          scale_down_delay_s=parse_duration(scale_down_delay, "--scale-down-delay"))
         show = err.is_terminal and not as_json
         with err.status("planning", spinner="dots") if show else _Null() as status:
             def progress(msg: str) -> None:
@@ -84,8 +92,28 @@ def register(app: typer.Typer) -> None:
             out.print(f"cheapest single-type fleet: ${best[1]:.2f}/hour ({best[0]})")
         out.print(f"searched {r.num_candidates:,} configurations ({r.num_candidates / max(r.screen_s, 1e-9):,.0f}/s), "
                   f"simulated {len(r.survivors)}")
+        if r.autoscale is not None:
+            auto = r.autoscale.to_dict()
+            out.print(f"autoscaling {r.autoscale_config} in {auto['window_s']:g} s windows: replicas "
+                      f"{auto['replicas_per_window']} - ${auto['cost_per_day']:,.2f}/day (SLO attainment "
+                      f"{auto['autoscaled']['slo_attainment']:.1%}) vs static {auto['static_replicas']} - "
+                      f"${auto['static_cost_per_day']:,.2f}/day ({auto['static']['slo_attainment']:.1%}); "
+                      f"saving {auto['saving_pct']:.1f}%")
         out.print(f"run {run.run_id}; deploy files in {run.out_dir / 'deploy'}")
         out.print(f"report: {run.report_path}")
+
+
+def parse_duration(text: str, flag: str) -> float:
+    """'15m', '900s', '1h', or plain seconds."""
+    units = {"s": 1.0, "m": 60.0, "h": 3600.0}
+    t = text.strip().lower()
+    try:
+        value = float(t[:-1]) * units[t[-1]] if t and t[-1] in units else float(t)
+    except ValueError:
+        raise InputError(f"{flag} '{text}': write a duration such as 15m, 900s or 1h") from None
+    if value <= 0:
+        raise InputError(f"{flag} must be positive, got '{text}'")
+    return value
 
 
 class _Null:

@@ -97,3 +97,20 @@ def test_impossible_requests_explain_and_exit_2(tmp_path: Path, args: tuple[str,
     r = run(tmp_path, *args)
     assert r.returncode == 2, r.stdout + r.stderr
     assert needle in r.stderr and "Traceback" not in r.stderr
+
+
+def test_plan_with_autoscaling(tmp_path: Path) -> None:
+    """--autoscale plans replicas per window and compares cost per day with static peak, both simulated."""
+    r = run(tmp_path, "plan", "--devices", "l4", "--workload", "diurnal-chat", "--rate", "6", "--autoscale",
+            "--window", "5m", "--scale-down-delay", "1m", "--buckets", "1", "--json")
+    assert r.returncode == 0, r.stderr
+    a = json.loads(r.stdout)["autoscale"]
+    assert len(a["replicas_per_window"]) == 4  # a preset with no --duration runs four windows
+    assert a["static_replicas"] == max(a["replicas_per_window"])
+    assert a["cost_per_day"] <= a["static_cost_per_day"]
+    assert {"slo_attainment", "slos_met"} <= set(a["autoscaled"]) and "l4" in a["config"]
+
+
+def test_bad_window_is_explained(tmp_path: Path) -> None:
+    r = run(tmp_path, "plan", "--autoscale", "--window", "soon")
+    assert r.returncode == 2 and "--window" in r.stderr

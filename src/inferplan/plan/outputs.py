@@ -106,6 +106,7 @@ def plan_json(r: PlanResult, artifacts: dict[str, str]) -> dict[str, Any]:
         "search": {"candidates": r.num_candidates, "screen_s": r.screen_s, "simulated": len(r.survivors)},
         "slo": r.request.slo,
         "artifacts": artifacts,
+        "autoscale": None if r.autoscale is None else r.autoscale.to_dict() | {"config": r.autoscale_config},
     }
 
 
@@ -131,6 +132,17 @@ def write_plan_report(r: PlanResult, path: Path, inputs: dict[str, Any]) -> Path
     sections.append(Section("Measured capacity (requests/s per replica, by simulation)",
                             table=Table(["configuration", "analytical", *[b.name for b in r.buckets], "single-type fleet $/h"],
                                         cap_rows)))
+    if r.autoscale is not None:
+        a = r.autoscale.to_dict()
+        rows = [["autoscaled", ", ".join(map(str, a["replicas_per_window"])), f"${a['cost_per_day']:,.2f}",
+                 f"{a['autoscaled']['slo_attainment']:.1%}", "yes" if a["autoscaled"]["slos_met"] else "no"],
+                ["static peak", str(a["static_replicas"]), f"${a['static_cost_per_day']:,.2f}",
+                 f"{a['static']['slo_attainment']:.1%}", "yes" if a["static"]["slos_met"] else "no"]]
+        sections.append(Section(
+            f"Autoscaling ({a['window_s']:g} s windows, {r.autoscale_config})",
+            note=(f"cold start {a['cold_start_s']:.0f} s (weights at the host load bandwidth + engine start-up), "
+                  f"scale-down delay {a['scale_down_delay_s']:g} s; saving {a['saving_pct']:.1f}% against static peak"),
+            table=Table(["provisioning", "replicas", "cost per day", "SLO attainment", "SLOs met"], rows)))
     front = pareto(r)
     fig = go.Figure()
     for flag, name in ((False, "dominated"), (True, "Pareto front")):

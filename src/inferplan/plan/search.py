@@ -23,6 +23,7 @@ import numpy as np
 from inferplan.errors import InputError
 from inferplan.perf.deployment import Deployment
 from inferplan.plan.analytic import Estimate, estimate
+from inferplan.plan.autoscale import AutoscaleResult, plan_autoscale
 from inferplan.plan.capacity import Bucket, capacity
 from inferplan.plan.executors import run_all
 from inferplan.plan.fleet import Fleet, solve_fleet
@@ -57,6 +58,8 @@ class PlanRequest:
     survivors_per_device: int = 1
     probe_requests: int = 400
     executor: str = "local"
+    autoscale_window_s: float | None = None  # set: also plan replicas per window for time-varying load
+    scale_down_delay_s: float = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +86,8 @@ class PlanResult:
     adjustments: list[str] = field(default_factory=list)
     single_type_costs: dict[str, float] = field(default_factory=dict)
     sim: SimResult | None = None
+    autoscale: AutoscaleResult | None = None
+    autoscale_config: str = ""
 
 
 def make_buckets(wl: Workload, k: int) -> tuple[list[Bucket], np.ndarray]:
@@ -190,8 +195,29 @@ def plan(req: PlanRequest, *, registry: Registry | None = None, progress: Callab
                            f"{', '.join(x['slo'] for x in summary['slos'] if not x['met']) or 'no SLO (rejections)'}")
     verified = bool(summary["slos_met"])
     final = Fleet(tuple(replicas), fleet.shares, float(prices @ np.array(replicas)))
-    return PlanResult(req, wl, slos, buckets, len(screened), screen_s, [e for e, _ in screened], measured, final,
-                      deps_by_type, verified, summary, adjustments, singles, sim)
+    result = PlanResult(req, wl, slos, buckets, len(screened), screen_s, [e for e, _ in screened], measured, final,
+                        deps_by_type, verified, summary, adjustments, singles, sim)
+    if req.autoscale_window_s:
+        say("planning replicas per window (autoscaling)")
+        result.autoscale, result.autoscale_config = _autoscale(req, wl, slos, survivors, singles, registry)
+    return result
+
+
+def _autoscale(req: PlanRequest, wl: Workload, slos: tuple[SLO, ...], survivors: list[tuple[Evaluated, Deployment]],
+               singles: dict[str, float], registry: Registry | None) -> tuple[AutoscaleResult, str]:
+    """Autoscale the cheapest single-type fleet: its capacity on the whole mix, then replicas per window."""
+    if not singles:
+        raise InputError("no single replica type serves every request bucket, so there is nothing to autoscale")
+    best = min(singles, key=lambda k: singles[k])
+    ev, dep = next((e, d) for e, d in survivors if e.candidate.describe() == best)
+    whole = Bucket("all", wl.input_tokens, wl.output_tokens, wl.mean_rate)
+    cap = capacity(dep, whole, slos, guess=max(ev.estimate.rate_per_s, 0.05), num_requests=req.probe_requests,
+                   seed=req.seed, cache=registry)
+    if cap <= 0:
+        raise InputError(f"{best} cannot meet the SLOs on the whole request mix, so it cannot be autoscaled")
+    assert req.autoscale_window_s is not None
+    return plan_autoscale(dep, wl, slos, capacity_rps=cap, window_s=req.autoscale_window_s,
+                          scale_down_delay_s=req.scale_down_delay_s, seed=req.seed), best
 
 
 def _shares_for(shares: np.ndarray, replicas: list[int]) -> np.ndarray:

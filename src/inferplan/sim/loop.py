@@ -54,12 +54,16 @@ def simulate(
     leap: bool = True,
     prefill: Sequence[Deployment] = (),
     kv_link_gb_s: float | None = None,
+    uptime: Sequence[Sequence[tuple[float, float]]] | None = None,
 ) -> SimResult:
     """Run the workload through replicas (one per deployment) until every request finished or was rejected.
 
     With ``prefill`` deployments the cluster is disaggregated (DistServe): arrivals go to the
     prefill pool, which emits the first token; the prompt's KV then travels to a decode replica
     (``deployments``) over the link and decoding continues there.
+
+    ``uptime`` (autoscaling) gives, per arrival-facing replica, the intervals in which it
+    accepts new requests; outside them it only finishes what it has.
     """
     wall0 = time.perf_counter()
     table = RequestTable(wl)
@@ -74,6 +78,9 @@ def simulate(
     front = replicas[: len(prefill)] if prefill else replicas  # where arrivals go
     back = replicas[len(prefill) :]
     route = get_router(router, np.random.default_rng(seed), wl)
+    changes = _uptime_changes(uptime, len(front)) if uptime is not None else []
+    accepting = list(front)
+    next_change = 0
     to_decode = LeastKV()
     transfers: list[tuple[float, int, int]] = []  # (KV arrival time, seq, request)
     heap: list[tuple[float, int, int]] = []
@@ -131,7 +138,10 @@ def simulate(
         now = t_arrival
         rid = i
         i += 1
-        target = front[route.choose(rid, front)]
+        while next_change < len(changes) and changes[next_change][0] <= now:
+            accepting = [front[k] for k in changes[next_change][1]] or list(front)
+            next_change += 1
+        target = accepting[route.choose(rid, accepting)]
         table.replica[rid] = target.index
         reason = target.reject_reason(rid)
         if reason:
@@ -145,6 +155,14 @@ def simulate(
         if progress is not None and (i % report_every == 0 or i == n):
             progress(i, n)
     return SimResult(wl, table, replicas, itl, now, time.perf_counter() - wall0, steps, route.name, policy.name)
+
+
+def _uptime_changes(uptime: Sequence[Sequence[tuple[float, float]]], count: int) -> list[tuple[float, list[int]]]:
+    """Times at which the set of accepting replicas changes, with the set from then on."""
+    if len(uptime) != count:
+        raise ValueError(f"uptime lists {len(uptime)} replicas, the pool has {count}")
+    times = sorted({t for spans in uptime for span in spans for t in span} | {0.0})
+    return [(t, [k for k, spans in enumerate(uptime) if any(a <= t < b for a, b in spans)]) for t in times]
 
 
 def kv_transfer_s(dep: Deployment, prompt_tokens: int, link_gb_s: float | None) -> float:

@@ -60,7 +60,7 @@ PRESETS: dict[str, Preset] = {
         priority=1,
     ),
     "diurnal-chat": Preset(
-        "chat lengths with a daily rate cycle (+/-60% around the mean)",
+        "chat lengths with one daily rate cycle (+/-60% around the mean) compressed into the simulated duration",
         5.5,
         Lengths("lognormal", 6.633, 0.985, low=2, high=14_050),
         Lengths("lognormal", 5.019, 0.859, low=1, high=1_000),
@@ -100,7 +100,7 @@ def make_workload(
             lam *= rate_scale
         n = num_requests or max(1, int(round(lam * (duration_s or 600.0))))
         return synthesize(rng, n=n, rate=lam, inputs=p.inputs, outputs=p.outputs, arrivals=p.arrivals,
-                          cv=3.0, name=spec, online=p.online, priority=p.priority)
+                          cv=3.0, name=spec, online=p.online, priority=p.priority, period_s=n / lam)
     path = Path(spec)
     if not path.exists() and not any(sep in spec for sep in "/\\."):
         raise unknown_name("workload", spec, PRESETS, hint=f"presets: {', '.join(PRESETS)}; or a trace file path")

@@ -92,8 +92,9 @@ def synthesize(
     name: str = "synthetic",
     online: bool = True,
     priority: int = 0,
+    period_s: float = 86_400.0,
 ) -> Workload:
-    """n requests at a mean ``rate`` per second."""
+    """n requests at a mean ``rate`` per second (``period_s``: length of one diurnal cycle)."""
     if rate <= 0 or not np.isfinite(rate):
         raise InputError(f"--rate must be a positive number of requests per second, got {rate}")
     if n < 1:
@@ -102,7 +103,7 @@ def synthesize(
         "poisson": poisson_arrivals,
         "gamma": lambda r, lam, k: gamma_arrivals(r, lam, k, cv),
         "onoff": lambda r, lam, k: onoff_arrivals(r, lam, k, on_s=30.0, off_s=30.0),
-        "diurnal": diurnal_arrivals,
+        "diurnal": lambda r, lam, k: diurnal_arrivals(r, lam, k, period_s=period_s),
         "burst": lambda r, lam, k: np.zeros(k),
     }
     if arrivals not in processes:
