@@ -32,23 +32,9 @@ class LogHistogram:
             self._total += float(np.dot(self._values[:k], self._weights[:k]))
             self._fill = 0
 
-    def add_weighted(self, values: npt.NDArray[np.float64], weight: float = 1.0) -> None:
-        """Each value counted ``weight`` times (a run of decode steps: one gap per running request)."""
-        k = values.shape[0]
-        if k == 0 or weight <= 0:
-            return
-        if self._fill + k > self._values.shape[0]:
-            self._flush()
-            if k > self._values.shape[0]:
-                self._values, self._weights = np.zeros(k), np.zeros(k)
-        f = self._fill
-        self._values[f : f + k] = values
-        self._weights[f : f + k] = weight
-        self._fill = f + k
-        self._n += k * int(weight)
-
-    def add_weighted_each(self, values: npt.NDArray[np.float64], weights: npt.NDArray[np.int64]) -> None:
-        """values[i] counted weights[i] times."""
+    def add_weighted(self, values: npt.NDArray[np.float64], weight: float | npt.NDArray[np.int64] = 1.0) -> None:
+        """values[i] counted ``weight`` times (a number, or one weight per value): a run of decode steps
+        contributes one gap per running request."""
         k = values.shape[0]
         if k == 0:
             return
@@ -58,15 +44,12 @@ class LogHistogram:
                 self._values, self._weights = np.zeros(k), np.zeros(k)
         f = self._fill
         self._values[f : f + k] = values
-        self._weights[f : f + k] = weights
+        self._weights[f : f + k] = weight
         self._fill = f + k
-        self._n += int(np.add.reduce(weights))
+        self._n += int(np.add.reduce(self._weights[f : f + k]))
 
     def add(self, values: npt.NDArray[np.float64]) -> None:
         self.add_weighted(values, 1.0)
-
-    def add_repeated(self, value: float, times: int) -> None:
-        self.add_weighted(np.array([value]), float(times))
 
     @property
     def n(self) -> int:

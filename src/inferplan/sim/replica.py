@@ -301,7 +301,7 @@ class Replica:
         run_max = np.zeros(n)
         if steps > 1:
             later = np.diff(ends)  # exactly as event-by-event subtraction gives them
-            self.itl.add_weighted_each(later, self.leap_active)
+            self.itl.add_weighted(later, self.leap_active)
             prefix_max = np.maximum.accumulate(later)
             ran = k > 1
             run_max[ran] = prefix_max[k[ran] - 2]
