@@ -48,6 +48,8 @@ def register(app: typer.Typer) -> None:
         executor: Annotated[str, typer.Option(help="local (process pool) or serial")] = "local",
         out_dir: Annotated[Path, typer.Option("--out", help="folder for run outputs")] = Path("inferplan-runs"),
         registry: Annotated[Path | None, typer.Option(help="run registry SQLite file (also caches evaluations)")] = None,
+        disaggregation: Annotated[str, typer.Option(help="off, on (prefill/decode pools) or auto (the cheaper "
+                                                         "verified of both)")] = "off",
         autoscale: Annotated[bool, typer.Option("--autoscale", help="also plan replicas per time window")] = False,
         window: Annotated[str, typer.Option(help="autoscaling window, e.g. 15m, 900s, 1h")] = "15m",
         scale_down_delay: Annotated[str, typer.Option(help="keep a replica this long after it is no longer needed")] = "5m",
@@ -60,7 +62,7 @@ def register(app: typer.Typer) -> None:
                           num_requests=num_requests, seed=seed, slo=slo,
                           devices=tuple(d.strip() for d in devices.split(",") if d.strip()),
                           max_quality_loss_pct=max_quality_loss, allow_unknown_quality=allow_unknown_quality,
-                          buckets=buckets, executor=executor,
+                          buckets=buckets, executor=executor, disaggregation=disaggregation,
                           autoscale_window_s=parse_duration(window, "--window") if autoscale else None,
                           scale_down_delay_s=parse_duration(scale_down_delay, "--scale-down-delay"))
         show = err.is_terminal and not as_json
@@ -78,13 +80,18 @@ def register(app: typer.Typer) -> None:
             t.add_column(col)
         for p in doc["fleet"]:
             served = ", ".join(f"{k} ({v:.0%})" for k, v in p["bucket_shares"].items() if v > 0)
-            t.add_row(str(p["count"]), p["device"], str(p["tensor_parallel"]), p["weights"], p["kv_cache"],
+            count = str(p["count"]) if not p["disaggregated"] else (
+                f"{p['count']} x ({p['prefill_replicas_per_unit']}P + {p['decode_replicas_per_unit']}D)")
+            t.add_row(count, p["device"], str(p["tensor_parallel"]), p["weights"], p["kv_cache"],
                       str(p["max_num_seqs"]), str(p["max_num_batched_tokens"]), served)
         out.print(t)
         s = r.summary
         verdict = "[green]verified[/]" if r.verified else "[red]NOT verified: the simulation missed an SLO[/]"
         out.print(f"{verdict} by simulating all {s['num_requests']:,} requests: TTFT p90 {s['ttft_s']['p90'] * 1e3:,.0f} ms, "
                   f"TPOT p90 {s['tpot_s']['p90'] * 1e3:,.1f} ms, SLO attainment {s['slo_attainment']:.1%}")
+        if len(r.mode_costs) > 1:
+            out.print("by mode: " + ", ".join(f"{m} ${c:.2f}/h ({'verified' if r.mode_verified[m] else 'not verified'})"
+                                               for m, c in r.mode_costs.items()) + f"; chose {r.mode}")
         for a in r.adjustments:
             out.print(f"adjusted: {a}")
         if r.single_type_costs:

@@ -17,7 +17,7 @@ CLI = [sys.executable, "-m", "inferplan.cli"]
 VLLM_FLAGS = {"--tensor-parallel-size", "--pipeline-parallel-size", "--max-num-seqs", "--max-num-batched-tokens",
               "--gpu-memory-utilization", "--block-size", "--kv-cache-dtype", "--quantization",
               "--enable-chunked-prefill", "--no-enable-chunked-prefill", "--enable-prefix-caching",
-              "--no-enable-prefix-caching"}
+              "--no-enable-prefix-caching", "--kv-transfer-config"}
 
 
 def run(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -114,3 +114,32 @@ def test_plan_with_autoscaling(tmp_path: Path) -> None:
 def test_bad_window_is_explained(tmp_path: Path) -> None:
     r = run(tmp_path, "plan", "--autoscale", "--window", "soon")
     assert r.returncode == 2 and "--window" in r.stderr
+
+
+def test_plan_disaggregated_fleet_and_its_manifests(tmp_path: Path) -> None:
+    """--disaggregation on plans prefill/decode units, verifies them by simulation, and writes P and D pools."""
+    r = run(tmp_path, "plan", "--devices", "h100-sxm", "--workload", "summarize", "--rate", "4", "--duration", "120",
+            "--slo", "ttft_p90=1s,tpot_p90=20ms", "--buckets", "1", "--disaggregation", "on", "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["disaggregation"] == "disaggregated" and doc["verified"] is True
+    pool = doc["fleet"][0]
+    assert pool["disaggregated"] and pool["prefill_replicas_per_unit"] >= 1 and pool["decode_replicas_per_unit"] >= 1
+    k8s = Path(doc["artifacts"]["kubernetes.yaml"])
+    objs = list(yaml.safe_load_all((k8s if k8s.is_absolute() else tmp_path / k8s).read_text()))
+    names = [o["metadata"]["name"] for o in objs if o["kind"] == "Deployment"]
+    assert any(n.endswith("-prefill") for n in names) and any(n.endswith("-decode") for n in names)
+    args = next(o for o in objs if o["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--kv-transfer-config" in args
+
+
+def test_plan_auto_compares_both_modes(tmp_path: Path) -> None:
+    """--disaggregation auto plans both ways and keeps the cheaper verified fleet."""
+    r = run(tmp_path, "plan", "--devices", "h100-sxm", "--workload", "summarize", "--rate", "4", "--duration", "120",
+            "--slo", "ttft_p90=1s,tpot_p90=20ms", "--buckets", "1", "--disaggregation", "auto", "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    costs, verified = doc["cost_per_hour_by_mode"], doc["verified_by_mode"]
+    assert set(costs) == {"aggregated", "disaggregated"}
+    best = min((m for m in costs if verified[m]), key=lambda m: costs[m])
+    assert doc["disaggregation"] == best and doc["cost_per_hour"] == costs[best]

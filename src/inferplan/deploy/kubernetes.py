@@ -10,9 +10,15 @@ from inferplan.perf.deployment import Deployment
 VLLM_IMAGE = "vllm/vllm-openai:latest"
 
 
-def manifests(name: str, dep: Deployment, replicas: int, prediction: dict[str, Any]) -> list[dict[str, Any]]:
-    """Deployment + Service for ``replicas`` copies of ``dep``, the prediction in annotations."""
+def manifests(name: str, dep: Deployment, replicas: int, prediction: dict[str, Any], *,
+              kv_transfer: bool = False) -> list[dict[str, Any]]:
+    """Deployment + Service for ``replicas`` copies of ``dep``, the prediction in annotations.
+
+    ``kv_transfer``: a prefill or decode pool of a disaggregated fleet (vLLM's NIXL KV connector).
+    """
     cmd = vllm_command(dep)
+    if kv_transfer:
+        cmd += ["--kv-transfer-config", '{"kv_connector":"NixlConnector","kv_role":"kv_both"}']
     labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": "inferplan-fleet"}
     notes = {f"inferplan.io/{k}": str(v) for k, v in prediction.items()}
     gpus = dep.num_devices

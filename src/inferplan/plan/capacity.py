@@ -40,8 +40,11 @@ def probe_workload(bucket: Bucket, rate: float, num_requests: int, seed: int) ->
     return Workload.build(arrivals, bucket.input_tokens[idx], bucket.output_tokens[idx], name=f"probe-{bucket.name}")
 
 
-def meets(dep: Deployment, wl: Workload, slos: tuple[SLO, ...]) -> bool:
-    res = simulate(wl, [dep], get_policy("vllm"))
+def meets(dep: Deployment, wl: Workload, slos: tuple[SLO, ...], unit: tuple[int, int] = (0, 1)) -> bool:
+    """Does one replica (or a disaggregated unit of ``(prefill, decode)`` replicas) meet every SLO?"""
+    prefill, decode = unit
+    res = simulate(wl, [dep] * decode, get_policy("vllm"), prefill=[dep] * prefill,
+                   router="least-outstanding")
     s = summarize(res, slos)
     return s["num_rejected"] == 0 and all(c["met"] for c in s["slos"])
 
@@ -56,17 +59,17 @@ def capacity(
     seed: int = 0,
     iterations: int = 6,
     cache: Registry | None = None,
-    cache_tag: str = "",
+    unit: tuple[int, int] = (0, 1),
 ) -> float:
-    """Requests/s one replica sustains on this bucket within the SLOs (0 if not even a trickle)."""
-    key = "capacity:" + config_hash([cache_tag, dep.describe(), dep.limits, bucket.fingerprint(), [str(s) for s in slos],
-                                     num_requests, seed, iterations])
+    """Requests/s one replica (or a ``(prefill, decode)`` unit) sustains on this bucket within the SLOs (0: none)."""
+    key = "capacity:" + config_hash([list(unit), dep.describe(), dep.limits, bucket.fingerprint(),
+                                     [str(s) for s in slos], num_requests, seed, iterations])
     if cache is not None:
         hit = cache.cache_get(key)
         if hit is not None:
             return float(hit)
     def probe(rate: float) -> bool:
-        return meets(dep, probe_workload(bucket, rate, num_requests, seed), slos)
+        return meets(dep, probe_workload(bucket, rate, num_requests, seed), slos, unit)
 
     # 1. bracket: lo meets the SLOs, hi does not (start from the analytical guess)
     lo, hi = 0.0, max(guess, 1e-3)

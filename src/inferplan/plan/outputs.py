@@ -25,9 +25,13 @@ def fleet_json(r: PlanResult) -> list[dict[str, Any]]:
             continue
         dep = r.deployments[c]
         ev = r.survivors[c]
+        unit = r.units[c] if r.units else (0, 1)
         pools.append({
             "device": dep.device.name,
             "count": count,
+            "disaggregated": unit != (0, 1),
+            "prefill_replicas_per_unit": unit[0],
+            "decode_replicas_per_unit": unit[1],
             "devices_per_replica": dep.num_devices,
             "tensor_parallel": dep.tp,
             "pipeline_parallel": dep.pp,
@@ -36,7 +40,7 @@ def fleet_json(r: PlanResult) -> list[dict[str, Any]]:
             "max_num_seqs": dep.limits.max_num_seqs,
             "max_num_batched_tokens": dep.limits.max_num_batched_tokens,
             "gpu_memory_utilization": dep.limits.gpu_memory_utilization,
-            "price_per_replica_hour": dep.price_per_hour,
+            "price_per_replica_hour": (dep.price_per_hour or 0.0) * (unit[0] + unit[1]),
             "quality_loss_pct": dep.weights.quality_loss_pct(),
             "quality_source": dep.weights.quality.source if dep.weights.quality else None,
             "bucket_shares": {b.name: round(float(r.fleet.shares[i, c]), 4) for i, b in enumerate(r.buckets)},
@@ -79,7 +83,15 @@ def write_deploy(r: PlanResult, folder: Path) -> list[Path]:
                   f"# chosen for: capacity per bucket (req/s) {prediction['capacity_rps_per_bucket']}; fleet predicted "
                   f"TTFT p90 {r.summary['ttft_s']['p90']:.3f} s, TPOT p90 {r.summary['tpot_s']['p90']:.4f} s",
                   checkpoint_note(dep), shell(vllm_command(dep)), "# SGLang equivalent:", "# " + shell(sglang_command(dep))]
-        docs += manifests(name, dep, count, prediction)
+        unit = r.units[c] if r.units else (0, 1)
+        if unit == (0, 1):
+            docs += manifests(name, dep, count, prediction)
+        else:
+            lines.append("# disaggregated: run the command above with --kv-transfer-config "
+                         "'{\"kv_connector\":\"NixlConnector\",\"kv_role\":\"kv_both\"}' "
+                         f"on {unit[0] * count} prefill and {unit[1] * count} decode replicas, behind a P/D proxy")
+            docs += manifests(f"{name}-prefill", dep, unit[0] * count, prediction | {"role": "prefill"}, kv_transfer=True)
+            docs += manifests(f"{name}-decode", dep, unit[1] * count, prediction | {"role": "decode"}, kv_transfer=True)
     sh = folder / "launch.sh"
     write_text_atomic(sh, "\n".join(x for x in lines if x is not None) + "\n")
     k8s = folder / "kubernetes.yaml"
@@ -96,6 +108,9 @@ def plan_json(r: PlanResult, artifacts: dict[str, str]) -> dict[str, Any]:
     return {
         "verified": r.verified,
         "cost_per_hour": r.fleet.cost_per_hour,
+        "disaggregation": r.mode,
+        "cost_per_hour_by_mode": r.mode_costs,
+        "verified_by_mode": r.mode_verified,
         "fleet": fleet_json(r),
         "predicted": {k: r.summary[k] for k in keys},
         "adjustments": r.adjustments,

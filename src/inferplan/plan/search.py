@@ -58,6 +58,7 @@ class PlanRequest:
     survivors_per_device: int = 1
     probe_requests: int = 400
     executor: str = "local"
+    disaggregation: str = "off"  # off | on | auto
     autoscale_window_s: float | None = None  # set: also plan replicas per window for time-varying load
     scale_down_delay_s: float = 300.0
 
@@ -86,6 +87,10 @@ class PlanResult:
     adjustments: list[str] = field(default_factory=list)
     single_type_costs: dict[str, float] = field(default_factory=dict)
     sim: SimResult | None = None
+    units: list[tuple[int, int]] = field(default_factory=list)  # per type: (prefill, decode); (0, 1) aggregated
+    mode: str = "aggregated"
+    mode_costs: dict[str, float] = field(default_factory=dict)
+    mode_verified: dict[str, bool] = field(default_factory=dict)
     autoscale: AutoscaleResult | None = None
     autoscale_config: str = ""
 
@@ -105,9 +110,9 @@ def make_buckets(wl: Workload, k: int) -> tuple[list[Bucket], np.ndarray]:
     return buckets, np.searchsorted(present, which)
 
 
-def _measure(job: tuple[Deployment, Bucket, tuple[SLO, ...], float, int, int, str]) -> float:
-    dep, bucket, slos, guess, n, seed, registry_path = job
-    return capacity(dep, bucket, slos, guess=guess, num_requests=n, seed=seed,
+def _measure(job: tuple[Deployment, Bucket, tuple[SLO, ...], float, int, int, str, tuple[int, int]]) -> float:
+    dep, bucket, slos, guess, n, seed, registry_path, unit = job
+    return capacity(dep, bucket, slos, guess=guess, num_requests=n, seed=seed, unit=unit,
                     cache=Registry(Path(registry_path)) if registry_path else None)
 
 
@@ -151,56 +156,132 @@ def plan(req: PlanRequest, *, registry: Registry | None = None, progress: Callab
                       key=lambda ed: ed[0].estimate.dollars_per_rate)
         survivors.extend(mine[: req.survivors_per_device])
 
-    # 3. capacity per survivor and bucket, by simulation
-    say(f"measuring capacity of {len(survivors)} configurations on {len(buckets)} request buckets")
+    # 3-5. per mode: capacity by simulation, fleet MILP, verification by simulation
+    modes = {"off": ("aggregated",), "on": ("disaggregated",), "auto": ("aggregated", "disaggregated")}
+    if req.disaggregation not in modes:
+        raise InputError(f"--disaggregation must be off, on or auto, got '{req.disaggregation}'")
+    outcomes = []
+    for mode in modes[req.disaggregation]:
+        types = _types_for(mode, survivors)
+        outcomes.append(_fleet_for(mode, types, req, wl, slos, buckets, bucket_of, registry, say))
+    chosen = min(outcomes, key=lambda o: (not o.verified, o.fleet.cost_per_hour))
+    result = PlanResult(req, wl, slos, buckets, len(screened), screen_s, [e for e, _ in screened], chosen.measured,
+                        chosen.fleet, chosen.deployments, chosen.verified, chosen.summary, chosen.adjustments,
+                        chosen.singles, chosen.sim, units=chosen.units, mode=chosen.mode,
+                        mode_costs={o.mode: o.fleet.cost_per_hour for o in outcomes},
+                        mode_verified={o.mode: o.verified for o in outcomes})
+    if req.autoscale_window_s:
+        say("planning replicas per window (autoscaling)")
+        if chosen.mode != "aggregated":
+            raise InputError("--autoscale plans aggregated replicas; use it with --disaggregation off")
+        result.autoscale, result.autoscale_config = _autoscale(req, wl, slos, survivors, chosen.singles, registry)
+    return result
+
+
+DISAGG_UNITS = ((1, 1), (1, 2))  # (prefill, decode) replicas per disaggregated unit
+
+
+@dataclass
+class _Outcome:
+    mode: str
+    measured: list[Evaluated]
+    deployments: list[Deployment]
+    units: list[tuple[int, int]]
+    fleet: Fleet
+    verified: bool
+    summary: dict[str, Any]
+    adjustments: list[str]
+    singles: dict[str, float]
+    sim: SimResult
+
+
+def _types_for(mode: str, survivors: list[tuple[Evaluated, Deployment]]) -> list[tuple[Evaluated, Deployment,
+                                                                                        tuple[int, int]]]:
+    if mode == "aggregated":
+        return [(e, d, (0, 1)) for e, d in survivors]
+    best = sorted(survivors, key=lambda ed: ed[0].estimate.dollars_per_rate)[:2]  # the two most cost-efficient
+    return [(e, d, u) for e, d in best for u in DISAGG_UNITS]
+
+
+def _label(ev: Evaluated, unit: tuple[int, int]) -> str:
+    text = ev.candidate.describe()
+    return text if unit == (0, 1) else f"{unit[0]} prefill + {unit[1]} decode of [{text}]"
+
+
+def _fleet_for(mode: str, types: list[tuple[Evaluated, Deployment, tuple[int, int]]], req: PlanRequest,
+               wl: Workload, slos: tuple[SLO, ...], buckets: list[Bucket], bucket_of: np.ndarray,
+               registry: Registry | None, say: Callable[[str], None]) -> _Outcome:
+    say(f"{mode}: measuring capacity of {len(types)} configurations on {len(buckets)} request buckets")
     reg_path = str(registry.path) if registry else ""
     jobs = []
-    for ev, dep in survivors:
+    for ev, dep, unit in types:
         for bk in buckets:
             guess = estimate(dep, float(bk.input_tokens.mean()), float(bk.output_tokens.mean()), slos).rate_per_s
-            jobs.append((dep, bk, slos, max(guess, 0.05), req.probe_requests, req.seed, reg_path))
-    caps = np.array(run_all(_measure, jobs, executor=req.executor)).reshape(len(survivors), len(buckets))
+            jobs.append((dep, bk, slos, max(guess, 0.05) * max(unit[1], 1), req.probe_requests, req.seed, reg_path,
+                         unit))
+    caps = np.array(run_all(_measure, jobs, executor=req.executor)).reshape(len(types), len(buckets))
     measured = [Evaluated(ev.candidate, ev.estimate, tuple(float(c) for c in caps[i]))
-                for i, (ev, _) in enumerate(survivors)]
-
-    # 4. fleet
-    say("solving the fleet")
+                for i, (ev, _, _) in enumerate(types)]
+    say(f"{mode}: solving the fleet")
     rates = np.array([b.rate_per_s for b in buckets])
-    prices = np.array([d.price_per_hour or 0.0 for _, d in survivors])
+    prices = np.array([(d.price_per_hour or 0.0) * (u[0] + u[1]) for _, d, u in types])
+    if (caps.max(axis=0) <= 0).any():
+        raise InputError(f"no {mode} configuration meets {', '.join(map(str, slos))} for some request sizes; "
+                         "relax the SLOs or add faster devices")
     fleet = solve_fleet(rates, caps.T, prices)
     singles = {}
-    for i, (ev, _) in enumerate(survivors):
+    for i, (ev, _, unit) in enumerate(types):
         if (caps[i] > 0).all():
-            singles[ev.candidate.describe()] = solve_fleet(rates, caps[i : i + 1].T, prices[i : i + 1]).cost_per_hour
-
-    # 5. verify by simulating the whole workload, adding capacity if needed
-    deps_by_type = [d for _, d in survivors]
+            singles[_label(ev, unit)] = solve_fleet(rates, caps[i : i + 1].T, prices[i : i + 1]).cost_per_hour
     replicas = list(fleet.replicas)
     adjustments: list[str] = []
     for attempt in range(6):
-        say(f"verifying the fleet by simulation (attempt {attempt + 1})")
-        fleet_deps, types = [], []
-        for c, count in enumerate(replicas):
-            fleet_deps += [deps_by_type[c]] * count
-            types += [c] * count
-        router = PlannedRouter(bucket_of, _shares_for(fleet.shares, replicas), types)
-        sim = simulate(wl, fleet_deps, get_policy("vllm"), router=router, seed=req.seed)
+        say(f"{mode}: verifying the fleet by simulation (attempt {attempt + 1})")
+        sim = _simulate_fleet(types, replicas, fleet.shares, wl, bucket_of, req.seed)
         summary = summarize(sim, slos)
         if summary["slos_met"]:
             break
-        busiest = max(range(len(types)), key=lambda i: sim.replicas[i].busy_s)
-        c = types[busiest]
+        c = _busiest_type(sim, types, replicas)
         replicas[c] += 1
-        adjustments.append(f"added one {survivors[c][0].candidate.describe()} after the simulation missed "
+        adjustments.append(f"added one {_label(types[c][0], types[c][2])} after the simulation missed "
                            f"{', '.join(x['slo'] for x in summary['slos'] if not x['met']) or 'no SLO (rejections)'}")
-    verified = bool(summary["slos_met"])
     final = Fleet(tuple(replicas), fleet.shares, float(prices @ np.array(replicas)))
-    result = PlanResult(req, wl, slos, buckets, len(screened), screen_s, [e for e, _ in screened], measured, final,
-                        deps_by_type, verified, summary, adjustments, singles, sim)
-    if req.autoscale_window_s:
-        say("planning replicas per window (autoscaling)")
-        result.autoscale, result.autoscale_config = _autoscale(req, wl, slos, survivors, singles, registry)
-    return result
+    return _Outcome(mode, measured, [d for _, d, _ in types], [u for _, _, u in types], final,
+                    bool(summary["slos_met"]), summary, adjustments, singles, sim)
+
+
+def _simulate_fleet(types: list[tuple[Evaluated, Deployment, tuple[int, int]]], replicas: list[int],
+                    shares: np.ndarray, wl: Workload, bucket_of: np.ndarray, seed: int) -> SimResult:
+    if all(u == (0, 1) for _, _, u in types):
+        deps, kinds = [], []
+        for c, count in enumerate(replicas):
+            deps += [types[c][1]] * count
+            kinds += [c] * count
+        router = PlannedRouter(bucket_of, _shares_for(shares, replicas), kinds)
+        return simulate(wl, deps, get_policy("vllm"), router=router, seed=seed)
+    prefill, decode = [], []
+    for c, count in enumerate(replicas):
+        _, dep, (p, d) = types[c]
+        prefill += [dep] * (p * count)
+        decode += [dep] * (d * count)
+    return simulate(wl, decode, get_policy("vllm"), prefill=prefill, router="least-outstanding", seed=seed)
+
+
+def _busiest_type(sim: SimResult, types: list[tuple[Evaluated, Deployment, tuple[int, int]]],
+                  replicas: list[int]) -> int:
+    """The type whose replicas were busiest in the simulation (its replicas appear in ``replicas`` order)."""
+    owner = []
+    disagg = not all(u == (0, 1) for _, _, u in types)
+    if not disagg:
+        for c, count in enumerate(replicas):
+            owner += [c] * count
+    else:
+        for c, count in enumerate(replicas):
+            owner += [c] * (types[c][2][0] * count)
+        for c, count in enumerate(replicas):
+            owner += [c] * (types[c][2][1] * count)
+    busiest = max(range(len(sim.replicas)), key=lambda i: sim.replicas[i].busy_s)
+    return owner[busiest]
 
 
 def _autoscale(req: PlanRequest, wl: Workload, slos: tuple[SLO, ...], survivors: list[tuple[Evaluated, Deployment]],
