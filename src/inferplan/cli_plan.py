@@ -45,7 +45,8 @@ def register(app: typer.Typer) -> None:
                                                             help="allow formats whose quality effect is unknown")] = False,
         buckets: Annotated[int, typer.Option(help="request-size buckets for the fleet program")] = 3,
         seed: Annotated[int, typer.Option(help="random seed")] = 0,
-        executor: Annotated[str, typer.Option(help="local (process pool) or serial")] = "local",
+        executor: Annotated[str, typer.Option(help="local (process pool), serial, or ray (RAY_ADDRESS or a local "
+                                                    "instance; pip install 'inferplan[ray]')")] = "local",
         out_dir: Annotated[Path, typer.Option("--out", help="folder for run outputs")] = Path("inferplan-runs"),
         registry: Annotated[Path | None, typer.Option(help="run registry SQLite file (also caches evaluations)")] = None,
         disaggregation: Annotated[str, typer.Option(help="off, on (prefill/decode pools) or auto (the cheaper "

@@ -1,4 +1,8 @@
-"""Where evaluations run: a local process pool by default (all cores), in-process for small jobs."""
+"""Where evaluations run: a local process pool by default (all cores), in-process for small jobs, or Ray.
+
+Ray is an optional extra (`pip install 'inferplan[ray]'`), imported only when asked for.
+With ``RAY_ADDRESS`` set it joins that cluster; otherwise it starts a local Ray instance.
+"""
 
 from __future__ import annotations
 
@@ -17,11 +21,23 @@ def run_all(fn: Callable[[T], R], items: Iterable[T], *, executor: str = "local"
     """``[fn(x) for x in items]``, in parallel processes when there is more than one item and core."""
     jobs = list(items)
     if executor == "ray":
-        raise InputError("--executor ray is not available in this version; use --executor local")
+        return _run_ray(fn, jobs)
     if executor not in ("local", "serial"):
-        raise InputError(f"unknown executor '{executor}'; choose local or serial")
+        raise InputError(f"unknown executor '{executor}'; choose local, serial or ray")
     n = workers or os.cpu_count() or 1
     if executor == "serial" or n == 1 or len(jobs) <= 1:
         return [fn(x) for x in jobs]
     with ProcessPoolExecutor(max_workers=min(n, len(jobs))) as pool:
         return list(pool.map(fn, jobs))
+
+
+def _run_ray(fn: Callable[[T], R], jobs: list[T]) -> list[R]:
+    try:
+        import ray  # noqa: PLC0415  (optional extra, imported only for --executor ray)
+    except ImportError:
+        raise InputError("--executor ray needs Ray: pip install 'inferplan[ray]'") from None
+    if not ray.is_initialized():
+        ray.init(address=os.environ.get("RAY_ADDRESS") or None, include_dashboard=False, log_to_driver=False,
+                 configure_logging=False)
+    remote = ray.remote(fn)
+    return list(ray.get([remote.remote(job) for job in jobs]))
