@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -143,3 +145,32 @@ def test_plan_auto_compares_both_modes(tmp_path: Path) -> None:
     assert set(costs) == {"aggregated", "disaggregated"}
     best = min((m for m in costs if verified[m]), key=lambda m: costs[m])
     assert doc["disaggregation"] == best and doc["cost_per_hour"] == costs[best]
+
+
+def test_killed_sweep_resumes_without_repeating_work(tmp_path: Path) -> None:
+    """Kill a plan after some capacity searches are cached; the rerun keeps those rows untouched (no repeated
+    work) and reaches the same plan as an uninterrupted run."""
+    args = ["plan", "--devices", "l4,a10g,l40s", "--duration", "120", "--buckets", "2", "--json", "--executor", "serial"]
+    env = os.environ | {"INFERPLAN_REGISTRY": str(tmp_path / "runs.sqlite")}
+    proc = subprocess.Popen([*CLI, *args], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    db_path = tmp_path / "runs.sqlite"
+    before: list[tuple[str, str]] = []
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        if db_path.exists():
+            before = sqlite3.connect(db_path).execute("SELECT key, created_utc FROM cache").fetchall()
+            if len(before) >= 2:
+                break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert 2 <= len(before) < 6, "the sweep should be interrupted part-way (6 capacity searches in all)"
+    time.sleep(1.1)  # created_utc has one-second resolution: a recomputed row would get a new stamp
+    resumed = json.loads(run(tmp_path, *args).stdout)
+    after = dict(sqlite3.connect(db_path).execute("SELECT key, created_utc FROM cache").fetchall())
+    assert all(after[k] == created for k, created in before)
+    assert len(after) == 6
+    fresh_env_dir = tmp_path / "fresh"
+    fresh_env_dir.mkdir()
+    fresh = json.loads(run(fresh_env_dir, *args).stdout)
+    assert resumed["fleet"] == fresh["fleet"] and resumed["cost_per_hour"] == fresh["cost_per_hour"]
