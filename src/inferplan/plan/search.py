@@ -235,16 +235,32 @@ def _fleet_for(mode: str, types: list[tuple[Evaluated, Deployment, tuple[int, in
             singles[_label(ev, unit)] = solve_fleet(rates, caps[i : i + 1].T, prices[i : i + 1]).cost_per_hour
     replicas = list(fleet.replicas)
     adjustments: list[str] = []
-    for attempt in range(6):
+    derated = caps.copy()
+    for attempt in range(8):
         say(f"{mode}: verifying the fleet by simulation (attempt {attempt + 1})")
         sim = _simulate_fleet(types, replicas, fleet.shares, wl, bucket_of, req.seed)
         summary = summarize(sim, slos)
         if summary["slos_met"]:
             break
+        missed = ", ".join(x["slo"] for x in summary["slos"] if not x["met"]) or "no SLO (rejections)"
+        # Two repairs; take the cheaper. (a) The short probes overestimated what the types in use sustain
+        # on the whole workload: lower their capacities (10% at a time) until the program picks another fleet.
+        # (b) Add one replica of the busiest type.
+        used = [c for c, n in enumerate(replicas) if n]
+        for _ in range(10):  # derate until the program's answer changes
+            derated[used] *= 0.9
+            resolved = solve_fleet(rates, derated.T, prices)
+            if list(resolved.replicas) != replicas:
+                break
         c = _busiest_type(sim, types, replicas)
-        replicas[c] += 1
-        adjustments.append(f"added one {_label(types[c][0], types[c][2])} after the simulation missed "
-                           f"{', '.join(x['slo'] for x in summary['slos'] if not x['met']) or 'no SLO (rejections)'}")
+        grown = [n + (k == c) for k, n in enumerate(replicas)]
+        if list(resolved.replicas) != replicas and resolved.cost_per_hour < float(prices @ np.array(grown)):
+            fleet, replicas = resolved, list(resolved.replicas)
+            names = ", ".join(_label(types[u][0], types[u][2]) for u in used)
+            adjustments.append(f"re-planned with less capacity assumed for {names} after the simulation missed {missed}")
+        else:
+            replicas = grown
+            adjustments.append(f"added one {_label(types[c][0], types[c][2])} after the simulation missed {missed}")
     final = Fleet(tuple(replicas), fleet.shares, float(prices @ np.array(replicas)))
     return _Outcome(mode, measured, [d for _, d, _ in types], [u for _, _, u in types], final,
                     bool(summary["slos_met"]), summary, adjustments, singles, sim)
