@@ -9,7 +9,26 @@ from inferplan.perf.fit import FitResult, fit, fit_all_formats
 from inferplan.perf.profile import DeviceProfile
 from inferplan.specs.catalog import get_device, get_kv_format, get_model, get_weight_format
 
-__all__ = ["Deployment", "EngineLimits", "FitResult", "build_deployment", "fit", "fit_all_formats"]
+from inferplan.plan.search import PlanRequest, PlanResult, plan
+from inferplan.runs import PlanRun, SimulationConfig, SimulationRun, run_plan, run_simulation, simulate_config
+
+__all__ = [
+    "Deployment",
+    "EngineLimits",
+    "FitResult",
+    "PlanRequest",
+    "PlanResult",
+    "PlanRun",
+    "SimulationConfig",
+    "SimulationRun",
+    "build_deployment",
+    "fit",
+    "fit_all_formats",
+    "plan",
+    "run_plan",
+    "run_simulation",
+    "simulate_config",
+]
 
 
 def build_deployment(

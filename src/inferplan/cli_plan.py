@@ -86,6 +86,17 @@ def register(app: typer.Typer) -> None:
             t.add_row(count, p["device"], str(p["tensor_parallel"]), p["weights"], p["kv_cache"],
                       str(p["max_num_seqs"]), str(p["max_num_batched_tokens"]), served)
         out.print(t)
+        ranked = Table(title="Configurations simulated, ranked by the cost of a fleet of that type alone")
+        for col in ("rank", "configuration", "capacity per bucket (req/s)", "single-type fleet $/h"):
+            ranked.add_column(col)
+        costs = r.single_type_costs
+        order = sorted(r.survivors, key=lambda ev: costs.get(ev.candidate.describe(), float("inf")))
+        for k, ev in enumerate(order, start=1):
+            cost = costs.get(ev.candidate.describe())
+            ranked.add_row(str(k), ev.candidate.describe(), ", ".join(f"{c:.2f}" for c in ev.capacity),
+                           "-" if cost is None else f"{cost:.2f}")
+        if r.mode == "aggregated":
+            out.print(ranked)
         s = r.summary
         verdict = "[green]verified[/]" if r.verified else "[red]NOT verified: the simulation missed an SLO[/]"
         out.print(f"{verdict} by simulating all {s['num_requests']:,} requests: TTFT p90 {s['ttft_s']['p90'] * 1e3:,.0f} ms, "

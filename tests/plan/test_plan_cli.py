@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from inferplan.specs.catalog import weight_format_catalog
+
 CLI = [sys.executable, "-m", "inferplan.cli"]
 # vLLM engine arguments used by our launch commands, as vLLM spells them (docs.vllm.ai, "Engine Arguments")
 VLLM_FLAGS = {"--tensor-parallel-size", "--pipeline-parallel-size", "--max-num-seqs", "--max-num-batched-tokens",
@@ -174,3 +176,21 @@ def test_killed_sweep_resumes_without_repeating_work(tmp_path: Path) -> None:
     fresh_env_dir.mkdir()
     fresh = json.loads(run(fresh_env_dir, *args).stdout)
     assert resumed["fleet"] == fresh["fleet"] and resumed["cost_per_hour"] == fresh["cost_per_hour"]
+
+
+def test_plan_for_an_edge_device_writes_llama_server(tmp_path: Path) -> None:
+    """A user's own priced edge device (YAML): the plan uses GGUF formats and launches llama-server."""
+    box = tmp_path / "macstudio.yaml"
+    box.write_text("kind: apple-soc\nmemory_gib: 64\nusable_memory_fraction: 0.75\nmemory_bw_gb_s: 400\n"
+                   "peak_tflops: {fp16: 13.6, fp32: 13.6}\nfeatures: [gguf]\npeak_power_w: 90\n"
+                   "price_per_hour_usd: 0.5\nprice_date: '2026-11'\nprice_source: our amortised cost\n"
+                   "source: Apple M2 Max datasheet\n")
+    r = run(tmp_path, "plan", "llama-3.2-1b", "--devices", str(box), "--rate", "0.5", "--duration", "120",
+            "--buckets", "1", "--slo", "ttft_p90=5s,tpot_p90=200ms", "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["verified"]
+    assert "llamacpp" in weight_format_catalog()[doc["fleet"][0]["weights"]].engines
+    launch = Path(doc["artifacts"]["launch.sh"])
+    text = (launch if launch.is_absolute() else tmp_path / launch).read_text()
+    assert "llama-server" in text and "vllm serve" not in text

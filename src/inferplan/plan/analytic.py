@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from inferplan.perf.deployment import Deployment
 from inferplan.perf.memory import max_concurrent_sequences, plan_memory
-from inferplan.perf.step_cost import StepCost
+from inferplan.perf.step_cost import BatchShape, StepCost
 from inferplan.sim.slo import SLO
 
 HEADROOM = 0.8  # queueing: plan to keep replicas at most 80% busy
@@ -27,6 +27,8 @@ class Estimate:
     tpot_s: float
     ttft_s: float
     dollars_per_rate: float  # $/hour per request/s of capacity
+    energy_j_per_token: float = float("inf")  # a decode step's energy over the tokens it produces
+    quality_loss_pct: float | None = None  # the weight format's documented loss
 
     @property
     def feasible(self) -> bool:
@@ -58,4 +60,6 @@ def estimate(dep: Deployment, mean_input: float, mean_output: float, slos: tuple
     t_step = cost.decode_seconds(lo, ctx)
     per_request = ttft + mean_output * t_step / lo
     rate = HEADROOM / per_request
-    return Estimate(rate, lo, t_step, ttft, price / rate)
+    window = min(ctx, cost.window) if cost.window else 0
+    _, joules = cost.cost(BatchShape(0, 0.0, 0.0, 0, 0, lo, lo * ctx, lo * window, lo))
+    return Estimate(rate, lo, t_step, ttft, price / rate, joules / lo, dep.weights.quality_loss_pct())

@@ -10,7 +10,7 @@ import numpy as np
 import plotly.graph_objects as go
 import yaml
 
-from inferplan.deploy.commands import checkpoint_note, shell, sglang_command, vllm_command
+from inferplan.deploy.commands import checkpoint_note, llama_server_command, shell, sglang_command, vllm_command
 from inferplan.deploy.kubernetes import manifests
 from inferplan.fileio import write_text_atomic
 from inferplan.plan.search import PlanResult
@@ -59,7 +59,9 @@ def pareto(r: PlanResult) -> list[dict[str, Any]]:
         dep_price = ev.estimate.dollars_per_rate * ev.estimate.rate_per_s
         replicas = int(np.ceil(rate / ev.estimate.rate_per_s))
         rows.append({"config": ev.candidate.describe(), "cost_per_hour": replicas * dep_price,
-                     "ttft_s": ev.estimate.ttft_s, "tpot_s": ev.estimate.tpot_s, "replicas": replicas})
+                     "ttft_s": ev.estimate.ttft_s, "tpot_s": ev.estimate.tpot_s, "replicas": replicas,
+                     "energy_j_per_token": ev.estimate.energy_j_per_token,
+                     "quality_loss_pct": ev.estimate.quality_loss_pct})
     points = [(float(x["cost_per_hour"]), float(x["ttft_s"]), float(x["tpot_s"])) for x in rows]
     for row, p in zip(rows, points, strict=True):
         row["pareto"] = not any(o[0] <= p[0] and o[1] <= p[1] and o[2] <= p[2] and o != p for o in points)
@@ -82,8 +84,15 @@ def write_deploy(r: PlanResult, folder: Path) -> list[Path]:
         lines += ["", f"# {count} replica(s) of {ev.candidate.describe()}",
                   f"# chosen for: capacity per bucket (req/s) {prediction['capacity_rps_per_bucket']}; fleet predicted "
                   f"TTFT p90 {r.summary['ttft_s']['p90']:.3f} s, TPOT p90 {r.summary['tpot_s']['p90']:.4f} s",
-                  checkpoint_note(dep), shell(vllm_command(dep)), "# SGLang equivalent:", "# " + shell(sglang_command(dep))]
+                  checkpoint_note(dep)]
+        if dep.device.is_gpu_like and "vllm" in dep.weights.engines:
+            lines += [shell(vllm_command(dep)), "# SGLang equivalent:", "# " + shell(sglang_command(dep))]
+        else:  # edge devices and GGUF formats: llama.cpp's server, one slot per sequence the plan batched
+            slots = dep.limits.max_num_seqs
+            lines.append(shell(llama_server_command(dep, parallel=slots, ctx_size=slots * r.context_tokens)))
         unit = r.units[c] if r.units else (0, 1)
+        if not dep.device.is_gpu_like:
+            continue  # edge devices and CPUs: launch.sh has the llama-server command; no GPU manifests
         if unit == (0, 1):
             docs += manifests(name, dep, count, prediction)
         else:
@@ -119,6 +128,7 @@ def plan_json(r: PlanResult, artifacts: dict[str, str]) -> dict[str, Any]:
         "buckets": [{"name": b.name, "rate_per_s": b.rate_per_s, "num_requests": int(b.input_tokens.shape[0])}
                     for b in r.buckets],
         "search": {"candidates": r.num_candidates, "screen_s": r.screen_s, "simulated": len(r.survivors)},
+        "pareto_front": [p for p in pareto(r) if p["pareto"]],
         "slo": r.request.slo,
         "artifacts": artifacts,
         "autoscale": None if r.autoscale is None else r.autoscale.to_dict() | {"config": r.autoscale_config},
@@ -167,7 +177,14 @@ def write_plan_report(r: PlanResult, path: Path, inputs: dict[str, Any]) -> Path
                                  marker={"size": 7 if flag else 5, "color": "#d62728" if flag else "#9aa5b1"}))
     fig.update_layout(title="Screened configurations: single-type fleet cost vs predicted TTFT",
                       xaxis_title="$/hour", yaxis_title="TTFT (s, one request)", xaxis_type="log")
-    sections.append(Section("Trade-offs", note="Analytical estimates for every screened configuration.",
+    front_rows = [[p["config"], str(p["replicas"]), f"${p['cost_per_hour']:.2f}", f"{p['ttft_s'] * 1e3:.0f}",
+                   f"{p['tpot_s'] * 1e3:.1f}", f"{p['energy_j_per_token']:.3f}",
+                   "-" if p["quality_loss_pct"] is None else f"{p['quality_loss_pct']:.2f}%"]
+                  for p in front if p["pareto"]]
+    sections.append(Section("Trade-offs", note="Analytical estimates for every screened configuration; the table "
+                            "lists the Pareto front over cost, TTFT and TPOT.",
+                            table=Table(["configuration", "replicas", "$/hour", "TTFT ms", "TPOT ms", "J/token",
+                                         "quality loss"], front_rows),
                             figures=[figure_html(fig)]))
     return render(path, f"Plan: {r.request.model}, {r.workload.name}", f"SLOs {r.request.slo}; "
                   f"{r.num_candidates} configurations screened, {len(r.survivors)} simulated", sections, inputs)

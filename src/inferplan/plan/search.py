@@ -93,6 +93,7 @@ class PlanResult:
     mode_verified: dict[str, bool] = field(default_factory=dict)
     autoscale: AutoscaleResult | None = None
     autoscale_config: str = ""
+    context_tokens: int = 8192  # p99 request length the configurations were sized for
 
 
 def make_buckets(wl: Workload, k: int) -> tuple[list[Bucket], np.ndarray]:
@@ -169,7 +170,7 @@ def plan(req: PlanRequest, *, registry: Registry | None = None, progress: Callab
                         chosen.fleet, chosen.deployments, chosen.verified, chosen.summary, chosen.adjustments,
                         chosen.singles, chosen.sim, units=chosen.units, mode=chosen.mode,
                         mode_costs={o.mode: o.fleet.cost_per_hour for o in outcomes},
-                        mode_verified={o.mode: o.verified for o in outcomes})
+                        mode_verified={o.mode: o.verified for o in outcomes}, context_tokens=context)
     if req.autoscale_window_s:
         say("planning replicas per window (autoscaling)")
         if chosen.mode != "aggregated":
