@@ -40,7 +40,8 @@ def register(app: typer.Typer) -> None:
         num_requests: Annotated[int | None, typer.Option(help="number of requests (first N of a trace)")] = None,
         slo: Annotated[str, typer.Option(help="objectives, e.g. ttft_p90=2s,tpot_p90=100ms")] = DEFAULT_SLO,
         devices: Annotated[str, typer.Option(help="comma-separated device types to consider")] = ",".join(DEFAULT_DEVICES),
-        max_quality_loss: Annotated[float, typer.Option(help="largest documented quality loss allowed, in percent")] = 1.0,
+        max_quality_loss: Annotated[str, typer.Option(help="largest documented quality loss allowed, in percent "
+                                                           "(1 or 1%)")] = "1",
         allow_unknown_quality: Annotated[bool, typer.Option("--allow-unknown-quality",
                                                             help="allow formats whose quality effect is unknown")] = False,
         buckets: Annotated[int, typer.Option(help="request-size buckets for the fleet program")] = 3,
@@ -62,7 +63,7 @@ def register(app: typer.Typer) -> None:
         req = PlanRequest(model=model, workload=workload, rate=rate, rate_scale=rate_scale, duration_s=duration,
                           num_requests=num_requests, seed=seed, slo=slo,
                           devices=tuple(d.strip() for d in devices.split(",") if d.strip()),
-                          max_quality_loss_pct=max_quality_loss, allow_unknown_quality=allow_unknown_quality,
+                          max_quality_loss_pct=parse_percent(max_quality_loss, "--max-quality-loss"), allow_unknown_quality=allow_unknown_quality,
                           buckets=buckets, executor=executor, disaggregation=disaggregation,
                           autoscale_window_s=parse_duration(window, "--window") if autoscale else None,
                           scale_down_delay_s=parse_duration(scale_down_delay, "--scale-down-delay"))
@@ -120,6 +121,17 @@ def register(app: typer.Typer) -> None:
                       f"saving {auto['saving_pct']:.1f}%")
         out.print(f"run {run.run_id}; deploy files in {run.out_dir / 'deploy'}")
         out.print(f"report: {run.report_path}")
+
+
+def parse_percent(text: str, flag: str) -> float:
+    """'1', '1%' or '0.5 %' -> a number of percent."""
+    try:
+        value = float(text.strip().rstrip("%").strip())
+    except ValueError:
+        raise InputError(f"{flag} '{text}': write a percentage such as 1 or 1%") from None
+    if value < 0:
+        raise InputError(f"{flag} must not be negative, got '{text}'")
+    return value
 
 
 def parse_duration(text: str, flag: str) -> float:

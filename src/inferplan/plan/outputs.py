@@ -86,6 +86,9 @@ def write_deploy(r: PlanResult, folder: Path) -> list[Path]:
                   f"TTFT p90 {r.summary['ttft_s']['p90']:.3f} s, TPOT p90 {r.summary['tpot_s']['p90']:.4f} s",
                   checkpoint_note(dep)]
         if dep.device.is_gpu_like and "vllm" in dep.weights.engines:
+            if dep.pp > 1:
+                lines.append(f"# {dep.pp} pipeline stages span {dep.pp} nodes: start a Ray cluster over them first "
+                             "(vLLM multi-node serving); the Kubernetes Deployment below needs LeaderWorkerSet for this")
             lines += [shell(vllm_command(dep)), "# SGLang equivalent:", "# " + shell(sglang_command(dep))]
         else:  # edge devices and GGUF formats: llama.cpp's server, one slot per sequence the plan batched
             slots = dep.limits.max_num_seqs

@@ -25,12 +25,14 @@ class Candidate:
     kv: str
     max_num_seqs: int
     max_num_batched_tokens: int
+    pp: int = 1
 
     def key(self) -> tuple[object, ...]:
-        return (self.device, self.tp, self.weights, self.kv, self.max_num_seqs, self.max_num_batched_tokens)
+        return (self.device, self.tp, self.pp, self.weights, self.kv, self.max_num_seqs, self.max_num_batched_tokens)
 
     def describe(self) -> str:
-        return (f"{self.tp}x {self.device} (TP{self.tp}), weights {self.weights}, KV {self.kv}, "
+        par = f"TP{self.tp}" + (f"xPP{self.pp}" if self.pp > 1 else "")
+        return (f"{self.tp * self.pp}x {self.device} ({par}), weights {self.weights}, KV {self.kv}, "
                 f"max_num_seqs {self.max_num_seqs}, max_num_batched_tokens {self.max_num_batched_tokens}")
 
 
@@ -77,14 +79,20 @@ def enumerate_candidates(
             raise InputError(f"device '{name}' has no price; give it one in a device file to plan with it")
         weights, kvs = formats_for(name, budget)
         tps = [t for t in (1, 2, 4, 8) if t <= dev.max_devices_per_node and model.num_attention_heads % t == 0]
-        for tp in tps:
-            for w in weights:
-                for kv in kvs:
-                    for seqs in max_num_seqs_options:
-                        for tokens in batched_tokens_options:
-                            limits = EngineLimits(max_num_seqs=seqs, max_num_batched_tokens=tokens)
-                            dep = Deployment(model=model, device=dev, weights=w, kv=kv, tp=tp, limits=limits)
-                            mem = plan_memory(dep)
-                            if not mem.fits or max_concurrent_sequences(dep, mem, context_tokens) < 1:
-                                continue
-                            yield Candidate(name, tp, w.name, kv.name, seqs, tokens), dep
+        found = False
+        for pp in (1, 2, 4):  # pipeline stages span nodes: only when no single node of this device fits
+            if found:
+                break
+            for tp in tps if pp == 1 else tps[-1:]:
+                for w in weights:
+                    for kv in kvs:
+                        for seqs in max_num_seqs_options:
+                            for tokens in batched_tokens_options:
+                                limits = EngineLimits(max_num_seqs=seqs, max_num_batched_tokens=tokens)
+                                dep = Deployment(model=model, device=dev, weights=w, kv=kv, tp=tp, pp=pp,
+                                                 limits=limits)
+                                mem = plan_memory(dep)
+                                if not mem.fits or max_concurrent_sequences(dep, mem, context_tokens) < 1:
+                                    continue
+                                found = True
+                                yield Candidate(name, tp, w.name, kv.name, seqs, tokens, pp), dep
