@@ -87,7 +87,8 @@ def register(app: typer.Typer) -> None:
             t.add_row(count, p["device"], str(p["tensor_parallel"]), p["weights"], p["kv_cache"],
                       str(p["max_num_seqs"]), str(p["max_num_batched_tokens"]), served)
         out.print(t)
-        ranked = Table(title="Configurations simulated, ranked by the cost of a fleet of that type alone")
+        ranked = Table(title="Configurations simulated, ranked by the cost of a fleet of that type alone "
+                             "(from probe capacities, before verification)")
         for col in ("rank", "configuration", "capacity per bucket (req/s)", "single-type fleet $/h"):
             ranked.add_column(col)
         costs = r.single_type_costs
@@ -109,7 +110,7 @@ def register(app: typer.Typer) -> None:
             out.print(f"adjusted: {a}")
         if r.single_type_costs:
             best = min(r.single_type_costs.items(), key=lambda kv: kv[1])
-            out.print(f"cheapest single-type fleet: ${best[1]:.2f}/hour ({best[0]})")
+            out.print(f"cheapest single-type fleet by probe capacities (not verified): ${best[1]:.2f}/hour ({best[0]})")
         out.print(f"searched {r.num_candidates:,} configurations ({r.num_candidates / max(r.screen_s, 1e-9):,.0f}/s), "
                   f"simulated {len(r.survivors)}")
         if r.autoscale is not None:
