@@ -48,8 +48,9 @@ def estimate(dep: Deployment, mean_input: float, mean_output: float, slos: tuple
     tpot_limit = min(_threshold(slos, "tpot"), _threshold(slos, "itl"))
     ttft = cost.prefill_seconds(max(1, int(mean_input)), chunk=dep.limits.max_num_batched_tokens)
     price = dep.price_per_hour or 0.0
-    if b_max < 1 or ttft > _threshold(slos, "ttft") or cost.decode_seconds(1, ctx) > tpot_limit:
-        return Estimate(0.0, 0, float("inf"), ttft, float("inf"))
+    single_step = cost.decode_seconds(1, ctx)
+    if b_max < 1 or ttft > _threshold(slos, "ttft") or single_step > tpot_limit:
+        return Estimate(0.0, 0, single_step, ttft, float("inf"))
     lo, hi = 1, b_max  # largest batch whose decode step meets the TPOT objective
     while lo < hi:
         mid = (lo + hi + 1) // 2
