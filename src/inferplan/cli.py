@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from inferplan import __version__
 from inferplan.api import EngineLimits, build_deployment, fit, fit_all_formats
 from inferplan.cli_plan import register as register_plan
 from inferplan.cli_sim import register as register_sim
+from inferplan.cli_output import emit_json, out
 from inferplan.errors import InputError
 from inferplan.perf.fit import FitResult
 from inferplan.specs.catalog import device_catalog, kv_format_catalog, model_catalog, weight_format_catalog
@@ -25,16 +24,11 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console(width=None if sys.stdout.isatty() else 120)
 GIB = 1024**3
 
 
 def _gib(x: float) -> str:
     return f"{x / GIB:,.1f} GiB"
-
-
-def _emit_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
 
 
 @app.command(
@@ -69,13 +63,13 @@ def fit_cmd(
     if all_formats:
         rows = fit_all_formats(dep, context=context, prompt_tokens=prompt)
         if as_json:
-            _emit_json([r.to_dict() for r in rows])
+            emit_json([r.to_dict() for r in rows])
         else:
             _print_formats_table(rows, dep.describe())
         return
     result = fit(dep, context=context, prompt_tokens=prompt, batch=batch)
     if as_json:
-        _emit_json(result.to_dict())
+        emit_json(result.to_dict())
     else:
         _print_fit(result, dep.model.describe())
 
@@ -145,7 +139,7 @@ def models_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> None
     """List the bundled model catalog."""
     cat = model_catalog()
     if as_json:
-        _emit_json(
+        emit_json(
             [
                 {"name": m.name, "params_total": m.params_total, "params_active": m.params_active,
                  "kv_bytes_per_token_bf16": m.kv_bytes_per_token(), "max_context": m.max_position_embeddings,
@@ -168,7 +162,7 @@ def devices_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> Non
     """List the bundled device catalog (datasheet facts with sources)."""
     cat = device_catalog()
     if as_json:
-        _emit_json([d.model_dump() for d in cat.values()])
+        emit_json([d.model_dump() for d in cat.values()])
         return
     t = Table(title=f"{len(cat)} devices (dense peak; sources in --json)")
     for col in ("name", "kind", "memory", "bandwidth", "bf16/fp16 TFLOPS", "power W", "$/hour (date)"):
@@ -185,7 +179,7 @@ def formats_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> Non
     """List weight and KV-cache formats with bits, kernels and quality effects (with sources)."""
     wcat, kcat = weight_format_catalog(), kv_format_catalog()
     if as_json:
-        _emit_json({"weights": [f.model_dump() for f in wcat.values()], "kv_cache": [f.model_dump() for f in kcat.values()]})
+        emit_json({"weights": [f.model_dump() for f in wcat.values()], "kv_cache": [f.model_dump() for f in kcat.values()]})
         return
     t = Table(title="weight formats")
     for col in ("name", "bits/weight", "compute", "fast on", "quality loss", "measured on"):

@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from inferplan.cli_output import emit_json, err, out
 from inferplan.errors import InputError
 from inferplan.plan.search import DEFAULT_SLO, PlanRequest
 from inferplan.plan.space import DEFAULT_DEVICES
 from inferplan.runs import run_plan
 from inferplan.store import Registry
 
-out = Console(width=None if sys.stdout.isatty() else 120)
-err = Console(stderr=True)
 
 EPILOG = (
     "Examples:\n\n"
@@ -74,7 +70,7 @@ def register(app: typer.Typer) -> None:
                     status.update(msg)
             run = run_plan(req, out_dir=out_dir, registry=Registry(registry) if registry else None, progress=progress)
         if as_json:
-            sys.stdout.write(json.dumps(run.doc | {"run_id": run.run_id}, indent=2, default=str) + "\n")
+            emit_json(run.doc | {"run_id": run.run_id})
             return
         r, doc = run.result, run.doc
         t = Table(title=f"Chosen fleet for {model} - ${doc['cost_per_hour']:.2f}/hour")

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from inferplan.cli_output import emit_json, err, out
 from inferplan.errors import InputError
 from inferplan.runs import SimulationConfig, run_simulation
 from inferplan.store import Registry, RunRecord
 
-out = Console(width=None if sys.stdout.isatty() else 120)
-err = Console(stderr=True)
 
 SIM_EPILOG = (
     "Examples:\n\n"
@@ -135,9 +131,8 @@ def register(app: typer.Typer) -> None:
                                  write_report=not no_report,
                                  progress=lambda done, total: bar.update(task, completed=done, total=total))
         if as_json:
-            sys.stdout.write(json.dumps(run.summary | {"run_id": run.run_id, "out_dir": str(run.out_dir),
-                                                       "report": str(run.report_path) if run.report_path else None},
-                                        indent=2) + "\n")
+            emit_json(run.summary | {"run_id": run.run_id, "out_dir": str(run.out_dir),
+                                     "report": str(run.report_path) if run.report_path else None})
             return
         print_summary(run.summary)
         out.print(f"run {run.run_id}; outputs in {run.out_dir}")
@@ -154,7 +149,7 @@ def register(app: typer.Typer) -> None:
         reg = Registry(registry)
         records = reg.list(limit)
         if as_json:
-            sys.stdout.write(json.dumps([_brief(r) for r in records], indent=2) + "\n")
+            emit_json([_brief(r) for r in records])
             return
         t = Table(title=f"runs in {reg.path}")
         for col in ("id", "created (UTC)", "what", "TTFT p90 ms", "TPOT p90 ms", "out tok/s"):
@@ -174,7 +169,7 @@ def register(app: typer.Typer) -> None:
         """One run's inputs, summary and files."""
         r = Registry(registry).get(run_id)
         if as_json:
-            sys.stdout.write(json.dumps(_brief(r) | {"inputs": r.inputs, "summary": r.summary}, indent=2) + "\n")
+            emit_json(_brief(r) | {"inputs": r.inputs, "summary": r.summary})
             return
         out.print(f"[bold]{r.id}[/] ({r.kind}, {r.created_utc}): {r.label}")
         if "ttft_s" in r.summary:
@@ -195,7 +190,7 @@ def register(app: typer.Typer) -> None:
         a, b = reg.get(run_a), reg.get(run_b)
         rows = compare_summaries(a.summary, b.summary)
         if as_json:
-            sys.stdout.write(json.dumps({"a": a.id, "b": b.id, "metrics": rows}, indent=2) + "\n")
+            emit_json({"a": a.id, "b": b.id, "metrics": rows})
             return
         t = Table(title=f"A = {a.id}   B = {b.id}")
         for col in ("metric", "A", "B", "B - A", "change"):

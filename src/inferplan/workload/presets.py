@@ -31,12 +31,16 @@ class Preset:
     priority: int = 0
 
 
+# Azure 2023 conversation trace fits, shared by every chat-shaped preset.
+CHAT_INPUT = Lengths("lognormal", 6.633, 0.985, low=2, high=14_050)
+CHAT_OUTPUT = Lengths("lognormal", 5.019, 0.859, low=1, high=1_000)
+
 PRESETS: dict[str, Preset] = {
     "chat": Preset(
         "conversation: Azure 2023 conv fit (input median ~760, output median ~150)",
         5.5,
-        Lengths("lognormal", 6.633, 0.985, low=2, high=14_050),
-        Lengths("lognormal", 5.019, 0.859, low=1, high=1_000),
+        CHAT_INPUT,
+        CHAT_OUTPUT,
     ),
     "code": Preset(
         "code completion: Azure 2023 code fit (long prompts, short outputs)",
@@ -53,7 +57,7 @@ PRESETS: dict[str, Preset] = {
     "batch": Preset(
         "offline batch: everything arrives at once, lower priority, longer outputs",
         1.0,
-        Lengths("lognormal", 6.633, 0.985, low=2, high=14_050),
+        CHAT_INPUT,
         Lengths("lognormal", 5.7, 0.6, low=1, high=2_048),
         arrivals="burst",
         online=False,
@@ -62,15 +66,15 @@ PRESETS: dict[str, Preset] = {
     "diurnal-chat": Preset(
         "chat lengths with one daily rate cycle (+/-60% around the mean) compressed into the simulated duration",
         5.5,
-        Lengths("lognormal", 6.633, 0.985, low=2, high=14_050),
-        Lengths("lognormal", 5.019, 0.859, low=1, high=1_000),
+        CHAT_INPUT,
+        CHAT_OUTPUT,
         arrivals="diurnal",
     ),
     "bursty-chat": Preset(
         "chat lengths with Gamma arrivals, coefficient of variation 3",
         5.5,
-        Lengths("lognormal", 6.633, 0.985, low=2, high=14_050),
-        Lengths("lognormal", 5.019, 0.859, low=1, high=1_000),
+        CHAT_INPUT,
+        CHAT_OUTPUT,
         arrivals="gamma",
     ),
 }
