@@ -11,6 +11,7 @@ from rich.table import Table
 
 from inferplan import __version__
 from inferplan.api import EngineLimits, build_deployment, fit, fit_all_formats
+from inferplan.cli_measure import register as register_measure
 from inferplan.cli_plan import register as register_plan
 from inferplan.cli_sim import register as register_sim
 from inferplan.cli_output import emit_json, out
@@ -207,6 +208,7 @@ def version_cmd() -> None:
 
 register_sim(app)
 register_plan(app)
+register_measure(app)
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from inferplan.cli_output import emit_json, err, out
 from inferplan.errors import InputError
+from inferplan.report.compare import compare_runs
 from inferplan.runs import SimulationConfig, run_simulation
 from inferplan.store import Registry, RunRecord
 
@@ -188,39 +189,22 @@ def register(app: typer.Typer) -> None:
         """Main metrics of two runs side by side, with the change from A to B."""
         reg = Registry(registry)
         a, b = reg.get(run_a), reg.get(run_b)
-        rows = compare_summaries(a.summary, b.summary)
+        rows = compare_runs(a.summary, b.summary)
         if as_json:
             emit_json({"a": a.id, "b": b.id, "metrics": rows})
             return
-        t = Table(title=f"A = {a.id}   B = {b.id}")
-        for col in ("metric", "A", "B", "B - A", "change"):
-            t.add_column(col, justify="left" if col == "metric" else "right")
-        for row in rows:
-            pct = "-" if row["change_pct"] is None else f"{row['change_pct']:+.1f}%"
-            t.add_row(row["metric"], _fmt(row["a"]), _fmt(row["b"]), _fmt(row["delta"]), pct)
-        out.print(t)
+        print_comparison(rows, f"A = {a.id}   B = {b.id}", ("A", "B", "B - A", "change"))
 
 
-COMPARED = [
-    ("ttft_s", "p50"), ("ttft_s", "p90"), ("ttft_s", "p99"), ("tpot_s", "p50"), ("tpot_s", "p90"), ("tpot_s", "p99"),
-    ("itl_s", "p99"), ("e2e_s", "p50"), ("e2e_s", "p90"), ("e2e_s", "p99"),
-    ("throughput_output_tokens_per_s", None), ("throughput_requests_per_s", None), ("goodput_requests_per_s", None),
-    ("slo_attainment", None), ("num_preemptions", None), ("num_rejected", None), ("cost_per_million_output_tokens", None),
-    ("energy_j_per_output_token", None),
-]
-
-
-def compare_summaries(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
-    rows = []
-    for key, sub in COMPARED:
-        va = a.get(key, {}).get(sub) if sub else a.get(key)
-        vb = b.get(key, {}).get(sub) if sub else b.get(key)
-        if va is None and vb is None:
-            continue
-        delta = None if va is None or vb is None else vb - va
-        pct = None if delta is None or not va else 100 * delta / abs(va)
-        rows.append({"metric": f"{key}.{sub}" if sub else key, "a": va, "b": vb, "delta": delta, "change_pct": pct})
-    return rows
+def print_comparison(rows: list[dict[str, Any]], title: str, labels: tuple[str, str, str, str]) -> None:
+    """Rows of `compare_runs` as a table: metric, A, B, B - A, change in percent."""
+    t = Table(title=title)
+    for col in ("metric", *labels):
+        t.add_column(col, justify="left" if col == "metric" else "right")
+    for row in rows:
+        pct = "-" if row["change_pct"] is None else f"{row['change_pct']:+.1f}%"
+        t.add_row(row["metric"], _fmt(row["a"]), _fmt(row["b"]), _fmt(row["delta"]), pct)
+    out.print(t)
 
 
 def _fmt(x: float | None) -> str:

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from inferplan.errors import InputError
 from inferplan.fileio import write_text_atomic
+from inferplan.measure.bench import Api, Endpoint, ReplayOptions, RequestRecord, probe, replay
+from inferplan.measure.bench_records import bench_summary, write_bench_records
 from inferplan.perf.deployment import Deployment, EngineLimits
 from inferplan.perf.profile import DeviceProfile
 from inferplan.plan.outputs import plan_json, write_deploy, write_plan_report
 from inferplan.plan.search import PlanRequest, PlanResult, plan
+from inferplan.report.bench_report import write_bench_report
 from inferplan.report.records import write_request_records
 from inferplan.report.sim_report import write_sim_report
 from inferplan.sim.loop import Progress, SimResult, simulate
@@ -166,3 +172,94 @@ def run_plan(req: PlanRequest, *, out_dir: Path | None = None, registry: Registr
     registry.add(run_id, "plan", label, inputs, result.summary | {"plan_cost_per_hour": doc["cost_per_hour"],
                                                                  "verified": doc["verified"]}, folder, report)
     return PlanRun(run_id, result, doc, folder, report)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BenchConfig:
+    """A benchmark of a live OpenAI-compatible endpoint under an inferplan workload."""
+
+    url: str
+    model: str = ""
+    api: Api = "completions"
+    workload: str = "chat"
+    rate: float | None = None
+    rate_scale: float | None = None
+    duration_s: float | None = None
+    num_requests: int | None = None
+    seed: int = 0
+    trace_format: str | None = None
+    skip_bad_rows: bool = False
+    max_input_tokens: int | None = None
+    max_output_tokens: int | None = None
+    concurrency: int | None = None
+    honour_arrivals: bool = True
+    timeout_s: float = 120.0
+    ignore_eos: bool | None = None
+    api_key_env: str | None = None
+    slo: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BenchRun:
+    run_id: str
+    config: BenchConfig
+    summary: dict[str, Any]
+    records: list[RequestRecord]
+    out_dir: Path
+    report_path: Path
+    notes: list[str]
+    interrupted: bool
+
+
+def run_bench(cfg: BenchConfig, *, out_dir: Path | None = None, registry: Registry | None = None,
+              on_start: Callable[[int], None] | None = None,
+              on_done: Callable[[RequestRecord], None] | None = None) -> BenchRun:
+    """Probe, replay, then write requests.csv, token_times.jsonl, summary.json and report.html; record the run.
+
+    Records are written even when the run is interrupted (Ctrl-C): requests never sent are
+    recorded as failed with the reason, so every request of the workload is accounted for.
+    """
+    slos = parse_slos(cfg.slo)
+    if cfg.concurrency is not None and cfg.concurrency < 1:
+        raise InputError(f"--concurrency must be at least 1, got {cfg.concurrency}")
+    if not cfg.url.startswith(("http://", "https://")):
+        raise InputError(f"URL {cfg.url!r} must start with http:// or https:// (e.g. http://127.0.0.1:8000/v1)")
+    wl = make_workload(cfg.workload, seed=cfg.seed, rate=cfg.rate, rate_scale=cfg.rate_scale, duration_s=cfg.duration_s,
+                       num_requests=cfg.num_requests, skip_bad_rows=cfg.skip_bad_rows, trace_format=cfg.trace_format,
+                       max_input_tokens=cfg.max_input_tokens, max_output_tokens=cfg.max_output_tokens)
+    key = os.environ.get(cfg.api_key_env) if cfg.api_key_env else None
+    if cfg.api_key_env and key is None:
+        raise InputError(f"--api-key-env {cfg.api_key_env}: that environment variable is not set")
+    ep, notes = asyncio.run(probe(Endpoint(cfg.url.rstrip("/"), cfg.model, cfg.api, cfg.timeout_s, key, cfg.ignore_eos)))
+    inputs = asdict(cfg) | {"model": ep.model, "ignore_eos": ep.ignore_eos}
+    registry = registry or Registry()
+    run_id = registry.new_run_id("bench", inputs)
+    folder = (out_dir or Path("inferplan-runs")) / run_id
+    records: list[RequestRecord] = []
+    if on_start:
+        on_start(len(wl))
+    interrupted = False
+    wall = 0.0
+    try:
+        wall = asyncio.run(replay(ep, wl, ReplayOptions(cfg.concurrency, cfg.honour_arrivals, cfg.seed), records, on_done))
+    except KeyboardInterrupt:
+        interrupted = True
+        notes.append("the run was interrupted; requests not finished are recorded as failed")
+    finally:
+        for rec in records:
+            if rec.status == "pending":
+                rec.status, rec.error = "failed", "interrupted: the run stopped before this request finished"
+        for i in range(len(records), len(wl)):
+            records.append(RequestRecord(i, float(wl.arrival_s[i]), int(wl.input_tokens[i]), int(wl.output_tokens[i]),
+                                         status="failed", error="not sent: the run stopped before its arrival"))
+        if not wall:
+            wall = max((r.done_s for r in records if r.done_s == r.done_s), default=0.0)
+        summary = bench_summary(records, slos, wall) | {"workload": wl.describe(), "endpoint": ep.base_url,
+                                                         "model": ep.model, "ignore_eos": ep.ignore_eos, "notes": notes}
+        write_bench_records(folder, records)
+        write_text_atomic(folder / "summary.json", json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n")
+        write_text_atomic(folder / "config.json", json.dumps(inputs, indent=2, sort_keys=True) + "\n")
+        report = write_bench_report(folder / "report.html", records, summary, inputs, notes)
+        registry.add(run_id, "bench", f"bench {ep.model} at {ep.base_url}, {cfg.workload}", inputs, summary,
+                     folder, report)
+    return BenchRun(run_id, cfg, summary, records, folder, report, notes, interrupted)

@@ -1,0 +1,1 @@
+"""Reality: microbenchmarks of this machine, real models timed, real endpoints replayed, calibration."""

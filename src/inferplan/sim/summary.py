@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -12,7 +13,7 @@ from inferplan.sim.slo import SLO
 from inferplan.sim.state import FINISHED, REJECT_REASONS, REJECTED, RequestTable
 
 
-def _stats(x: npt.NDArray[np.float64]) -> dict[str, float | None]:
+def latency_stats(x: npt.NDArray[np.float64]) -> dict[str, float | None]:
     x = x[np.isfinite(x)]
     if x.size == 0:
         return {"p50": None, "p90": None, "p99": None, "mean": None}
@@ -30,15 +31,31 @@ def request_latencies(t: RequestTable) -> dict[str, npt.NDArray[np.float64]]:
     return {"ttft": ttft, "tpot": tpot, "e2e": e2e, "queue": queue}
 
 
-def meets_slos(lat: dict[str, npt.NDArray[np.float64]], t: RequestTable, slos: tuple[SLO, ...]) -> npt.NDArray[np.bool_]:
+def meets_slos(lat: dict[str, npt.NDArray[np.float64]], finished: npt.NDArray[np.bool_],
+               slos: tuple[SLO, ...]) -> npt.NDArray[np.bool_]:
     """Per request: finished and within every TTFT/TPOT/E2E threshold (ITL SLOs apply to the whole run)."""
-    ok: npt.NDArray[np.bool_] = t.status == FINISHED
+    ok = finished.copy()
     for slo in slos:
         if slo.metric in ("ttft", "e2e"):
             ok &= lat[slo.metric] <= slo.threshold_s
         elif slo.metric == "tpot":
             ok &= ~(lat["tpot"] > slo.threshold_s)  # single-token requests have no TPOT: they pass
     return ok
+
+
+def check_slos(slos: tuple[SLO, ...], finished_lat: dict[str, npt.NDArray[np.float64]],
+               itl_quantile: Callable[[float], float]) -> list[dict[str, Any]]:
+    """Each objective's measured percentile over finished requests (ITL over every gap) and its verdict."""
+    checks = []
+    for slo in slos:
+        if slo.metric == "itl":
+            value = itl_quantile(slo.percentile / 100)
+        else:
+            vals = finished_lat[slo.metric]
+            vals = vals[np.isfinite(vals)]
+            value = float(np.percentile(vals, slo.percentile)) if vals.size else float("nan")
+        checks.append({"slo": str(slo), "value_s": value, "met": bool(value <= slo.threshold_s)})
+    return checks
 
 
 def summarize(res: SimResult, slos: tuple[SLO, ...] = ()) -> dict[str, Any]:
@@ -49,16 +66,8 @@ def summarize(res: SimResult, slos: tuple[SLO, ...] = ()) -> dict[str, Any]:
     span = max(res.makespan_s, 1e-9)
     out_tokens = int(t.out_done[finished].sum())
     in_tokens = int(t.input[finished].sum())
-    ok = meets_slos(lat, t, slos)
-    slo_checks = []
-    for slo in slos:
-        if slo.metric == "itl":
-            value = res.itl.quantile(slo.percentile / 100)
-        else:
-            vals = lat[slo.metric][finished]
-            vals = vals[np.isfinite(vals)]
-            value = float(np.percentile(vals, slo.percentile)) if vals.size else float("nan")
-        slo_checks.append({"slo": str(slo), "value_s": value, "met": bool(value <= slo.threshold_s)})
+    ok = meets_slos(lat, finished, slos)
+    slo_checks = check_slos(slos, {k: v[finished] for k, v in lat.items()}, res.itl.quantile)
     prices = [r.dep.price_per_hour for r in res.replicas]
     cost_per_hour = None if any(p is None for p in prices) else float(sum(p for p in prices if p is not None))
     idle_j = sum(r.cost.idle_w * max(res.makespan_s - r.busy_s, 0.0) for r in res.replicas)
@@ -71,12 +80,12 @@ def summarize(res: SimResult, slos: tuple[SLO, ...] = ()) -> dict[str, Any]:
         "num_rejected": int(rejected.sum()),
         "rejected_by_reason": {k: v for k, v in reasons.items() if v},
         "makespan_s": res.makespan_s,
-        "ttft_s": _stats(lat["ttft"][finished]),
-        "tpot_s": _stats(lat["tpot"][finished]),
+        "ttft_s": latency_stats(lat["ttft"][finished]),
+        "tpot_s": latency_stats(lat["tpot"][finished]),
         "itl_s": {"p50": res.itl.quantile(0.5), "p90": res.itl.quantile(0.9), "p99": res.itl.quantile(0.99),
                   "mean": res.itl.mean},
-        "e2e_s": _stats(lat["e2e"][finished]),
-        "queue_delay_s": _stats(lat["queue"][finished]),
+        "e2e_s": latency_stats(lat["e2e"][finished]),
+        "queue_delay_s": latency_stats(lat["queue"][finished]),
         "throughput_output_tokens_per_s": out_tokens / span,
         "throughput_input_tokens_per_s": in_tokens / span,
         "throughput_requests_per_s": n_fin / span,

@@ -17,7 +17,7 @@ from inferplan.errors import unknown_name
 from inferplan.workload.request import Workload
 from inferplan.workload.synthetic import Lengths, synthesize
 from inferplan.workload.traces import load_trace
-from inferplan.workload.transforms import head, scale_rate, scale_time, window
+from inferplan.workload.transforms import clip_lengths, head, scale_rate, scale_time, window
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,8 +90,10 @@ def make_workload(
     num_requests: int | None = None,
     skip_bad_rows: bool = False,
     trace_format: str | None = None,
+    max_input_tokens: int | None = None,
+    max_output_tokens: int | None = None,
 ) -> Workload:
-    """A preset name or a trace path, then transforms: rate, rate scale, time window, first N.
+    """A preset name or a trace path, then transforms: rate, rate scale, time window, first N, length caps.
 
     For a preset, the number of requests is ``num_requests``, or what ``rate x duration``
     implies (default 600 s). For a trace, ``duration_s`` keeps the first that many seconds.
@@ -103,8 +105,9 @@ def make_workload(
         if rate_scale:
             lam *= rate_scale
         n = num_requests or max(1, int(round(lam * (duration_s or 600.0))))
-        return synthesize(rng, n=n, rate=lam, inputs=p.inputs, outputs=p.outputs, arrivals=p.arrivals,
-                          cv=3.0, name=spec, online=p.online, priority=p.priority, period_s=n / lam)
+        wl = synthesize(rng, n=n, rate=lam, inputs=p.inputs, outputs=p.outputs, arrivals=p.arrivals,
+                        cv=3.0, name=spec, online=p.online, priority=p.priority, period_s=n / lam)
+        return clip_lengths(wl, max_input_tokens, max_output_tokens)
     path = Path(spec)
     if not path.exists() and not any(sep in spec for sep in "/\\."):
         raise unknown_name("workload", spec, PRESETS, hint=f"presets: {', '.join(PRESETS)}; or a trace file path")
@@ -117,4 +120,4 @@ def make_workload(
         wl = window(wl, 0.0, duration_s)
     if num_requests:
         wl = head(wl, num_requests)
-    return wl
+    return clip_lengths(wl, max_input_tokens, max_output_tokens)

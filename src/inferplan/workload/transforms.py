@@ -42,6 +42,16 @@ def head(wl: Workload, n: int) -> Workload:
     return wl.take(np.arange(min(n, len(wl))))
 
 
+def clip_lengths(wl: Workload, max_input: int | None = None, max_output: int | None = None) -> Workload:
+    """Cap prompt and output lengths (a small local model has a short context; a benchmark a time budget)."""
+    for flag, value in (("--max-input-tokens", max_input), ("--max-output-tokens", max_output)):
+        if value is not None and value < 1:
+            raise InputError(f"{flag} must be at least 1, got {value}")
+    inp = wl.input_tokens if max_input is None else np.minimum(wl.input_tokens, max_input)
+    out = wl.output_tokens if max_output is None else np.minimum(wl.output_tokens, max_output)
+    return replace(wl, input_tokens=inp, output_tokens=out, prefix_tokens=np.minimum(wl.prefix_tokens, inp))
+
+
 def mix(a: Workload, b: Workload, name: str = "mix") -> Workload:
     """Both workloads interleaved by arrival time; prefix groups and sessions kept apart."""
     offset_group = int(max(a.prefix_group.max(), -1)) + 1
