@@ -43,8 +43,8 @@ def build_deployment(
     profile: Path | None = None,
 ) -> Deployment:
     """Resolve names (or file paths) into a validated Deployment."""
-    dev = get_device(device)
     prof = DeviceProfile.load(profile) if profile else None
+    dev = (prof.resolve_device(device) if prof else None) or get_device(device)
     return Deployment(
         model=get_model(model),
         device=dev,

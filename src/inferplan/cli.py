@@ -12,6 +12,7 @@ from rich.table import Table
 from inferplan import __version__
 from inferplan.api import EngineLimits, build_deployment, fit, fit_all_formats
 from inferplan.cli_measure import register as register_measure
+from inferplan.cli_measure import register_calibrate, register_reality
 from inferplan.cli_plan import register as register_plan
 from inferplan.cli_sim import register as register_sim
 from inferplan.cli_output import emit_json, out
@@ -103,11 +104,22 @@ def _print_fit(r: FitResult, arch: str) -> None:
     speed = Table(title="Predicted speed", show_header=True)
     speed.add_column("metric")
     speed.add_column("value", justify="right")
-    speed.add_row(f"prefill throughput ({r.prompt_tokens:,}-token prompt)", f"{r.prefill_tokens_per_s:,.0f} tok/s")
-    speed.add_row("TTFT (prompt alone)", f"{r.ttft_s * 1e3:,.1f} ms")
-    speed.add_row("decode, batch 1", f"{r.decode_tokens_per_s_batch1:,.1f} tok/s")
+    band = r.speed_range_pct
+    if band is not None:
+        speed.add_column("range (calibrated, 1 s.d.)", justify="right")
+
+    def row(name: str, value: float, fmt: str) -> None:
+        cells = [name, fmt.format(value)]
+        if band is not None:
+            lo, hi = value / (1 + band / 100), value * (1 + band / 100)
+            cells.append(f"{fmt.format(lo)} - {fmt.format(hi)}")
+        speed.add_row(*cells)
+
+    row(f"prefill throughput ({r.prompt_tokens:,}-token prompt)", r.prefill_tokens_per_s, "{:,.0f} tok/s")
+    row("TTFT (prompt alone)", r.ttft_s * 1e3, "{:,.1f} ms")
+    row("decode, batch 1", r.decode_tokens_per_s_batch1, "{:,.1f} tok/s")
     if r.decode_batch_max > 1:
-        speed.add_row(f"decode, batch {r.decode_batch_max:,}", f"{r.decode_tokens_per_s_batch_max:,.0f} tok/s")
+        row(f"decode, batch {r.decode_batch_max:,}", r.decode_tokens_per_s_batch_max, "{:,.0f} tok/s")
     out.print(speed)
     if r.quality_loss_pct is None:
         out.print(f"quality effect of {r.weights_format}: unknown (no trustworthy measurement in the catalog)")
@@ -209,6 +221,8 @@ def version_cmd() -> None:
 register_sim(app)
 register_plan(app)
 register_measure(app)
+register_reality(app)
+register_calibrate(app)
 
 
 def main() -> None:

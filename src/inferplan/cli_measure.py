@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from inferplan.cli_output import emit_json, err, out
 from inferplan.cli_sim import print_comparison, print_summary
@@ -14,7 +16,9 @@ from inferplan.errors import InputError
 from inferplan.measure.bench import RequestRecord
 from inferplan.report.compare import compare_runs, headline_error, write_compare_report
 from inferplan.runs import BenchConfig, run_bench
-from inferplan.store import Registry
+from inferplan.perf.profile import DeviceProfile
+from inferplan.specs.hardware import DeviceSpec
+from inferplan.store import Registry, RunRecord
 
 BENCH_EPILOG = (
     "Examples:\n\n"
@@ -122,3 +126,224 @@ def register(app: typer.Typer) -> None:
         if mape is not None:
             out.print(f"median absolute error over TTFT, TPOT and E2E (p50, p90) and output throughput: {mape:.1f}%")
         out.print(f"report: {report}")
+
+
+PROFILE_EPILOG = (
+    "Examples:\n\n  inferplan profile\n\n  inferplan profile --out my-laptop.yaml\n\n"
+    "  inferplan fit llama-3.2-1b local --weights fp32\n\n  inferplan simulate llama-3.2-1b --device local --weights fp32 "
+    "--kv fp32 --workload chat --rate 0.2 --duration 60"
+)
+VALIDATE_EPILOG = (
+    "Examples:\n\n  inferplan validate llama-3.2-1b --device local\n\n"
+    "  inferplan validate qwen2.5-7b --layers 2 --json\n\n  inferplan validate ./my-model/config.json --checkpoint ./my-model"
+)
+
+
+def _progress_bar(label: str, show: bool) -> Progress:
+    return Progress(TextColumn(label), BarColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                    console=err, disable=not show, transient=True)
+
+
+def register_reality(app: typer.Typer) -> None:
+    @app.command("profile", epilog=PROFILE_EPILOG)
+    def profile_cmd(
+        out_file: Annotated[Path | None, typer.Option("--out", help="profile file to write (default: this user's "
+                                                      "data folder, where `--device local` finds it)")] = None,
+        quick: Annotated[bool, typer.Option("--quick", help="a smaller sweep (~15 s), for a first look")] = False,
+        as_json: Annotated[bool, typer.Option("--json")] = False,
+    ) -> None:
+        """Microbenchmark this machine (matmul, memory bandwidth, attention, framework overhead) into a device profile."""
+        from inferplan.measure.microbench import fit_profile, measure
+        from inferplan.specs.catalog import local_profile_path
+
+        path = out_file or local_profile_path()
+        with _progress_bar("profiling", err.is_terminal and not as_json) as bar:
+            task = bar.add_task("", total=1.0)
+            res = measure(lambda what, frac: bar.update(task, completed=frac, description=what), quick=quick)
+        prof = fit_profile(res)
+        prof.dump(path)
+        spec = prof.device_spec
+        assert spec is not None
+        if as_json:
+            emit_json(prof.model_dump(mode="json", exclude={"measurements"}) | {"path": str(path)})
+            return
+        t = Table(title=f"{spec.display_name}: measured")
+        t.add_column("quantity")
+        t.add_column("value", justify="right")
+        for name, value in (
+            ("fp32 matmul peak", f"{spec.peak_tflops['fp32'] * 1e3:,.1f} GFLOP/s"),
+            ("bf16 matmul peak", f"{spec.peak_tflops['bf16'] * 1e3:,.1f} GFLOP/s"),
+            ("streaming read", f"{spec.memory_bw_gb_s:,.1f} GB/s"),
+            ("matrix-vector share of it", f"{prof.bandwidth_efficiency:.0%}"),
+            ("matmul efficiency at 1 / 16 / 256 rows",
+             " / ".join(f"{e:.0%}" for r, e in prof.matmul_curve if r in (1, 16, 256))),
+            ("attention (share of fp32 peak)", f"{prof.attention_efficiency:.0%}"),
+            ("eager PyTorch: per step / per layer / per sequence",
+             f"{prof.step_overhead_s * 1e3:.2f} / {prof.per_layer_overhead_s * 1e3:.2f} / "
+             f"{prof.per_sequence_overhead_s * 1e3:.3f} ms"),
+            ("memory", f"{spec.memory_gib:,.1f} GiB"),
+        ):
+            t.add_row(name, value)
+        out.print(t)
+        out.print(f"profile: {path}")
+        out.print("use it with `--device local` (fit, simulate, plan, validate), or `--profile FILE`")
+
+    @app.command("validate", epilog=VALIDATE_EPILOG)
+    def validate_cmd(
+        model: Annotated[str, typer.Argument(help="catalog name or config.json path")] = "llama-3.2-1b",
+        device: Annotated[str, typer.Option(help="the device the prediction is for; `local` = the profiled machine")] = "local",
+        profile: Annotated[Path | None, typer.Option(help="profile file (default: the one `inferplan profile` wrote)")] = None,
+        layers: Annotated[int | None, typer.Option(help="keep only the first N layers (same shapes, faster)")] = None,
+        dtype: Annotated[str, typer.Option(help="fp32 or bf16")] = "fp32",
+        batches: Annotated[str, typer.Option(help="decode batch sizes")] = "1,4,16",
+        contexts: Annotated[str, typer.Option(help="decode context lengths")] = "128,1024",
+        prompts: Annotated[str, typer.Option(help="prefill prompt lengths")] = "32,128,512",
+        checkpoint: Annotated[Path | None, typer.Option(help="a local checkpoint folder (real weights)")] = None,
+        out_dir: Annotated[Path, typer.Option("--out", help="folder for run outputs")] = Path("inferplan-runs"),
+        registry: Annotated[Path | None, typer.Option(help="run registry SQLite file")] = None,
+        as_json: Annotated[bool, typer.Option("--json")] = False,
+    ) -> None:
+        """Time real model steps on this machine against the predicted times; print the error per point."""
+        from inferplan.perf.profile import DeviceProfile
+        from inferplan.runs import run_validate
+
+        prof = DeviceProfile.load(profile) if profile else None
+        with _progress_bar("timing", err.is_terminal and not as_json) as bar:
+            task = bar.add_task("", total=1.0)
+            run = run_validate(model, device=device, profile=prof, layers=layers, dtype=dtype,
+                               batches=_ints(batches, "--batches"), contexts=_ints(contexts, "--contexts"),
+                               prompts=_ints(prompts, "--prompts"), checkpoint=checkpoint, out_dir=out_dir,
+                               registry=Registry(registry) if registry else None,
+                               progress=lambda what, frac: bar.update(task, completed=frac, description=what))
+        res = run.result
+        if as_json:
+            emit_json(run.summary | {"run_id": run.run_id, "out_dir": str(run.out_dir)})
+            return
+        t = Table(title=f"{res.model} on {res.device} ({res.dtype}); profile: {res.profile_source}")
+        for col in ("step", "batch", "tokens", "context", "measured ms", "predicted ms", "error"):
+            t.add_column(col, justify="left" if col == "step" else "right")
+        for p in res.points:
+            t.add_row(p.phase, str(p.batch), str(p.tokens), str(p.context), f"{p.measured_s * 1e3:,.2f}",
+                      f"{p.predicted_s * 1e3:,.2f}", f"{p.ape_pct:.1f}%")
+        out.print(t)
+        out.print(f"median absolute percentage error: {res.median_ape_pct:.1f}% over {len(res.points)} points")
+        out.print(f"run {run.run_id}; outputs in {run.out_dir}")
+
+
+def _ints(text: str, flag: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise InputError(f"{flag}: expected comma-separated whole numbers like 1,4,16, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise InputError(f"{flag}: expected positive whole numbers, got {text!r}")
+    return values
+
+
+CALIBRATE_EPILOG = (
+    "Examples:\n\n  inferplan calibrate --from validate-20261125-101500-ab12cd\n\n"
+    "  inferplan calibrate --from BENCH_RUN --model ./tiny/config.json --device local --weights fp32 --kv fp32\n\n"
+    "  inferplan calibrate --llama-bench results.json --model llama-3.1-8b --weights q4_k_m --device rtx-4090 "
+    "--out rtx4090.yaml"
+)
+
+
+def register_calibrate(app: typer.Typer) -> None:
+    @app.command("calibrate", epilog=CALIBRATE_EPILOG)
+    def calibrate_cmd(
+        runs: Annotated[list[str] | None, typer.Option("--from", help="validate or bench run id (repeatable)")] = None,
+        llama_bench: Annotated[list[Path] | None, typer.Option(help="llama-bench output file (JSON or markdown)")] = None,
+        model: Annotated[str | None, typer.Option(help="model of the llama-bench file or bench run")] = None,
+        weights: Annotated[str, typer.Option(help="weight format of the llama-bench file or bench run")] = "bf16",
+        kv: Annotated[str, typer.Option(help="KV format of the bench run")] = "bf16",
+        device: Annotated[str, typer.Option(help="device the measurements come from")] = "local",
+        policy: Annotated[str, typer.Option(help="bench run: the server's scheduling policy")] = "vllm",
+        profile: Annotated[Path | None, typer.Option(help="profile to start from (default: device defaults or "
+                                                     "the local profile)")] = None,
+        fit: Annotated[str, typer.Option(help="factors to fit: compute, bandwidth, overhead")] = "compute,bandwidth,overhead",
+        out_file: Annotated[Path | None, typer.Option("--out", help="calibrated profile to write (default: "
+                                                      "replace the local profile, for --device local)")] = None,
+        registry: Annotated[Path | None, typer.Option(help="run registry SQLite file")] = None,
+        as_json: Annotated[bool, typer.Option("--json")] = False,
+    ) -> None:
+        """Fit a device profile's compute, bandwidth and overhead factors to measured runs; with uncertainty."""
+        from inferplan.measure.calibrate import FACTORS, base_for, calibrate, from_llama_bench, from_validate_summary
+        from inferplan.specs.catalog import local_profile_path
+
+        factors = tuple(f.strip() for f in fit.split(",") if f.strip())
+        if not factors or any(f not in FACTORS for f in factors):
+            raise InputError(f"--fit: choose from {', '.join(FACTORS)} (comma-separated), got {fit!r}")
+        if not runs and not llama_bench:
+            raise InputError("nothing to calibrate from: pass --from RUN_ID (validate or bench) or --llama-bench FILE")
+        base, spec = base_for(device, profile)
+        reg = Registry(registry)
+        obs = []
+        bench_runs = []
+        for run_id in runs or []:
+            rec = reg.get(run_id)
+            if rec.kind == "validate":
+                obs += from_validate_summary(rec.summary, rec.inputs["model"], rec.inputs.get("layers"), rec.id)
+            elif rec.kind == "bench":
+                bench_runs.append(rec)
+            else:
+                raise InputError(f"run {rec.id} is a {rec.kind} run; calibrate reads validate and bench runs")
+        for path in llama_bench or []:
+            if not model:
+                raise InputError("--llama-bench needs --model (and --weights) naming what was benchmarked")
+            obs += from_llama_bench(path, model, weights)
+        target = out_file or (local_profile_path() if device == "local" else Path(f"{spec.name}-calibrated.yaml"))
+        if bench_runs:
+            _calibrate_bench(bench_runs, model, weights, kv, device, policy, base, spec, target, as_json)
+            return
+        cal = calibrate(obs, base, spec, fit=factors)
+        cal.profile.dump(target)
+        if as_json:
+            emit_json({"factors": cal.factors, "std_errors": cal.std_errors, "step_time_log_sd": cal.log_sd,
+                       "median_ape_before_pct": cal.median_before, "median_ape_after_pct": cal.median_after,
+                       "observations": len(cal.observations), "profile": str(target)})
+            return
+        t = Table(title=f"calibration of {spec.name} from {len(obs)} measured steps")
+        for col in ("factor", "value", "± (1 s.e.)"):
+            t.add_column(col, justify="left" if col == "factor" else "right")
+        for name, value in cal.factors.items():
+            se = cal.std_errors.get(name)
+            t.add_row(name, f"{value:.3f}", "-" if se is None else f"{100 * se:.1f}%")
+        out.print(t)
+        out.print(f"median absolute error: {cal.median_before:.1f}% before, {cal.median_after:.1f}% after; "
+                  f"remaining spread of step times: ±{100 * (math.exp(cal.log_sd) - 1):.1f}% (1 s.d.)")
+        out.print(f"profile: {target}")
+
+
+def _calibrate_bench(bench_runs: list[RunRecord], model: str | None, weights: str, kv: str, device: str, policy: str,
+                     base: DeviceProfile, spec: DeviceSpec, target: Path, as_json: bool) -> None:
+    """Fit through the simulator: replay each bench run's requests.csv with candidate profiles."""
+    from inferplan.measure.calibrate import fit_to_bench
+    from inferplan.runs import SimulationConfig, simulate_config
+
+    if len(bench_runs) != 1 or not model:
+        raise InputError("calibrating from a bench run needs exactly one --from BENCH_RUN and --model "
+                         "(the served model's catalog name or config.json)")
+    rec = bench_runs[0]
+    trace = Path(rec.out_dir or "") / "requests.csv"
+    if not trace.exists():
+        raise InputError(f"run {rec.id}: {trace} is missing; was the folder moved?")
+    tmp = target.with_suffix(".candidate.yaml")
+
+    def simulate(prof: DeviceProfile) -> dict[str, Any]:
+        prof.dump(tmp)
+        cfg = SimulationConfig(model=model, device=device, weights=weights, kv=kv, policy=policy,
+                               workload=str(trace), profile=str(tmp))
+        return simulate_config(cfg)[1]
+
+    try:
+        prof, factors, before, after = fit_to_bench(rec.summary, simulate, base, spec)
+    finally:
+        tmp.unlink(missing_ok=True)
+    prof.dump(target)
+    if as_json:
+        emit_json({"factors": factors, "median_error_before_pct": before, "median_error_after_pct": after,
+                   "profile": str(target)})
+        return
+    out.print("factors: " + ", ".join(f"{k} x{v:.3f}" for k, v in factors.items()))
+    out.print(f"median error of TTFT, TPOT and E2E medians: {before:.1f}% before, {after:.1f}% after")
+    out.print(f"profile: {target}")

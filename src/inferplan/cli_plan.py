@@ -51,6 +51,8 @@ def register(app: typer.Typer) -> None:
         autoscale: Annotated[bool, typer.Option("--autoscale", help="also plan replicas per time window")] = False,
         window: Annotated[str, typer.Option(help="autoscaling window, e.g. 15m, 900s, 1h")] = "15m",
         scale_down_delay: Annotated[str, typer.Option(help="keep a replica this long after it is no longer needed")] = "5m",
+        profile: Annotated[Path | None, typer.Option(help="device profile (from `inferplan profile` or `calibrate`) "
+                                                     "for the device it names")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="print the plan as JSON")] = False,
     ) -> None:
         """Find the cheapest fleet that meets the SLOs for MODEL under a workload, verified by simulation."""
@@ -62,7 +64,8 @@ def register(app: typer.Typer) -> None:
                           max_quality_loss_pct=parse_percent(max_quality_loss, "--max-quality-loss"), allow_unknown_quality=allow_unknown_quality,
                           buckets=buckets, executor=executor, disaggregation=disaggregation,
                           autoscale_window_s=parse_duration(window, "--window") if autoscale else None,
-                          scale_down_delay_s=parse_duration(scale_down_delay, "--scale-down-delay"))
+                          scale_down_delay_s=parse_duration(scale_down_delay, "--scale-down-delay"),
+                          profile=str(profile) if profile else None)
         show = err.is_terminal and not as_json
         with err.status("planning", spinner="dots") if show else _Null() as status:
             def progress(msg: str) -> None:

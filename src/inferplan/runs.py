@@ -8,7 +8,7 @@ import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from inferplan.errors import InputError
 from inferplan.fileio import write_text_atomic
@@ -28,6 +28,9 @@ from inferplan.sim.summary import summarize
 from inferplan.specs.catalog import get_device, get_kv_format, get_model, get_weight_format
 from inferplan.store import Registry
 from inferplan.workload.presets import make_workload
+
+if TYPE_CHECKING:
+    from inferplan.measure.validate import ValidationResult
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -76,15 +79,17 @@ class SimulationConfig:
             enable_prefix_caching=self.enable_prefix_caching,
             long_prefill_token_threshold=self.long_prefill_token_threshold,
         )
+        prof = DeviceProfile.load(Path(self.profile)) if self.profile else None
+        name = device or self.device
         return Deployment(
             model=get_model(self.model),
-            device=get_device(device or self.device),
+            device=(prof.resolve_device(name) if prof else None) or get_device(name),
             weights=get_weight_format(self.weights),
             kv=get_kv_format(self.kv),
             tp=tp or self.tp,
             pp=self.pp,
             limits=limits,
-            profile=DeviceProfile.load(Path(self.profile)) if self.profile else None,
+            profile=prof,
         )
 
 
@@ -263,3 +268,36 @@ def run_bench(cfg: BenchConfig, *, out_dir: Path | None = None, registry: Regist
         registry.add(run_id, "bench", f"bench {ep.model} at {ep.base_url}, {cfg.workload}", inputs, summary,
                      folder, report)
     return BenchRun(run_id, cfg, summary, records, folder, report, notes, interrupted)
+
+
+@dataclass(frozen=True, slots=True)
+class ValidateRun:
+    run_id: str
+    result: ValidationResult
+    summary: dict[str, Any]
+    out_dir: Path
+
+
+def run_validate(model: str, *, out_dir: Path | None = None, registry: Registry | None = None,
+                 **options: Any) -> ValidateRun:
+    """Time the model, then write points.csv and summary.json and record a ``validate`` run (calibrate reads it)."""
+    from inferplan.measure.validate import run_validation
+
+    result = run_validation(model, **options)
+    inputs = {"model": model} | {k: (str(v) if isinstance(v, Path) else v) for k, v in options.items()
+                                 if k not in ("progress", "profile")}
+    inputs["profile_source"] = result.profile_source
+    summary = {"model": result.model, "layers": result.layers, "dtype": result.dtype, "device": result.device,
+               "median_ape_pct": result.median_ape_pct, "num_points": len(result.points),
+               "points": [p.as_dict() for p in result.points]}
+    registry = registry or Registry()
+    run_id = registry.new_run_id("validate", inputs)
+    folder = (out_dir or Path("inferplan-runs")) / run_id
+    header = "phase,batch,tokens,context,measured_s,predicted_s,ape_pct\n"
+    body = "".join(f"{p.phase},{p.batch},{p.tokens},{p.context},{p.measured_s:.6f},{p.predicted_s:.6f},"
+                   f"{p.ape_pct:.2f}\n" for p in result.points)
+    write_text_atomic(folder / "points.csv", header + body)
+    write_text_atomic(folder / "summary.json", json.dumps(summary, indent=2) + "\n")
+    registry.add(run_id, "validate", f"validate {result.model} on {result.device}", inputs,
+                 {k: v for k, v in summary.items() if k != "points"} | {"points": summary["points"]}, folder, None)
+    return ValidateRun(run_id, result, summary, folder)

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from inferplan.api import build_deployment
 from inferplan.perf.memory import plan_memory
+from inferplan.perf.profile import DeviceProfile
+from inferplan.plan.capacity import Bucket, capacity
+from inferplan.sim.slo import parse_slos
+from inferplan.store import Registry
 from inferplan.plan.space import QualityBudget, enumerate_candidates
 from inferplan.specs.catalog import get_model
 
@@ -31,3 +41,25 @@ def test_pipeline_stages_when_no_node_holds_the_model() -> None:
     fp8 = [c for c, _ in enumerate_candidates(get_model("llama-3.1-405b"), ("h100-sxm",), QualityBudget(1.0),
                                               context_tokens=4096)]
     assert fp8 and all(c.pp == 1 for c in fp8)
+
+
+def test_a_profile_applies_to_the_device_it_names_only() -> None:
+    slow = DeviceProfile(device="l4", matmul_efficiency=0.2, step_overhead_s=0.05, source="calibrated (test)")
+    for cand, dep in enumerate_candidates(get_model("llama-3.1-8b"), ("l4", "h100-sxm"), QualityBudget(1.0),
+                                          context_tokens=4096, profile=slow):
+        if cand.device == "l4":
+            assert dep.device_profile is slow
+        else:
+            assert dep.device_profile.source == "defaults by device kind"
+
+
+def test_capacity_cache_is_keyed_by_the_profile(tmp_path: Path) -> None:
+    """A recalibrated profile must not reuse capacities measured with the old one."""
+    reg = Registry(tmp_path / "r.sqlite")
+    bucket = Bucket("all", np.full(50, 256), np.full(50, 64), 1.0)
+    slos = parse_slos("ttft_p90=2s,tpot_p90=50ms")
+    fast = build_deployment("llama-3.2-1b", "l4")
+    slow = replace(fast, profile=DeviceProfile(device="l4", step_overhead_s=0.08, source="slow host"))
+    a = capacity(fast, bucket, slos, guess=5.0, num_requests=50, cache=reg)
+    b = capacity(slow, bucket, slos, guess=5.0, num_requests=50, cache=reg)
+    assert a > 0 and b == 0  # 80 ms per step can never meet TPOT p90 50 ms; the cached answer would say it does

@@ -33,6 +33,7 @@ PUBLISHED_TOTAL = [
     ("phi-3.5-mini", 3.82e9, "HF microsoft/Phi-3.5-mini-instruct: 3.82B params"),
     ("smollm2-1.7b", 1.71e9, "HF HuggingFaceTB/SmolLM2-1.7B: 1.71B params"),
     ("tinyllama-1.1b", 1.10e9, "TinyLlama card: 1.1B"),
+    ("llama-2-7b", 6.74e9, "Llama 2 paper (Touvron et al. 2023) 7B; llama-bench prints 6.74 B"),
 ]
 
 

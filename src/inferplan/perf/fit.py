@@ -45,12 +45,19 @@ class FitResult:
     ttft_s: float
     quality_loss_pct: float | None
     quality_source: str | None
+    speed_range_pct: float | None = None  # +- band of the speed figures (1 s.d.) from a calibrated profile
     suggestions: tuple[str, ...] = field(default=())
 
     def to_dict(self) -> dict[str, object]:
         d = asdict(self)
         d["suggestions"] = list(self.suggestions)
         return d
+
+
+def speed_range_pct(dep: Deployment) -> float | None:
+    """The calibrated spread of step times, as +-percent, when the profile has one."""
+    sd = dep.device_profile.uncertainty.get("step_time_log_sd")
+    return None if sd is None else 100 * (math.exp(sd) - 1)
 
 
 def fit(dep: Deployment, *, context: int, prompt_tokens: int | None = None, batch: int | None = None) -> FitResult:
@@ -102,6 +109,7 @@ def fit(dep: Deployment, *, context: int, prompt_tokens: int | None = None, batc
         ttft_s=ttft,
         quality_loss_pct=dep.weights.quality_loss_pct(),
         quality_source=dep.weights.quality.source if dep.weights.quality else None,
+        speed_range_pct=speed_range_pct(dep),
     )
     if not fits_ctx:
         result = replace(result, suggestions=tuple(suggest(dep, mem, context)))

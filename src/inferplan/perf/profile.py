@@ -8,12 +8,14 @@ measured values, written as a small YAML file.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from inferplan.errors import InputError
 from inferplan.fileio import write_text_atomic
+from inferplan.specs.catalog import local_profile_path
 from inferplan.specs.hardware import DeviceSpec
 
 
@@ -27,15 +29,30 @@ class DeviceProfile(BaseModel):
     matmul_half_tokens: float = Field(
         default=16.0, ge=0, description="rows at which a matmul reaches half its large-shape efficiency"
     )
+    matmul_curve_exponent: float = Field(
+        default=1.0, gt=0, le=4, description="steepness a of eff(T) = T^a / (T^a + half^a); measured CPUs ramp faster"
+    )
+    matmul_curve: tuple[tuple[float, float], ...] = Field(
+        default=(), description="measured (rows, efficiency) points; when given, they replace the parametric curve"
+    )
     attention_efficiency: float = Field(default=0.5, gt=0, le=1, description="fraction of peak in attention kernels")
     bandwidth_efficiency: float = Field(default=0.8, gt=0, le=1, description="fraction of peak memory bandwidth")
     link_efficiency: float = Field(default=0.7, gt=0, le=1, description="fraction of link bandwidth for collectives")
     step_overhead_s: float = Field(default=0.002, ge=0, description="per-step engine time: scheduling, launch, sampling")
     per_sequence_overhead_s: float = Field(default=2e-5, ge=0, description="per-sequence per-step host time")
+    per_layer_overhead_s: float = Field(
+        default=0.0, ge=0, description="per-layer per-step dispatch time (eager frameworks; 0 under CUDA graphs)"
+    )
     source: str = "defaults by device kind"
+    device_spec: DeviceSpec | None = Field(default=None, description="the measured device, for `--device local`")
+    uncertainty: dict[str, float] = Field(default_factory=dict, description="relative standard errors of the fit")
+    measurements: dict[str, Any] = Field(default_factory=dict, description="raw results the fit came from")
 
     @classmethod
     def default_for(cls, device: DeviceSpec) -> DeviceProfile:
+        """Defaults by device kind; for the measured ``local`` device, its profile file."""
+        if device.name == "local" and local_profile_path().exists():
+            return cls.load(local_profile_path())
         return cls(device=device.name, **_DEFAULTS[device.kind])
 
     @classmethod
@@ -49,7 +66,11 @@ class DeviceProfile(BaseModel):
             raise InputError(f"{path}: not a valid device profile: {exc}") from None
 
     def dump(self, path: Path) -> None:
-        write_text_atomic(path, yaml.safe_dump(self.model_dump(), sort_keys=False))
+        write_text_atomic(path, yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False))
+
+    def resolve_device(self, name: str) -> DeviceSpec | None:
+        """The device this profile measured, when ``name`` asks for it (``local``)."""
+        return self.device_spec if name == "local" else None
 
 
 # Defaults: GPU numbers follow commonly reported fractions of peak for large GEMMs

@@ -5,7 +5,7 @@ A step runs prefill chunks ``(new_tokens, cached_tokens)`` and decodes
 
     t = max(FLOPs / (peak x eff_compute(T)), bytes / (bandwidth x eff_bw))
 
-where ``eff_compute(T) = matmul_efficiency * T / (T + matmul_half_tokens)``
+where ``eff_compute(T) = matmul_efficiency * T^a / (T^a + matmul_half_tokens^a)``
 (small batches cannot fill a GEMM's tiles). Groups: dense linears (attention
 projections, dense MLPs, routers, shared experts), routed experts (weights read
 only for experts the batch touches), the LM head (sampled rows only), attention
@@ -110,8 +110,15 @@ class StepCost:
         dtype = fmt.compute_dtype if fast else fmt.fallback_dtype
         slow = 1.0 if fast else fmt.slow_path_efficiency
         self.linear_flops_per_s = dev.peak_flops(dtype) * prof.matmul_efficiency * slow
-        self.half_tokens = prof.matmul_half_tokens
-        self.attn_flops_per_s = dev.peak_flops("bf16") * prof.attention_efficiency
+        self.curve_a = prof.matmul_curve_exponent
+        self.half_tokens = prof.matmul_half_tokens ** self.curve_a
+        self._curve = (np.log([r for r, _ in prof.matmul_curve]), np.array([e for _, e in prof.matmul_curve]))
+        if prof.matmul_curve:  # measured: efficiency relative to matmul_efficiency, interpolated in log(rows)
+            self.linear_flops_per_s /= prof.matmul_efficiency
+        # attention runs in the activation dtype: 16-bit, or fp32 for an fp32 model
+        act_dtype = "fp32" if dtype == "fp32" else "bf16"
+        act_bytes = 4 if dtype == "fp32" else _ACT_BYTES
+        self.attn_flops_per_s = dev.peak_flops(act_dtype) * prof.attention_efficiency
         self.bw = dev.memory_bw_bytes_per_s * prof.bandwidth_efficiency
         wbytes = fmt.bytes_per_weight
         embed_bytes = wbytes if fmt.quantizes_embeddings else max(2.0, wbytes)
@@ -137,7 +144,7 @@ class StepCost:
         self.dense_flops_per_token = 2 * dense_params / tp
         self.dense_bytes = dense_params * wbytes / tp
         inter = m.moe.expert_intermediate_size * m.moe.top_k if m.moe else m.intermediate_size
-        self.act_bytes_per_token = m.num_layers * (6 * m.hidden_size + 3 * inter / tp) * _ACT_BYTES
+        self.act_bytes_per_token = m.num_layers * (6 * m.hidden_size + 3 * inter / tp) * act_bytes
         # 2. routed experts
         self.expert_flops_per_token = 2 * expert_params / tp
         self.expert_bytes_each = self.expert_layers * per_expert * wbytes / tp
@@ -161,7 +168,7 @@ class StepCost:
         self.pp_s_per_token = (dep.pp - 1) * m.hidden_size * _ACT_BYTES / pp_link
         self.pp_latency_s = (dep.pp - 1) * dev.link_latency_us * 1e-6
         # 6. host overhead and power
-        self.step_overhead_s = prof.step_overhead_s
+        self.step_overhead_s = prof.step_overhead_s + prof.per_layer_overhead_s * m.num_layers
         self.per_seq_overhead_s = prof.per_sequence_overhead_s
         self.idle_w = dev.idle_power_w * dep.num_devices
         self.dynamic_w = (dev.peak_power_w - dev.idle_power_w) * dep.num_devices
@@ -173,7 +180,7 @@ class StepCost:
         tokens = s.prefill_tokens + s.num_decodes
         if tokens == 0:
             return (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
-        eff = tokens / (tokens + self.half_tokens)
+        eff = self.matmul_eff(tokens)
         flops_rate = self.linear_flops_per_s * eff
         bw = self.bw
         dense = max(
@@ -187,7 +194,7 @@ class StepCost:
         rows = s.num_sampled
         head = 0.0
         if rows:
-            head_rate = self.linear_flops_per_s * rows / (rows + self.half_tokens)
+            head_rate = self.linear_flops_per_s * self.matmul_eff(rows)
             head = max(rows * self.head_flops_per_row / head_rate, self.head_bytes / bw)
         pairs = self.full_layers * (s.prefill_pairs + s.decode_ctx_tokens)
         keys = self.full_layers * (s.prefill_ctx_tokens + s.decode_ctx_tokens + tokens)
@@ -199,6 +206,13 @@ class StepCost:
         comm = tokens * (self.allreduce_s_per_token + self.pp_s_per_token) + self.allreduce_latency_s + self.pp_latency_s
         overhead = self.step_overhead_s + self.per_seq_overhead_s * s.num_seqs
         return (dense, experts, head, attention, comm, overhead)
+
+    def matmul_eff(self, rows: int) -> float:
+        """Share of the large-matmul rate a GEMM with ``rows`` rows reaches (tiles are not full)."""
+        if self._curve[1].size:
+            return float(np.interp(np.log(rows), self._curve[0], self._curve[1]))
+        r_a = rows if self.curve_a == 1.0 else rows**self.curve_a
+        return float(r_a / (r_a + self.half_tokens))
 
     def seconds(self, s: BatchShape) -> float:
         d, e, h, a, c, o = self.groups(s)

@@ -62,8 +62,11 @@ def capacity(
     unit: tuple[int, int] = (0, 1),
 ) -> float:
     """Requests/s one replica (or a ``(prefill, decode)`` unit) sustains on this bucket within the SLOs (0: none)."""
+    # the device's numbers and the profile are part of the key: a recalibrated profile must not reuse old results
     key = "capacity:" + config_hash([list(unit), dep.describe(), dep.limits, bucket.fingerprint(),
-                                     [str(s) for s in slos], num_requests, seed, iterations])
+                                     [str(s) for s in slos], num_requests, seed, iterations,
+                                     dep.device.model_dump(mode="json"),
+                                     dep.device_profile.model_dump(mode="json", exclude={"measurements"})])
     if cache is not None:
         hit = cache.cache_get(key)
         if hit is not None:

@@ -22,6 +22,7 @@ import numpy as np
 
 from inferplan.errors import InputError
 from inferplan.perf.deployment import Deployment
+from inferplan.perf.profile import DeviceProfile
 from inferplan.plan.analytic import Estimate, estimate
 from inferplan.plan.autoscale import AutoscaleResult, plan_autoscale
 from inferplan.plan.capacity import Bucket, capacity
@@ -61,6 +62,7 @@ class PlanRequest:
     disaggregation: str = "off"  # off | on | auto
     autoscale_window_s: float | None = None  # set: also plan replicas per window for time-varying load
     scale_down_delay_s: float = 300.0
+    profile: str | None = None  # a DeviceProfile file for the device it names (from profile/calibrate)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +136,8 @@ def plan(req: PlanRequest, *, registry: Registry | None = None, progress: Callab
     t0 = time.perf_counter()
     screened: list[tuple[Evaluated, Deployment]] = []
     mean_in, mean_out = float(wl.input_tokens.mean()), float(wl.output_tokens.mean())
-    for cand, dep in enumerate_candidates(model, req.devices, budget, context_tokens=context):
+    profile = DeviceProfile.load(Path(req.profile)) if req.profile else None
+    for cand, dep in enumerate_candidates(model, req.devices, budget, context_tokens=context, profile=profile):
         screened.append((Evaluated(cand, estimate(dep, mean_in, mean_out, slos)), dep))
     screen_s = time.perf_counter() - t0
     if not screened:

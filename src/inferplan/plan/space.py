@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from inferplan.errors import InputError
 from inferplan.perf.deployment import Deployment, EngineLimits
 from inferplan.perf.memory import max_concurrent_sequences, plan_memory
+from inferplan.perf.profile import DeviceProfile
 from inferplan.specs.catalog import get_device, kv_format_catalog, weight_format_catalog
+from inferplan.specs.hardware import DeviceSpec
 from inferplan.specs.model import ModelSpec
 from inferplan.specs.precision import KVFormat, WeightFormat
 
@@ -52,9 +54,9 @@ class QualityBudget:
         return loss <= self.max_loss_pct
 
 
-def formats_for(device: str, budget: QualityBudget) -> tuple[list[WeightFormat], list[KVFormat]]:
+def formats_for(device: str | DeviceSpec, budget: QualityBudget) -> tuple[list[WeightFormat], list[KVFormat]]:
     """Weight formats with fast kernels on the device and a serving engine; KV formats vLLM supports."""
-    dev = get_device(device)
+    dev = get_device(device) if isinstance(device, str) else device
     weights = [f for f in weight_format_catalog().values()
                if budget.allows(f) and f.is_fast_on(dev.kind, dev.features) and
                ({"vllm", "sglang"} & set(f.engines) if dev.is_gpu_like else "llamacpp" in f.engines)]
@@ -71,13 +73,18 @@ def enumerate_candidates(
     context_tokens: int,
     max_num_seqs_options: Sequence[int] = (64, 256),
     batched_tokens_options: Sequence[int] = (2048, 8192),
+    profile: DeviceProfile | None = None,
 ) -> Iterator[tuple[Candidate, Deployment]]:
-    """Every configuration that fits in memory with room for one sequence of ``context_tokens``."""
+    """Every configuration that fits in memory with room for one sequence of ``context_tokens``.
+
+    ``profile`` applies to the device it was measured or calibrated for (``local``: the one it describes).
+    """
     for name in devices:
-        dev = get_device(name)
+        dev = (profile.resolve_device(name) if profile else None) or get_device(name)
+        prof = profile if profile and profile.device in (name, dev.name) else None
         if dev.price_per_hour_usd is None:
             raise InputError(f"device '{name}' has no price; give it one in a device file to plan with it")
-        weights, kvs = formats_for(name, budget)
+        weights, kvs = formats_for(dev, budget)
         tps = [t for t in (1, 2, 4, 8) if t <= dev.max_devices_per_node and model.num_attention_heads % t == 0]
         found = False
         for pp in (1, 2, 4):  # pipeline stages span nodes: only when no single node of this device fits
@@ -90,7 +97,7 @@ def enumerate_candidates(
                             for tokens in batched_tokens_options:
                                 limits = EngineLimits(max_num_seqs=seqs, max_num_batched_tokens=tokens)
                                 dep = Deployment(model=model, device=dev, weights=w, kv=kv, tp=tp, pp=pp,
-                                                 limits=limits)
+                                                 limits=limits, profile=prof)
                                 mem = plan_memory(dep)
                                 if not mem.fits or max_concurrent_sequences(dep, mem, context_tokens) < 1:
                                     continue

@@ -7,12 +7,14 @@ returned mappings are read-only views so no caller can change shared state.
 from __future__ import annotations
 
 import json
+import os
 from functools import cache
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeVar
 
+import platformdirs
 import yaml
 from pydantic import ValidationError
 
@@ -37,6 +39,19 @@ def model_catalog() -> MappingProxyType[str, ModelSpec]:
             data["config"], name=data["name"], source=data["source"], note=data.get("note", "")
         )
     return MappingProxyType(models)
+
+
+def get_hf_config(name_or_path: str) -> tuple[str, dict[str, Any]]:
+    """(name, the config.json mapping) of a catalog model or a config file, to build the real model from."""
+    key = name_or_path.lower()
+    entry = _CATALOG / "models" / f"{key}.json"
+    if key in model_catalog() and entry.is_file():
+        data = json.loads(entry.read_text())
+        return str(data["name"]), dict(data["config"])
+    spec = get_model(name_or_path)  # validates the file, or raises a clear error for an unknown name
+    path = Path(name_or_path)
+    file = path / "config.json" if path.is_dir() else path
+    return spec.name, dict(json.loads(file.read_text()))
 
 
 def get_model(name_or_path: str) -> ModelSpec:
@@ -82,9 +97,30 @@ def load_device_file(path: Path) -> DeviceSpec:
         raise InputError(f"{path}: field '{field}': {first['msg']}") from None
 
 
+def local_profile_path() -> Path:
+    """Where `inferplan profile` writes this machine's profile (``INFERPLAN_PROFILE`` overrides)."""
+    env = os.environ.get("INFERPLAN_PROFILE")
+    return Path(env) if env else Path(platformdirs.user_data_dir("inferplan")) / "local-profile.yaml"
+
+
+def local_device(path: Path | None = None) -> DeviceSpec:
+    """The device `inferplan profile` measured on this machine."""
+    path = path or local_profile_path()
+    if not path.exists():
+        raise InputError(f"device 'local' needs a profile of this machine and {path} does not exist: run "
+                         "`inferplan profile` first (about a minute), or pass --profile FILE")
+    try:
+        data = yaml.safe_load(path.read_text())
+        return DeviceSpec.model_validate(data["device_spec"])
+    except (yaml.YAMLError, KeyError, TypeError, ValidationError) as exc:
+        raise InputError(f"{path}: not a profile written by `inferplan profile` ({exc}); run it again") from None
+
+
 def get_device(name_or_path: str) -> DeviceSpec:
     catalog = device_catalog()
     key = name_or_path.lower()
+    if key == "local":
+        return local_device()
     if key in catalog:
         return catalog[key]
     for device in catalog.values():

@@ -1,0 +1,165 @@
+"""Time real Hugging Face models on this machine and compare with what StepCost predicts.
+
+The model is built from its config.json with random weights (timing does not
+depend on the values) or loaded from a local checkpoint. Decode steps run on a
+KV cache filled with random keys and values of the right shape, so a point at
+batch 16 and context 2048 costs one step, not a 32k-token prefill first. The
+LM head runs on the last position only, as serving engines do.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from inferplan.measure.microbench import _torch, best_time, cache_keyword
+from inferplan.perf.deployment import Deployment, EngineLimits
+from inferplan.perf.profile import DeviceProfile
+from inferplan.perf.step_cost import BatchShape, StepCost, batch_shape
+from inferplan.specs.catalog import get_device, get_hf_config, get_kv_format, get_weight_format
+from inferplan.specs.hf_config import spec_from_hf_config
+from inferplan.specs.model import ModelSpec
+
+DTYPE_FORMATS = {"fp32": ("fp32", "fp32"), "bf16": ("bf16", "bf16")}
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    """One timed step: ``batch`` sequences; prefill of ``tokens`` new tokens, or decode after ``context`` cached."""
+
+    phase: str
+    batch: int
+    tokens: int
+    context: int
+    measured_s: float
+    predicted_s: float
+
+    @property
+    def ape_pct(self) -> float:
+        return 100 * abs(self.predicted_s - self.measured_s) / self.measured_s
+
+    def shape(self) -> BatchShape:
+        if self.phase == "prefill":
+            return batch_shape([(self.tokens, self.context)] * self.batch)
+        return BatchShape(0, 0.0, 0.0, 0, 0, self.batch, self.batch * self.context, 0, self.batch)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"ape_pct": self.ape_pct}
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationResult:
+    model: str
+    layers: int
+    dtype: str
+    device: str
+    profile_source: str
+    points: list[Point]
+
+    @property
+    def median_ape_pct(self) -> float:
+        return statistics.median(p.ape_pct for p in self.points)
+
+
+def model_for_validation(model: str, layers: int | None) -> tuple[ModelSpec, dict[str, Any]]:
+    """The ModelSpec and config.json mapping, with the layer count cut to ``layers`` (same layer shapes)."""
+    name, cfg = get_hf_config(model)
+    if layers is not None:
+        if layers < 1:
+            from inferplan.errors import InputError
+
+            raise InputError(f"--layers must be at least 1, got {layers}")
+        cfg = cfg | {"num_hidden_layers": min(layers, int(cfg.get("num_hidden_layers", layers)))}
+        for key in ("layer_types", "mlp_only_layers"):
+            if isinstance(cfg.get(key), list):
+                cfg[key] = cfg[key][: cfg["num_hidden_layers"]]
+        name = f"{name} ({cfg['num_hidden_layers']} layers)"
+    return spec_from_hf_config(cfg, name=name), cfg
+
+
+def predictor(spec: ModelSpec, dtype: str, device: str, profile: DeviceProfile | None) -> StepCost:
+    weights, kv = DTYPE_FORMATS[dtype]
+    dev = (profile.resolve_device(device) if profile else None) or get_device(device)
+    dep = Deployment(model=spec, device=dev, weights=get_weight_format(weights), kv=get_kv_format(kv),
+                     limits=EngineLimits(), profile=profile)
+    return StepCost(dep)
+
+
+def run_validation(
+    model: str,
+    *,
+    device: str = "local",
+    profile: DeviceProfile | None = None,
+    layers: int | None = None,
+    dtype: str = "fp32",
+    batches: tuple[int, ...] = (1, 4, 16),
+    contexts: tuple[int, ...] = (128, 1024),
+    prompts: tuple[int, ...] = (32, 128, 512),
+    checkpoint: Path | None = None,
+    progress: Callable[[str, float], None] | None = None,
+) -> ValidationResult:
+    torch = _torch()
+    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers.cache_utils import DynamicCache
+
+    if dtype not in DTYPE_FORMATS:
+        from inferplan.errors import InputError
+
+        raise InputError(f"--dtype must be one of {', '.join(DTYPE_FORMATS)}, got {dtype!r}")
+    spec, cfg = model_for_validation(model, layers)
+    cost = predictor(spec, dtype, device, profile)
+    torch_dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
+    if checkpoint:
+        hf = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch_dtype)
+    else:
+        hf_cfg = AutoConfig.for_model(**{k: v for k, v in cfg.items() if k not in ("architectures", "torch_dtype")})
+        torch.manual_seed(0)
+        hf = AutoModelForCausalLM.from_config(hf_cfg, dtype=torch_dtype)  # type: ignore[no-untyped-call]
+    hf.train(False)
+    key = cache_keyword(hf)
+    keep = {"logits_to_keep": 1} if "logits_to_keep" in _params(hf) else {}
+    vocab = int(cfg["vocab_size"])
+    kv_heads = int(cfg.get("num_key_value_heads") or cfg["num_attention_heads"])
+    head_dim = int(cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"])
+    jobs = [("prefill", 1, n, 0) for n in prompts] + [("decode", b, 1, c) for c in contexts for b in batches]
+    points: list[Point] = []
+    note = progress or (lambda what, frac: None)
+    with torch.inference_mode():
+        for i, (phase, batch, tokens, context) in enumerate(jobs):
+            note(f"{phase} batch {batch} x {tokens if phase == 'prefill' else context} tokens", i / len(jobs))
+            if phase == "prefill":
+                ids = torch.randint(0, vocab, (batch, tokens))
+
+                def prefill(ids: Any = ids) -> None:
+                    hf(input_ids=ids, use_cache=True, **{key: DynamicCache()}, **keep)
+
+                step: Callable[[], None] = prefill
+            else:
+                cache = DynamicCache()
+                for layer in range(spec.num_layers):
+                    k = torch.randn(batch, kv_heads, context, head_dim, dtype=torch_dtype)
+                    cache.update(k, torch.randn_like(k), layer)
+                ids = torch.randint(0, vocab, (batch, 1))
+                pos = torch.full((batch, 1), context)
+
+                def decode(ids: Any = ids, cache: Any = cache, pos: Any = pos) -> None:
+                    hf(input_ids=ids, position_ids=pos, use_cache=True, **{key: cache}, **keep)
+                    cache.crop(-1)
+
+                step = decode
+
+            measured = best_time(step, min_time_s=0.3, max_reps=10)
+            p = Point(phase, batch, tokens, context, measured, 0.0)
+            points.append(Point(phase, batch, tokens, context, measured, cost.seconds(p.shape())))
+    note("done", 1.0)
+    prof = cost.dep.device_profile
+    return ValidationResult(spec.name, spec.num_layers, dtype, cost.dep.device.name, prof.source, points)
+
+
+def _params(model: Any) -> set[str]:
+    import inspect
+
+    return set(inspect.signature(model.forward).parameters)
