@@ -227,6 +227,10 @@ def register_reality(app: typer.Typer) -> None:
                       f"{p.predicted_s * 1e3:,.2f}", f"{p.ape_pct:.1f}%")
         out.print(t)
         out.print(f"median absolute percentage error: {res.median_ape_pct:.1f}% over {len(res.points)} points")
+        if res.speed_vs_profile is not None:
+            out.print(f"this machine ran the profile's reference matmul at {res.speed_vs_profile:.0%} of its profiled "
+                      "speed during the run" + ("" if 0.9 <= res.speed_vs_profile <= 1.1 else
+                                                 " - it has drifted; profile again for a fair comparison"))
         out.print(f"run {run.run_id}; outputs in {run.out_dir}")
 
 
@@ -260,17 +264,21 @@ def register_calibrate(app: typer.Typer) -> None:
         policy: Annotated[str, typer.Option(help="bench run: the server's scheduling policy")] = "vllm",
         profile: Annotated[Path | None, typer.Option(help="profile to start from (default: device defaults or "
                                                      "the local profile)")] = None,
-        fit: Annotated[str, typer.Option(help="factors to fit: compute, bandwidth, overhead")] = "compute,bandwidth,overhead",
+        fit: Annotated[str | None, typer.Option(help="factors to fit: compute, bandwidth, overhead, sequence "
+                                                    "(default: the first three; a bench run: compute, overhead, "
+                                                    "sequence)")] = None,
         out_file: Annotated[Path | None, typer.Option("--out", help="calibrated profile to write (default: "
                                                       "replace the local profile, for --device local)")] = None,
         registry: Annotated[Path | None, typer.Option(help="run registry SQLite file")] = None,
         as_json: Annotated[bool, typer.Option("--json")] = False,
     ) -> None:
         """Fit a device profile's compute, bandwidth and overhead factors to measured runs; with uncertainty."""
-        from inferplan.measure.calibrate import FACTORS, base_for, calibrate, from_llama_bench, from_validate_summary
+        from inferplan.measure.calibrate import (
+            DEFAULT_FIT, FACTORS, base_for, calibrate, from_llama_bench, from_validate_summary,
+        )
         from inferplan.specs.catalog import local_profile_path
 
-        factors = tuple(f.strip() for f in fit.split(",") if f.strip())
+        factors = tuple(f.strip() for f in fit.split(",") if f.strip()) if fit else DEFAULT_FIT
         if not factors or any(f not in FACTORS for f in factors):
             raise InputError(f"--fit: choose from {', '.join(FACTORS)} (comma-separated), got {fit!r}")
         if not runs and not llama_bench:
@@ -293,7 +301,8 @@ def register_calibrate(app: typer.Typer) -> None:
             obs += from_llama_bench(path, model, weights)
         target = out_file or (local_profile_path() if device == "local" else Path(f"{spec.name}-calibrated.yaml"))
         if bench_runs:
-            _calibrate_bench(bench_runs, model, weights, kv, device, policy, base, spec, target, as_json)
+            _calibrate_bench(bench_runs, model, weights, kv, device, policy, base, spec, target, as_json,
+                             factors if fit else None)
             return
         cal = calibrate(obs, base, spec, fit=factors)
         cal.profile.dump(target)
@@ -315,7 +324,8 @@ def register_calibrate(app: typer.Typer) -> None:
 
 
 def _calibrate_bench(bench_runs: list[RunRecord], model: str | None, weights: str, kv: str, device: str, policy: str,
-                     base: DeviceProfile, spec: DeviceSpec, target: Path, as_json: bool) -> None:
+                     base: DeviceProfile, spec: DeviceSpec, target: Path, as_json: bool,
+                     fit: tuple[str, ...] | None) -> None:
     """Fit through the simulator: replay each bench run's requests.csv with candidate profiles."""
     from inferplan.measure.calibrate import fit_to_bench
     from inferplan.runs import SimulationConfig, simulate_config
@@ -336,7 +346,10 @@ def _calibrate_bench(bench_runs: list[RunRecord], model: str | None, weights: st
         return simulate_config(cfg)[1]
 
     try:
-        prof, factors, before, after = fit_to_bench(rec.summary, simulate, base, spec)
+        if fit:
+            prof, factors, before, after = fit_to_bench(rec.summary, simulate, base, spec, fit=fit)
+        else:
+            prof, factors, before, after = fit_to_bench(rec.summary, simulate, base, spec)
     finally:
         tmp.unlink(missing_ok=True)
     prof.dump(target)
@@ -345,5 +358,5 @@ def _calibrate_bench(bench_runs: list[RunRecord], model: str | None, weights: st
                    "profile": str(target)})
         return
     out.print("factors: " + ", ".join(f"{k} x{v:.3f}" for k, v in factors.items()))
-    out.print(f"median error of TTFT, TPOT and E2E medians: {before:.1f}% before, {after:.1f}% after")
+    out.print(f"median error of TTFT p50/p90, TPOT p50/p90 and E2E p50: {before:.1f}% before, {after:.1f}% after")
     out.print(f"profile: {target}")

@@ -27,14 +27,14 @@ from inferplan.sim.slo import parse_slos
 from inferplan.sim.summary import summarize
 from inferplan.specs.catalog import get_device, get_kv_format, get_model, get_weight_format
 from inferplan.store import Registry
-from inferplan.workload.presets import make_workload
+from inferplan.workload.presets import WorkloadSpec
 
 if TYPE_CHECKING:
     from inferplan.measure.validate import ValidationResult
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class SimulationConfig:
+class SimulationConfig(WorkloadSpec):
     """Everything that determines a simulation's result (so equal configs give equal summaries)."""
 
     model: str = "llama-3.1-8b"
@@ -47,12 +47,6 @@ class SimulationConfig:
     policy: str = "vllm"
     policy_options: dict[str, int] = field(default_factory=dict)
     router: str = "round-robin"
-    workload: str = "chat"
-    rate: float | None = None
-    rate_scale: float | None = None
-    duration_s: float | None = None
-    num_requests: int | None = None
-    seed: int = 0
     slo: str | None = None
     max_num_seqs: int = 256
     max_num_batched_tokens: int = 8192
@@ -62,8 +56,6 @@ class SimulationConfig:
     long_prefill_token_threshold: int = 0
     priority_scheduling: bool = False
     max_waiting: int = 0
-    skip_bad_rows: bool = False
-    trace_format: str | None = None
     profile: str | None = None
     prefill_replicas: int = 0  # > 0: disaggregated; ``replicas`` then counts decode replicas
     prefill_device: str | None = None
@@ -108,9 +100,7 @@ def simulate_config(cfg: SimulationConfig, *, progress: Progress | None = None) 
     slos = parse_slos(cfg.slo)
     policy = get_policy(cfg.policy, cfg.policy_options)
     dep = cfg.deployment()
-    wl = make_workload(cfg.workload, seed=cfg.seed, rate=cfg.rate, rate_scale=cfg.rate_scale,
-                       duration_s=cfg.duration_s, num_requests=cfg.num_requests, skip_bad_rows=cfg.skip_bad_rows,
-                       trace_format=cfg.trace_format)
+    wl = cfg.build_workload()
     prefill = []
     if cfg.prefill_replicas:
         prefill = [cfg.deployment(device=cfg.prefill_device, tp=cfg.prefill_tp)] * cfg.prefill_replicas
@@ -180,22 +170,12 @@ def run_plan(req: PlanRequest, *, out_dir: Path | None = None, registry: Registr
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class BenchConfig:
+class BenchConfig(WorkloadSpec):
     """A benchmark of a live OpenAI-compatible endpoint under an inferplan workload."""
 
     url: str
     model: str = ""
     api: Api = "completions"
-    workload: str = "chat"
-    rate: float | None = None
-    rate_scale: float | None = None
-    duration_s: float | None = None
-    num_requests: int | None = None
-    seed: int = 0
-    trace_format: str | None = None
-    skip_bad_rows: bool = False
-    max_input_tokens: int | None = None
-    max_output_tokens: int | None = None
     concurrency: int | None = None
     honour_arrivals: bool = True
     timeout_s: float = 120.0
@@ -229,9 +209,7 @@ def run_bench(cfg: BenchConfig, *, out_dir: Path | None = None, registry: Regist
         raise InputError(f"--concurrency must be at least 1, got {cfg.concurrency}")
     if not cfg.url.startswith(("http://", "https://")):
         raise InputError(f"URL {cfg.url!r} must start with http:// or https:// (e.g. http://127.0.0.1:8000/v1)")
-    wl = make_workload(cfg.workload, seed=cfg.seed, rate=cfg.rate, rate_scale=cfg.rate_scale, duration_s=cfg.duration_s,
-                       num_requests=cfg.num_requests, skip_bad_rows=cfg.skip_bad_rows, trace_format=cfg.trace_format,
-                       max_input_tokens=cfg.max_input_tokens, max_output_tokens=cfg.max_output_tokens)
+    wl = cfg.build_workload()
     key = os.environ.get(cfg.api_key_env) if cfg.api_key_env else None
     if cfg.api_key_env and key is None:
         raise InputError(f"--api-key-env {cfg.api_key_env}: that environment variable is not set")
@@ -289,6 +267,7 @@ def run_validate(model: str, *, out_dir: Path | None = None, registry: Registry 
     inputs["profile_source"] = result.profile_source
     summary = {"model": result.model, "layers": result.layers, "dtype": result.dtype, "device": result.device,
                "median_ape_pct": result.median_ape_pct, "num_points": len(result.points),
+               "speed_vs_profile": result.speed_vs_profile,
                "points": [p.as_dict() for p in result.points]}
     registry = registry or Registry()
     run_id = registry.new_run_id("validate", inputs)

@@ -66,7 +66,21 @@ def test_bench_replays_a_workload_and_records_every_request(server_url: str, tmp
     sim = run(tmp_path, "simulate", "llama-3.2-1b", "--device", "h100-sxm", "--workload",
               str(folder / "requests.csv"), "--json")
     assert sim.returncode == 0, sim.stderr
-    assert json.loads(sim.stdout)["num_requests"] == 16
+    sim_run = json.loads(sim.stdout)
+    assert sim_run["num_requests"] == 16
+    # compare: measured vs simulated, metric by metric, and a report with both CDFs
+    cmp_ = run(tmp_path, "compare", s["run_id"], sim_run["run_id"], "--json")
+    assert cmp_.returncode == 0, cmp_.stderr
+    c = json.loads(cmp_.stdout)
+    by_metric = {r["metric"]: r for r in c["metrics"]}
+    ttft = by_metric["ttft_s.p50"]
+    assert ttft["a"] == pytest.approx(s["ttft_s"]["p50"]) and ttft["b"] == pytest.approx(sim_run["ttft_s"]["p50"])
+    assert ttft["change_pct"] == pytest.approx(100 * (ttft["b"] - ttft["a"]) / ttft["a"])
+    report = Path(c["report"]) if Path(c["report"]).is_absolute() else tmp_path / c["report"]
+    html = report.read_text()
+    assert s["run_id"] in html and sim_run["run_id"] in html
+    missing = run(tmp_path, "compare", s["run_id"], "sim-nope")
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
 
 
 def test_closed_loop_keeps_at_most_the_concurrency_in_flight(server_url: str, tmp_path: Path) -> None:
@@ -142,7 +156,7 @@ def test_a_server_dying_mid_run_keeps_the_records_already_collected(tiny_model: 
 
     with transformers_server(tiny_model) as url:
         cfg = BenchConfig(url=url, workload="chat", rate=4, num_requests=12, max_input_tokens=32, max_output_tokens=4,
-                          timeout_s=10)
+                          timeout_s=20)
         thread = threading.Thread(target=lambda: result.append(
             run_bench(cfg, out_dir=tmp_path, registry=Registry(tmp_path / "r.sqlite"), on_done=note)))
         thread.start()

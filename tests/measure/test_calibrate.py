@@ -28,7 +28,7 @@ def shapes() -> list[BatchShape]:
 def test_calibration_recovers_the_factors_that_generated_the_data() -> None:
     device = get_device("l4")
     base = DeviceProfile.default_for(device)
-    truth = (0.8, 1.1, 2.5)
+    truth = (0.8, 1.1, 2.5, 1.0)
     true_prof, true_dev = scaled_profile(base, device, truth)
     model = get_model("llama-3.1-8b")
     obs = [Observation(model, "bf16", "bf16", s, 0.0, "synthetic") for s in shapes()]

@@ -18,7 +18,7 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import httpx
@@ -217,7 +217,9 @@ async def probe(ep: Endpoint) -> tuple[Endpoint, list[str]]:
     Returns the endpoint to use and notes for the user. Raises InputError when a run cannot start.
     """
     notes: list[str] = []
-    async with httpx.AsyncClient(base_url=ep.base_url, timeout=httpx.Timeout(min(ep.timeout_s, 60.0))) as client:
+    timeout_s = ep.timeout_s  # the run's own; the probe waits longer
+    # at least a minute: a server's first request often loads or warms the model
+    async with httpx.AsyncClient(base_url=ep.base_url, timeout=httpx.Timeout(max(ep.timeout_s, 60.0))) as client:
         model = ep.model
         try:
             resp = await client.get("/models", headers=ep.headers())
@@ -238,19 +240,17 @@ async def probe(ep: Endpoint) -> tuple[Endpoint, list[str]]:
                 notes.append(f"the server lists {', '.join(ids[:5])}; {model!r} is not among them")
         if not model:
             raise InputError(f"{ep.base_url}/models lists no model; pass --model NAME")
-        ep = Endpoint(ep.base_url, model, ep.api, ep.timeout_s, ep.api_key, ep.ignore_eos)
+        ep = replace(ep, model=model, timeout_s=max(ep.timeout_s, 60.0))
         tries = [True, False] if ep.ignore_eos is None else [ep.ignore_eos]
         last = ""
         for ignore in tries:
             rec = RequestRecord(-1, 0.0, 4, 2)
             await stream_one(client, ep, request_body(ep, prompt_text(0, 4, -1, 0, 0), 2, ignore), rec, time.perf_counter)
             if rec.status == "finished":
-                if ep.ignore_eos is None:
-                    ep = Endpoint(ep.base_url, ep.model, ep.api, ep.timeout_s, ep.api_key, ignore)
-                    if not ignore:
-                        notes.append("the server rejects ignore_eos; outputs may stop before max_tokens "
-                                     "(recorded as received)")
-                return ep, notes
+                if ep.ignore_eos is None and not ignore:
+                    notes.append("the server rejects ignore_eos; outputs may stop before max_tokens "
+                                 "(recorded as received)")
+                return replace(ep, timeout_s=timeout_s, ignore_eos=ignore), notes
             last = rec.error
             if "ignore_eos" not in last:
                 break

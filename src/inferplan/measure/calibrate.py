@@ -35,7 +35,9 @@ from inferplan.specs.catalog import get_device, get_kv_format, get_model, get_we
 from inferplan.specs.hardware import DeviceSpec
 from inferplan.specs.model import ModelSpec
 
-FACTORS = ("compute", "bandwidth", "overhead")
+FACTORS = ("compute", "bandwidth", "overhead", "sequence")  # sequence: the per-sequence share of the overhead
+DEFAULT_FIT = ("compute", "bandwidth", "overhead")
+_BOUND = 8.0  # factors within e^-8 .. e^8: a Python server's per-step cost can be 1000x a C++ engine's
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,12 +53,12 @@ class Observation:
 
 
 def scaled_profile(base: DeviceProfile, device: DeviceSpec, factors: Sequence[float]) -> tuple[DeviceProfile, DeviceSpec]:
-    """The profile (and device) with compute, bandwidth and overhead multiplied by ``factors``.
+    """The profile (and device) with compute, bandwidth, per-step and per-sequence overhead multiplied by ``factors``.
 
     Efficiencies stay at most 1: beyond that the device's own peak moves, which is only
     right for a measured device (``local``); a catalog device's efficiency is capped.
     """
-    c, b, o = factors
+    c, b, o, q = factors
     eff = base.matmul_efficiency * c
     att = min(1.0, base.attention_efficiency * c)
     bw = base.bandwidth_efficiency * b
@@ -68,7 +70,8 @@ def scaled_profile(base: DeviceProfile, device: DeviceSpec, factors: Sequence[fl
     prof = base.model_copy(update={
         "matmul_efficiency": min(1.0, eff), "attention_efficiency": att, "bandwidth_efficiency": min(1.0, bw),
         "matmul_curve": curve, "step_overhead_s": base.step_overhead_s * o,
-        "per_layer_overhead_s": base.per_layer_overhead_s * o, "per_sequence_overhead_s": base.per_sequence_overhead_s * o,
+        "per_layer_overhead_s": base.per_layer_overhead_s * o,
+        "per_sequence_overhead_s": base.per_sequence_overhead_s * o * q,
         "device_spec": spec if base.device_spec is not None else None,
     })
     return prof, spec
@@ -107,7 +110,7 @@ class Calibration:
 
 
 def calibrate(obs: Sequence[Observation], base: DeviceProfile, device: DeviceSpec, *,
-              fit: Sequence[str] = FACTORS) -> Calibration:
+              fit: Sequence[str] = DEFAULT_FIT) -> Calibration:
     """Least-squares factors for ``fit`` (others stay 1); needs at least as many observations as factors."""
     if len(obs) < len(fit):
         raise InputError(f"calibration needs at least {len(fit)} measured steps, got {len(obs)}")
@@ -115,7 +118,7 @@ def calibrate(obs: Sequence[Observation], base: DeviceProfile, device: DeviceSpe
     idx = [FACTORS.index(f) for f in fit]
 
     def factors_of(x: np.ndarray[Any, np.dtype[np.float64]]) -> list[float]:
-        f = [1.0, 1.0, 1.0]
+        f = [1.0] * len(FACTORS)
         for j, v in zip(idx, x, strict=True):
             f[j] = float(math.exp(v))
         return f
@@ -126,7 +129,7 @@ def calibrate(obs: Sequence[Observation], base: DeviceProfile, device: DeviceSpe
         return r
 
     before = residuals(np.zeros(len(idx)))
-    sol = least_squares(residuals, np.zeros(len(idx)), bounds=(-4.0, 4.0), diff_step=1e-3)
+    sol = least_squares(residuals, np.zeros(len(idx)), bounds=(-_BOUND, _BOUND), diff_step=1e-3)
     after = residuals(sol.x)
     dof = max(len(obs) - len(idx), 1)
     s2 = float(after @ after) / dof
@@ -241,18 +244,19 @@ def base_for(device: str, profile: Path | None) -> tuple[DeviceProfile, DeviceSp
 
 
 def fit_to_bench(measured: dict[str, Any], simulate: Callable[[DeviceProfile], dict[str, Any]], base: DeviceProfile,
-                 device: DeviceSpec, *, fit: Sequence[str] = ("compute", "overhead")) -> tuple[DeviceProfile, dict[str, float], float, float]:
-    """Factors that make a simulation's TTFT, TPOT and E2E medians match a bench run's.
+                 device: DeviceSpec, *, fit: Sequence[str] = ("compute", "overhead", "sequence"),
+                 ) -> tuple[DeviceProfile, dict[str, float], float, float]:
+    """Factors that make a simulation's TTFT, TPOT and E2E percentiles match a bench run's.
 
     ``simulate(profile)`` runs the bench's workload on the deployment with that profile and
     returns its summary. Returns (profile, factors, error before %, error after %).
     """
-    keys = [("ttft_s", "p50"), ("tpot_s", "p50"), ("e2e_s", "p50")]
+    keys = [("ttft_s", "p50"), ("ttft_s", "p90"), ("tpot_s", "p50"), ("tpot_s", "p90"), ("e2e_s", "p50")]
     target = np.array([float(measured[k][s]) for k, s in keys])
     idx = [FACTORS.index(f) for f in fit]
 
     def err(x: np.ndarray[Any, np.dtype[np.float64]]) -> np.ndarray[Any, np.dtype[np.float64]]:
-        f = [1.0, 1.0, 1.0]
+        f = [1.0] * len(FACTORS)
         for j, v in zip(idx, x, strict=True):
             f[j] = math.exp(v)
         prof, _ = scaled_profile(base, device, f)
@@ -262,8 +266,8 @@ def fit_to_bench(measured: dict[str, Any], simulate: Callable[[DeviceProfile], d
         return r
 
     before = err(np.zeros(len(idx)))
-    sol = least_squares(err, np.zeros(len(idx)), bounds=(-4.0, 4.0), diff_step=0.05, max_nfev=40)
-    f = [1.0, 1.0, 1.0]
+    sol = least_squares(err, np.zeros(len(idx)), bounds=(-_BOUND, _BOUND), diff_step=0.05, max_nfev=60)
+    f = [1.0] * len(FACTORS)
     for j, v in zip(idx, sol.x, strict=True):
         f[j] = math.exp(v)
     prof, _ = scaled_profile(base, device, f)

@@ -67,32 +67,35 @@ def measure(progress: Progress | None = None, *, quick: bool = False) -> Measure
     res = Measurements()
     dt = {"fp32": torch.float32, "bf16": torch.bfloat16}
     size = 1024 if quick else 2048
-    ms = (1, 4, 16, 64, 256) if quick else (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+    ms = (1, 4, 16, 64, 256) if quick else (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)
     steps = len(DTYPES) * len(ms) + 6
     done = 0
     with torch.inference_mode():
         fp32_rate = 0.0
         for name in DTYPES:
             # weights as nn.Linear stores them, (out, in), multiplied by F.linear: the layout models use
-            w = torch.randn(size, size, dtype=dt[name])
-            wide = torch.randn(4 * size, size, dtype=dt[name])
+            # three shapes of equal size (64 MiB in fp32: larger than a CPU's last-level cache, so a
+            # one-row product streams from memory as it does in a real model)
+            w = torch.randn(2 * size, 2 * size, dtype=dt[name])  # attention projections
+            wide = torch.randn(4 * size, size, dtype=dt[name])  # MLP up/gate
+            deep = torch.randn(size, 4 * size, dtype=dt[name])  # MLP down: long inner dimension
             linear = torch.nn.functional.linear
             sweep: tuple[int, ...] = ms
             if name != "fp32":
                 # a dtype without native kernels (bf16 on most x86 CPUs) can be 100x slower: probe it first
-                probe = torch.randn(64, size, dtype=dt[name])
-                rate = 2 * 64 * size * size / best_time(partial(linear, probe, w), min_time_s=0.0)
+                probe = torch.randn(64, 2 * size, dtype=dt[name])
+                rate = 2 * 64 * 4 * size * size / best_time(partial(linear, probe, w), min_time_s=0.0)
                 if rate < 0.25 * fp32_rate:
                     sweep = (1, 64)
             for m in sweep:
                 note(f"matmul {name} {m} rows", done / steps)
-                x = torch.randn(m, size, dtype=dt[name])
-                for weight in (w, wide) if name == "fp32" else (w,):
-                    n = int(weight.shape[0])
+                for weight in (w, wide, deep) if name == "fp32" else (w,):
+                    n, k = (int(d) for d in weight.shape)
+                    x = torch.randn(m, k, dtype=dt[name])
                     sec = best_time(partial(linear, x, weight))
-                    res.matmul.append({"dtype": name, "m": m, "n": n, "k": size, "seconds": sec})
+                    res.matmul.append({"dtype": name, "m": m, "n": n, "k": k, "seconds": sec})
                     if name == "fp32":
-                        fp32_rate = max(fp32_rate, 2 * m * size * n / sec)
+                        fp32_rate = max(fp32_rate, 2 * m * k * n / sec)
                 done += 1
             done += len(ms) - len(sweep)
         note("memory bandwidth", done / steps)
@@ -164,7 +167,10 @@ def fit_profile(res: Measurements) -> DeviceProfile:
         rows = [r for r in res.matmul if r["dtype"] == name]
         peaks[name] = max(2 * float(r["m"]) * float(r["n"]) * float(r["k"]) / float(r["seconds"]) for r in rows)
     read_bw = res.bandwidth["read_gb_s"] * 1e9
-    gemv_bw = res.bandwidth["gemv_gb_s"] * 1e9
+    one_row = [4 * float(r["n"]) * float(r["k"]) / float(r["seconds"]) for r in res.matmul
+               if r["dtype"] == "fp32" and r["m"] == 1]
+    # what a model's matrix-vector products reach: one-row linears over weights larger than the caches
+    gemv_bw = float(np.exp(np.mean(np.log(one_row)))) if one_row else res.bandwidth["gemv_gb_s"] * 1e9
     bw_eff = min(1.0, gemv_bw / read_bw)
 
     # matmul curve: time = max(flops / (peak * eff * m / (m + h)), bytes / (bw * bw_eff)); fit eff, h on fp32

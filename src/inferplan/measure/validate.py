@@ -2,7 +2,7 @@
 
 The model is built from its config.json with random weights (timing does not
 depend on the values) or loaded from a local checkpoint. Decode steps run on a
-KV cache filled with random keys and values of the right shape, so a point at
+preallocated KV cache filled with random keys and values of the right shape, so a point at
 batch 16 and context 2048 costs one step, not a 32k-token prefill first. The
 LM head runs on the last position only, as serving engines do.
 """
@@ -58,6 +58,7 @@ class ValidationResult:
     device: str
     profile_source: str
     points: list[Point]
+    speed_vs_profile: float | None = None  # the reference matmul's rate now / when profiled (drift of the machine)
 
     @property
     def median_ape_pct(self) -> float:
@@ -103,7 +104,7 @@ def run_validation(
 ) -> ValidationResult:
     torch = _torch()
     from transformers import AutoConfig, AutoModelForCausalLM
-    from transformers.cache_utils import DynamicCache
+    from transformers.cache_utils import DynamicCache, StaticCache
 
     if dtype not in DTYPE_FORMATS:
         from inferplan.errors import InputError
@@ -127,6 +128,7 @@ def run_validation(
     jobs = [("prefill", 1, n, 0) for n in prompts] + [("decode", b, 1, c) for c in contexts for b in batches]
     points: list[Point] = []
     note = progress or (lambda what, frac: None)
+    drift_before = _reference_rate(torch)
     with torch.inference_mode():
         for i, (phase, batch, tokens, context) in enumerate(jobs):
             note(f"{phase} batch {batch} x {tokens if phase == 'prefill' else context} tokens", i / len(jobs))
@@ -138,28 +140,59 @@ def run_validation(
 
                 step: Callable[[], None] = prefill
             else:
-                cache = DynamicCache()
+                # a preallocated cache written in place, as serving engines keep it (a growing cache would
+                # copy itself every step: twice the time at batch 16 x 1024 tokens)
+                cache = StaticCache(config=hf.config, max_cache_len=context + 1)
                 for layer in range(spec.num_layers):
                     k = torch.randn(batch, kv_heads, context, head_dim, dtype=torch_dtype)
                     cache.update(k, torch.randn_like(k), layer)
                 ids = torch.randint(0, vocab, (batch, 1))
                 pos = torch.full((batch, 1), context)
 
-                def decode(ids: Any = ids, cache: Any = cache, pos: Any = pos) -> None:
+                def decode(ids: Any = ids, cache: Any = cache, pos: Any = pos, context: int = context) -> None:
                     hf(input_ids=ids, position_ids=pos, use_cache=True, **{key: cache}, **keep)
-                    cache.crop(-1)
+                    for layer_cache in cache.layers:  # forget the new token: the next run writes the same slot
+                        layer_cache.cumulative_length.fill_(context)
+
+                if not all(hasattr(layer_cache, "cumulative_length") for layer_cache in cache.layers):
+                    raise RuntimeError("this transformers version's StaticCache has no cumulative_length; "
+                                       "install transformers>=5.20")
 
                 step = decode
 
-            measured = best_time(step, min_time_s=0.3, max_reps=10)
+            measured = best_time(step, min_time_s=1.0, max_reps=10)  # the fastest of several: least disturbed
             p = Point(phase, batch, tokens, context, measured, 0.0)
             points.append(Point(phase, batch, tokens, context, measured, cost.seconds(p.shape())))
     note("done", 1.0)
     prof = cost.dep.device_profile
-    return ValidationResult(spec.name, spec.num_layers, dtype, cost.dep.device.name, prof.source, points)
+    return ValidationResult(spec.name, spec.num_layers, dtype, cost.dep.device.name, prof.source, points,
+                            _drift(torch, prof, before=drift_before))
 
 
 def _params(model: Any) -> set[str]:
     import inspect
 
     return set(inspect.signature(model.forward).parameters)
+
+
+REFERENCE = (256, 4096, 4096)  # rows, out, in: a matmul `inferplan profile` also times
+
+
+def _reference_rate(torch: Any) -> float:
+    m, n, k = REFERENCE
+    x, w = torch.randn(m, k), torch.randn(n, k)
+    return 2 * m * n * k / best_time(lambda: torch.nn.functional.linear(x, w), min_time_s=0.3)
+
+
+def _drift(torch: Any, prof: DeviceProfile, *, before: float) -> float | None:
+    """How fast this machine runs the reference matmul now, relative to when it was profiled (1.0 = same).
+
+    Shared and throttled machines drift by tens of percent over minutes; this says how much of a
+    validation error is the machine changing rather than the model being wrong."""
+    m, n, k = REFERENCE
+    then = [r for r in prof.measurements.get("matmul", [])
+            if r.get("dtype") == "fp32" and (r.get("m"), r.get("n"), r.get("k")) == (m, n, k)]
+    if not then:
+        return None
+    now = (before + _reference_rate(torch)) / 2
+    return float(now / (2 * m * n * k / float(then[0]["seconds"])))

@@ -36,21 +36,15 @@ from inferplan.sim.slo import SLO, parse_slos
 from inferplan.sim.summary import summarize
 from inferplan.specs.catalog import get_model
 from inferplan.store import Registry
-from inferplan.workload.presets import make_workload
+from inferplan.workload.presets import WorkloadSpec
 from inferplan.workload.request import Workload
 
 DEFAULT_SLO = "ttft_p90=2s,tpot_p90=100ms"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class PlanRequest:
+class PlanRequest(WorkloadSpec):
     model: str = "llama-3.1-8b"
-    workload: str = "chat"
-    rate: float | None = None
-    rate_scale: float | None = None
-    duration_s: float | None = None
-    num_requests: int | None = None
-    seed: int = 0
     slo: str = DEFAULT_SLO
     devices: tuple[str, ...] = DEFAULT_DEVICES
     max_quality_loss_pct: float | None = 1.0
@@ -125,8 +119,7 @@ def plan(req: PlanRequest, *, registry: Registry | None = None, progress: Callab
     slos = parse_slos(req.slo)
     if not slos:
         raise InputError("the planner needs at least one SLO, e.g. --slo ttft_p90=2s,tpot_p90=100ms")
-    wl = make_workload(req.workload, seed=req.seed, rate=req.rate, rate_scale=req.rate_scale,
-                       duration_s=req.duration_s, num_requests=req.num_requests)
+    wl = req.build_workload()
     buckets, bucket_of = make_buckets(wl, req.buckets)
     budget = QualityBudget(req.max_quality_loss_pct, req.allow_unknown_quality)
     context = int(min(np.percentile(wl.input_tokens + wl.output_tokens, 99), model.max_position_embeddings))

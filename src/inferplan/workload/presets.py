@@ -121,3 +121,29 @@ def make_workload(
     if num_requests:
         wl = head(wl, num_requests)
     return clip_lengths(wl, max_input_tokens, max_output_tokens)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkloadSpec:
+    """Which requests: a preset or a trace, and the transforms applied to it.
+
+    The base of every run's configuration (simulate, plan, bench), so they read a
+    workload the same way and record it under the same names.
+    """
+
+    workload: str = "chat"
+    rate: float | None = None
+    rate_scale: float | None = None
+    duration_s: float | None = None
+    num_requests: int | None = None
+    seed: int = 0
+    skip_bad_rows: bool = False
+    trace_format: str | None = None
+    max_input_tokens: int | None = None
+    max_output_tokens: int | None = None
+
+    def build_workload(self) -> Workload:
+        return make_workload(self.workload, seed=self.seed, rate=self.rate, rate_scale=self.rate_scale,
+                             duration_s=self.duration_s, num_requests=self.num_requests,
+                             skip_bad_rows=self.skip_bad_rows, trace_format=self.trace_format,
+                             max_input_tokens=self.max_input_tokens, max_output_tokens=self.max_output_tokens)
