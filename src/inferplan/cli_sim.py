@@ -56,6 +56,10 @@ def print_summary(s: dict[str, Any]) -> None:
         out.print(f"SLO attainment (requests meeting every SLO): {s['slo_attainment']:.1%}")
     if s["rejected_by_reason"]:
         out.print("rejected: " + ", ".join(f"{k}: {v}" for k, v in s["rejected_by_reason"].items()))
+    band = s.get("step_time_range_pct")
+    if band is not None:
+        out.print(f"calibrated profile: step times are uncertain by +-{band:.0f}% (1 s.d.); latencies scale with them "
+                  "at light load and by more near saturation")
 
 
 def register(app: typer.Typer) -> None:

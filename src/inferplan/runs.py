@@ -15,6 +15,7 @@ from inferplan.fileio import write_text_atomic
 from inferplan.measure.bench import Api, Endpoint, ReplayOptions, RequestRecord, probe, replay
 from inferplan.measure.bench_records import bench_summary, write_bench_records
 from inferplan.perf.deployment import Deployment, EngineLimits
+from inferplan.perf.fit import speed_range_pct
 from inferplan.perf.profile import DeviceProfile
 from inferplan.plan.outputs import plan_json, write_deploy, write_plan_report
 from inferplan.plan.search import PlanRequest, PlanResult, plan
@@ -112,6 +113,7 @@ def simulate_config(cfg: SimulationConfig, *, progress: Progress | None = None) 
     if prefill:
         summary["deployment"] = f"prefill {cfg.prefill_replicas}x [{prefill[0].describe()}] + decode {cfg.replicas}x [{dep.describe()}]"
     summary["prefill_replicas"] = cfg.prefill_replicas
+    summary["step_time_range_pct"] = speed_range_pct(dep)  # +- 1 s.d. from a calibrated profile, else None
     return res, summary
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -68,4 +69,14 @@ def test_validate_times_real_steps_and_calibrate_fits_them(profiled: Path) -> No
     assert c.returncode == 0, c.stderr
     cal = json.loads(c.stdout)
     assert cal["median_ape_after_pct"] <= cal["median_ape_before_pct"] + 1e-9
-    assert DeviceProfile.load(profiled / "cal.yaml").uncertainty["step_time_log_sd"] >= 0
+    sd = DeviceProfile.load(profiled / "cal.yaml").uncertainty["step_time_log_sd"]
+    assert sd >= 0
+    # later predictions carry the calibrated spread as a range
+    f = run(profiled, "fit", "llama-3.2-1b", "local", "--weights", "fp32", "--kv", "fp32", "--profile", "cal.yaml",
+            "--json")
+    assert json.loads(f.stdout)["speed_range_pct"] == pytest.approx(100 * (math.exp(sd) - 1))
+    sim = run(profiled, "simulate", "llama-3.2-1b", "--device", "local", "--weights", "fp32", "--kv", "fp32",
+              "--profile", "cal.yaml", "--workload", "chat", "--num-requests", "3", "--rate", "0.01",
+              "--no-report", "--json")
+    assert sim.returncode == 0, sim.stderr
+    assert json.loads(sim.stdout)["step_time_range_pct"] == pytest.approx(100 * (math.exp(sd) - 1))
