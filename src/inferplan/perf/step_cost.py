@@ -172,7 +172,7 @@ class StepCost:
         self.per_seq_overhead_s = prof.per_sequence_overhead_s
         self.idle_w = dev.idle_power_w * dep.num_devices
         self.dynamic_w = (dev.peak_power_w - dev.idle_power_w) * dep.num_devices
-        self._decode_fixed: tuple[np.ndarray, ...] = tuple(np.zeros(0) for _ in range(3))
+        self._decode_fixed = np.zeros((3, 0))  # rows: dense + experts + head, communication, overhead
 
     # ---- pricing ------------------------------------------------------------------------
     def groups(self, s: BatchShape) -> tuple[float, float, float, float, float, float]:
@@ -238,12 +238,13 @@ class StepCost:
         attention term as an array, so a run of decode steps is priced in a few numpy
         operations and matches single steps bit for bit.
         """
-        if isinstance(num_decodes, int):
-            tokens: int | np.ndarray = num_decodes
-            dense, c, o = (part[num_decodes] for part in self._fixed_decode_parts(num_decodes))
-        else:
-            tokens = num_decodes
-            dense, c, o = (part[tokens] for part in self._fixed_decode_parts(int(tokens.max()) if tokens.size else 0))
+        tokens: int | np.ndarray = num_decodes if isinstance(num_decodes, int) else num_decodes
+        table = self._decode_fixed
+        try:
+            dense, c, o = table[0][tokens], table[1][tokens], table[2][tokens]
+        except IndexError:  # a batch larger than any seen: grow the table
+            table = self._fixed_decode_parts(int(np.max(tokens)))
+            dense, c, o = table[0][tokens], table[1][tokens], table[2][tokens]
         pairs = self.full_layers * ctx_sums
         keys = self.full_layers * (ctx_sums + tokens)
         if self.sliding_layers and window_sums is not None:
@@ -255,14 +256,14 @@ class StepCost:
         seconds = busy + c + o
         return seconds, seconds * self.idle_w + busy * self.dynamic_w
 
-    def _fixed_decode_parts(self, max_batch: int) -> tuple[np.ndarray, ...]:
+    def _fixed_decode_parts(self, max_batch: int) -> np.ndarray:
         """Per batch size: the step-time groups that do not depend on context (cached, grown on demand)."""
         table = self._decode_fixed
-        if table[0].shape[0] <= max_batch:
-            size = max(max_batch + 1, 2 * table[0].shape[0])
+        if table.shape[1] <= max_batch:
+            size = max(max_batch + 1, 2 * table.shape[1])
             rows = [self.groups(BatchShape(0, 0.0, 0.0, 0, 0, k, 0, 0, k)) for k in range(size)]
-            dense = np.array([r[0] + r[1] + r[2] for r in rows])
-            self._decode_fixed = table = (dense, np.array([r[4] for r in rows]), np.array([r[5] for r in rows]))
+            self._decode_fixed = table = np.array([[r[0] + r[1] + r[2] for r in rows], [r[4] for r in rows],
+                                                   [r[5] for r in rows]])
         return table
 
     # ---- conveniences for `fit` and tests ------------------------------------------

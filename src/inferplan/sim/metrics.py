@@ -38,15 +38,16 @@ class LogHistogram:
         k = values.shape[0]
         if k == 0:
             return
-        if self._fill + k > self._values.shape[0]:
+        f = self._fill
+        if f + k > self._values.shape[0]:
             self._flush()
+            f = 0
             if k > self._values.shape[0]:
                 self._values, self._weights = np.zeros(k), np.zeros(k)
-        f = self._fill
         self._values[f : f + k] = values
         self._weights[f : f + k] = weight
         self._fill = f + k
-        self._n += int(np.add.reduce(self._weights[f : f + k]))
+        self._n += int(weight * k) if isinstance(weight, float) else int(np.add.reduce(weight))
 
     def add(self, values: npt.NDArray[np.float64]) -> None:
         self.add_weighted(values, 1.0)

@@ -215,6 +215,8 @@ class Replica:
         a, c = plan.num_new, plan.num_computed_before
         prompt = b.prompt[:n]
         w = self.window
+        if plan.running_decode:  # the common case: running rows decode, admitted rows (few) follow
+            return self._analyse_admissions(plan, n, w)
         if plan.total_tokens == n and not plan.preempted and bool((c >= prompt).all()):
             # pure decode (every row one token past its prompt): the common case, few operations
             ctx = int(np.add.reduce(c)) + n
@@ -241,8 +243,53 @@ class Replica:
         leapable = (not plan.preempted and sampled == n and len(self.state.waiting) == 0)
         return shape, leapable
 
+    def _analyse_admissions(self, plan: StepPlan, n: int, w: int | None) -> tuple[BatchShape, bool]:
+        """``_analyse`` when the first ``plan.num_running`` rows all decode: the rows admitted this
+        step are summed in Python (there are few), the rest in two numpy reductions. Same sums."""
+        b = self.state.batch
+        n0 = plan.num_running
+        c0 = plan.num_computed_before[:n0]
+        num_dec = n0
+        dctx = int(np.add.reduce(c0)) + n0
+        dwin = int(np.add.reduce(np.minimum(c0 + 1, w))) if w else 0
+        if n0 == n:
+            return BatchShape(0, 0.0, 0.0, 0, 0, n, dctx, dwin, n), True
+        ptok = pctx = npre = prod = tri = 0
+        wprod = wtri = wrest = 0
+        sampled = n0
+        rows = zip(plan.num_new[n0:].tolist(), plan.num_computed_before[n0:].tolist(),
+                   b.prompt[n0:n].tolist(), b.num_tokens[n0:n].tolist(), strict=True)
+        for a, c, prompt, total in rows:
+            if a == 1 and c >= prompt:
+                num_dec += 1
+                dctx += c + 1
+                if w:
+                    dwin += min(c + 1, w)
+            else:
+                ptok += a
+                pctx += c
+                npre += 1
+                prod += a * c
+                tri += a * (a + 1)
+                if w:
+                    below = min(a, max(w - c, 1) - 1)
+                    wprod += below * c
+                    wtri += below * (below + 1)
+                    wrest += (a - below) * w
+            sampled += c + a >= total
+        pairs = prod + tri / 2
+        pairs_w = wprod + wtri / 2 + wrest if w else 0.0
+        shape = BatchShape(ptok, pairs, pairs_w, pctx, npre, num_dec, dctx, dwin, sampled)
+        return shape, sampled == n and len(self.state.waiting) == 0
+
     def _mark_first_scheduled(self, plan: StepPlan, now: float) -> None:
         t = self.table
+        if plan.running_decode:  # rows running before this step were scheduled before: only admissions can be new
+            first = t.t_first_scheduled
+            for rid in plan.rids[plan.num_running :].tolist():
+                if first[rid] != first[rid]:  # NaN: never scheduled
+                    first[rid] = now
+            return
         sched = plan.rids[plan.num_new > 0] if plan.total_tokens != plan.rids.shape[0] else plan.rids
         fresh = sched[np.isnan(t.t_first_scheduled[sched])]
         if fresh.shape[0]:
@@ -300,7 +347,7 @@ class Replica:
         self.itl.add(gaps)
         run_max = np.zeros(n)
         if steps > 1:
-            later = np.diff(ends)  # exactly as event-by-event subtraction gives them
+            later = ends[1:] - ends[:-1]  # exactly as event-by-event subtraction gives them
             self.itl.add_weighted(later, self.leap_active)
             prefix_max = np.maximum.accumulate(later)
             ran = k > 1
@@ -324,19 +371,23 @@ class Replica:
         rids = b.rid[rows]
         t.t_last_token[rids] = when
         t.max_itl[rids] = b.max_itl[rows]
-        times = np.broadcast_to(np.asarray(when, dtype=np.float64), rids.shape)
-        done = t.output[rids] <= t.out_done[rids] + 1 if st.role == "prefill" else np.ones(rids.shape, dtype=bool)
         if st.role == "prefill":  # the first token is out; the KV now moves to a decode replica
+            times = np.broadcast_to(np.asarray(when, dtype=np.float64), rids.shape)
+            done = t.output[rids] <= t.out_done[rids] + 1
             t.out_done[rids] = 1
             self.handoffs.extend(zip(rids[~done].tolist(), times[~done].tolist(), strict=True))
-        t.status[rids[done]] = FINISHED
-        t.t_finish[rids[done]] = times[done]
-        t.out_done[rids[done]] = t.output[rids[done]]
-        for row, rid in zip(rows.tolist(), rids.tolist(), strict=True):
-            st.pool.release(rid, int(b.held[row]))
-        keep = np.ones(b.n, dtype=bool)
-        keep[rows] = False
-        b.keep(keep)
+            rids, when = rids[done], times[done]
+        t.status[rids] = FINISHED
+        t.t_finish[rids] = when
+        t.out_done[rids] = t.output[rids]
+        for rid, held in zip(b.rid[rows].tolist(), b.held[rows].tolist(), strict=True):
+            st.pool.release(rid, held)
+        if rows.shape[0] == 1:
+            b.remove(int(rows[0]))
+        else:
+            keep = np.ones(b.n, dtype=bool)
+            keep[rows] = False
+            b.keep(keep)
         return int(rows.size)
 
     def _register_prompt_blocks(self, plan: StepPlan) -> None:

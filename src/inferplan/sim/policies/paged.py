@@ -79,8 +79,10 @@ class PagedScheduler:
         b = rep.batch
         alloc = np.zeros(b.n + rep.max_num_seqs, dtype=np.int64)
         preempted: list[int] = []
+        running_decode = False
         if b.n:
-            budget = self._schedule_running(rep, alloc, budget, preempted)
+            budget, running_decode = self._schedule_running(rep, alloc, budget, preempted)
+        num_running = b.n
         if not preempted and not (self.static_batches and b.n):
             budget = self._admit_waiting(rep, alloc, budget)
         n = b.n
@@ -91,9 +93,14 @@ class PagedScheduler:
             preempted=tuple(preempted),
             token_budget_left=budget,
             total_tokens=start_budget - budget,
+            num_running=num_running,
+            running_decode=running_decode and not preempted,
         )
 
-    def _schedule_running(self, rep: ReplicaState, alloc: np.ndarray, budget: int, preempted: list[int]) -> int:
+    def _schedule_running(
+        self, rep: ReplicaState, alloc: np.ndarray, budget: int, preempted: list[int]
+    ) -> tuple[int, bool]:
+        """Tokens for the running rows; returns the budget left and whether every row is a plain decode."""
         b, bs = rep.batch, rep.block_size
         n = b.n
         computed, held = b.num_computed[:n], b.held[:n]
@@ -106,8 +113,8 @@ class PagedScheduler:
                 rep.pool.take(total_need)
                 held += need
                 alloc[:n] = 1
-                return budget - n
-            return self._schedule_running_with_preemption(rep, alloc, budget, preempted)
+                return budget - n, bool((computed >= b.prompt[:n]).all())
+            return self._schedule_running_with_preemption(rep, alloc, budget, preempted), False
         if rep.long_prefill_token_threshold > 0:
             np.minimum(rem, rep.long_prefill_token_threshold, out=rem)
         prev = np.cumsum(rem) - rem
@@ -120,8 +127,8 @@ class PagedScheduler:
             rep.pool.take(total_need)
             held += need
             alloc[:n] = want
-            return budget - int(want.sum())
-        return self._schedule_running_with_preemption(rep, alloc, budget, preempted)
+            return budget - int(want.sum()), False
+        return self._schedule_running_with_preemption(rep, alloc, budget, preempted), False
 
     def _schedule_running_with_preemption(
         self, rep: ReplicaState, alloc: np.ndarray, budget: int, preempted: list[int]
