@@ -97,6 +97,7 @@ def test_simulate_code_trace_with_llamacpp_on_an_edge_device(tmp_path: Path) -> 
         (("simulate", "llama-3.1-70b", "--device", "l4"), "does not fit"),
         (("simulate", "--workload", "missing.csv"), "no such trace file"),
         (("runs", "show", "nope"), "no run"),
+        (("simulate", "llama-3.1-8b", "--tp", "2", "--ep"), "has none"),
     ],
 )
 def test_bad_input_exits_2_with_a_reason(tmp_path: Path, args: tuple[str, ...], needle: str) -> None:
@@ -116,3 +117,13 @@ def test_malformed_trace_through_the_cli(tmp_path: Path) -> None:
     ok = run(tmp_path, "simulate", "--workload", str(f), "--skip-bad-rows", "--json", "--no-report")
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["workload"]["skipped_rows"] == 1
+
+
+def test_simulate_moe_with_data_parallel_attention(tmp_path: Path) -> None:
+    """DP attention + expert parallelism end to end: every request finishes; KV capacity is one cache per rank."""
+    r = run(tmp_path, "simulate", "deepseek-v2-lite", "--device", "h100-sxm", "--tp", "4", "--dp-attention",
+            "--workload", "chat", "--rate", "8", "--duration", "30", "--json")
+    assert r.returncode == 0, r.stderr
+    s = json.loads(r.stdout)
+    assert s["num_finished"] == s["num_requests"] > 0 and s["num_rejected"] == 0
+    assert s["cost_per_hour"] == pytest.approx(4 * 2.99)

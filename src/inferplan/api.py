@@ -39,6 +39,8 @@ def build_deployment(
     kv: str = "bf16",
     tp: int = 1,
     pp: int = 1,
+    ep: bool = False,
+    dp_attention: bool = False,
     limits: EngineLimits | None = None,
     profile: Path | None = None,
 ) -> Deployment:
@@ -52,6 +54,8 @@ def build_deployment(
         kv=get_kv_format(kv),
         tp=tp,
         pp=pp,
+        ep=ep,
+        dp_attention=dp_attention,
         limits=limits or EngineLimits(),
         profile=prof,
     )

@@ -48,6 +48,8 @@ def fit_cmd(
     batch: Annotated[int | None, typer.Option(help="decode batch for the throughput figure (default: largest that fits)")] = None,
     tp: Annotated[int, typer.Option(help="tensor-parallel degree")] = 1,
     pp: Annotated[int, typer.Option(help="pipeline-parallel degree")] = 1,
+    ep: Annotated[bool, typer.Option("--ep", help="MoE: split whole experts over the --tp devices (expert parallelism)")] = False,
+    dp_attention: Annotated[bool, typer.Option("--dp-attention", help="MoE: attention data-parallel over the --tp devices, experts expert-parallel")] = False,
     gpu_memory_utilization: Annotated[float, typer.Option(help="share of device memory the engine may use")] = 0.9,
     max_num_seqs: Annotated[int, typer.Option(help="engine's cap on running sequences")] = 256,
     max_num_batched_tokens: Annotated[int, typer.Option(help="engine's per-step token budget")] = 8192,
@@ -61,7 +63,8 @@ def fit_cmd(
         max_num_batched_tokens=max_num_batched_tokens,
         gpu_memory_utilization=gpu_memory_utilization,
     )
-    dep = build_deployment(model, device, weights=weights, kv=kv, tp=tp, pp=pp, limits=limits, profile=profile)
+    dep = build_deployment(model, device, weights=weights, kv=kv, tp=tp, pp=pp, ep=ep, dp_attention=dp_attention,
+                           limits=limits, profile=profile)
     if all_formats:
         rows = fit_all_formats(dep, context=context, prompt_tokens=prompt)
         if as_json:
@@ -78,7 +81,7 @@ def fit_cmd(
 
 def _print_fit(r: FitResult, arch: str) -> None:
     out.print(f"[bold]{r.model}[/] ({r.params_total / 1e9:.2f}B params, {r.params_active / 1e9:.2f}B active; {arch})")
-    out.print(f"on {r.tp * r.pp}x [bold]{r.device}[/] - weights {r.weights_format}, KV {r.kv_format}, context {r.context:,}")
+    out.print(f"on {r.tp * r.pp}x [bold]{r.device}[/] ({r.parallelism}) - weights {r.weights_format}, KV {r.kv_format}, context {r.context:,}")
     mem = Table(title="Memory per device", show_header=True)
     mem.add_column("part")
     mem.add_column("size", justify="right")

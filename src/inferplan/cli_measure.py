@@ -309,6 +309,7 @@ def register_calibrate(app: typer.Typer) -> None:
         if as_json:
             emit_json({"factors": cal.factors, "std_errors": cal.std_errors, "step_time_log_sd": cal.log_sd,
                        "median_ape_before_pct": cal.median_before, "median_ape_after_pct": cal.median_after,
+                       "rms_log_error_before": cal.rms_log_before, "rms_log_error_after": cal.rms_log_after,
                        "observations": len(cal.observations), "profile": str(target)})
             return
         t = Table(title=f"calibration of {spec.name} from {len(obs)} measured steps")

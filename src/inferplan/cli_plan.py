@@ -77,13 +77,13 @@ def register(app: typer.Typer) -> None:
             return
         r, doc = run.result, run.doc
         t = Table(title=f"Chosen fleet for {model} - ${doc['cost_per_hour']:.2f}/hour")
-        for col in ("replicas", "device", "TP", "weights", "KV", "max_num_seqs", "batched tokens", "buckets served"):
+        for col in ("replicas", "device", "parallelism", "weights", "KV", "max_num_seqs", "batched tokens", "buckets served"):
             t.add_column(col)
         for p in doc["fleet"]:
             served = ", ".join(f"{k} ({v:.0%})" for k, v in p["bucket_shares"].items() if v > 0)
             count = str(p["count"]) if not p["disaggregated"] else (
                 f"{p['count']} x ({p['prefill_replicas_per_unit']}P + {p['decode_replicas_per_unit']}D)")
-            t.add_row(count, p["device"], str(p["tensor_parallel"]), p["weights"], p["kv_cache"],
+            t.add_row(count, p["device"], p["parallelism"], p["weights"], p["kv_cache"],
                       str(p["max_num_seqs"]), str(p["max_num_batched_tokens"]), served)
         out.print(t)
         ranked = Table(title="Configurations simulated, ranked by the cost of a fleet of that type alone "

@@ -80,6 +80,8 @@ def register(app: typer.Typer) -> None:
         slo: Annotated[str | None, typer.Option(help="e.g. ttft_p90=1s,tpot_p90=50ms (metrics: ttft, tpot, itl, e2e)")] = None,
         tp: Annotated[int, typer.Option(help="tensor-parallel degree per replica")] = 1,
         pp: Annotated[int, typer.Option(help="pipeline-parallel degree per replica")] = 1,
+        ep: Annotated[bool, typer.Option("--ep", help="MoE: split whole experts over the --tp devices (expert parallelism)")] = False,
+        dp_attention: Annotated[bool, typer.Option("--dp-attention", help="MoE: attention data-parallel over the --tp devices, experts expert-parallel")] = False,
         replicas: Annotated[int, typer.Option(help="number of replicas")] = 1,
         router: Annotated[str, typer.Option(help="round-robin, least-outstanding, least-kv, power-of-two, "
                                                  "session-affinity")] = "round-robin",
@@ -115,7 +117,8 @@ def register(app: typer.Typer) -> None:
         if ctx_size:
             options["ctx_size"] = ctx_size
         cfg = SimulationConfig(
-            model=model, device=device, weights=weights, kv=kv, tp=tp, pp=pp, replicas=replicas, policy=policy,
+            model=model, device=device, weights=weights, kv=kv, tp=tp, pp=pp, ep=ep, dp_attention=dp_attention,
+            replicas=replicas, policy=policy,
             policy_options=options, router=router, workload=workload, rate=rate, rate_scale=rate_scale,
             duration_s=duration, num_requests=num_requests, seed=seed, slo=slo, max_num_seqs=max_num_seqs,
             max_num_batched_tokens=max_num_batched_tokens, gpu_memory_utilization=gpu_memory_utilization,

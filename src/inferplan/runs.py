@@ -44,6 +44,8 @@ class SimulationConfig(WorkloadSpec):
     kv: str = "bf16"
     tp: int = 1
     pp: int = 1
+    ep: bool = False
+    dp_attention: bool = False
     replicas: int = 1
     policy: str = "vllm"
     policy_options: dict[str, int] = field(default_factory=dict)
@@ -81,6 +83,8 @@ class SimulationConfig(WorkloadSpec):
             kv=get_kv_format(self.kv),
             tp=tp or self.tp,
             pp=self.pp,
+            ep=self.ep,
+            dp_attention=self.dp_attention,
             limits=limits,
             profile=prof,
         )

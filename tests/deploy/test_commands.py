@@ -37,3 +37,23 @@ def test_llama_server_flags() -> None:
 
 def test_model_id_of_a_catalog_model() -> None:
     assert model_id(build_deployment("qwen3-8b", "l4")) == "Qwen/Qwen3-8B"
+
+
+def test_expert_parallel_and_dp_attention_flags() -> None:
+    """vLLM: --enable-expert-parallel, DP attention as --data-parallel-size with TP 1 (limits per rank);
+    SGLang: --ep-size, --enable-dp-attention --dp-size, and a server-wide request limit."""
+    limits = EngineLimits(max_num_seqs=64)
+    ep = build_deployment("qwen3-30b-a3b", "h100-sxm", tp=4, ep=True, limits=limits)
+    cmd = vllm_command(ep)
+    assert "--enable-expert-parallel" in cmd and "--data-parallel-size" not in cmd
+    assert dict(zip(cmd[3::2], cmd[4::2], strict=False))["--tensor-parallel-size"] == "4"
+    dpa = build_deployment("deepseek-v2-lite", "h100-sxm", tp=4, dp_attention=True, limits=limits)
+    cmd = vllm_command(dpa)
+    i = cmd.index("--data-parallel-size")
+    assert cmd[i + 1] == "4" and cmd[cmd.index("--tensor-parallel-size") + 1] == "1"
+    assert cmd[cmd.index("--max-num-seqs") + 1] == "64" and "--enable-expert-parallel" in cmd
+    sg = sglang_command(dpa)
+    assert sg[sg.index("--ep-size") + 1] == "4" and sg[sg.index("--dp-size") + 1] == "4"
+    assert "--enable-dp-attention" in sg and sg[sg.index("--max-running-requests") + 1] == "256"
+    flags = {w for w in sg if w.startswith("--")}
+    assert flags <= SGLANG_FLAGS | {"--ep-size", "--enable-dp-attention", "--dp-size"}

@@ -21,7 +21,8 @@ CLI = [sys.executable, "-m", "inferplan.cli"]
 VLLM_FLAGS = {"--tensor-parallel-size", "--pipeline-parallel-size", "--max-num-seqs", "--max-num-batched-tokens",
               "--gpu-memory-utilization", "--block-size", "--kv-cache-dtype", "--quantization",
               "--enable-chunked-prefill", "--no-enable-chunked-prefill", "--enable-prefix-caching",
-              "--no-enable-prefix-caching", "--kv-transfer-config"}
+              "--no-enable-prefix-caching", "--kv-transfer-config", "--data-parallel-size",
+              "--enable-expert-parallel"}
 
 
 def run(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:

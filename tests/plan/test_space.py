@@ -63,3 +63,31 @@ def test_capacity_cache_is_keyed_by_the_profile(tmp_path: Path) -> None:
     a = capacity(fast, bucket, slos, guess=5.0, num_requests=50, cache=reg)
     b = capacity(slow, bucket, slos, guess=5.0, num_requests=50, cache=reg)
     assert a > 0 and b == 0  # 80 ms per step can never meet TPOT p90 50 ms; the cached answer would say it does
+
+
+def test_moe_candidates_include_expert_splits_and_dense_ones_do_not() -> None:
+    budget = QualityBudget()
+    moe = {(c.tp, c.moe_split) for c, _ in enumerate_candidates(get_model("deepseek-v2-lite"), ["h100-sxm"], budget,
+                                                                 context_tokens=4096)}
+    assert {(4, "tp"), (4, "ep"), (4, "dp-attention"), (1, "tp")} <= moe
+    assert (1, "ep") not in moe
+    dense = {c.moe_split for c, _ in enumerate_candidates(get_model("llama-3.1-8b"), ["h100-sxm"], budget,
+                                                          context_tokens=4096)}
+    assert dense == {"tp"}
+
+
+def test_analytic_screen_prefers_dp_attention_for_an_mla_model_under_load() -> None:
+    """DeepSeek-V2-Lite's latent KV is replicated on every TP rank; DP attention keeps one copy per
+    sequence, so a TP4 replica's batch (and rate at a loose TPOT) is far below DP4-attention's."""
+    from inferplan.plan.analytic import estimate
+
+    from inferplan.api import EngineLimits
+
+    slos = parse_slos("ttft_p90=10s,tpot_p90=150ms")
+    # the same 1024 sequences in flight allowed to both: only the KV cache differs
+    tp = build_deployment("deepseek-v2-lite", "h100-sxm", tp=4, limits=EngineLimits(max_num_seqs=1024))
+    dpa = build_deployment("deepseek-v2-lite", "h100-sxm", tp=4, dp_attention=True,
+                           limits=EngineLimits(max_num_seqs=256))
+    est_tp, est_dpa = estimate(tp, 8000, 2000, slos), estimate(dpa, 8000, 2000, slos)
+    assert est_tp.batch < 300 < est_dpa.batch
+    assert est_dpa.rate_per_s > 1.5 * est_tp.rate_per_s

@@ -32,13 +32,17 @@ def checkpoint_note(dep: Deployment) -> str:
 def vllm_command(dep: Deployment, *, prefix_caching: bool = True) -> list[str]:
     lim = dep.limits
     args = ["vllm", "serve", model_id(dep),
-            "--tensor-parallel-size", str(dep.tp),
-            "--pipeline-parallel-size", str(dep.pp),
-            "--max-num-seqs", str(lim.max_num_seqs),
-            "--max-num-batched-tokens", str(lim.max_num_batched_tokens),
-            "--gpu-memory-utilization", f"{lim.gpu_memory_utilization:g}",
-            "--block-size", str(lim.block_size),
-            "--kv-cache-dtype", dep.kv.vllm_kv_cache_dtype or "auto"]
+            "--tensor-parallel-size", str(dep.attention_tp),
+            "--pipeline-parallel-size", str(dep.pp)]
+    if dep.dp_attention:  # one engine per DP rank, experts shared between them; limits are per rank
+        args += ["--data-parallel-size", str(dep.dp)]
+    if dep.ep:
+        args.append("--enable-expert-parallel")
+    args += ["--max-num-seqs", str(lim.max_num_seqs),
+             "--max-num-batched-tokens", str(lim.max_num_batched_tokens),
+             "--gpu-memory-utilization", f"{lim.gpu_memory_utilization:g}",
+             "--block-size", str(lim.block_size),
+             "--kv-cache-dtype", dep.kv.vllm_kv_cache_dtype or "auto"]
     if dep.weights.vllm_quantization:
         args += ["--quantization", dep.weights.vllm_quantization]
     args.append("--enable-chunked-prefill" if lim.enable_chunked_prefill else "--no-enable-chunked-prefill")
@@ -53,10 +57,15 @@ _SGLANG_QUANT = {"awq_marlin": "awq", "gptq_marlin": "gptq", "fp8": "fp8", "bits
 def sglang_command(dep: Deployment) -> list[str]:
     lim = dep.limits
     args = ["python", "-m", "sglang.launch_server", "--model-path", model_id(dep),
-            "--tp-size", str(dep.tp),
-            "--max-running-requests", str(lim.max_num_seqs),
-            "--chunked-prefill-size", str(lim.max_num_batched_tokens),
-            "--mem-fraction-static", f"{lim.gpu_memory_utilization:g}"]
+            "--tp-size", str(dep.tp)]
+    if dep.ep:
+        args += ["--ep-size", str(dep.tp)]
+    if dep.dp_attention:
+        args += ["--enable-dp-attention", "--dp-size", str(dep.dp)]
+    # SGLang's request limit is for the whole server; it gives each DP rank an equal share
+    args += ["--max-running-requests", str(lim.max_num_seqs * dep.dp),
+             "--chunked-prefill-size", str(lim.max_num_batched_tokens),
+             "--mem-fraction-static", f"{lim.gpu_memory_utilization:g}"]
     if dep.kv.name == "fp8":
         args += ["--kv-cache-dtype", "fp8_e4m3"]
     quant = _SGLANG_QUANT.get(dep.weights.vllm_quantization or "")

@@ -99,6 +99,8 @@ class Calibration:
     ape_before: list[float]
     ape_after: list[float]
     observations: list[Observation]
+    rms_log_before: float = 0.0  # what the fit minimises: it never ends above where it started
+    rms_log_after: float = 0.0
 
     @property
     def median_before(self) -> float:
@@ -152,7 +154,7 @@ def calibrate(obs: Sequence[Observation], base: DeviceProfile, device: DeviceSpe
 
     return Calibration(prof, dict(zip(FACTORS, factors, strict=True)),
                        {name: float(e) for name, e in zip(fit, se, strict=True)}, log_sd, ape(before), ape(after),
-                       list(obs))
+                       list(obs), float(np.sqrt(np.mean(before**2))), float(np.sqrt(np.mean(after**2))))
 
 
 # ---- observations from files and runs ----------------------------------------------------------------

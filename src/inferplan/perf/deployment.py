@@ -6,7 +6,7 @@ how many KV blocks it has; StepCost decides how long its steps take.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from inferplan.errors import InputError
 from inferplan.perf.profile import DeviceProfile
@@ -46,12 +46,28 @@ class Deployment:
     pp: int = 1
     limits: EngineLimits = EngineLimits()
     profile: DeviceProfile | None = None
+    # MoE only. ``ep``: the tp devices split the routed experts between them (whole experts per
+    # device) instead of slicing every expert (vLLM --enable-expert-parallel, SGLang --ep-size).
+    # ``dp_attention``: attention runs data-parallel on the tp devices, each with its own
+    # sequences and full KV heads, experts expert-parallel (SGLang --enable-dp-attention;
+    # vLLM --data-parallel-size with --enable-expert-parallel). Engine limits are per DP rank.
+    ep: bool = False
+    dp_attention: bool = False
 
     def __post_init__(self) -> None:
         m = self.model
         if self.tp < 1 or self.pp < 1:
             raise InputError(f"--tp and --pp must be at least 1 (got tp={self.tp}, pp={self.pp})")
-        if m.num_attention_heads % self.tp:
+        if self.ep or self.dp_attention:
+            if m.moe is None:
+                raise InputError(f"--ep/--dp-attention split experts, and {m.name} has none; drop the flag")
+            if self.tp < 2:
+                raise InputError("--ep/--dp-attention spread experts over the --tp devices; give --tp 2 or more")
+            if m.moe.num_experts % self.tp:
+                raise InputError(f"--tp {self.tp} does not divide {m.name}'s {m.moe.num_experts} experts for --ep; "
+                                 f"use one of {divisors(m.moe.num_experts, limit=self.device.max_devices_per_node * 8)}")
+            object.__setattr__(self, "ep", True)  # data-parallel attention always pairs with expert-parallel MoE
+        if m.num_attention_heads % self.attention_tp:
             raise InputError(
                 f"--tp {self.tp} does not divide {m.name}'s {m.num_attention_heads} attention heads; "
                 f"use one of {divisors(m.num_attention_heads, limit=self.device.max_devices_per_node * 8)}"
@@ -71,11 +87,30 @@ class Deployment:
         return self.profile
 
     @property
+    def attention_tp(self) -> int:
+        """Devices one sequence's attention is split over: 1 with data-parallel attention."""
+        return 1 if self.dp_attention else self.tp
+
+    @property
+    def dp(self) -> int:
+        """Data-parallel attention ranks: each runs its own sequences with its own KV cache."""
+        return self.tp if self.dp_attention else 1
+
+    @property
+    def group_limits(self) -> EngineLimits:
+        """The replica's limits as one scheduler sees them: per-rank limits times the DP ranks."""
+        if self.dp == 1:
+            return self.limits
+        lim = self.limits
+        return replace(lim, max_num_seqs=lim.max_num_seqs * self.dp,
+                       max_num_batched_tokens=lim.max_num_batched_tokens * self.dp)
+
+    @property
     def kv_shards(self) -> int:
         """How many ways one layer's KV is split across TP ranks (heads replicate past num_kv_heads; MLA latent never splits)."""
         if self.model.mla is not None:
             return 1
-        return min(self.tp, self.model.num_kv_heads)
+        return min(self.attention_tp, self.model.num_kv_heads)
 
     @property
     def price_per_hour(self) -> float | None:
@@ -83,8 +118,17 @@ class Deployment:
         return None if price is None else price * self.num_devices
 
     def describe(self) -> str:
-        par = f"TP{self.tp}" + (f"xPP{self.pp}" if self.pp > 1 else "")
-        return f"{self.model.name} on {self.num_devices}x {self.device.name} ({par}, weights {self.weights.name}, KV {self.kv.name})"
+        return (f"{self.model.name} on {self.num_devices}x {self.device.name} ({self.parallelism}, "
+                f"weights {self.weights.name}, KV {self.kv.name})")
+
+    @property
+    def parallelism(self) -> str:
+        """TP4, TP2xPP2, TP4+EP4 or DP4-attention+EP4."""
+        if self.dp_attention:
+            par = f"DP{self.tp}-attention+EP{self.tp}"
+        else:
+            par = f"TP{self.tp}" + (f"+EP{self.tp}" if self.ep else "")
+        return par + (f"xPP{self.pp}" if self.pp > 1 else "")
 
 
 def divisors(n: int, limit: int) -> list[int]:

@@ -45,6 +45,7 @@ class FitResult:
     ttft_s: float
     quality_loss_pct: float | None
     quality_source: str | None
+    parallelism: str = ""  # TP4, TP4+EP4, DP4-attention+EP4, TP2xPP2
     speed_range_pct: float | None = None  # +- band of the speed figures (1 s.d.) from a calibrated profile
     suggestions: tuple[str, ...] = field(default=())
 
@@ -74,7 +75,7 @@ def fit(dep: Deployment, *, context: int, prompt_tokens: int | None = None, batc
     mem = plan_memory(dep)
     cost = StepCost(dep)
     conc = max_concurrent_sequences(dep, mem, context) if mem.fits else 0
-    b_max = min(conc, dep.limits.max_num_seqs) if batch is None else batch
+    b_max = min(conc, dep.group_limits.max_num_seqs) if batch is None else batch
     ttft = cost.prefill_seconds(prompt, chunk=dep.limits.max_num_batched_tokens)
     t1 = cost.decode_seconds(1, context)
     tb = cost.decode_seconds(max(b_max, 1), context)
@@ -86,6 +87,7 @@ def fit(dep: Deployment, *, context: int, prompt_tokens: int | None = None, batc
         kv_format=dep.kv.name,
         tp=dep.tp,
         pp=dep.pp,
+        parallelism=dep.parallelism,
         context=context,
         prompt_tokens=prompt,
         params_total=m.params_total,

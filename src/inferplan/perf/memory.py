@@ -61,6 +61,10 @@ def weights_bytes(dep: Deployment) -> float:
     embed = m.embedding_params + m.lm_head_params
     body = m.params_total - embed
     embed_bytes = fmt.bytes_per_weight if fmt.quantizes_embeddings else max(2.0, fmt.bytes_per_weight)
+    if dep.dp_attention:  # every rank keeps all but the routed experts; those are split between ranks
+        routed = m.params_routed_experts
+        per_rank = (body - routed) * fmt.bytes_per_weight + embed * embed_bytes + routed * fmt.bytes_per_weight / dep.tp
+        return per_rank / dep.pp
     return (body * fmt.bytes_per_weight + embed * embed_bytes) / dep.num_devices
 
 
@@ -76,10 +80,10 @@ def activation_bytes(dep: Deployment) -> float:
     and the gated MLP's two intermediate tensors, sharded by TP.
     """
     m, lim = dep.model, dep.limits
-    qkv = (m.num_attention_heads + 2 * m.num_kv_heads) * m.head_dim / dep.tp
+    qkv = (m.num_attention_heads + 2 * m.num_kv_heads) * m.head_dim / dep.attention_tp
     inter = m.moe.expert_intermediate_size * m.moe.top_k if m.moe else m.intermediate_size
     per_token = (4 * m.hidden_size + qkv + 2 * inter / dep.tp) * _ACT_BYTES
-    logits = lim.max_num_seqs * m.vocab_size * _LOGIT_BYTES / dep.tp
+    logits = lim.max_num_seqs * m.vocab_size * _LOGIT_BYTES / dep.attention_tp
     return lim.max_num_batched_tokens * per_token + logits
 
 
@@ -93,6 +97,7 @@ def plan_memory(dep: Deployment) -> MemoryPlan:
     per_token = kv_bytes_per_token_per_device(dep)
     block_bytes = per_token * dep.limits.block_size
     blocks = max(0, math.floor(kv_budget / block_bytes)) if kv_budget > 0 else 0
+    blocks *= dep.dp  # data-parallel attention: each rank has a cache of its own
     return MemoryPlan(
         capacity_bytes=capacity,
         budget_bytes=budget,
@@ -123,12 +128,13 @@ def max_context(dep: Deployment, mem: MemoryPlan) -> int:
     limit = dep.model.max_position_embeddings
     if not mem.fits:
         return 0
-    if blocks_for_context(dep, limit) <= mem.num_kv_blocks:
+    blocks = mem.num_kv_blocks // dep.dp  # one sequence lives on one DP rank
+    if blocks_for_context(dep, limit) <= blocks:
         return limit
     lo, hi = 0, limit
     while lo < hi:  # largest context whose blocks fit
         mid = (lo + hi + 1) // 2
-        if blocks_for_context(dep, mid) <= mem.num_kv_blocks:
+        if blocks_for_context(dep, mid) <= blocks:
             lo = mid
         else:
             hi = mid - 1
@@ -138,4 +144,4 @@ def max_context(dep: Deployment, mem: MemoryPlan) -> int:
 def max_concurrent_sequences(dep: Deployment, mem: MemoryPlan, context_tokens: int) -> int:
     """Sequences of ``context_tokens`` that fit at once (memory only; max_num_seqs caps it separately)."""
     need = blocks_for_context(dep, max(1, context_tokens))
-    return mem.num_kv_blocks // need if need else 0
+    return (mem.num_kv_blocks // dep.dp // need) * dep.dp if need else 0

@@ -18,6 +18,7 @@ O(1) scalar arithmetic — no cache is needed and there is no bucketing error.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -141,22 +142,27 @@ class StepCost:
                     expert_params += count * op.active_params
                 else:
                     dense_params += count * op.active_params
-        self.dense_flops_per_token = 2 * dense_params / tp
-        self.dense_bytes = dense_params * wbytes / tp
+        self.dense_flops_per_token = 2 * dense_params / tp  # TP splits weights, DP attention splits tokens
+        self.dense_bytes = dense_params * wbytes / dep.attention_tp  # DP ranks each read all of them
         inter = m.moe.expert_intermediate_size * m.moe.top_k if m.moe else m.intermediate_size
         self.act_bytes_per_token = m.num_layers * (6 * m.hidden_size + 3 * inter / tp) * act_bytes
         # 2. routed experts
         self.expert_flops_per_token = 2 * expert_params / tp
         self.expert_bytes_each = self.expert_layers * per_expert * wbytes / tp
+        # expert parallelism: the busiest device sets the pace (uniform routing; see docs/model.md)
+        self.ep = tp if dep.ep else 1
+        self.dp = dep.dp
+        self._max_normal = expected_max_standard_normal(self.ep) if dep.ep else 0.0
         # 3. LM head on sampled rows only
         head = m.vocab_size * m.hidden_size
         self.head_flops_per_row = 2 * head / tp
-        self.head_bytes = head * embed_bytes / tp
+        self.head_bytes = head * embed_bytes / dep.attention_tp
         # 4. attention
         self.full_layers, self.sliding_layers = m.num_full_layers, m.num_sliding_layers
         self.window = m.sliding_window
         self.attn_flops_per_pair = m.attention_flops_per_query_key / tp
-        self.kv_bytes_per_token_layer = kv_bytes_per_token_per_device(dep) * dep.pp / m.num_layers
+        # DP attention: each rank reads the KV of its own share of the sequences
+        self.kv_bytes_per_token_layer = kv_bytes_per_token_per_device(dep) * dep.pp / m.num_layers / dep.dp
         # 5. communication
         self.tp = tp
         link = dev.tp_link_bytes_per_s() * prof.link_efficiency
@@ -164,6 +170,10 @@ class StepCost:
             0.0 if tp == 1 else 2 * m.num_layers * 2 * (tp - 1) / tp * m.hidden_size * _ACT_BYTES / max(link, 1.0)
         )
         self.allreduce_latency_s = 0.0 if tp == 1 else 2 * m.num_layers * (tp - 1) * dev.link_latency_us * 1e-6
+        if dep.dp_attention:  # no all-reduces; each MoE layer sends every token to its top-k experts and back
+            per_token = 2 * self.expert_layers * self.top_k * m.hidden_size * _ACT_BYTES * (tp - 1) / tp / tp
+            self.allreduce_s_per_token = per_token / max(link, 1.0)
+            self.allreduce_latency_s = 2 * self.expert_layers * dev.link_latency_us * 1e-6
         pp_link = (dev.inter_node_link_gb_s or dev.intra_node_link_gb_s or 10.0) * 1e9 * prof.link_efficiency
         self.pp_s_per_token = (dep.pp - 1) * m.hidden_size * _ACT_BYTES / pp_link
         self.pp_latency_s = (dep.pp - 1) * dev.link_latency_us * 1e-6
@@ -183,14 +193,21 @@ class StepCost:
         eff = self.matmul_eff(tokens)
         flops_rate = self.linear_flops_per_s * eff
         bw = self.bw
+        skew = 1.0  # DP attention: a prompt's chunk runs on one rank, however idle the others are
+        if self.dp > 1 and s.num_prefills:
+            skew = max(1.0, s.prefill_tokens / s.num_prefills * self.dp / tokens)
         dense = max(
-            tokens * self.dense_flops_per_token / flops_rate,
+            skew * tokens * self.dense_flops_per_token / flops_rate,
             (self.dense_bytes + tokens * self.act_bytes_per_token) / bw,
         )
         experts = 0.0
         if self.expert_layers:
-            touched = self.num_experts * (1.0 - (1.0 - self.top_k / self.num_experts) ** tokens)
-            experts = max(tokens * self.expert_flops_per_token / flops_rate, touched * self.expert_bytes_each / bw)
+            p = 1.0 - (1.0 - self.top_k / self.num_experts) ** tokens  # chance a given expert is touched
+            touched = self.num_experts * p
+            load = 1.0
+            if self.ep > 1:  # the busiest device's routed tokens and touched experts, relative to the mean
+                load, touched = self._ep_imbalance(tokens, p)
+            experts = max(load * tokens * self.expert_flops_per_token / flops_rate, touched * self.expert_bytes_each / bw)
         rows = s.num_sampled
         head = 0.0
         if rows:
@@ -202,10 +219,25 @@ class StepCost:
             pairs += self.sliding_layers * (s.prefill_pairs_window + s.decode_ctx_window)
             window_ctx = min(s.prefill_ctx_tokens, s.num_prefills * (self.window or 0))
             keys += self.sliding_layers * (window_ctx + s.decode_ctx_window + tokens)
-        attention = max(pairs * self.attn_flops_per_pair / self.attn_flops_per_s, keys * self.kv_bytes_per_token_layer / bw)
+        attention = max(skew * pairs * self.attn_flops_per_pair / self.attn_flops_per_s,
+                        keys * self.kv_bytes_per_token_layer / bw)
         comm = tokens * (self.allreduce_s_per_token + self.pp_s_per_token) + self.allreduce_latency_s + self.pp_latency_s
         overhead = self.step_overhead_s + self.per_seq_overhead_s * s.num_seqs
         return (dense, experts, head, attention, comm, overhead)
+
+    def _ep_imbalance(self, tokens: int, p: float) -> tuple[float, float]:
+        """(busiest device's routed tokens over the mean, experts touched counted as the busiest device's x devices).
+
+        Each device holds E/ep experts. Routed assignments per device are Binomial(tokens*k, 1/ep)
+        and touched local experts Binomial(E/ep, p); the expected maximum over ep devices is taken
+        in the normal approximation, mean + sd * E[max of ep standard normals], capped at the total.
+        """
+        n, z = self.ep, self._max_normal
+        assignments = tokens * self.top_k
+        load = 1.0 + z * ((n - 1) / assignments) ** 0.5
+        local = self.num_experts / n
+        busiest = min(local, local * p + z * (local * p * (1.0 - p)) ** 0.5)
+        return min(load, float(n)), busiest * n
 
     def matmul_eff(self, rows: int) -> float:
         """Share of the large-matmul rate a GEMM with ``rows`` rows reaches (tiles are not full)."""
@@ -282,3 +314,14 @@ class StepCost:
         """One decode step of ``batch`` sequences, each with ``context`` tokens cached."""
         window = min(context, self.window) if self.window else 0
         return self.seconds(BatchShape(0, 0.0, 0.0, 0, 0, batch, batch * context, batch * window, batch))
+
+
+def expected_max_standard_normal(n: int) -> float:
+    """E[max of n independent standard normals], by numerical integration (0.564 for 2, 1.424 for 8)."""
+    if n < 2:
+        return 0.0
+    x = np.linspace(-8.0, 8.0, 16001)
+    pdf = np.exp(-0.5 * x * x) / np.sqrt(2 * np.pi)
+    cdf = 0.5 * (1.0 + np.array([math.erf(v / math.sqrt(2)) for v in x]))
+    density = n * pdf * cdf ** (n - 1)
+    return float(np.sum(x * density) * (x[1] - x[0]))

@@ -44,7 +44,7 @@ def estimate(dep: Deployment, mean_input: float, mean_output: float, slos: tuple
     cost = StepCost(dep)
     mem = plan_memory(dep)
     ctx = int(mean_input + mean_output / 2)
-    b_max = min(dep.limits.max_num_seqs, max_concurrent_sequences(dep, mem, int(mean_input + mean_output)))
+    b_max = min(dep.group_limits.max_num_seqs, max_concurrent_sequences(dep, mem, int(mean_input + mean_output)))
     tpot_limit = min(_threshold(slos, "tpot"), _threshold(slos, "itl"))
     ttft = cost.prefill_seconds(max(1, int(mean_input)), chunk=dep.limits.max_num_batched_tokens)
     price = dep.price_per_hour or 0.0

@@ -28,12 +28,18 @@ class Candidate:
     max_num_seqs: int
     max_num_batched_tokens: int
     pp: int = 1
+    moe_split: str = "tp"  # MoE only: "tp" (slice every expert), "ep" (whole experts), "dp-attention"
 
     def key(self) -> tuple[object, ...]:
-        return (self.device, self.tp, self.pp, self.weights, self.kv, self.max_num_seqs, self.max_num_batched_tokens)
+        return (self.device, self.tp, self.pp, self.weights, self.kv, self.max_num_seqs, self.max_num_batched_tokens,
+                self.moe_split)
 
     def describe(self) -> str:
-        par = f"TP{self.tp}" + (f"xPP{self.pp}" if self.pp > 1 else "")
+        if self.moe_split == "dp-attention":
+            par = f"DP{self.tp}-attention+EP{self.tp}"
+        else:
+            par = f"TP{self.tp}" + (f"+EP{self.tp}" if self.moe_split == "ep" else "")
+        par += f"xPP{self.pp}" if self.pp > 1 else ""
         return (f"{self.tp * self.pp}x {self.device} ({par}), weights {self.weights}, KV {self.kv}, "
                 f"max_num_seqs {self.max_num_seqs}, max_num_batched_tokens {self.max_num_batched_tokens}")
 
@@ -91,15 +97,25 @@ def enumerate_candidates(
             if found:
                 break
             for tp in tps if pp == 1 else tps[-1:]:
-                for w in weights:
-                    for kv in kvs:
-                        for seqs in max_num_seqs_options:
-                            for tokens in batched_tokens_options:
-                                limits = EngineLimits(max_num_seqs=seqs, max_num_batched_tokens=tokens)
-                                dep = Deployment(model=model, device=dev, weights=w, kv=kv, tp=tp, pp=pp,
-                                                 limits=limits, profile=prof)
-                                mem = plan_memory(dep)
-                                if not mem.fits or max_concurrent_sequences(dep, mem, context_tokens) < 1:
-                                    continue
-                                found = True
-                                yield Candidate(name, tp, w.name, kv.name, seqs, tokens, pp), dep
+                for split in moe_splits(model, tp):
+                    for w in weights:
+                        for kv in kvs:
+                            for seqs in max_num_seqs_options:
+                                for tokens in batched_tokens_options:
+                                    limits = EngineLimits(max_num_seqs=seqs, max_num_batched_tokens=tokens)
+                                    dep = Deployment(model=model, device=dev, weights=w, kv=kv, tp=tp, pp=pp,
+                                                     limits=limits, profile=prof, ep=split != "tp",
+                                                     dp_attention=split == "dp-attention")
+                                    mem = plan_memory(dep)
+                                    if not mem.fits or max_concurrent_sequences(dep, mem, context_tokens) < 1:
+                                        continue
+                                    found = True
+                                    yield Candidate(name, tp, w.name, kv.name, seqs, tokens, pp, split), dep
+
+
+def moe_splits(model: ModelSpec, tp: int) -> tuple[str, ...]:
+    """How a replica of ``tp`` devices may split a MoE model's experts: sliced (TP), whole (EP), or EP
+    with data-parallel attention. Dense models, and expert counts ``tp`` does not divide, only slice."""
+    if model.moe is None or tp < 2 or model.moe.num_experts % tp:
+        return ("tp",)
+    return ("tp", "ep", "dp-attention")

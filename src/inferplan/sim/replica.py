@@ -46,7 +46,8 @@ class Replica:
         self.dep = dep
         self.policy = policy
         self.table = table
-        self.state = policy.state_for(table, dep.limits, mem.num_kv_blocks, priority=priority, role=role)
+        self.state = policy.state_for(table, dep.group_limits, mem.num_kv_blocks, priority=priority, role=role)
+        self.state.seq_block_limit = min(self.state.seq_block_limit, mem.num_kv_blocks // dep.dp)
         self.handoffs: list[tuple[int, float]] = []  # prefill role: (request, first-token time) to transfer
         self.cost = StepCost(dep)
         self.window = dep.model.sliding_window if dep.model.num_sliding_layers else None

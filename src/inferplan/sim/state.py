@@ -186,6 +186,7 @@ class ReplicaState:
         self.table = table
         self.role = role  # "both" (aggregated), "prefill" (stops after the first token) or "decode"
         self.pool = BlockPool(num_blocks, block_size, prefix_caching=prefix_caching)
+        self.seq_block_limit = num_blocks  # most blocks one sequence may hold (one DP rank's cache)
         self.block_size = block_size
         self.max_num_seqs = max_num_seqs
         self.max_num_batched_tokens = max_num_batched_tokens

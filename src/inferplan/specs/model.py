@@ -89,7 +89,7 @@ class ModelSpec:
     extra_params_note: str = ""
     source: str = ""
     note: str = ""
-    _layer_counts: tuple[int, int] = field(init=False, repr=False, compare=False, default=(0, 0))
+    _layer_counts: tuple[int, int, int] = field(init=False, repr=False, compare=False, default=(0, 0, 0))
 
     def __post_init__(self) -> None:
         if not self.layer_attention:
@@ -162,17 +162,24 @@ class ModelSpec:
         """Untied output projection; 0 when it shares the embedding matrix."""
         return 0 if self.tie_word_embeddings else self.vocab_size * self.hidden_size
 
-    def _count_layers(self) -> tuple[int, int]:
-        """(stored, active-per-token) parameters summed over decoder layers."""
-        total = active = 0
-        cache: dict[bool, tuple[int, int]] = {}
+    def _count_layers(self) -> tuple[int, int, int]:
+        """(stored, active-per-token, stored in routed experts) parameters summed over decoder layers."""
+        total = active = routed = 0
+        cache: dict[bool, tuple[int, int, int]] = {}
         for layer, is_moe in enumerate(self.moe_layers):
             if is_moe not in cache:
                 ops = self.layer_ops(layer)
-                cache[is_moe] = (sum(o.params for o in ops), sum(o.active_params for o in ops))
+                cache[is_moe] = (sum(o.params for o in ops), sum(o.active_params for o in ops),
+                                 sum(o.params for o in ops if o.num_experts > 1))
             total += cache[is_moe][0]
             active += cache[is_moe][1]
-        return total, active
+            routed += cache[is_moe][2]
+        return total, active, routed
+
+    @property
+    def params_routed_experts(self) -> int:
+        """Parameters stored in routed experts: what expert parallelism splits across devices."""
+        return self._layer_counts[2]
 
     @property
     def params_non_embedding(self) -> int:

@@ -67,7 +67,7 @@ class PagedScheduler:
         total = int(t.input[rid]) + rep.output_target(rid)
         if rep.slot_context and total > rep.slot_context:
             return 3
-        if rep.blocks_for(total) > rep.pool.num_blocks:
+        if rep.blocks_for(total) > rep.seq_block_limit:
             return 2
         if not rep.enable_chunked_prefill and total > rep.max_num_batched_tokens:
             return 4  # vLLM requires max_num_batched_tokens >= max_model_len without chunking; a resume recomputes all
