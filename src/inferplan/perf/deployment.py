@@ -124,11 +124,16 @@ class Deployment:
     @property
     def parallelism(self) -> str:
         """TP4, TP2xPP2, TP4+EP4 or DP4-attention+EP4."""
-        if self.dp_attention:
-            par = f"DP{self.tp}-attention+EP{self.tp}"
-        else:
-            par = f"TP{self.tp}" + (f"+EP{self.tp}" if self.ep else "")
-        return par + (f"xPP{self.pp}" if self.pp > 1 else "")
+        return parallelism_label(self.tp, self.pp, "dp-attention" if self.dp_attention else "ep" if self.ep else "tp")
+
+
+def parallelism_label(tp: int, pp: int, moe_split: str = "tp") -> str:
+    """How a replica's devices are split, as the CLI and reports print it."""
+    if moe_split == "dp-attention":
+        par = f"DP{tp}-attention+EP{tp}"
+    else:
+        par = f"TP{tp}" + (f"+EP{tp}" if moe_split == "ep" else "")
+    return par + (f"xPP{pp}" if pp > 1 else "")
 
 
 def divisors(n: int, limit: int) -> list[int]:

@@ -6,7 +6,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from inferplan.errors import InputError
-from inferplan.perf.deployment import Deployment, EngineLimits
+from inferplan.perf.deployment import Deployment, EngineLimits, parallelism_label
 from inferplan.perf.memory import max_concurrent_sequences, plan_memory
 from inferplan.perf.profile import DeviceProfile
 from inferplan.specs.catalog import get_device, kv_format_catalog, weight_format_catalog
@@ -35,11 +35,7 @@ class Candidate:
                 self.moe_split)
 
     def describe(self) -> str:
-        if self.moe_split == "dp-attention":
-            par = f"DP{self.tp}-attention+EP{self.tp}"
-        else:
-            par = f"TP{self.tp}" + (f"+EP{self.tp}" if self.moe_split == "ep" else "")
-        par += f"xPP{self.pp}" if self.pp > 1 else ""
+        par = parallelism_label(self.tp, self.pp, self.moe_split)
         return (f"{self.tp * self.pp}x {self.device} ({par}), weights {self.weights}, KV {self.kv}, "
                 f"max_num_seqs {self.max_num_seqs}, max_num_batched_tokens {self.max_num_batched_tokens}")
 
