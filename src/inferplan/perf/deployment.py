@@ -122,9 +122,14 @@ class Deployment:
                 f"weights {self.weights.name}, KV {self.kv.name})")
 
     @property
+    def moe_split(self) -> str:
+        """How experts are split over the tp devices: "tp" (sliced), "ep" (whole) or "dp-attention"."""
+        return "dp-attention" if self.dp_attention else "ep" if self.ep else "tp"
+
+    @property
     def parallelism(self) -> str:
         """TP4, TP2xPP2, TP4+EP4 or DP4-attention+EP4."""
-        return parallelism_label(self.tp, self.pp, "dp-attention" if self.dp_attention else "ep" if self.ep else "tp")
+        return parallelism_label(self.tp, self.pp, self.moe_split)
 
 
 def parallelism_label(tp: int, pp: int, moe_split: str = "tp") -> str:

@@ -33,7 +33,13 @@ class MemoryPlan:
     kv_budget_bytes: float
     kv_bytes_per_token: float  # per device, all layers, before sliding caps
     block_size: int
-    num_kv_blocks: int
+    num_kv_blocks: int  # summed over the replica's KV caches
+    kv_caches: int = 1  # data-parallel attention: one cache per rank, and a sequence lives in one
+
+    @property
+    def blocks_per_cache(self) -> int:
+        """The most blocks one sequence can hold."""
+        return self.num_kv_blocks // self.kv_caches
 
     @property
     def fits(self) -> bool:
@@ -97,7 +103,6 @@ def plan_memory(dep: Deployment) -> MemoryPlan:
     per_token = kv_bytes_per_token_per_device(dep)
     block_bytes = per_token * dep.limits.block_size
     blocks = max(0, math.floor(kv_budget / block_bytes)) if kv_budget > 0 else 0
-    blocks *= dep.dp  # data-parallel attention: each rank has a cache of its own
     return MemoryPlan(
         capacity_bytes=capacity,
         budget_bytes=budget,
@@ -107,7 +112,8 @@ def plan_memory(dep: Deployment) -> MemoryPlan:
         kv_budget_bytes=max(0.0, kv_budget),
         kv_bytes_per_token=per_token,
         block_size=dep.limits.block_size,
-        num_kv_blocks=blocks,
+        num_kv_blocks=blocks * dep.dp,  # data-parallel attention: each rank has a cache of its own
+        kv_caches=dep.dp,
     )
 
 
@@ -128,7 +134,7 @@ def max_context(dep: Deployment, mem: MemoryPlan) -> int:
     limit = dep.model.max_position_embeddings
     if not mem.fits:
         return 0
-    blocks = mem.num_kv_blocks // dep.dp  # one sequence lives on one DP rank
+    blocks = mem.blocks_per_cache
     if blocks_for_context(dep, limit) <= blocks:
         return limit
     lo, hi = 0, limit
@@ -144,4 +150,4 @@ def max_context(dep: Deployment, mem: MemoryPlan) -> int:
 def max_concurrent_sequences(dep: Deployment, mem: MemoryPlan, context_tokens: int) -> int:
     """Sequences of ``context_tokens`` that fit at once (memory only; max_num_seqs caps it separately)."""
     need = blocks_for_context(dep, max(1, context_tokens))
-    return (mem.num_kv_blocks // dep.dp // need) * dep.dp if need else 0
+    return (mem.blocks_per_cache // need) * mem.kv_caches if need else 0

@@ -47,7 +47,7 @@ class Replica:
         self.policy = policy
         self.table = table
         self.state = policy.state_for(table, dep.group_limits, mem.num_kv_blocks, priority=priority, role=role)
-        self.state.seq_block_limit = min(self.state.seq_block_limit, mem.num_kv_blocks // dep.dp)
+        self.state.seq_block_limit = min(self.state.seq_block_limit, mem.blocks_per_cache)
         self.handoffs: list[tuple[int, float]] = []  # prefill role: (request, first-token time) to transfer
         self.cost = StepCost(dep)
         self.window = dep.model.sliding_window if dep.model.num_sliding_layers else None
@@ -208,8 +208,8 @@ class Replica:
 
         A leap is possible when nothing was preempted, every running request is scheduled
         and samples a token in this step, and no waiting request could be admitted later:
-        the queue is empty, or (for a pure-decode step) admission is blocked for a reason
-        decode steps cannot lift (no free slot, no free blocks, no budget).
+        the queue is empty, or (for a step that only decodes) admission is blocked for a
+        reason decode steps cannot lift (no free slot, no free blocks, no budget).
         """
         b = self.state.batch
         n = b.n
@@ -218,12 +218,6 @@ class Replica:
         w = self.window
         if plan.running_decode:  # the common case: running rows decode, admitted rows (few) follow
             return self._analyse_admissions(plan, n, w)
-        if plan.total_tokens == n and not plan.preempted and bool((c >= prompt).all()):
-            # pure decode (every row one token past its prompt): the common case, few operations
-            ctx = int(np.add.reduce(c)) + n
-            dwin = int(np.add.reduce(np.minimum(c + 1, w))) if w else 0
-            shape = BatchShape(0, 0.0, 0.0, 0, 0, n, ctx, dwin, n)
-            return shape, int(a.min()) == 1
         sched = a > 0
         dec = sched & (a == 1) & (c >= prompt)
         pre = sched & ~dec
@@ -245,8 +239,8 @@ class Replica:
         return shape, leapable
 
     def _analyse_admissions(self, plan: StepPlan, n: int, w: int | None) -> tuple[BatchShape, bool]:
-        """``_analyse`` when the first ``plan.num_running`` rows all decode: the rows admitted this
-        step are summed in Python (there are few), the rest in two numpy reductions. Same sums."""
+        """``_analyse`` when the first ``plan.num_running`` rows all decode (or none ran): the rows
+        admitted this step are summed in Python (there are few), the rest in two numpy reductions."""
         b = self.state.batch
         n0 = plan.num_running
         c0 = plan.num_computed_before[:n0]
@@ -281,7 +275,7 @@ class Replica:
         pairs = prod + tri / 2
         pairs_w = wprod + wtri / 2 + wrest if w else 0.0
         shape = BatchShape(ptok, pairs, pairs_w, pctx, npre, num_dec, dctx, dwin, sampled)
-        return shape, sampled == n and len(self.state.waiting) == 0
+        return shape, sampled == n and (npre == 0 or len(self.state.waiting) == 0)
 
     def _mark_first_scheduled(self, plan: StepPlan, now: float) -> None:
         t = self.table

@@ -22,7 +22,7 @@ class StepPlan:
     token_budget_left: int
     total_tokens: int  # tokens scheduled in this step
     num_running: int = 0  # rows that were running before this step's admissions (they come first)
-    running_decode: bool = False  # each of those rows decodes one token past its prompt
+    running_decode: bool = False  # nothing was preempted and each of those rows decodes one token past its prompt
 
     @property
     def num_scheduled_tokens(self) -> dict[int, int]:

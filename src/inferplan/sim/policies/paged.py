@@ -79,7 +79,7 @@ class PagedScheduler:
         b = rep.batch
         alloc = np.zeros(b.n + rep.max_num_seqs, dtype=np.int64)
         preempted: list[int] = []
-        running_decode = False
+        running_decode = True  # vacuously, with nothing running
         if b.n:
             budget, running_decode = self._schedule_running(rep, alloc, budget, preempted)
         num_running = b.n
