@@ -83,8 +83,14 @@ def register(app: typer.Typer) -> None:
             served = ", ".join(f"{k} ({v:.0%})" for k, v in p["bucket_shares"].items() if v > 0)
             count = str(p["count"]) if not p["disaggregated"] else (
                 f"{p['count']} x ({p['prefill_replicas_per_unit']}P + {p['decode_replicas_per_unit']}D)")
-            t.add_row(count, p["device"], p["parallelism"], p["weights"], p["kv_cache"],
-                      str(p["max_num_seqs"]), str(p["max_num_batched_tokens"]), served)
+            pre = p["prefill"]
+            if pre and (pre["device"], pre["parallelism"], pre["weights"]) != (p["device"], p["parallelism"], p["weights"]):
+                device, par, weights = (f"P {pre['device']} / D {p['device']}", f"{pre['parallelism']} / {p['parallelism']}",
+                                        f"{pre['weights']} / {p['weights']}")
+            else:
+                device, par, weights = p["device"], p["parallelism"], p["weights"]
+            t.add_row(count, device, par, weights, p["kv_cache"], str(p["max_num_seqs"]),
+                      str(p["max_num_batched_tokens"]), served)
         out.print(t)
         ranked = Table(title="Configurations simulated, ranked by the cost of a fleet of that type alone "
                              "(from probe capacities, before verification)")
@@ -102,6 +108,10 @@ def register(app: typer.Typer) -> None:
         verdict = "[green]verified[/]" if r.verified else "[red]NOT verified: the simulation missed an SLO[/]"
         out.print(f"{verdict} by simulating all {s['num_requests']:,} requests: TTFT p90 {s['ttft_s']['p90'] * 1e3:,.0f} ms, "
                   f"TPOT p90 {s['tpot_s']['p90'] * 1e3:,.1f} ms, SLO attainment {s['slo_attainment']:.1%}")
+        if len(r.router_results) > 1:
+            tried = ", ".join(f"{name} {x['slo_attainment']:.1%}{'' if x['slos_met'] else ' (missed)'}"
+                              for name, x in r.router_results.items())
+            out.print(f"router: {r.router} (SLO attainment by router: {tried})")
         if len(r.mode_costs) > 1:
             out.print("by mode: " + ", ".join(f"{m} ${c:.2f}/h ({'verified' if r.mode_verified[m] else 'not verified'})"
                                                for m, c in r.mode_costs.items()) + f"; chose {r.mode}")

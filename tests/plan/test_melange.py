@@ -19,7 +19,7 @@ def test_mixed_fleet_beats_every_single_type_on_chat_at_14_rps(tmp_path: Path) -
     and costs less than one H100 - the cheapest single type that meets the SLOs in simulation."""
     req = PlanRequest(workload="chat", rate=14, devices=("l4", "a10g", "l40s", "a100-80gb", "h100-sxm"))
     r = plan(req, registry=Registry(tmp_path / "runs.sqlite"))
-    types = {r.deployments[c].device.name for c, n in enumerate(r.fleet.replicas) if n}
+    types = {r.types[c].dep.device.name for c, n in enumerate(r.fleet.replicas) if n}
     assert r.verified and len(types) >= 2
     slos = parse_slos(req.slo)
     wl = make_workload("chat", rate=14, seed=0)

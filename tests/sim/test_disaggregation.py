@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from inferplan.api import build_deployment
 from inferplan.sim.loop import kv_transfer_s, simulate
@@ -53,3 +54,38 @@ def test_disaggregation_does_not_help_prefill_heavy_traffic_with_a_tight_ttft() 
     agg = summarize(simulate(wl, [H100, H100], get_policy("vllm"), router="least-outstanding"), slos)
     dis = summarize(simulate(wl, [H100], get_policy("vllm"), prefill=[H100]), slos)
     assert agg["slos_met"] and not dis["slos_met"]
+
+
+A100 = build_deployment("llama-3.1-8b", "a100-80gb")
+
+
+def test_kv_goes_over_the_network_between_device_types() -> None:
+    """Prefill on an H100, decode on an A100: another machine, so the KV moves at the H100's 50 GB/s
+    network link (x 0.7) instead of NVLink; the second token waits at least that long."""
+    assert kv_transfer_s(H100, 2000, None, across_nodes=True) == 2000 * 131_072 / (50e9 * 0.7) + 2e-6
+    wl = make_workload("chat", rate=2, duration_s=60, seed=3)
+    res = simulate(wl, [A100], get_policy("vllm"), prefill=[H100], check_invariants=True)
+    t = res.table
+    multi = t.output > 1
+    assert (t.status == FINISHED).all() and (t.replica[multi] == 1).all()
+    network = np.array([kv_transfer_s(H100, int(p), None, across_nodes=True) for p in t.input[multi]])
+    assert (t.max_itl[multi] >= network).all()
+
+
+def test_a_fleet_mixing_aggregated_replicas_and_a_prefill_decode_unit() -> None:
+    """Arrivals go to the prefill replica (0) and the aggregated one (1); prompts prefilled on 0 decode on
+    its own pool only (replica 3, not 2), and requests served whole stay on 1. Nothing is lost."""
+    wl = make_workload("chat", rate=6, duration_s=60, seed=4)
+    res = simulate(wl, [H100, H100], get_policy("vllm"), prefill=[H100], aggregated=[H100], handoff=[[1]],
+                   router="round-robin", check_invariants=True)
+    t = res.table
+    assert (t.status == FINISHED).all() and np.array_equal(t.out_done, t.output)
+    assert set(np.unique(t.replica).tolist()) <= {0, 1, 3}
+    assert (t.replica == 1).sum() > 0 and (t.replica == 3).sum() > 0
+    assert res.replicas[2].busy_s == 0.0  # the decode replica no prefill replica hands to
+
+
+def test_handoff_must_name_decode_replicas_for_every_prefill_replica() -> None:
+    wl = make_workload("chat", rate=1, duration_s=10, seed=0)
+    with pytest.raises(ValueError, match="handoff"):
+        simulate(wl, [H100], get_policy("vllm"), prefill=[H100, H100], handoff=[[0]])

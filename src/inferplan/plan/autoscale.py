@@ -1,7 +1,10 @@
 """Time-varying load: replicas per window, with cold starts and a scale-down delay, against static peak.
 
-For each window the schedule asks for ``ceil(rate / capacity)`` replicas (at least one),
-where capacity is the replica's simulated capacity on the whole request mix. A replica
+For each window the schedule asks for the cheapest fleet that carries that window's rate of
+each request-size bucket: the fleet program of ``fleet.py`` over the planned replica types and
+their simulated capacities (one type and one bucket: ``ceil(rate / capacity)``), at least one
+replica. Types may differ from window to window (HeteroScale, P163, scales prefill-heavy and
+decode-heavy pools separately; here the mix follows the window's request sizes). A replica
 that joins is launched ``cold_start_s`` before its window so it accepts requests from the
 window's start: model load time (weights / the device's host load bandwidth) plus an
 engine start-up constant. A replica no longer needed keeps accepting for
@@ -19,8 +22,10 @@ import numpy as np
 
 from inferplan.perf.deployment import Deployment
 from inferplan.perf.memory import weights_bytes
+from inferplan.plan.fleet import solve_fleet
 from inferplan.sim.loop import simulate
 from inferplan.sim.policies import get_policy
+from inferplan.sim.routers import PlannedRouter, Router
 from inferplan.sim.slo import SLO
 from inferplan.sim.summary import summarize
 from inferplan.workload.request import Workload
@@ -41,6 +46,10 @@ class AutoscaleResult:
     duration_s: float
     auto_summary: dict[str, Any]
     static_summary: dict[str, Any]
+    types: tuple[str, ...] = ()  # the replica types, in the order of the per-type counts
+    replicas_per_window_by_type: tuple[tuple[int, ...], ...] = ()  # (types, windows)
+    static_replicas_by_type: tuple[int, ...] = ()
+    router: str = "least-outstanding"
 
     def to_dict(self) -> dict[str, Any]:
         day = 86_400.0 / max(self.duration_s, 1e-9)
@@ -54,6 +63,10 @@ class AutoscaleResult:
             "cost_per_day": self.auto_cost * day,
             "static_cost_per_day": self.static_cost * day,
             "saving_pct": 100 * (1 - self.auto_cost / self.static_cost) if self.static_cost else 0.0,
+            "replicas_per_window_by_type": dict(zip(self.types, map(list, self.replicas_per_window_by_type),
+                                                    strict=True)),
+            "static_replicas_by_type": dict(zip(self.types, self.static_replicas_by_type, strict=True)),
+            "router": self.router,
             "autoscaled": {k: self.auto_summary[k] for k in keys},
             "static": {k: self.static_summary[k] for k in keys},
         }
@@ -64,11 +77,43 @@ def cold_start_s(dep: Deployment) -> float:
     return weights_bytes(dep) * dep.num_devices / dep.device.host_load_bytes_per_s + ENGINE_STARTUP_S
 
 
-def replicas_per_window(wl: Workload, capacity_rps: float, window_s: float) -> tuple[int, ...]:
+def window_of(wl: Workload, window_s: float) -> np.ndarray:
+    """Each request's window (the last window takes the remainder of the run)."""
     windows = max(1, int(np.ceil(max(wl.duration_s, 1e-9) / window_s)))
-    counts = np.bincount(np.minimum((wl.arrival_s / window_s).astype(int), windows - 1), minlength=windows)
-    rates = counts / window_s
+    which: np.ndarray = np.minimum((wl.arrival_s / window_s).astype(int), windows - 1)
+    return which
+
+
+def window_rates(wl: Workload, window_s: float, bucket_of: np.ndarray, num_buckets: int) -> np.ndarray:
+    """Request rate per (window, bucket)."""
+    windows = max(1, int(np.ceil(max(wl.duration_s, 1e-9) / window_s)))
+    cells = np.bincount(window_of(wl, window_s) * num_buckets + bucket_of, minlength=windows * num_buckets)
+    rates: np.ndarray = cells.reshape(windows, num_buckets) / window_s
+    return rates
+
+
+def replicas_per_window(wl: Workload, capacity_rps: float, window_s: float) -> tuple[int, ...]:
+    rates = window_rates(wl, window_s, np.zeros(len(wl), dtype=np.int64), 1)[:, 0]
     return tuple(max(1, int(np.ceil(r / capacity_rps))) for r in rates)
+
+
+def fleets_per_window(rates: np.ndarray, capacity: np.ndarray, prices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The cheapest fleet for each window's bucket rates: counts (windows, types) and shares (windows, buckets, types).
+
+    ``capacity`` is (buckets, types). A window with no traffic keeps one replica of the cheapest type
+    that serves every bucket."""
+    counts = np.zeros((rates.shape[0], capacity.shape[1]), dtype=np.int64)
+    shares = np.zeros((rates.shape[0], *capacity.shape))
+    serves_all = np.nonzero((capacity > 0).all(axis=0))[0]
+    fallback = int(serves_all[np.argmin(prices[serves_all])]) if serves_all.size else int(np.argmin(prices))
+    for w, r in enumerate(rates):
+        fleet = solve_fleet(r, capacity, prices)
+        counts[w] = fleet.replicas
+        shares[w] = fleet.shares
+        if counts[w].sum() == 0:
+            counts[w, fallback] = 1
+            shares[w, :, fallback] = 1.0
+    return counts, shares
 
 
 def uptime_intervals(counts: tuple[int, ...], window_s: float, delay_s: float) -> tuple[tuple[tuple[float, float], ...], ...]:
@@ -100,15 +145,53 @@ def billed_seconds(uptime: tuple[tuple[tuple[float, float], ...], ...], makespan
 
 def plan_autoscale(dep: Deployment, wl: Workload, slos: tuple[SLO, ...], *, capacity_rps: float, window_s: float,
                    scale_down_delay_s: float = 300.0, seed: int = 0) -> AutoscaleResult:
-    counts = replicas_per_window(wl, capacity_rps, window_s)
-    peak = max(counts)
-    uptime = uptime_intervals(counts, window_s, scale_down_delay_s)
+    """One replica type whose capacity was measured on the whole request mix."""
+    return plan_autoscale_fleet([dep], [dep.describe()], np.array([[capacity_rps]]),
+                                np.zeros(len(wl), dtype=np.int64), wl, slos, window_s=window_s,
+                                scale_down_delay_s=scale_down_delay_s, seed=seed, router="least-outstanding")
+
+
+def plan_autoscale_fleet(deps: list[Deployment], labels: list[str], capacity: np.ndarray, bucket_of: np.ndarray,
+                         wl: Workload, slos: tuple[SLO, ...], *, window_s: float, scale_down_delay_s: float = 300.0,
+                         seed: int = 0, router: str = "planned") -> AutoscaleResult:
+    """Replicas of each type per window (``capacity``: (buckets, types) req/s), simulated against a static
+    fleet sized for every bucket's peak window rate. ``planned`` routes each window's buckets in that
+    window's shares; any other router name is used as is."""
+    num_buckets = capacity.shape[0]
+    prices = np.array([d.price_per_hour or 0.0 for d in deps])
+    rates = window_rates(wl, window_s, bucket_of, num_buckets)
+    counts, shares = fleets_per_window(rates, capacity, prices)
+    static = solve_fleet(rates.max(axis=0), capacity, prices)
+    static_counts = np.array(static.replicas, dtype=np.int64)
+    if static_counts.sum() == 0:
+        static_counts = counts.max(axis=0)
+    # instances: per type, as many as its busiest window; each with its own uptime
+    auto_deps: list[Deployment] = []
+    owner: list[int] = []
+    uptime: list[tuple[tuple[float, float], ...]] = []
+    for c, d in enumerate(deps):
+        spans = uptime_intervals(tuple(int(x) for x in counts[:, c]), window_s, scale_down_delay_s) if counts[:, c].any() else ()
+        auto_deps += [d] * len(spans)
+        owner += [c] * len(spans)
+        uptime += list(spans)
+    static_deps = [d for c, d in enumerate(deps) for _ in range(int(static_counts[c]))]
+    static_owner = [c for c in range(len(deps)) for _ in range(int(static_counts[c]))]
+    auto_router: str | Router = router
+    static_router: str | Router = router
+    if router == "planned":
+        auto_router = PlannedRouter(bucket_of, shares, owner, window_of(wl, window_s))
+        static_router = PlannedRouter(bucket_of, static.shares, static_owner)
     policy = get_policy("vllm")
-    auto = simulate(wl, [dep] * peak, policy, router="least-outstanding", seed=seed, uptime=uptime)
-    static = simulate(wl, [dep] * peak, policy, router="least-outstanding", seed=seed)
-    price_s = (dep.price_per_hour or 0.0) / 3600
-    cold = cold_start_s(dep)
-    auto_cost = billed_seconds(uptime, auto.makespan_s, cold) * price_s
-    static_cost = peak * static.makespan_s * price_s
-    return AutoscaleResult(window_s, counts, peak, cold, scale_down_delay_s, uptime, auto_cost, static_cost,
-                           max(auto.makespan_s, static.makespan_s), summarize(auto, slos), summarize(static, slos))
+    auto = simulate(wl, auto_deps, policy, router=auto_router, seed=seed, uptime=uptime)
+    static_sim = simulate(wl, static_deps, policy, router=static_router, seed=seed)
+    colds = [cold_start_s(d) for d in deps]
+    auto_cost = sum(billed_seconds((spans,), auto.makespan_s, colds[c]) * prices[c] / 3600
+                    for c, spans in zip(owner, uptime, strict=True))
+    static_cost = float(static_counts @ prices) * static_sim.makespan_s / 3600
+    used = sorted(set(owner) | set(static_owner))
+    return AutoscaleResult(window_s, tuple(int(x) for x in counts.sum(axis=1)), int(static_counts.sum()),
+                           max(colds[c] for c in used), scale_down_delay_s, tuple(uptime), float(auto_cost),
+                           static_cost, max(auto.makespan_s, static_sim.makespan_s), summarize(auto, slos),
+                           summarize(static_sim, slos), tuple(labels[c] for c in used),
+                           tuple(tuple(int(x) for x in counts[:, c]) for c in used),
+                           tuple(int(static_counts[c]) for c in used), router)

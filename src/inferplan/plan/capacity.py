@@ -40,10 +40,12 @@ def probe_workload(bucket: Bucket, rate: float, num_requests: int, seed: int) ->
     return Workload.build(arrivals, bucket.input_tokens[idx], bucket.output_tokens[idx], name=f"probe-{bucket.name}")
 
 
-def meets(dep: Deployment, wl: Workload, slos: tuple[SLO, ...], unit: tuple[int, int] = (0, 1)) -> bool:
-    """Does one replica (or a disaggregated unit of ``(prefill, decode)`` replicas) meet every SLO?"""
+def meets(dep: Deployment, wl: Workload, slos: tuple[SLO, ...], unit: tuple[int, int] = (0, 1),
+          prefill_dep: Deployment | None = None) -> bool:
+    """Does one replica (or a disaggregated unit of ``(prefill, decode)`` replicas, the prefill ones
+    of ``prefill_dep`` when given) meet every SLO?"""
     prefill, decode = unit
-    res = simulate(wl, [dep] * decode, get_policy("vllm"), prefill=[dep] * prefill,
+    res = simulate(wl, [dep] * decode, get_policy("vllm"), prefill=[prefill_dep or dep] * prefill,
                    router="least-outstanding")
     s = summarize(res, slos)
     return s["num_rejected"] == 0 and all(c["met"] for c in s["slos"])
@@ -60,19 +62,22 @@ def capacity(
     iterations: int = 6,
     cache: Registry | None = None,
     unit: tuple[int, int] = (0, 1),
+    prefill_dep: Deployment | None = None,
 ) -> float:
     """Requests/s one replica (or a ``(prefill, decode)`` unit) sustains on this bucket within the SLOs (0: none)."""
     # the device's numbers and the profile are part of the key: a recalibrated profile must not reuse old results
     key = "capacity:" + config_hash([list(unit), dep.describe(), dep.limits, bucket.fingerprint(),
                                      [str(s) for s in slos], num_requests, seed, iterations,
                                      dep.device.model_dump(mode="json"),
-                                     dep.device_profile.model_dump(mode="json", exclude={"measurements"})])
+                                     dep.device_profile.model_dump(mode="json", exclude={"measurements"})]
+                                    + ([] if prefill_dep is None else [prefill_dep.describe(), prefill_dep.limits,
+                                                                       prefill_dep.device.model_dump(mode="json")]))
     if cache is not None:
         hit = cache.cache_get(key)
         if hit is not None:
             return float(hit)
     def probe(rate: float) -> bool:
-        return meets(dep, probe_workload(bucket, rate, num_requests, seed), slos, unit)
+        return meets(dep, probe_workload(bucket, rate, num_requests, seed), slos, unit, prefill_dep)
 
     # 1. bracket: lo meets the SLOs, hi does not (start from the analytical guess)
     lo, hi = 0.0, max(guess, 1e-3)

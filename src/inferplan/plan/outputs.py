@@ -13,39 +13,47 @@ import yaml
 from inferplan.deploy.commands import checkpoint_note, llama_server_command, shell, sglang_command, vllm_command
 from inferplan.deploy.kubernetes import manifests
 from inferplan.fileio import write_text_atomic
+from inferplan.perf.deployment import Deployment
 from inferplan.plan.search import PlanResult
 from inferplan.report.html import Section, Table, figure_html, render
 from inferplan.report.sim_report import slo_section, summary_section, totals_section
 
 
+def _config_json(dep: Deployment) -> dict[str, Any]:
+    return {
+        "device": dep.device.name,
+        "devices_per_replica": dep.num_devices,
+        "tensor_parallel": dep.tp,
+        "expert_parallel": dep.ep,
+        "dp_attention": dep.dp_attention,
+        "parallelism": dep.parallelism,
+        "pipeline_parallel": dep.pp,
+        "weights": dep.weights.name,
+        "kv_cache": dep.kv.name,
+        "max_num_seqs": dep.limits.max_num_seqs,
+        "max_num_batched_tokens": dep.limits.max_num_batched_tokens,
+        "gpu_memory_utilization": dep.limits.gpu_memory_utilization,
+        "quality_loss_pct": dep.weights.quality_loss_pct(),
+        "quality_source": dep.weights.quality.source if dep.weights.quality else None,
+    }
+
+
 def fleet_json(r: PlanResult) -> list[dict[str, Any]]:
+    """One entry per replica type in use; a disaggregated unit with another prefill configuration names it."""
     pools = []
     for c, count in enumerate(r.fleet.replicas):
         if count == 0:
             continue
-        dep = r.deployments[c]
-        ev = r.survivors[c]
-        unit = r.units[c] if r.units else (0, 1)
+        t = r.types[c]
+        dep, ev, unit = t.dep, r.survivors[c], t.unit
         pools.append({
-            "device": dep.device.name,
+            **_config_json(dep),
             "count": count,
-            "disaggregated": unit != (0, 1),
+            "disaggregated": not t.aggregated,
             "prefill_replicas_per_unit": unit[0],
             "decode_replicas_per_unit": unit[1],
-            "devices_per_replica": dep.num_devices,
-            "tensor_parallel": dep.tp,
-            "expert_parallel": dep.ep,
-            "dp_attention": dep.dp_attention,
-            "parallelism": dep.parallelism,
-            "pipeline_parallel": dep.pp,
-            "weights": dep.weights.name,
-            "kv_cache": dep.kv.name,
-            "max_num_seqs": dep.limits.max_num_seqs,
-            "max_num_batched_tokens": dep.limits.max_num_batched_tokens,
-            "gpu_memory_utilization": dep.limits.gpu_memory_utilization,
-            "price_per_replica_hour": (dep.price_per_hour or 0.0) * (unit[0] + unit[1]),
-            "quality_loss_pct": dep.weights.quality_loss_pct(),
-            "quality_source": dep.weights.quality.source if dep.weights.quality else None,
+            "prefill": _config_json(t.prefill_deployment) if not t.aggregated else None,
+            "price_per_replica_hour": t.price_per_hour,
             "bucket_shares": {b.name: round(float(r.fleet.shares[i, c]), 4) for i, b in enumerate(r.buckets)},
             "capacity_per_bucket_rps": {b.name: ev.capacity[i] for i, b in enumerate(r.buckets)},
         })
@@ -71,49 +79,88 @@ def pareto(r: PlanResult) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda x: x["cost_per_hour"])
 
 
+def _launch_lines(dep: Deployment, context_tokens: int) -> list[str]:
+    if dep.device.is_gpu_like and "vllm" in dep.weights.engines:
+        lines = [x for x in [checkpoint_note(dep)] if x]
+        if dep.pp > 1:
+            lines.append(f"# {dep.pp} pipeline stages span {dep.pp} nodes: start a Ray cluster over them first "
+                         "(vLLM multi-node serving); the Kubernetes Deployment below needs LeaderWorkerSet for this")
+        return lines + [shell(vllm_command(dep)), "# SGLang equivalent:", "# " + shell(sglang_command(dep))]
+    slots = dep.limits.max_num_seqs  # edge devices and GGUF formats: llama.cpp's server, a slot per sequence
+    return [x for x in [checkpoint_note(dep)] if x] + [shell(llama_server_command(dep, parallel=slots, ctx_size=slots * context_tokens))]
+
+
+def _pool_name(dep: Deployment) -> str:
+    return f"{dep.model.name}-{dep.device.name}".replace(".", "-")
+
+
+# The simulated router, and the nearest policy of SGLang's router (sglang-router, `--policy`).
+ROUTER_POLICIES = {
+    "round-robin": ("round_robin", "the same rule"),
+    "power-of-two": ("power_of_two", "the same rule"),
+    "least-outstanding": ("power_of_two", "nearest load-aware policy; an exact least-outstanding rule needs "
+                          "a gateway that reads each server's queue (e.g. the Gateway API inference extension)"),
+    "least-kv": ("power_of_two", "nearest load-aware policy; the simulated rule reads each server's KV-cache "
+                 "use (vLLM's `vllm:kv_cache_usage_perc` metric)"),
+    "session-affinity": ("cache_aware", "prefix-affine with a load-balancing fallback"),
+    "planned": ("bucket", "length-based routing; deploy/routing.json has the token ranges and each pool's share"),
+}
+
+
+def routing_json(r: PlanResult) -> dict[str, Any]:
+    """The router the plan was verified with, and the bucket-to-pool shares the fleet program chose."""
+    policy, note = ROUTER_POLICIES.get(r.router, ("round_robin", ""))
+    pools = {c: r.types[c].label() for c, n in enumerate(r.fleet.replicas) if n}
+    return {
+        "router": r.router,
+        "sglang_router_policy": policy,
+        "note": note,
+        "buckets": [{"tokens": b.name, "rate_per_s": b.rate_per_s,
+                     "shares": {pools[c]: round(float(r.fleet.shares[i, c]), 4) for c in pools
+                                if r.fleet.shares[i, c] > 0}}
+                    for i, b in enumerate(r.buckets)],
+        "routers_simulated": r.router_results,
+    }
+
+
 def write_deploy(r: PlanResult, folder: Path) -> list[Path]:
-    written = []
     docs: list[dict[str, Any]] = []
     lines = ["#!/usr/bin/env bash", "# Launch commands for the planned fleet, one per replica type (generated by inferplan plan)."]
     for c, count in enumerate(r.fleet.replicas):
         if count == 0:
             continue
-        dep = r.deployments[c]
-        ev = r.survivors[c]
-        name = f"{dep.model.name}-{dep.device.name}".replace(".", "-")
+        t, ev = r.types[c], r.survivors[c]
+        dep = t.dep
         prediction = {"replicas": count, "capacity_rps_per_bucket": [round(x, 3) for x in ev.capacity],
                       "predicted_ttft_p90_s": r.summary["ttft_s"]["p90"], "predicted_tpot_p90_s": r.summary["tpot_s"]["p90"],
                       "verified": r.verified}
-        lines += ["", f"# {count} replica(s) of {ev.candidate.describe()}",
+        lines += ["", f"# {count} x {t.label()}",
                   f"# chosen for: capacity per bucket (req/s) {prediction['capacity_rps_per_bucket']}; fleet predicted "
-                  f"TTFT p90 {r.summary['ttft_s']['p90']:.3f} s, TPOT p90 {r.summary['tpot_s']['p90']:.4f} s",
-                  checkpoint_note(dep)]
-        if dep.device.is_gpu_like and "vllm" in dep.weights.engines:
-            if dep.pp > 1:
-                lines.append(f"# {dep.pp} pipeline stages span {dep.pp} nodes: start a Ray cluster over them first "
-                             "(vLLM multi-node serving); the Kubernetes Deployment below needs LeaderWorkerSet for this")
-            lines += [shell(vllm_command(dep)), "# SGLang equivalent:", "# " + shell(sglang_command(dep))]
-        else:  # edge devices and GGUF formats: llama.cpp's server, one slot per sequence the plan batched
-            slots = dep.limits.max_num_seqs
-            lines.append(shell(llama_server_command(dep, parallel=slots, ctx_size=slots * r.context_tokens)))
-        unit = r.units[c] if r.units else (0, 1)
-        if not dep.device.is_gpu_like:
-            continue  # edge devices and CPUs: launch.sh has the llama-server command; no GPU manifests
-        if unit == (0, 1):
-            docs += manifests(name, dep, count, prediction)
-        else:
-            lines.append("# disaggregated: run the command above with --kv-transfer-config "
-                         "'{\"kv_connector\":\"NixlConnector\",\"kv_role\":\"kv_both\"}' "
-                         f"on {unit[0] * count} prefill and {unit[1] * count} decode replicas, behind a P/D proxy")
-            docs += manifests(f"{name}-prefill", dep, unit[0] * count, prediction | {"role": "prefill"}, kv_transfer=True)
-            docs += manifests(f"{name}-decode", dep, unit[1] * count, prediction | {"role": "decode"}, kv_transfer=True)
+                  f"TTFT p90 {r.summary['ttft_s']['p90']:.3f} s, TPOT p90 {r.summary['tpot_s']['p90']:.4f} s"]
+        if t.aggregated:
+            lines += _launch_lines(dep, r.context_tokens)
+            if dep.device.is_gpu_like:  # edge devices and CPUs: the llama-server command only, no GPU manifests
+                docs += manifests(_pool_name(dep), dep, count, prediction)
+            continue
+        pre = t.prefill_deployment
+        connector = ("--kv-transfer-config '{\"kv_connector\":\"NixlConnector\",\"kv_role\":\"kv_both\"}'")
+        for role, pool_dep, n in (("prefill", pre, t.unit[0] * count), ("decode", dep, t.unit[1] * count)):
+            lines += [f"# {role} pool: {n} replica(s) of {pool_dep.describe()}, each with {connector}, "
+                      "behind a P/D proxy"]
+            lines += _launch_lines(pool_dep, r.context_tokens)
+            docs += manifests(f"{_pool_name(pool_dep)}-{role}", pool_dep, n, prediction | {"role": role},
+                              kv_transfer=True)
+    route = routing_json(r)
+    lines += ["", f"# Router: the plan was verified with '{r.router}' in front of the replicas; SGLang's router "
+              f"policy nearest to it: --policy {route['sglang_router_policy']} ({route['note']})."]
     sh = folder / "launch.sh"
-    write_text_atomic(sh, "\n".join(x for x in lines if x is not None) + "\n")
+    write_text_atomic(sh, "\n".join(lines) + "\n")
     k8s = folder / "kubernetes.yaml"
     header = f"# Fleet for {r.request.model}: verified={r.verified}, cost ${r.fleet.cost_per_hour:.2f}/hour\n"
     write_text_atomic(k8s, header + yaml.safe_dump_all(docs, sort_keys=False))
-    written += [sh, k8s]
-    return written
+    routing = folder / "routing.json"
+    write_text_atomic(routing, json.dumps(route, indent=2) + "\n")
+    return [sh, k8s, routing]
 
 
 def plan_json(r: PlanResult, artifacts: dict[str, str]) -> dict[str, Any]:
@@ -127,6 +174,8 @@ def plan_json(r: PlanResult, artifacts: dict[str, str]) -> dict[str, Any]:
         "cost_per_hour_by_mode": r.mode_costs,
         "verified_by_mode": r.mode_verified,
         "fleet": fleet_json(r),
+        "router": r.router,
+        "routers_simulated": r.router_results,
         "predicted": {k: r.summary[k] for k in keys},
         "adjustments": r.adjustments,
         "single_type_cost_per_hour": r.single_type_costs,

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,17 +24,14 @@ import numpy as np
 from inferplan.errors import InputError
 from inferplan.perf.deployment import Deployment
 from inferplan.perf.profile import DeviceProfile
-from inferplan.plan.analytic import Estimate, estimate
-from inferplan.plan.autoscale import AutoscaleResult, plan_autoscale
+from inferplan.plan.analytic import estimate
+from inferplan.plan.autoscale import AutoscaleResult, plan_autoscale_fleet
 from inferplan.plan.capacity import Bucket, capacity
 from inferplan.plan.executors import run_all
 from inferplan.plan.fleet import Fleet, solve_fleet
-from inferplan.plan.space import DEFAULT_DEVICES, Candidate, QualityBudget, enumerate_candidates
-from inferplan.sim.loop import SimResult, simulate
-from inferplan.sim.policies import get_policy
-from inferplan.sim.routers import PlannedRouter
+from inferplan.plan.pools import Evaluated, ReplicaType, router_options, verify_job
+from inferplan.plan.space import DEFAULT_DEVICES, QualityBudget, enumerate_candidates
 from inferplan.sim.slo import SLO, parse_slos
-from inferplan.sim.summary import summarize
 from inferplan.specs.catalog import get_model
 from inferplan.store import Registry
 from inferplan.workload.presets import WorkloadSpec
@@ -59,13 +57,6 @@ class PlanRequest(WorkloadSpec):
     profile: str | None = None  # a DeviceProfile file for the device it names (from profile/calibrate)
 
 
-@dataclass(frozen=True, slots=True)
-class Evaluated:
-    candidate: Candidate
-    estimate: Estimate
-    capacity: tuple[float, ...] = ()  # per bucket, req/s
-
-
 @dataclass
 class PlanResult:
     request: PlanRequest
@@ -75,16 +66,17 @@ class PlanResult:
     num_candidates: int
     screen_s: float
     screened: list[Evaluated]
-    survivors: list[Evaluated]
+    survivors: list[Evaluated]  # per replica type, with its measured capacity per bucket
     fleet: Fleet
-    deployments: list[Deployment]
+    types: list[ReplicaType]  # what fleet.replicas counts
     verified: bool
     summary: dict[str, Any]
     adjustments: list[str] = field(default_factory=list)
     single_type_costs: dict[str, float] = field(default_factory=dict)
-    sim: SimResult | None = None
-    units: list[tuple[int, int]] = field(default_factory=list)  # per type: (prefill, decode); (0, 1) aggregated
-    mode: str = "aggregated"
+    capacity_used: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # (types, buckets) after repairs
+    router: str = "least-outstanding"  # the router the verified simulation used
+    router_results: dict[str, dict[str, Any]] = field(default_factory=dict)  # every router tried, last attempt
+    mode: str = "aggregated"  # aggregated | disaggregated | mixed
     mode_costs: dict[str, float] = field(default_factory=dict)
     mode_verified: dict[str, bool] = field(default_factory=dict)
     autoscale: AutoscaleResult | None = None
@@ -107,9 +99,10 @@ def make_buckets(wl: Workload, k: int) -> tuple[list[Bucket], np.ndarray]:
     return buckets, np.searchsorted(present, which)
 
 
-def _measure(job: tuple[Deployment, Bucket, tuple[SLO, ...], float, int, int, str, tuple[int, int]]) -> float:
-    dep, bucket, slos, guess, n, seed, registry_path, unit = job
-    return capacity(dep, bucket, slos, guess=guess, num_requests=n, seed=seed, unit=unit,
+def _measure(job: tuple[Deployment, Bucket, tuple[SLO, ...], float, int, int, str, tuple[int, int],
+                        Deployment | None]) -> float:
+    dep, bucket, slos, guess, n, seed, registry_path, unit, prefill_dep = job
+    return capacity(dep, bucket, slos, guess=guess, num_requests=n, seed=seed, unit=unit, prefill_dep=prefill_dep,
                     cache=Registry(Path(registry_path)) if registry_path else None)
 
 
@@ -158,20 +151,31 @@ def plan(req: PlanRequest, *, registry: Registry | None = None, progress: Callab
     if req.disaggregation not in modes:
         raise InputError(f"--disaggregation must be off, on or auto, got '{req.disaggregation}'")
     outcomes = []
+    measured: dict[str, tuple[list[ReplicaType], np.ndarray]] = {}
     for mode in modes[req.disaggregation]:
         types = _types_for(mode, survivors)
-        outcomes.append(_fleet_for(mode, types, req, wl, slos, buckets, bucket_of, registry, say))
+        caps = _measure_types(mode, types, req, slos, buckets, registry, say)
+        measured[mode] = types, caps
+        outcomes.append(_fleet_for(mode, types, caps, req, wl, slos, buckets, bucket_of, say))
+    if len(measured) == 2:  # auto: one program over both kinds, kept only if it mixes them
+        types = measured["aggregated"][0] + measured["disaggregated"][0]
+        caps = np.vstack([measured["aggregated"][1], measured["disaggregated"][1]])
+        prices = np.array([t.price_per_hour for t in types])
+        mix = solve_fleet(np.array([b.rate_per_s for b in buckets]), caps.T, prices)
+        kinds = {types[c].aggregated for c, n in enumerate(mix.replicas) if n}
+        if len(kinds) == 2:
+            outcomes.append(_fleet_for("mixed", types, caps, req, wl, slos, buckets, bucket_of, say))
     chosen = min(outcomes, key=lambda o: (not o.verified, o.fleet.cost_per_hour))
     result = PlanResult(req, wl, slos, buckets, len(screened), screen_s, [e for e, _ in screened], chosen.measured,
-                        chosen.fleet, chosen.deployments, chosen.verified, chosen.summary, chosen.adjustments,
-                        chosen.singles, chosen.sim, units=chosen.units, mode=chosen.mode,
+                        chosen.fleet, chosen.types, chosen.verified, chosen.summary, chosen.adjustments,
+                        chosen.singles, chosen.capacity_used, chosen.router, chosen.routers, mode=chosen.mode,
                         mode_costs={o.mode: o.fleet.cost_per_hour for o in outcomes},
                         mode_verified={o.mode: o.verified for o in outcomes}, context_tokens=context)
     if req.autoscale_window_s:
         say("planning replicas per window (autoscaling)")
         if chosen.mode != "aggregated":
             raise InputError("--autoscale plans aggregated replicas; use it with --disaggregation off")
-        result.autoscale, result.autoscale_config = _autoscale(req, wl, slos, survivors, chosen.singles, registry)
+        result.autoscale, result.autoscale_config = _autoscale(req, wl, slos, result, bucket_of)
     return result
 
 
@@ -181,62 +185,69 @@ DISAGG_UNITS = ((1, 1), (1, 2))  # (prefill, decode) replicas per disaggregated 
 @dataclass
 class _Outcome:
     mode: str
+    types: list[ReplicaType]
     measured: list[Evaluated]
-    deployments: list[Deployment]
-    units: list[tuple[int, int]]
     fleet: Fleet
     verified: bool
     summary: dict[str, Any]
     adjustments: list[str]
     singles: dict[str, float]
-    sim: SimResult
+    router: str
+    routers: dict[str, dict[str, Any]]
+    capacity_used: np.ndarray  # (types, buckets): measured, lowered by repairs
 
 
-def _types_for(mode: str, survivors: list[tuple[Evaluated, Deployment]]) -> list[tuple[Evaluated, Deployment,
-                                                                                        tuple[int, int]]]:
+def _types_for(mode: str, survivors: list[tuple[Evaluated, Deployment]]) -> list[ReplicaType]:
+    """Aggregated: every survivor. Disaggregated: units of the two most cost-efficient survivors, each
+    alone and each prefilling for the other (DistServe: the pools may use different devices)."""
     if mode == "aggregated":
-        return [(e, d, (0, 1)) for e, d in survivors]
-    best = sorted(survivors, key=lambda ed: ed[0].estimate.dollars_per_rate)[:2]  # the two most cost-efficient
-    return [(e, d, u) for e, d in best for u in DISAGG_UNITS]
+        return [ReplicaType(e, d) for e, d in survivors]
+    best = sorted(survivors, key=lambda ed: ed[0].estimate.dollars_per_rate)[:2]
+    out = [ReplicaType(e, d, u) for e, d in best for u in DISAGG_UNITS]
+    for (pe, pd), (de, dd) in itertools.permutations(best, 2):
+        if pd.kv.name == dd.kv.name:  # the decode pool must read the KV layout the prefill pool wrote
+            out += [ReplicaType(de, dd, u, pe, pd) for u in DISAGG_UNITS]
+    return out
 
 
-def _label(ev: Evaluated, unit: tuple[int, int]) -> str:
-    text = ev.candidate.describe()
-    return text if unit == (0, 1) else f"{unit[0]} prefill + {unit[1]} decode of [{text}]"
-
-
-def _fleet_for(mode: str, types: list[tuple[Evaluated, Deployment, tuple[int, int]]], req: PlanRequest,
-               wl: Workload, slos: tuple[SLO, ...], buckets: list[Bucket], bucket_of: np.ndarray,
-               registry: Registry | None, say: Callable[[str], None]) -> _Outcome:
+def _measure_types(mode: str, types: list[ReplicaType], req: PlanRequest, slos: tuple[SLO, ...],
+                   buckets: list[Bucket], registry: Registry | None, say: Callable[[str], None]) -> np.ndarray:
+    """Capacity (req/s) of each type on each bucket, by simulation: (types, buckets)."""
     say(f"{mode}: measuring capacity of {len(types)} configurations on {len(buckets)} request buckets")
     reg_path = str(registry.path) if registry else ""
     jobs = []
-    for ev, dep, unit in types:
+    for t in types:
         for bk in buckets:
-            guess = estimate(dep, float(bk.input_tokens.mean()), float(bk.output_tokens.mean()), slos).rate_per_s
-            jobs.append((dep, bk, slos, max(guess, 0.05) * max(unit[1], 1), req.probe_requests, req.seed, reg_path,
-                         unit))
-    caps = np.array(run_all(_measure, jobs, executor=req.executor)).reshape(len(types), len(buckets))
-    measured = [Evaluated(ev.candidate, ev.estimate, tuple(float(c) for c in caps[i]))
-                for i, (ev, _, _) in enumerate(types)]
+            guess = estimate(t.dep, float(bk.input_tokens.mean()), float(bk.output_tokens.mean()), slos).rate_per_s
+            jobs.append((t.dep, bk, slos, max(guess, 0.05) * max(t.unit[1], 1), req.probe_requests, req.seed, reg_path,
+                         t.unit, t.prefill_dep))
+    return np.array(run_all(_measure, jobs, executor=req.executor)).reshape(len(types), len(buckets))
+
+
+def _fleet_for(mode: str, types: list[ReplicaType], caps: np.ndarray, req: PlanRequest, wl: Workload,
+               slos: tuple[SLO, ...], buckets: list[Bucket], bucket_of: np.ndarray,
+               say: Callable[[str], None]) -> _Outcome:
+    """The cheapest fleet of these types (MILP), verified by simulating the whole workload under each
+    router worth trying, and repaired until one meets every SLO (or attempts run out)."""
+    measured = [Evaluated(t.decode.candidate, t.decode.estimate, tuple(float(c) for c in caps[i]))
+                for i, t in enumerate(types)]
     say(f"{mode}: solving the fleet")
     rates = np.array([b.rate_per_s for b in buckets])
-    prices = np.array([(d.price_per_hour or 0.0) * (u[0] + u[1]) for _, d, u in types])
+    prices = np.array([t.price_per_hour for t in types])
     if (caps.max(axis=0) <= 0).any():
         raise InputError(f"no {mode} configuration meets {', '.join(map(str, slos))} for some request sizes; "
                          "relax the SLOs or add faster devices")
     fleet = solve_fleet(rates, caps.T, prices)
     singles = {}
-    for i, (ev, _, unit) in enumerate(types):
+    for i, t in enumerate(types):
         if (caps[i] > 0).all():
-            singles[_label(ev, unit)] = solve_fleet(rates, caps[i : i + 1].T, prices[i : i + 1]).cost_per_hour
+            singles[t.label()] = solve_fleet(rates, caps[i : i + 1].T, prices[i : i + 1]).cost_per_hour
     replicas = list(fleet.replicas)
     adjustments: list[str] = []
     derated = caps.copy()
     for attempt in range(8):
         say(f"{mode}: verifying the fleet by simulation (attempt {attempt + 1})")
-        sim = _simulate_fleet(types, replicas, fleet.shares, wl, bucket_of, req.seed)
-        summary = summarize(sim, slos)
+        router, routers, summary, busiest = _verify(types, replicas, fleet.shares, wl, bucket_of, slos, req)
         if summary["slos_met"]:
             break
         missed = ", ".join(x["slo"] for x in summary["slos"] if not x["met"]) or "no SLO (rejections)"
@@ -249,75 +260,45 @@ def _fleet_for(mode: str, types: list[tuple[Evaluated, Deployment, tuple[int, in
             resolved = solve_fleet(rates, derated.T, prices)
             if list(resolved.replicas) != replicas:
                 break
-        c = _busiest_type(sim, types, replicas)
-        grown = [n + (k == c) for k, n in enumerate(replicas)]
+        grown = [n + (k == busiest) for k, n in enumerate(replicas)]
         if list(resolved.replicas) != replicas and resolved.cost_per_hour < float(prices @ np.array(grown)):
             fleet, replicas = resolved, list(resolved.replicas)
-            names = ", ".join(_label(types[u][0], types[u][2]) for u in used)
+            names = ", ".join(types[u].label() for u in used)
             adjustments.append(f"re-planned with less capacity assumed for {names} after the simulation missed {missed}")
         else:
             replicas = grown
-            adjustments.append(f"added one {_label(types[c][0], types[c][2])} after the simulation missed {missed}")
+            adjustments.append(f"added one {types[busiest].label()} after the simulation missed {missed}")
     final = Fleet(tuple(replicas), fleet.shares, float(prices @ np.array(replicas)))
-    return _Outcome(mode, measured, [d for _, d, _ in types], [u for _, _, u in types], final,
-                    bool(summary["slos_met"]), summary, adjustments, singles, sim)
+    return _Outcome(mode, types, measured, final, bool(summary["slos_met"]), summary, adjustments, singles,
+                    router, routers, derated)
 
 
-def _simulate_fleet(types: list[tuple[Evaluated, Deployment, tuple[int, int]]], replicas: list[int],
-                    shares: np.ndarray, wl: Workload, bucket_of: np.ndarray, seed: int) -> SimResult:
-    if all(u == (0, 1) for _, _, u in types):
-        deps, kinds = [], []
-        for c, count in enumerate(replicas):
-            deps += [types[c][1]] * count
-            kinds += [c] * count
-        router = PlannedRouter(bucket_of, _shares_for(shares, replicas), kinds)
-        return simulate(wl, deps, get_policy("vllm"), router=router, seed=seed)
-    prefill, decode = [], []
-    for c, count in enumerate(replicas):
-        _, dep, (p, d) = types[c]
-        prefill += [dep] * (p * count)
-        decode += [dep] * (d * count)
-    return simulate(wl, decode, get_policy("vllm"), prefill=prefill, router="least-outstanding", seed=seed)
+def _verify(types: list[ReplicaType], replicas: list[int], shares: np.ndarray, wl: Workload,
+            bucket_of: np.ndarray, slos: tuple[SLO, ...],
+            req: PlanRequest) -> tuple[str, dict[str, dict[str, Any]], dict[str, Any], int]:
+    """Simulate the fleet under each router worth trying (in parallel); the best one's summary.
+
+    Best: meets every SLO, then the highest SLO attainment, then the lowest TTFT p90. Returns the
+    router, every router's headline numbers, the best summary and its busiest type."""
+    options = router_options(types, replicas, wl)
+    jobs = [(types, replicas, shares, wl, bucket_of, req.seed, r, slos) for r in options]
+    results = run_all(verify_job, jobs, executor=req.executor)
+    scores = {r: {"slos_met": bool(s["slos_met"]), "slo_attainment": s["slo_attainment"],
+                  "ttft_p90_s": s["ttft_s"]["p90"], "tpot_p90_s": s["tpot_s"]["p90"],
+                  "num_rejected": s["num_rejected"]} for r, (s, _) in zip(options, results, strict=True)}
+    k = max(range(len(options)), key=lambda i: (results[i][0]["slos_met"], results[i][0]["slo_attainment"],
+                                                -results[i][0]["ttft_s"]["p90"], -i))
+    return options[k], scores, results[k][0], results[k][1]
 
 
-def _busiest_type(sim: SimResult, types: list[tuple[Evaluated, Deployment, tuple[int, int]]],
-                  replicas: list[int]) -> int:
-    """The type whose replicas were busiest in the simulation (its replicas appear in ``replicas`` order)."""
-    owner = []
-    disagg = not all(u == (0, 1) for _, _, u in types)
-    if not disagg:
-        for c, count in enumerate(replicas):
-            owner += [c] * count
-    else:
-        for c, count in enumerate(replicas):
-            owner += [c] * (types[c][2][0] * count)
-        for c, count in enumerate(replicas):
-            owner += [c] * (types[c][2][1] * count)
-    busiest = max(range(len(sim.replicas)), key=lambda i: sim.replicas[i].busy_s)
-    return owner[busiest]
-
-
-def _autoscale(req: PlanRequest, wl: Workload, slos: tuple[SLO, ...], survivors: list[tuple[Evaluated, Deployment]],
-               singles: dict[str, float], registry: Registry | None) -> tuple[AutoscaleResult, str]:
-    """Autoscale the cheapest single-type fleet: its capacity on the whole mix, then replicas per window."""
-    if not singles:
-        raise InputError("no single replica type serves every request bucket, so there is nothing to autoscale")
-    best = min(singles, key=lambda k: singles[k])
-    ev, dep = next((e, d) for e, d in survivors if e.candidate.describe() == best)
-    whole = Bucket("all", wl.input_tokens, wl.output_tokens, wl.mean_rate)
-    cap = capacity(dep, whole, slos, guess=max(ev.estimate.rate_per_s, 0.05), num_requests=req.probe_requests,
-                   seed=req.seed, cache=registry)
-    if cap <= 0:
-        raise InputError(f"{best} cannot meet the SLOs on the whole request mix, so it cannot be autoscaled")
+def _autoscale(req: PlanRequest, wl: Workload, slos: tuple[SLO, ...], result: PlanResult,
+               bucket_of: np.ndarray) -> tuple[AutoscaleResult, str]:
+    """Replicas of each planned type per window, from the capacities the verified plan settled on
+    (probe capacities, lowered where verification had to), routed as the plan was verified."""
     assert req.autoscale_window_s is not None
-    return plan_autoscale(dep, wl, slos, capacity_rps=cap, window_s=req.autoscale_window_s,
-                          scale_down_delay_s=req.scale_down_delay_s, seed=req.seed), best
-
-
-def _shares_for(shares: np.ndarray, replicas: list[int]) -> np.ndarray:
-    """Shares restricted to types that have replicas (a type added during verification keeps its share)."""
-    out = shares.copy()
-    out[:, [c for c, n in enumerate(replicas) if n == 0]] = 0.0
-    sums = out.sum(axis=1, keepdims=True)
-    normalised: np.ndarray = np.divide(out, sums, out=np.zeros_like(out), where=sums > 0)
-    return normalised
+    deps = [t.dep for t in result.types]
+    labels = [t.label() for t in result.types]
+    auto = plan_autoscale_fleet(deps, labels, result.capacity_used.T, bucket_of, wl, slos,
+                                window_s=req.autoscale_window_s, scale_down_delay_s=req.scale_down_delay_s,
+                                seed=req.seed, router=result.router)
+    return auto, " + ".join(auto.types)

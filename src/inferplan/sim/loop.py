@@ -55,6 +55,8 @@ def simulate(
     prefill: Sequence[Deployment] = (),
     kv_link_gb_s: float | None = None,
     uptime: Sequence[Sequence[tuple[float, float]]] | None = None,
+    aggregated: Sequence[Deployment] = (),
+    handoff: Sequence[Sequence[int]] | None = None,
 ) -> SimResult:
     """Run the workload through replicas (one per deployment) until every request finished or was rejected.
 
@@ -64,19 +66,33 @@ def simulate(
 
     ``uptime`` (autoscaling) gives, per arrival-facing replica, the intervals in which it
     accepts new requests; outside them it only finishes what it has.
+
+    A fleet can mix both kinds: ``aggregated`` replicas take arrivals beside the prefill pool
+    and serve them whole. ``handoff`` gives, per prefill replica, the decode replicas (indices
+    into ``deployments``) its prompts may go to (default: all); the least KV-loaded is chosen.
+    Replicas are numbered prefill first, then aggregated, then decode.
     """
     wall0 = time.perf_counter()
     table = RequestTable(wl)
     itl = LogHistogram()
     bucket_s = max(1.0, wl.duration_s / 1000.0)
-    roles = ["prefill"] * len(prefill) + (["decode"] if prefill else ["both"]) * len(deployments)
+    if aggregated and not prefill:
+        raise ValueError("aggregated replicas beside a prefill pool need a prefill pool; pass them as deployments")
+    roles = (["prefill"] * len(prefill) + ["both"] * len(aggregated)
+             + (["decode"] if prefill else ["both"]) * len(deployments))
     replicas = tuple(
         Replica(i, dep, policy, table, itl=itl, bucket_s=bucket_s, max_waiting=max_waiting, priority=priority,
                 leap=leap, solo=len(roles) == 1, role=role)
-        for i, (dep, role) in enumerate(zip([*prefill, *deployments], roles, strict=True))
+        for i, (dep, role) in enumerate(zip([*prefill, *aggregated, *deployments], roles, strict=True))
     )
-    front = replicas[: len(prefill)] if prefill else replicas  # where arrivals go
-    back = replicas[len(prefill) :]
+    n_front = len(prefill) + len(aggregated)
+    front = replicas[:n_front] if prefill else replicas  # where arrivals go
+    back = replicas[n_front:] if prefill else ()
+    groups = [[back[j] for j in g] for g in handoff] if handoff is not None else [list(back)] * len(prefill)
+    if len(groups) != len(prefill) or any(not g for g in groups):
+        raise ValueError("handoff needs a non-empty list of decode replicas for every prefill replica")
+    # decode on another device type runs on another machine: the KV goes over the network
+    across = [{r.dep.device.name for r in g} != {p.device.name} for p, g in zip(prefill, groups, strict=True)]
     route = get_router(router, np.random.default_rng(seed), wl)
     changes = _uptime_changes(uptime, len(front)) if uptime is not None else []
     accepting = list(front)
@@ -113,7 +129,8 @@ def simulate(
             if check_invariants:
                 _check(rep)
             for rid, t_first in rep.handoffs:
-                done = t_first + kv_transfer_s(rep.dep, int(table.input[rid]), kv_link_gb_s)
+                done = t_first + kv_transfer_s(rep.dep, int(table.input[rid]), kv_link_gb_s,
+                                               across_nodes=across[rep.index])
                 heapq.heappush(transfers, (done, next(seq), rid))
             rep.handoffs.clear()
             start(rep)
@@ -122,7 +139,8 @@ def simulate(
             t, _, rid = heapq.heappop(transfers)
             assert t >= now, "clock went back"
             now = t
-            target = back[to_decode.choose(rid, back)]
+            group = groups[int(table.replica[rid])]  # still the prefill replica's index
+            target = group[to_decode.choose(rid, group)]
             table.replica[rid] = target.index
             table.kv_ready[rid] = table.input[rid]
             reason = target.reject_reason(rid)
@@ -165,14 +183,16 @@ def _uptime_changes(uptime: Sequence[Sequence[tuple[float, float]]], count: int)
     return [(t, [k for k, spans in enumerate(uptime) if any(a <= t < b for a, b in spans)]) for t in times]
 
 
-def kv_transfer_s(dep: Deployment, prompt_tokens: int, link_gb_s: float | None) -> float:
+def kv_transfer_s(dep: Deployment, prompt_tokens: int, link_gb_s: float | None, *, across_nodes: bool = False) -> float:
     """Time to move a prompt's KV cache from a prefill to a decode replica.
 
     Default link: the device's intra-node link in one direction (prefill and decode in one
-    node, as DistServe places them when it can), else its network link.
+    node, as DistServe places them when it can), else its network link. ``across_nodes``
+    (decode on another device type, so another machine): the network link.
     """
     dev = dep.device
-    gb_s = link_gb_s or (dev.intra_node_link_gb_s / 2 if dev.intra_node_link_gb_s else dev.inter_node_link_gb_s)
+    intra = dev.intra_node_link_gb_s / 2 if dev.intra_node_link_gb_s and not across_nodes else 0.0
+    gb_s = link_gb_s or intra or dev.inter_node_link_gb_s
     kv_bytes = dep.model.kv_bytes_for_context(prompt_tokens, dep.kv.bytes_per_value)
     return kv_bytes / (max(gb_s, 1e-3) * 1e9 * dep.device_profile.link_efficiency) + dev.link_latency_us * 1e-6
 

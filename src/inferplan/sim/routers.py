@@ -95,26 +95,39 @@ class SessionAffinity:
 
 class PlannedRouter:
     """Sends each request's size bucket to replica types in the planned shares (smooth weighted round-robin),
-    then to the least-loaded replica of that type."""
+    then to the least-loaded replica of that type.
+
+    ``replica_type`` is indexed by ``Replica.index``. ``shares`` is (buckets, types), or (windows,
+    buckets, types) with ``window_of`` giving each request's window (autoscaling: the plan changes
+    per window). Types with no replica among those offered (scaled in) get nothing; when none of a
+    bucket's planned types is offered, the least-outstanding replica takes the request.
+    """
 
     name = "planned"
 
-    def __init__(self, bucket_of: np.ndarray, shares: np.ndarray, replica_type: Sequence[int]) -> None:
+    def __init__(self, bucket_of: np.ndarray, shares: np.ndarray, replica_type: Sequence[int],
+                 window_of: np.ndarray | None = None) -> None:
         self._bucket_of = bucket_of
-        self._shares = shares
-        self._credit = np.zeros_like(shares)
-        self._members: dict[int, list[int]] = {}
-        for i, c in enumerate(replica_type):
-            self._members.setdefault(c, []).append(i)
+        self._shares = shares if shares.ndim == 3 else shares[None]
+        self._window_of = window_of
+        self._type = list(replica_type)
+        self._credit = np.zeros(self._shares.shape[1:])
 
     def choose(self, rid: int, replicas: Sequence[Replica]) -> int:
         b = int(self._bucket_of[rid])
+        w = int(self._window_of[rid]) if self._window_of is not None else 0
+        kinds = [self._type[r.index] for r in replicas]
+        offered = np.zeros(self._shares.shape[2], dtype=bool)
+        offered[kinds] = True
+        want = np.where(offered, self._shares[w, b], 0.0)
+        total = want.sum()
+        if total <= 0:
+            return _least_outstanding(replicas)
         credit = self._credit[b]
-        credit += self._shares[b]
-        c = int(np.argmax(credit))
+        credit += want / total
+        c = int(np.argmax(np.where(offered, credit, -np.inf)))
         credit[c] -= 1.0
-        members = self._members[c]
-        return min(members, key=lambda i: (replicas[i].num_outstanding, i))
+        return min((i for i, k in enumerate(kinds) if k == c), key=lambda i: (replicas[i].num_outstanding, i))
 
 
 ROUTERS: dict[str, Callable[[np.random.Generator, Workload], Router]] = {

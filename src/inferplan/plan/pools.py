@@ -1,0 +1,175 @@
+"""What the fleet program buys, and how a fleet of it is simulated.
+
+A *replica type* is either one aggregated replica or a disaggregated *unit*: ``p`` prefill
+replicas of one configuration handing their prompts' KV to ``d`` decode replicas of another
+(or the same) configuration (DistServe, P136). A fleet is a count per type; it may mix
+aggregated replicas and units. Simulating it builds one cluster: every prefill replica of a
+type hands off within that type's decode pool, aggregated replicas take arrivals beside the
+prefill pools, and a router spreads arrivals over all of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from inferplan.perf.deployment import Deployment
+from inferplan.plan.analytic import Estimate
+from inferplan.plan.space import Candidate
+from inferplan.sim.loop import SimResult, simulate
+from inferplan.sim.policies import get_policy
+from inferplan.sim.routers import PlannedRouter
+from inferplan.sim.slo import SLO
+from inferplan.sim.summary import summarize
+from inferplan.workload.request import Workload
+
+# Routers the planner tries on every fleet it verifies, besides the planned bucket router
+# (which is only different from least-outstanding when the fleet has more than one type).
+GENERAL_ROUTERS = ("least-outstanding", "least-kv", "power-of-two", "round-robin")
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluated:
+    candidate: Candidate
+    estimate: Estimate
+    capacity: tuple[float, ...] = ()  # per bucket, req/s
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaType:
+    """An aggregated replica (``unit == (0, 1)``) or a unit of ``unit[0]`` prefill replicas of
+    ``prefill`` (default: the same configuration) and ``unit[1]`` decode replicas of ``decode``."""
+
+    decode: Evaluated
+    dep: Deployment
+    unit: tuple[int, int] = (0, 1)
+    prefill: Evaluated | None = None
+    prefill_dep: Deployment | None = None
+
+    @property
+    def aggregated(self) -> bool:
+        return self.unit == (0, 1)
+
+    @property
+    def prefill_deployment(self) -> Deployment:
+        return self.prefill_dep or self.dep
+
+    @property
+    def prefill_config(self) -> Evaluated:
+        return self.prefill or self.decode
+
+    @property
+    def price_per_hour(self) -> float:
+        if self.aggregated:
+            return self.dep.price_per_hour or 0.0
+        return (self.unit[0] * (self.prefill_deployment.price_per_hour or 0.0)
+                + self.unit[1] * (self.dep.price_per_hour or 0.0))
+
+    @property
+    def arrival_replicas(self) -> int:
+        """Replicas of one unit that take arrivals (its prefill replicas, or the aggregated one)."""
+        return 1 if self.aggregated else self.unit[0]
+
+    def label(self) -> str:
+        text = self.decode.candidate.describe()
+        if self.aggregated:
+            return text
+        if self.prefill_dep is None:
+            return f"{self.unit[0]} prefill + {self.unit[1]} decode of [{text}]"
+        return f"{self.unit[0]} prefill of [{self.prefill_config.candidate.describe()}] + {self.unit[1]} decode of [{text}]"
+
+
+@dataclass(frozen=True, slots=True)
+class Cluster:
+    """A fleet laid out as the simulator numbers replicas: prefill, then aggregated, then decode."""
+
+    prefill: list[Deployment]
+    aggregated: list[Deployment]
+    decode: list[Deployment]
+    handoff: list[list[int]]  # per prefill replica: the decode replicas of its type
+    owner: list[int]  # per replica (simulator order): its type
+
+    @property
+    def disaggregated(self) -> bool:
+        return bool(self.prefill)
+
+
+def cluster(types: Sequence[ReplicaType], replicas: Sequence[int]) -> Cluster:
+    prefill: list[Deployment] = []
+    aggregated: list[Deployment] = []
+    decode: list[Deployment] = []
+    handoff: list[list[int]] = []
+    pre_owner: list[int] = []
+    agg_owner: list[int] = []
+    dec_owner: list[int] = []
+    for c, (t, n) in enumerate(zip(types, replicas, strict=True)):
+        if n == 0:
+            continue
+        if t.aggregated:
+            aggregated += [t.dep] * n
+            agg_owner += [c] * n
+            continue
+        pool = list(range(len(decode), len(decode) + t.unit[1] * n))
+        decode += [t.dep] * len(pool)
+        dec_owner += [c] * len(pool)
+        for _ in range(t.unit[0] * n):
+            prefill.append(t.prefill_deployment)
+            handoff.append(pool)
+            pre_owner.append(c)
+    if not prefill:  # all aggregated: plain replicas
+        return Cluster([], [], aggregated, [], agg_owner)
+    return Cluster(prefill, aggregated, decode, handoff, pre_owner + agg_owner + dec_owner)
+
+
+def router_options(types: Sequence[ReplicaType], replicas: Sequence[int], wl: Workload) -> tuple[str, ...]:
+    """The routers worth simulating for this fleet: none to choose with one arrival-facing replica;
+    the planned bucket router when more than one type serves; session affinity when requests share
+    sessions or prefixes."""
+    front = sum(t.arrival_replicas * n for t, n in zip(types, replicas, strict=True))
+    if front <= 1:
+        return ("least-outstanding",)
+    used = sum(1 for n in replicas if n)
+    options = (("planned",) if used > 1 else ()) + GENERAL_ROUTERS
+    if (wl.session_id >= 0).any() or (wl.prefix_group >= 0).any() or wl.prefix_chain is not None:
+        options += ("session-affinity",)
+    return options
+
+
+def simulate_fleet(types: Sequence[ReplicaType], replicas: Sequence[int], shares: np.ndarray, wl: Workload,
+                   bucket_of: np.ndarray, seed: int, router: str = "planned") -> SimResult:
+    """The whole workload on the fleet; ``planned`` routes each bucket to types in the fleet program's shares."""
+    cl = cluster(types, replicas)
+    route: str | PlannedRouter = router
+    if router == "planned":
+        route = PlannedRouter(bucket_of, shares_for(shares, replicas), cl.owner)
+    if not cl.disaggregated:
+        return simulate(wl, cl.decode, get_policy("vllm"), router=route, seed=seed)
+    return simulate(wl, cl.decode, get_policy("vllm"), prefill=cl.prefill, aggregated=cl.aggregated,
+                    handoff=cl.handoff, router=route, seed=seed)
+
+
+def busiest_type(sim: SimResult, types: Sequence[ReplicaType], replicas: Sequence[int]) -> int:
+    """The type whose replica was busiest in the simulation."""
+    owner = cluster(types, replicas).owner
+    busiest = max(range(len(sim.replicas)), key=lambda i: sim.replicas[i].busy_s)
+    return owner[busiest]
+
+
+def shares_for(shares: np.ndarray, replicas: Sequence[int]) -> np.ndarray:
+    """Shares restricted to types that have replicas (a type added during verification keeps its share)."""
+    out = shares.copy()
+    out[:, [c for c, n in enumerate(replicas) if n == 0]] = 0.0
+    sums = out.sum(axis=1, keepdims=True)
+    normalised: np.ndarray = np.divide(out, sums, out=np.zeros_like(out), where=sums > 0)
+    return normalised
+
+
+def verify_job(job: tuple[Sequence[ReplicaType], Sequence[int], np.ndarray, Workload, np.ndarray, int, str,
+                          tuple[SLO, ...]]) -> tuple[dict[str, Any], int]:
+    """One verification run (picklable for the executors): the summary and the busiest type."""
+    types, replicas, shares, wl, bucket_of, seed, router, slos = job
+    sim = simulate_fleet(types, replicas, shares, wl, bucket_of, seed, router)
+    return summarize(sim, slos), busiest_type(sim, types, replicas)
