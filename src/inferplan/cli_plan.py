@@ -115,6 +115,9 @@ def register(app: typer.Typer) -> None:
         if len(r.mode_costs) > 1:
             out.print("by mode: " + ", ".join(f"{m} ${c:.2f}/h ({'verified' if r.mode_verified[m] else 'not verified'})"
                                                for m, c in r.mode_costs.items()) + f"; chose {r.mode}")
+            for m, fleet in r.mode_fleets.items():
+                if m != r.mode:
+                    out.print(f"  {m}: " + "; ".join(fleet))
         for a in r.adjustments:
             out.print(f"adjusted: {a}")
         if r.single_type_costs:
@@ -124,9 +127,11 @@ def register(app: typer.Typer) -> None:
                   f"simulated {len(r.survivors)}")
         if r.autoscale is not None:
             auto = r.autoscale.to_dict()
-            out.print(f"autoscaling {r.autoscale_config} in {auto['window_s']:g} s windows: replicas "
-                      f"{auto['replicas_per_window']} - ${auto['cost_per_day']:,.2f}/day (SLO attainment "
-                      f"{auto['autoscaled']['slo_attainment']:.1%}) vs static {auto['static_replicas']} - "
+            by_type = "; ".join(f"{name}: {counts}" for name, counts in auto["replicas_per_window_by_type"].items())
+            out.print(f"autoscaling in {auto['window_s']:g} s windows, replicas per window by type - {by_type}")
+            out.print(f"autoscaled: replicas {auto['replicas_per_window']} - ${auto['cost_per_day']:,.2f}/day (SLO attainment "
+                      f"{auto['autoscaled']['slo_attainment']:.1%}) vs static peak provisioning "
+                      f"({auto['static_replicas']} replicas) - "
                       f"${auto['static_cost_per_day']:,.2f}/day ({auto['static']['slo_attainment']:.1%}); "
                       f"saving {auto['saving_pct']:.1f}%")
         out.print(f"run {run.run_id}; deploy files in {run.out_dir / 'deploy'}")

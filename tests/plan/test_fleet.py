@@ -67,3 +67,17 @@ def test_unservable_bucket_is_explained() -> None:
     """A bucket no type can serve is reported, not silently dropped."""
     with pytest.raises(InputError, match="bucket 1"):
         solve_fleet(np.array([1.0, 1.0]), np.array([[1.0], [0.0]]), np.array([1.0]))
+
+
+def test_changing_the_fleet_must_pay_for_its_launches_and_releases() -> None:
+    """Two B replicas ($1.2/h each) run; A is cheaper ($1/h) for the same 10 req/s. From scratch the
+    program buys two A ($2.0); with launches at $0.5 and releases at $0.12 each, switching costs
+    2.0 + 1.0 + 0.24 = 3.24 > 2.4, so it keeps the two B."""
+    rates, capacity, prices = np.array([15.0]), np.array([[10.0, 10.0]]), np.array([1.0, 1.2])
+    assert solve_fleet(rates, capacity, prices).replicas == (2, 0)
+    kept = solve_fleet(rates, capacity, prices, previous=np.array([0.0, 2.0]), launch_cost=np.array([0.5, 0.6]),
+                       release_cost=np.array([0.1, 0.12]))
+    assert kept.replicas == (0, 2) and kept.cost_per_hour == 2.4
+    cheap_moves = solve_fleet(rates, capacity, prices, previous=np.array([0.0, 2.0]),
+                              launch_cost=np.array([0.05, 0.06]), release_cost=np.array([0.01, 0.012]))
+    assert cheap_moves.replicas == (2, 0)

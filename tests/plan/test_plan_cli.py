@@ -105,13 +105,16 @@ def test_impossible_requests_explain_and_exit_2(tmp_path: Path, args: tuple[str,
 
 
 def test_plan_with_autoscaling(tmp_path: Path) -> None:
-    """--autoscale plans replicas per window and compares cost per day with static peak, both simulated."""
+    """--autoscale plans replicas per window and compares cost per day with static peak provisioning, both
+    simulated."""
     r = run(tmp_path, "plan", "--devices", "l4", "--workload", "diurnal-chat", "--rate", "6", "--autoscale",
             "--window", "5m", "--scale-down-delay", "1m", "--buckets", "1", "--json")
     assert r.returncode == 0, r.stderr
-    a = json.loads(r.stdout)["autoscale"]
+    doc = json.loads(r.stdout)
+    a = doc["autoscale"]
     assert len(a["replicas_per_window"]) == 4  # a preset with no --duration runs four windows
-    assert a["static_replicas"] == max(a["replicas_per_window"])
+    assert a["static_replicas"] == max(a["replicas_per_window"])  # one type, one bucket: peak window's count
+    assert doc["fleet"][0]["device"] == "l4"
     assert a["cost_per_day"] <= a["static_cost_per_day"]
     assert {"slo_attainment", "slos_met"} <= set(a["autoscaled"]) and "l4" in a["config"]
 

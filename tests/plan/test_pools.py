@@ -67,7 +67,7 @@ def test_verification_picks_a_router_that_rescues_a_bad_split() -> None:
     router, results, summary, _ = _verify(types, [1, 1], shares, wl, bucket_of, SLOS, PlanRequest(executor="serial"))
     assert not results["planned"]["slos_met"]
     assert router != "planned" and summary["slos_met"] and results[router]["slos_met"]
-    assert set(results) == {"planned", "least-outstanding", "least-kv", "power-of-two", "round-robin"}
+    assert set(results) == {"planned", "least-outstanding", "least-kv", "power-of-two"}
 
 
 def test_disaggregated_types_pair_the_two_best_configurations_both_ways() -> None:

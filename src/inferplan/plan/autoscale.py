@@ -3,14 +3,15 @@
 For each window the schedule asks for the cheapest fleet that carries that window's rate of
 each request-size bucket: the fleet program of ``fleet.py`` over the planned replica types and
 their simulated capacities (one type and one bucket: ``ceil(rate / capacity)``), at least one
-replica. Types may differ from window to window (HeteroScale, P163, scales prefill-heavy and
-decode-heavy pools separately; here the mix follows the window's request sizes). A replica
+replica; a change must pay for its launches and releases within the window. Types may differ
+from window to window (HeteroScale, P163, scales prefill-heavy and decode-heavy pools
+separately; here the mix follows the window's request sizes). A replica
 that joins is launched ``cold_start_s`` before its window so it accepts requests from the
 window's start: model load time (weights / the device's host load bandwidth) plus an
 engine start-up constant. A replica no longer needed keeps accepting for
-``scale_down_delay_s`` and then drains. Both the schedule and a static fleet sized for the
-peak window are simulated on the same workload; cost counts every billed replica-second,
-cold starts included (HeteroScale P163 and HARMONY P209 study richer policies).
+``scale_down_delay_s`` and then drains. Both the schedule and a static fleet sized by the same
+program for each bucket's peak window rate are simulated on the same workload; cost
+counts every billed replica-second, cold starts included (HARMONY, P209, studies richer policies).
 """
 
 from __future__ import annotations
@@ -97,22 +98,31 @@ def replicas_per_window(wl: Workload, capacity_rps: float, window_s: float) -> t
     return tuple(max(1, int(np.ceil(r / capacity_rps))) for r in rates)
 
 
-def fleets_per_window(rates: np.ndarray, capacity: np.ndarray, prices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The cheapest fleet for each window's bucket rates: counts (windows, types) and shares (windows, buckets, types).
+def fleets_per_window(rates: np.ndarray, capacity: np.ndarray, prices: np.ndarray, *,
+                      launch_s: np.ndarray | None = None, release_s: float = 0.0,
+                      window_s: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """The cheapest fleet for each window's bucket rates, window after window: counts (windows, types)
+    and shares (windows, buckets, types).
 
-    ``capacity`` is (buckets, types). A window with no traffic keeps one replica of the cheapest type
-    that serves every bucket."""
+    ``capacity`` is (buckets, types). A replica launched costs its price for ``launch_s`` (cold
+    start) and one released its price for ``release_s`` (scale-down delay), relative to a window of
+    ``window_s``: a change of type pays for itself or does not happen. A window with no traffic keeps
+    one replica of the cheapest type that serves every bucket."""
     counts = np.zeros((rates.shape[0], capacity.shape[1]), dtype=np.int64)
     shares = np.zeros((rates.shape[0], *capacity.shape))
     serves_all = np.nonzero((capacity > 0).all(axis=0))[0]
     fallback = int(serves_all[np.argmin(prices[serves_all])]) if serves_all.size else int(np.argmin(prices))
+    launch = prices * (np.zeros_like(prices) if launch_s is None else launch_s) / window_s
+    release = prices * release_s / window_s
+    previous: np.ndarray | None = None
     for w, r in enumerate(rates):
-        fleet = solve_fleet(r, capacity, prices)
+        fleet = solve_fleet(r, capacity, prices, previous=previous, launch_cost=launch, release_cost=release)
         counts[w] = fleet.replicas
         shares[w] = fleet.shares
         if counts[w].sum() == 0:
             counts[w, fallback] = 1
             shares[w, :, fallback] = 1.0
+        previous = counts[w].astype(float)
     return counts, shares
 
 
@@ -155,12 +165,14 @@ def plan_autoscale_fleet(deps: list[Deployment], labels: list[str], capacity: np
                          wl: Workload, slos: tuple[SLO, ...], *, window_s: float, scale_down_delay_s: float = 300.0,
                          seed: int = 0, router: str = "planned") -> AutoscaleResult:
     """Replicas of each type per window (``capacity``: (buckets, types) req/s), simulated against a static
-    fleet sized for every bucket's peak window rate. ``planned`` routes each window's buckets in that
-    window's shares; any other router name is used as is."""
+    fleet sized by the same program for every bucket's peak window rate. ``planned`` routes each window's
+    buckets in that window's shares; any other router name is used as is."""
     num_buckets = capacity.shape[0]
     prices = np.array([d.price_per_hour or 0.0 for d in deps])
     rates = window_rates(wl, window_s, bucket_of, num_buckets)
-    counts, shares = fleets_per_window(rates, capacity, prices)
+    colds = np.array([cold_start_s(d) for d in deps])
+    counts, shares = fleets_per_window(rates, capacity, prices, launch_s=colds, release_s=scale_down_delay_s,
+                                       window_s=window_s)
     static = solve_fleet(rates.max(axis=0), capacity, prices)
     static_counts = np.array(static.replicas, dtype=np.int64)
     if static_counts.sum() == 0:
@@ -184,13 +196,12 @@ def plan_autoscale_fleet(deps: list[Deployment], labels: list[str], capacity: np
     policy = get_policy("vllm")
     auto = simulate(wl, auto_deps, policy, router=auto_router, seed=seed, uptime=uptime)
     static_sim = simulate(wl, static_deps, policy, router=static_router, seed=seed)
-    colds = [cold_start_s(d) for d in deps]
     auto_cost = sum(billed_seconds((spans,), auto.makespan_s, colds[c]) * prices[c] / 3600
                     for c, spans in zip(owner, uptime, strict=True))
     static_cost = float(static_counts @ prices) * static_sim.makespan_s / 3600
     used = sorted(set(owner) | set(static_owner))
     return AutoscaleResult(window_s, tuple(int(x) for x in counts.sum(axis=1)), int(static_counts.sum()),
-                           max(colds[c] for c in used), scale_down_delay_s, tuple(uptime), float(auto_cost),
+                           float(max(colds[c] for c in used)), scale_down_delay_s, tuple(uptime), float(auto_cost),
                            static_cost, max(auto.makespan_s, static_sim.makespan_s), summarize(auto, slos),
                            summarize(static_sim, slos), tuple(labels[c] for c in used),
                            tuple(tuple(int(x) for x in counts[:, c]) for c in used),

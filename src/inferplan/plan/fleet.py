@@ -28,41 +28,57 @@ class Fleet:
     cost_per_hour: float
 
 
-def solve_fleet(rates: np.ndarray, capacity: np.ndarray, prices: np.ndarray, *, max_replicas: int = 1000) -> Fleet:
-    """rates: (B,) req/s per bucket; capacity: (B, C) req/s one replica of type c sustains on bucket b."""
+def solve_fleet(rates: np.ndarray, capacity: np.ndarray, prices: np.ndarray, *, max_replicas: int = 1000,
+                previous: np.ndarray | None = None, launch_cost: np.ndarray | None = None,
+                release_cost: np.ndarray | None = None) -> Fleet:
+    """rates: (B,) req/s per bucket; capacity: (B, C) req/s one replica of type c sustains on bucket b.
+
+    With ``previous`` counts (autoscaling, one window after another), replicas added cost
+    ``launch_cost`` and replicas removed ``release_cost`` each (same unit as ``prices``), so the
+    program changes the fleet only when the change pays for itself.
+    """
     n_b, n_c = capacity.shape
     if n_b == 0 or n_c == 0:
         raise InputError("nothing to plan: no buckets or no candidate types")
     if (capacity.max(axis=1) <= 0).any():
         bad = int(np.nonzero(capacity.max(axis=1) <= 0)[0][0])
         raise InputError(f"no candidate meets the SLOs for request bucket {bad}; relax the SLOs or add devices")
-    # variable order: x[0..C), then y[b, c] row-major
+    # variable order: x[0..C), y[b, c] row-major, then (with previous) up[0..C), down[0..C)
     n_y = n_b * n_c
+    n_s = 2 * n_c if previous is not None else 0
+    n = n_c + n_y + n_s
     cost = np.concatenate([prices, np.zeros(n_y)])
-    integrality = np.concatenate([np.ones(n_c), np.zeros(n_y)])
-    lower = np.zeros(n_c + n_y)
-    upper = np.concatenate([np.full(n_c, max_replicas), np.where(capacity.ravel() > 0, 1.0, 0.0)])
-    a_eq = np.zeros((n_b, n_c + n_y))
+    if previous is not None:
+        cost = np.concatenate([cost, np.zeros(n_c) if launch_cost is None else launch_cost,
+                               np.zeros(n_c) if release_cost is None else release_cost])
+    integrality = np.concatenate([np.ones(n_c), np.zeros(n_y + n_s)])
+    lower = np.zeros(n)
+    upper = np.concatenate([np.full(n_c, max_replicas), np.where(capacity.ravel() > 0, 1.0, 0.0),
+                            np.full(n_s, float(max_replicas))])
+    a_eq = np.zeros((n_b, n))
     for b in range(n_b):
         a_eq[b, n_c + b * n_c : n_c + (b + 1) * n_c] = 1.0
-    a_cap = np.zeros((n_c, n_c + n_y))
+    a_cap = np.zeros((n_c, n))
     with np.errstate(divide="ignore"):
         load = np.where(capacity > 0, rates[:, None] / np.where(capacity > 0, capacity, 1.0), 0.0)
     for c in range(n_c):
         a_cap[c, c] = -1.0
         for b in range(n_b):
             a_cap[c, n_c + b * n_c + c] = load[b, c]
+    constraints = [LinearConstraint(a_eq, 1.0, 1.0), LinearConstraint(a_cap, -np.inf, 0.0)]
+    if previous is not None:  # x - up + down = previous
+        a_move = np.zeros((n_c, n))
+        for c in range(n_c):
+            a_move[c, c] = 1.0
+            a_move[c, n_c + n_y + c] = -1.0
+            a_move[c, n_c + n_y + n_c + c] = 1.0
+        constraints.append(LinearConstraint(a_move, previous, previous))
     with _quiet_stdout():  # HiGHS can print solver notes to the C-level stdout, which would corrupt --json
-        res = milp(
-            cost,
-            integrality=integrality,
-            bounds=Bounds(lower, upper),
-            constraints=[LinearConstraint(a_eq, 1.0, 1.0), LinearConstraint(a_cap, -np.inf, 0.0)],
-        )
+        res = milp(cost, integrality=integrality, bounds=Bounds(lower, upper), constraints=constraints)
     if not res.success:
         raise InputError(f"the fleet problem has no solution ({res.message})")
     x = np.rint(res.x[:n_c]).astype(int)
-    y = res.x[n_c:].reshape(n_b, n_c)
+    y = res.x[n_c : n_c + n_y].reshape(n_b, n_c)
     return Fleet(tuple(int(v) for v in x), np.clip(y, 0.0, 1.0), float(prices @ x))
 
 

@@ -173,6 +173,7 @@ def plan_json(r: PlanResult, artifacts: dict[str, str]) -> dict[str, Any]:
         "disaggregation": r.mode,
         "cost_per_hour_by_mode": r.mode_costs,
         "verified_by_mode": r.mode_verified,
+        "fleet_by_mode": r.mode_fleets,
         "fleet": fleet_json(r),
         "router": r.router,
         "routers_simulated": r.router_results,
@@ -221,7 +222,7 @@ def write_plan_report(r: PlanResult, path: Path, inputs: dict[str, Any]) -> Path
         sections.append(Section(
             f"Autoscaling ({a['window_s']:g} s windows, {r.autoscale_config})",
             note=(f"cold start {a['cold_start_s']:.0f} s (weights at the host load bandwidth + engine start-up), "
-                  f"scale-down delay {a['scale_down_delay_s']:g} s; saving {a['saving_pct']:.1f}% against static peak"),
+                  f"scale-down delay {a['scale_down_delay_s']:g} s; saving {a['saving_pct']:.1f}% against static peak provisioning"),
             table=Table(["provisioning", "replicas", "cost per day", "SLO attainment", "SLOs met"], rows)))
     front = pareto(r)
     fig = go.Figure()

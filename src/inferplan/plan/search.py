@@ -79,6 +79,7 @@ class PlanResult:
     mode: str = "aggregated"  # aggregated | disaggregated | mixed
     mode_costs: dict[str, float] = field(default_factory=dict)
     mode_verified: dict[str, bool] = field(default_factory=dict)
+    mode_fleets: dict[str, list[str]] = field(default_factory=dict)  # each mode's fleet: "N x type" per type
     autoscale: AutoscaleResult | None = None
     autoscale_config: str = ""
     context_tokens: int = 8192  # p99 request length the configurations were sized for
@@ -170,7 +171,8 @@ def plan(req: PlanRequest, *, registry: Registry | None = None, progress: Callab
                         chosen.fleet, chosen.types, chosen.verified, chosen.summary, chosen.adjustments,
                         chosen.singles, chosen.capacity_used, chosen.router, chosen.routers, mode=chosen.mode,
                         mode_costs={o.mode: o.fleet.cost_per_hour for o in outcomes},
-                        mode_verified={o.mode: o.verified for o in outcomes}, context_tokens=context)
+                        mode_verified={o.mode: o.verified for o in outcomes},
+                        mode_fleets={o.mode: o.describe_fleet() for o in outcomes}, context_tokens=context)
     if req.autoscale_window_s:
         say("planning replicas per window (autoscaling)")
         if chosen.mode != "aggregated":
@@ -195,6 +197,9 @@ class _Outcome:
     router: str
     routers: dict[str, dict[str, Any]]
     capacity_used: np.ndarray  # (types, buckets): measured, lowered by repairs
+
+    def describe_fleet(self) -> list[str]:
+        return [f"{n} x {t.label()}" for t, n in zip(self.types, self.fleet.replicas, strict=True) if n]
 
 
 def _types_for(mode: str, survivors: list[tuple[Evaluated, Deployment]]) -> list[ReplicaType]:
@@ -245,9 +250,12 @@ def _fleet_for(mode: str, types: list[ReplicaType], caps: np.ndarray, req: PlanR
     replicas = list(fleet.replicas)
     adjustments: list[str] = []
     derated = caps.copy()
+    router, routers = "", dict[str, dict[str, Any]]()
     for attempt in range(8):
         say(f"{mode}: verifying the fleet by simulation (attempt {attempt + 1})")
-        router, routers, summary, busiest = _verify(types, replicas, fleet.shares, wl, bucket_of, slos, req)
+        # once every router was tried, repairs re-try the best one (and the planned split, which they change)
+        keep = (router, "planned") if len(routers) > 1 else None
+        router, routers, summary, busiest = _verify(types, replicas, fleet.shares, wl, bucket_of, slos, req, keep)
         if summary["slos_met"]:
             break
         missed = ", ".join(x["slo"] for x in summary["slos"] if not x["met"]) or "no SLO (rejections)"
@@ -274,13 +282,16 @@ def _fleet_for(mode: str, types: list[ReplicaType], caps: np.ndarray, req: PlanR
 
 
 def _verify(types: list[ReplicaType], replicas: list[int], shares: np.ndarray, wl: Workload,
-            bucket_of: np.ndarray, slos: tuple[SLO, ...],
-            req: PlanRequest) -> tuple[str, dict[str, dict[str, Any]], dict[str, Any], int]:
-    """Simulate the fleet under each router worth trying (in parallel); the best one's summary.
+            bucket_of: np.ndarray, slos: tuple[SLO, ...], req: PlanRequest,
+            only: tuple[str, ...] | None = None) -> tuple[str, dict[str, dict[str, Any]], dict[str, Any], int]:
+    """Simulate the fleet under each router worth trying (in parallel; ``only``: those of them); the
+    best one's summary.
 
     Best: meets every SLO, then the highest SLO attainment, then the lowest TTFT p90. Returns the
     router, every router's headline numbers, the best summary and its busiest type."""
     options = router_options(types, replicas, wl)
+    if only is not None:
+        options = tuple(r for r in options if r in only) or options[:1]
     jobs = [(types, replicas, shares, wl, bucket_of, req.seed, r, slos) for r in options]
     results = run_all(verify_job, jobs, executor=req.executor)
     scores = {r: {"slos_met": bool(s["slos_met"]), "slo_attainment": s["slo_attainment"],
@@ -294,7 +305,8 @@ def _verify(types: list[ReplicaType], replicas: list[int], shares: np.ndarray, w
 def _autoscale(req: PlanRequest, wl: Workload, slos: tuple[SLO, ...], result: PlanResult,
                bucket_of: np.ndarray) -> tuple[AutoscaleResult, str]:
     """Replicas of each planned type per window, from the capacities the verified plan settled on
-    (probe capacities, lowered where verification had to), routed as the plan was verified."""
+    (probe capacities, lowered where verification had to: per-bucket probes add up optimistically
+    on a mixed stream), routed as the plan was verified."""
     assert req.autoscale_window_s is not None
     deps = [t.dep for t in result.types]
     labels = [t.label() for t in result.types]
