@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from inferplan.plan.analytic import estimate
+from inferplan.plan.analytic import screen
 from inferplan.plan.search import PlanRequest, plan
 from inferplan.plan.space import QualityBudget, enumerate_candidates
 from inferplan.sim.slo import parse_slos
@@ -36,8 +36,8 @@ def main() -> None:
     t0 = time.perf_counter()
     cands = list(enumerate_candidates(model, devices, QualityBudget(None), context_tokens=4096))
     t1 = time.perf_counter()
-    for _, dep in cands:
-        estimate(dep, 1000, 200, slos)
+    for _ in screen(cands, 1000, 200, slos):
+        pass
     t2 = time.perf_counter()
     print(f"screen: {len(cands)} configurations of llama-3.1-70b; enumerate + memory prune {len(cands) / (t1 - t0):,.0f}/s, "
           f"analytical estimate {len(cands) / (t2 - t1):,.0f}/s; one simulated capacity search costs "

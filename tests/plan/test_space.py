@@ -10,6 +10,7 @@ import numpy as np
 from inferplan.api import build_deployment
 from inferplan.perf.memory import plan_memory
 from inferplan.perf.profile import DeviceProfile
+from inferplan.plan.analytic import estimate, screen
 from inferplan.plan.capacity import Bucket, capacity
 from inferplan.sim.slo import parse_slos
 from inferplan.store import Registry
@@ -91,3 +92,14 @@ def test_analytic_screen_prefers_dp_attention_for_an_mla_model_under_load() -> N
     est_tp, est_dpa = estimate(tp, 8000, 2000, slos), estimate(dpa, 8000, 2000, slos)
     assert est_tp.batch < 300 < est_dpa.batch
     assert est_dpa.rate_per_s > 1.5 * est_tp.rate_per_s
+
+
+def test_the_screen_shares_step_costs_without_changing_any_estimate() -> None:
+    """One StepCost per configuration, reused for its engine-limit variants, gives exactly the estimates
+    that building one per candidate gives."""
+    slos = parse_slos("ttft_p90=2s,tpot_p90=100ms")
+    cands = list(enumerate_candidates(get_model("qwen3-30b-a3b"), ("h100-sxm", "l40s"), QualityBudget(),
+                                      context_tokens=8192))
+    assert len(cands) > 8
+    shared = [e for _, _, e in screen(cands, 1500, 300, slos)]
+    assert shared == [estimate(d, 1500, 300, slos) for _, d in cands]

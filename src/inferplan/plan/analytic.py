@@ -10,11 +10,13 @@ second; the survivors are measured by simulation.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from inferplan.perf.deployment import Deployment
 from inferplan.perf.memory import max_concurrent_sequences, plan_memory
 from inferplan.perf.step_cost import BatchShape, StepCost
+from inferplan.plan.space import Candidate
 from inferplan.sim.slo import SLO
 
 HEADROOM = 0.8  # queueing: plan to keep replicas at most 80% busy
@@ -40,8 +42,23 @@ def _threshold(slos: tuple[SLO, ...], metric: str) -> float:
     return min(values) if values else float("inf")
 
 
-def estimate(dep: Deployment, mean_input: float, mean_output: float, slos: tuple[SLO, ...]) -> Estimate:
-    cost = StepCost(dep)
+def screen(candidates: Iterable[tuple[Candidate, Deployment]], mean_input: float, mean_output: float,
+           slos: tuple[SLO, ...]) -> Iterator[tuple[Candidate, Deployment, Estimate]]:
+    """``estimate`` for every candidate, building one StepCost per configuration: the engine limits
+    (the innermost choices of the search space) do not change a step's cost, only the batch."""
+    costs: dict[tuple[object, ...], StepCost] = {}
+    for cand, dep in candidates:
+        key = (cand.device, cand.tp, cand.pp, cand.weights, cand.kv, cand.moe_split)
+        cost = costs.get(key)
+        if cost is None:
+            cost = costs[key] = StepCost(dep)
+        yield cand, dep, estimate(dep, mean_input, mean_output, slos, cost=cost)
+
+
+def estimate(dep: Deployment, mean_input: float, mean_output: float, slos: tuple[SLO, ...], *,
+             cost: StepCost | None = None) -> Estimate:
+    """``cost``: the deployment's StepCost when the caller already has one."""
+    cost = cost or StepCost(dep)
     mem = plan_memory(dep)
     ctx = int(mean_input + mean_output / 2)
     b_max = min(dep.group_limits.max_num_seqs, max_concurrent_sequences(dep, mem, int(mean_input + mean_output)))

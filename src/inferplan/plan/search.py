@@ -24,7 +24,7 @@ import numpy as np
 from inferplan.errors import InputError
 from inferplan.perf.deployment import Deployment
 from inferplan.perf.profile import DeviceProfile
-from inferplan.plan.analytic import estimate
+from inferplan.plan.analytic import estimate, screen
 from inferplan.plan.autoscale import AutoscaleResult, plan_autoscale_fleet
 from inferplan.plan.capacity import Bucket, capacity
 from inferplan.plan.executors import run_all
@@ -124,8 +124,9 @@ def plan(req: PlanRequest, *, registry: Registry | None = None, progress: Callab
     screened: list[tuple[Evaluated, Deployment]] = []
     mean_in, mean_out = float(wl.input_tokens.mean()), float(wl.output_tokens.mean())
     profile = DeviceProfile.load(Path(req.profile)) if req.profile else None
-    for cand, dep in enumerate_candidates(model, req.devices, budget, context_tokens=context, profile=profile):
-        screened.append((Evaluated(cand, estimate(dep, mean_in, mean_out, slos)), dep))
+    candidates = enumerate_candidates(model, req.devices, budget, context_tokens=context, profile=profile)
+    for cand, dep, est in screen(candidates, mean_in, mean_out, slos):
+        screened.append((Evaluated(cand, est), dep))
     screen_s = time.perf_counter() - t0
     if not screened:
         raise InputError(
