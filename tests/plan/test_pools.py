@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
+import yaml
 
 from inferplan.api import build_deployment
 from inferplan.perf.deployment import Deployment
 from inferplan.plan.analytic import estimate
 from inferplan.plan.pools import Evaluated, ReplicaType, cluster, router_options, simulate_fleet
-from inferplan.plan.search import PlanRequest, _fleet_for, _types_for, _verify, make_buckets
+from inferplan.plan.outputs import write_deploy
+from inferplan.plan.search import PlanRequest, PlanResult, _fleet_for, _types_for, _verify, make_buckets
 from inferplan.plan.space import Candidate
 from inferplan.sim.slo import parse_slos
 from inferplan.sim.state import FINISHED
@@ -97,3 +102,26 @@ def test_a_mixed_fleet_is_solved_and_verified_in_one_simulation() -> None:
     # numbering: 0 prefill (H100), 1 aggregated (H100), 2 decode (A100); the planned router keeps buckets apart
     assert set(np.unique(t.replica[bucket_of == 0]).tolist()) == {1}
     assert set(np.unique(t.replica[(bucket_of == 1) & (t.output > 1)]).tolist()) == {2}
+
+
+def test_deploy_files_for_units_that_share_a_prefill_configuration(tmp_path: Path) -> None:
+    """An H100 -> H100 unit and an H100 -> A100 unit: four pools in kubernetes.yaml, every name distinct,
+    each decode pool on its own device; routing.json names the router and each bucket's split."""
+    wl = make_workload("chat", rate=3, duration_s=60, seed=6)
+    buckets, bucket_of = make_buckets(wl, 2)
+    h = _evaluated(H100)
+    types = [ReplicaType(h, H100, (1, 1)), ReplicaType(_evaluated(A100), A100, (1, 1), h, H100)]
+    caps = np.array([[100.0, 0.0], [0.0, 100.0]])
+    req = PlanRequest(executor="serial")
+    out = _fleet_for("disaggregated", types, caps, req, wl, SLOS, buckets, bucket_of, lambda _m: None)
+    r = PlanResult(req, wl, SLOS, buckets, 2, 0.0, [], out.measured, out.fleet, types, out.verified, out.summary,
+                   router=out.router, router_results=out.routers, mode="disaggregated")
+    write_deploy(r, tmp_path)
+    docs = [d for d in yaml.safe_load_all((tmp_path / "kubernetes.yaml").read_text()) if d["kind"] == "Deployment"]
+    names = [d["metadata"]["name"] for d in docs]
+    assert len(names) == 4 and len(set(names)) == 4
+    decode = sorted(n for n in names if n.endswith("decode"))
+    assert decode == ["llama-3-1-8b-a100-80gb-decode", "llama-3-1-8b-h100-sxm-decode"]
+    routing = json.loads((tmp_path / "routing.json").read_text())
+    assert routing["router"] == out.router and len(routing["buckets"]) == len(buckets)
+    assert "--policy" in (tmp_path / "launch.sh").read_text()
