@@ -133,11 +133,11 @@ class Replica:
         limit = self._steps_blocks_allow(c1 - 1, b.held[:n], r, limit)
         span = min(limit, 64)
         while True:  # price a growing prefix of the run until it passes the horizon
-            m = np.arange(2, span + 1)  # 1-based indices of the steps after the first
+            m = _STEP_INDEX[: span - 1] if span <= _STEP_INDEX.shape[0] + 1 else np.arange(2, span + 1)  # 1-based
             if through_finishes:
-                order = np.argsort(r, kind="stable")
-                tail = np.concatenate((np.cumsum(c1[order][::-1])[::-1], [0]))  # sum of c1 over sorted rows k..
-                gone = np.searchsorted(r[order], m, side="left")  # requests that finished before step m
+                order = r.argsort(kind="stable")  # array methods: the np.* wrappers cost more than these sizes
+                tail = np.concatenate((c1[order][::-1].cumsum()[::-1], [0]))  # sum of c1 over sorted rows k..
+                gone = r[order].searchsorted(m, side="left")  # requests that finished before step m
                 active = n - gone
                 ctx = tail[gone] + (m - 1) * active
             else:
@@ -145,11 +145,11 @@ class Replica:
                 ctx = int(np.add.reduce(c1)) + (m - 1) * n
             win = _window_sums(c1, m - 1, self.window) if self.window else None
             durs, joules = self.cost.decode_steps(active, ctx, win)
-            ends = np.cumsum(np.concatenate(([now, d0], durs)))[1:]  # sequential sums, as event-by-event
+            ends = np.concatenate(([now, d0], durs)).cumsum()[1:]  # sequential sums, as event-by-event
             if span == limit or ends[-1] > horizon:
                 break
             span = min(limit, 4 * span)
-        steps = min(int(np.searchsorted(ends, horizon, side="right")) + 1, span)
+        steps = min(int(ends.searchsorted(horizon, side="right")) + 1, span)
         durs, joules, active = durs[: steps - 1], joules[: steps - 1], active[: steps - 1]
         if steps > 1:  # the first step's blocks were allocated by the scheduler
             want = -(-(c1 - 1 + np.minimum(steps, r)) // bs)
@@ -352,7 +352,7 @@ class Replica:
         b.last_t[:n] = ends[k - 1]
         done = np.nonzero(b.remaining[:n] == 0)[0]
         if done.size > 1:  # release in the order stepping one by one would: by finishing step, then row
-            done = done[np.argsort(k[done], kind="stable")]
+            done = done[k[done].argsort(kind="stable")]
         num_done = self._retire(done, b.last_t[done])
         self.plan, self.leap, self.busy = None, [], False
         return num_done
@@ -398,6 +398,10 @@ class Replica:
             if end > start:
                 for key in st.prompt_keys(rid, end, start):
                     st.pool.register(rid, key)
+
+
+_STEP_INDEX = np.arange(2, 258)  # step numbers 2.. of a leap, sliced instead of rebuilt (spans grow 64, 256, ...)
+_STEP_INDEX.flags.writeable = False
 
 
 def _window_sums(ctx: np.ndarray, m: np.ndarray, window: int) -> np.ndarray:
