@@ -12,7 +12,7 @@ from inferplan.api import build_deployment
 from inferplan.perf.deployment import Deployment
 from inferplan.plan.analytic import estimate
 from inferplan.plan.pools import Evaluated, ReplicaType, cluster, router_options, simulate_fleet
-from inferplan.plan.outputs import write_deploy
+from inferplan.plan.outputs import write_deploy, write_plan_report
 from inferplan.plan.search import PlanRequest, PlanResult, _fleet_for, _types_for, _verify, make_buckets
 from inferplan.plan.space import Candidate
 from inferplan.sim.slo import parse_slos
@@ -106,7 +106,7 @@ def test_a_mixed_fleet_is_solved_and_verified_in_one_simulation() -> None:
 
 def test_deploy_files_for_units_that_share_a_prefill_configuration(tmp_path: Path) -> None:
     """An H100 -> H100 unit and an H100 -> A100 unit: four pools in kubernetes.yaml, every name distinct,
-    each decode pool on its own device; routing.json names the router and each bucket's split."""
+    each decode pool on its own device; routing.json and the report name the router."""
     wl = make_workload("chat", rate=3, duration_s=60, seed=6)
     buckets, bucket_of = make_buckets(wl, 2)
     h = _evaluated(H100)
@@ -125,3 +125,5 @@ def test_deploy_files_for_units_that_share_a_prefill_configuration(tmp_path: Pat
     routing = json.loads((tmp_path / "routing.json").read_text())
     assert routing["router"] == out.router and len(routing["buckets"]) == len(buckets)
     assert "--policy" in (tmp_path / "launch.sh").read_text()
+    html = write_plan_report(r, tmp_path / "report.html", {}).read_text()
+    assert f"router {out.router}" in html

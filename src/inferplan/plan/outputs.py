@@ -211,7 +211,11 @@ def write_plan_report(r: PlanResult, path: Path, inputs: dict[str, Any]) -> Path
     sections = [Section(
         "Chosen fleet",
         note=(f"${r.fleet.cost_per_hour:.2f}/hour; verified by simulating the whole workload: "
-              f"{'yes' if r.verified else 'NO - it missed an SLO'}" + ("; " + "; ".join(r.adjustments) if r.adjustments else "")),
+              f"{'yes' if r.verified else 'NO - it missed an SLO'}; router {r.router}"
+              + (" (SLO attainment by router: " + ", ".join(f"{k} {v['slo_attainment']:.1%}"
+                                                            for k, v in r.router_results.items()) + ")"
+                 if len(r.router_results) > 1 else "")
+              + ("; " + "; ".join(r.adjustments) if r.adjustments else "")),
         table=Table(["replicas", "parallel", "weights", "KV", "max_num_seqs", "batched tokens", "quality loss",
                      "buckets served"], fleet_rows))]
     sections += [totals_section(r.summary), summary_section(r.summary)]
