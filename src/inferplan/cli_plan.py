@@ -10,6 +10,7 @@ from rich.table import Table
 
 from inferplan.cli_output import emit_json, err, out
 from inferplan.errors import InputError
+from inferplan.plan.outputs import router_attainment
 from inferplan.plan.search import DEFAULT_SLO, PlanRequest
 from inferplan.plan.space import DEFAULT_DEVICES
 from inferplan.runs import run_plan
@@ -109,9 +110,7 @@ def register(app: typer.Typer) -> None:
         out.print(f"{verdict} by simulating all {s['num_requests']:,} requests: TTFT p90 {s['ttft_s']['p90'] * 1e3:,.0f} ms, "
                   f"TPOT p90 {s['tpot_s']['p90'] * 1e3:,.1f} ms, SLO attainment {s['slo_attainment']:.1%}")
         if len(r.router_results) > 1:
-            tried = ", ".join(f"{name} {x['slo_attainment']:.1%}{'' if x['slos_met'] else ' (missed)'}"
-                              for name, x in r.router_results.items())
-            out.print(f"router: {r.router} (SLO attainment by router: {tried})")
+            out.print(f"router: {r.router} (SLO attainment by router: {router_attainment(r.router_results)})")
         if len(r.mode_costs) > 1:
             out.print("by mode: " + ", ".join(f"{m} ${c:.2f}/h ({'verified' if r.mode_verified[m] else 'not verified'})"
                                                for m, c in r.mode_costs.items()) + f"; chose {r.mode}")

@@ -140,9 +140,11 @@ def router_options(types: Sequence[ReplicaType], replicas: Sequence[int], wl: Wo
 
 
 def simulate_fleet(types: Sequence[ReplicaType], replicas: Sequence[int], shares: np.ndarray, wl: Workload,
-                   bucket_of: np.ndarray, seed: int, router: str = "planned") -> SimResult:
-    """The whole workload on the fleet; ``planned`` routes each bucket to types in the fleet program's shares."""
-    cl = cluster(types, replicas)
+                   bucket_of: np.ndarray, seed: int, router: str = "planned", *,
+                   layout: Cluster | None = None) -> SimResult:
+    """The whole workload on the fleet; ``planned`` routes each bucket to types in the fleet program's shares.
+    ``layout``: the fleet's ``cluster``, when the caller already built it."""
+    cl = layout or cluster(types, replicas)
     route: str | PlannedRouter = router
     if router == "planned":
         route = PlannedRouter(bucket_of, shares_for(shares, replicas), cl.owner)
@@ -152,9 +154,8 @@ def simulate_fleet(types: Sequence[ReplicaType], replicas: Sequence[int], shares
                     handoff=cl.handoff, router=route, seed=seed)
 
 
-def busiest_type(sim: SimResult, types: Sequence[ReplicaType], replicas: Sequence[int]) -> int:
-    """The type whose replica was busiest in the simulation."""
-    owner = cluster(types, replicas).owner
+def busiest_type(sim: SimResult, owner: Sequence[int]) -> int:
+    """The type (``owner``: per replica, from ``cluster``) whose replica was busiest in the simulation."""
     busiest = max(range(len(sim.replicas)), key=lambda i: sim.replicas[i].busy_s)
     return owner[busiest]
 
@@ -172,5 +173,6 @@ def verify_job(job: tuple[Sequence[ReplicaType], Sequence[int], np.ndarray, Work
                           tuple[SLO, ...]]) -> tuple[dict[str, Any], int]:
     """One verification run (picklable for the executors): the summary and the busiest type."""
     types, replicas, shares, wl, bucket_of, seed, router, slos = job
-    sim = simulate_fleet(types, replicas, shares, wl, bucket_of, seed, router)
-    return summarize(sim, slos), busiest_type(sim, types, replicas)
+    layout = cluster(types, replicas)
+    sim = simulate_fleet(types, replicas, shares, wl, bucket_of, seed, router, layout=layout)
+    return summarize(sim, slos), busiest_type(sim, layout.owner)
