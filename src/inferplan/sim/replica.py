@@ -56,7 +56,7 @@ class Replica:
         self.series = ReplicaSeries(bucket_s)
         self.busy = False
         self.plan: StepPlan | None = None
-        self.leap: list[float] = []  # durations of the decode steps being run as one event
+        self.leap_steps = 0  # steps being run as one event (0: a single step)
         self.allow_leap = leap
         self.solo = solo  # the only replica: no router reads its load between events
         self.leap_first_end = 0.0
@@ -120,73 +120,84 @@ class Replica:
         leave the batch: the run goes on with fewer sequences until the next arrival.
         """
         st = self.state
-        b, bs, pool = st.batch, st.block_size, st.pool
+        b, pool = st.batch, st.pool
         n = b.n
-        a, c = plan.num_new, plan.num_computed_before
         self._mark_first_scheduled(plan, now)
         d0, j0 = self.cost.cost(first)
-        c1 = c + a  # computed after the first step; each request then holds c1 + 1 tokens
+        c1 = plan.num_computed_before + plan.num_new  # computed after the first step; each row then holds c1 + 1
         r = b.remaining[:n]  # steps each request takes part in: 1..r
+        held = b.held[:n]
         # crossing finishes is exact only when no router looks at this replica's load meanwhile
-        through_finishes = self.solo and len(st.waiting) == 0 and not self.window
-        limit = int(r.max()) if through_finishes else int(r.min())
-        limit = self._steps_blocks_allow(c1 - 1, b.held[:n], r, limit)
+        through_finishes = self.solo and not len(st.waiting) and not self.window
+        limit = self._steps_blocks_allow(c1, held, r, int(np.maximum.reduce(r)) if through_finishes else int(np.minimum.reduce(r)))
         span = min(limit, 64)
+        if through_finishes:  # array methods: the np.* wrappers cost more than the work at these sizes
+            order = r.argsort(kind="stable")
+            r_sorted = r[order]
+            c1_tail = np.zeros(n + 1, dtype=np.int64)  # sum of c1 over sorted rows k.. (0 past the end)
+            c1_tail[:n] = c1[order][::-1].cumsum()[::-1]
+        else:
+            ctx0 = int(np.add.reduce(c1))
         while True:  # price a growing prefix of the run until it passes the horizon
             m = _STEP_INDEX[: span - 1] if span <= _STEP_INDEX.shape[0] + 1 else np.arange(2, span + 1)  # 1-based
             if through_finishes:
-                order = r.argsort(kind="stable")  # array methods: the np.* wrappers cost more than these sizes
-                tail = np.concatenate((c1[order][::-1].cumsum()[::-1], [0]))  # sum of c1 over sorted rows k..
-                gone = r[order].searchsorted(m, side="left")  # requests that finished before step m
+                gone = r_sorted.searchsorted(m, side="left")  # requests that finished before step m
                 active = n - gone
-                ctx = tail[gone] + (m - 1) * active
+                ctx = c1_tail[gone] + (m - 1) * active
             else:
                 active = np.full(m.shape[0], n, dtype=np.int64)
-                ctx = int(np.add.reduce(c1)) + (m - 1) * n
+                ctx = ctx0 + (m - 1) * n
             win = _window_sums(c1, m - 1, self.window) if self.window else None
             durs, joules = self.cost.decode_steps(active, ctx, win)
-            ends = np.concatenate(([now, d0], durs)).cumsum()[1:]  # sequential sums, as event-by-event
+            ends = np.empty(span + 1)
+            ends[0], ends[1] = now, d0
+            ends[2:] = durs
+            ends = ends.cumsum()[1:]  # sequential sums, as event-by-event
             if span == limit or ends[-1] > horizon:
                 break
             span = min(limit, 4 * span)
         steps = min(int(ends.searchsorted(horizon, side="right")) + 1, span)
-        durs, joules, active = durs[: steps - 1], joules[: steps - 1], active[: steps - 1]
         if steps > 1:  # the first step's blocks were allocated by the scheduler
-            want = -(-(c1 - 1 + np.minimum(steps, r)) // bs)
-            new_held = np.maximum(b.held[:n], want)
-            assert pool.take(int(np.add.reduce(new_held - b.held[:n])))
-            b.held[:n] = new_held
+            # blocks for c1 - 1 + k tokens after k steps: ceil((c1 - 1 + k) / bs) = (c1 + k + bs - 2) // bs
+            extra = (c1 + np.minimum(r, steps) + (st.block_size - 2)) // st.block_size - held
+            np.maximum(extra, 0, out=extra)
+            assert pool.take(int(np.add.reduce(extra)))
+            held += extra
         used = pool.num_used
         if used > self.max_kv_blocks_used:
             self.max_kv_blocks_used = used
-        self.series.add_step(now, d0, first.prefill_tokens, first.num_decodes, n, len(st.waiting), used, j0)
         end = float(ends[steps - 1])
         first_end = float(ends[0])
-        decode_j = float(np.add.reduce(joules)) if steps > 1 else 0.0
         if steps > 1:
-            self.series.add_decode_run(ends[: steps - 1], durs, active, len(st.waiting), used, joules,
-                                       first_start=first_end, last_start=float(ends[steps - 2]),
-                                       busy=end - first_end, energy=decode_j)
+            durs, joules, active = durs[: steps - 1], joules[: steps - 1], active[: steps - 1]
+            decode_j = float(np.add.reduce(joules))
+            self.series.add_leap(now, d0, first.prefill_tokens, first.num_decodes, n, len(st.waiting), used, j0,
+                                 ends[: steps - 1], durs, active, joules, end=end, energy=decode_j)
+        else:
+            decode_j = 0.0
+            self.series.add_step(now, d0, first.prefill_tokens, first.num_decodes, n, len(st.waiting), used, j0)
         self.leap_first_end = first_end
         self.leap_ends = ends[:steps]
         self.leap_active = active
         self.energy_j += j0 + decode_j
-        self.busy, self.plan, self.leap = True, plan, [d0, *durs.tolist()]
+        self.busy, self.plan, self.leap_steps = True, plan, steps
         self.busy_s += end - now
         self.num_steps += steps
         return end
 
-    def _steps_blocks_allow(self, c: np.ndarray, held: np.ndarray, remaining: np.ndarray, limit: int) -> int:
+    def _steps_blocks_allow(self, c1: np.ndarray, held: np.ndarray, remaining: np.ndarray, limit: int) -> int:
         """Most steps (<= limit) whose new KV blocks fit, not counting blocks that finishing requests free.
 
-        With prefix caching the new blocks must come from never-used ones, so no cached block
-        is evicted earlier than stepping one by one would evict it.
+        ``c1``: tokens computed after the first step. With prefix caching the new blocks must
+        come from never-used ones, so no cached block is evicted earlier than stepping one by
+        one would evict it.
         """
         st = self.state
         bs = st.block_size
         free = st.pool.num_free_uncached if st.prefix_caching else st.pool.num_free
-        if c.shape[0] * (limit // bs + 1) <= free:  # cannot run out: every sequence needs <= that many
+        if c1.shape[0] * (limit // bs + 1) <= free:  # cannot run out: every sequence needs <= that many
             return limit
+        c = c1 - 1
         base = int(np.maximum(-(-(c + 1) // bs) - held, 0).sum())  # already allocated for step 1: 0
 
         def need(m: int) -> int:
@@ -294,7 +305,7 @@ class Replica:
         """Apply the running plan at its end time; returns how many requests finished."""
         plan = self.plan
         assert plan is not None
-        if self.leap:
+        if self.leap_steps:
             return self._finish_leap(plan, now)
         st, t = self.state, self.table
         b = st.batch
@@ -326,35 +337,39 @@ class Replica:
         st = self.state
         b = st.batch
         n = b.n
-        steps = len(self.leap)
+        steps = self.leap_steps
         ends = self.leap_ends
-        k = np.minimum(b.remaining[:n], steps)
-        b.num_computed[:n] += plan.num_new + (k - 1)
+        remaining = b.remaining[:n]
+        k = np.minimum(remaining, steps)
+        remaining -= k
+        tokens = b.num_tokens[:n]
+        tokens += k
+        b.num_computed[:n] = tokens - 1  # every row sampled in each step it ran: all but the last token computed
         if st.prefix_caching:
             self._register_prompt_blocks(plan)
-        b.num_tokens[:n] += k
-        b.remaining[:n] -= k
         last = b.last_t[:n]
         first = np.isnan(last)
-        if first.any():
+        if np.logical_or.reduce(first):
             self.table.t_first_token[b.rid[:n][first]] = self.leap_first_end
-        gaps = self.leap_first_end - last[~first]
-        self.itl.add(gaps)
-        run_max = np.zeros(n)
+        gaps = self.leap_first_end - last  # NaN where the first token came in this leap
+        self.itl.add_weighted(gaps[~first])
+        run_max = np.zeros(steps)  # run_max[j]: longest gap over the leap's first j + 1 tokens
         if steps > 1:
             later = ends[1:] - ends[:-1]  # exactly as event-by-event subtraction gives them
             self.itl.add_weighted(later, self.leap_active)
-            prefix_max = np.maximum.accumulate(later)
-            ran = k > 1
-            run_max[ran] = prefix_max[k[ran] - 2]
-        run_max[~first] = np.maximum(run_max[~first], gaps)
-        np.maximum(b.max_itl[:n], run_max, out=b.max_itl[:n])
-        b.last_t[:n] = ends[k - 1]
-        done = np.nonzero(b.remaining[:n] == 0)[0]
+            np.maximum.accumulate(later, out=run_max[1:])
+        km1 = k - 1
+        row_max = run_max[km1]
+        np.fmax(row_max, gaps, out=row_max)  # fmax: a NaN gap (no earlier token) does not count
+        max_itl = b.max_itl[:n]
+        np.maximum(max_itl, row_max, out=max_itl)
+        b.last_t[:n] = ends[km1]
+        done = (remaining == 0).nonzero()[0]
         if done.size > 1:  # release in the order stepping one by one would: by finishing step, then row
             done = done[k[done].argsort(kind="stable")]
         num_done = self._retire(done, b.last_t[done])
-        self.plan, self.leap, self.busy = None, [], False
+        st.all_decoding = True
+        self.plan, self.leap_steps, self.busy = None, 0, False
         return num_done
 
     def _retire(self, rows: np.ndarray, when: float | np.ndarray) -> int:

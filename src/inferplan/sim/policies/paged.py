@@ -80,8 +80,9 @@ class PagedScheduler:
         alloc = np.zeros(b.n + rep.max_num_seqs, dtype=np.int64)
         preempted: list[int] = []
         running_decode = True  # vacuously, with nothing running
+        decoding, rep.all_decoding = rep.all_decoding, False
         if b.n:
-            budget, running_decode = self._schedule_running(rep, alloc, budget, preempted)
+            budget, running_decode = self._schedule_running(rep, alloc, budget, preempted, decoding)
         num_running = b.n
         if not preempted and not (self.static_batches and b.n):
             budget = self._admit_waiting(rep, alloc, budget)
@@ -98,23 +99,33 @@ class PagedScheduler:
         )
 
     def _schedule_running(
-        self, rep: ReplicaState, alloc: np.ndarray, budget: int, preempted: list[int]
+        self, rep: ReplicaState, alloc: np.ndarray, budget: int, preempted: list[int], decoding: bool = False
     ) -> tuple[int, bool]:
-        """Tokens for the running rows; returns the budget left and whether every row is a plain decode."""
+        """Tokens for the running rows; returns the budget left and whether every row is a plain decode.
+
+        ``decoding``: the caller knows every row sampled a token in the last step and has
+        computed all but that token (true after a leap), so the rows need not be checked.
+        """
         b, bs = rep.batch, rep.block_size
         n = b.n
         computed, held = b.num_computed[:n], b.held[:n]
-        rem = b.num_tokens[:n] - computed
-        if n <= budget and int(rem.max()) == 1:  # every running request decodes one token
-            need = (computed + bs) // bs - held  # ceil((c + 1) / bs) - held
-            np.maximum(need, 0, out=need)
-            total_need = int(need.sum())
+        if decoding:
+            one_each = True
+        else:
+            rem = b.num_tokens[:n] - computed
+            one_each = int(np.maximum.reduce(rem)) == 1
+        if n <= budget and one_each:  # every running request decodes one token
+            # a row needs a block when its held blocks are exactly full: ceil((c + 1) / bs) - held is 1, else <= 0
+            need = computed // bs >= held
+            total_need = int(np.count_nonzero(need))
             if total_need <= rep.pool.num_free:
                 rep.pool.take(total_need)
                 held += need
                 alloc[:n] = 1
-                return budget - n, bool((computed >= b.prompt[:n]).all())
+                return budget - n, decoding or bool(np.logical_and.reduce(computed >= b.prompt[:n]))
             return self._schedule_running_with_preemption(rep, alloc, budget, preempted), False
+        if decoding:
+            rem = b.num_tokens[:n] - computed
         if rep.long_prefill_token_threshold > 0:
             np.minimum(rem, rep.long_prefill_token_threshold, out=rem)
         prev = np.cumsum(rem) - rem
