@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from scipy.special import ndtr
@@ -31,9 +31,12 @@ from inferplan.perf.memory import kv_bytes_per_token_per_device
 _ACT_BYTES = 2
 
 
-@dataclass(frozen=True, slots=True)
-class BatchShape:
-    """Sums over one step's batch; enough to price it exactly under the roofline model."""
+class BatchShape(NamedTuple):
+    """Sums over one step's batch; enough to price it exactly under the roofline model.
+
+    A NamedTuple rather than a frozen dataclass: the simulator builds one per step, and
+    it is immutable either way.
+    """
 
     prefill_tokens: int = 0
     prefill_pairs: float = 0.0  # query-key pairs of prefill chunks, full-attention layers
@@ -274,10 +277,10 @@ class StepCost:
         tokens = num_decodes
         table = self._decode_fixed
         try:
-            dense, c, o = table[0][tokens], table[1][tokens], table[2][tokens]
+            dense, c, o = table[:, tokens]
         except IndexError:  # a batch larger than any seen: grow the table
             table = self._fixed_decode_parts(int(np.max(tokens)))
-            dense, c, o = table[0][tokens], table[1][tokens], table[2][tokens]
+            dense, c, o = table[:, tokens]
         pairs = self.full_layers * ctx_sums
         keys = self.full_layers * (ctx_sums + tokens)
         if self.sliding_layers and window_sums is not None:

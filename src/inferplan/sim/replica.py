@@ -66,6 +66,7 @@ class Replica:
         self.energy_j = 0.0
         self.num_steps = 0
         self.max_kv_blocks_used = 0
+        self._reasons: np.ndarray | None = None  # why each request of the table cannot run here (0: it can)
 
     # ---- load, for routers -----------------------------------------------------------------
     @property
@@ -80,7 +81,9 @@ class Replica:
     def reject_reason(self, rid: int) -> int:
         if self.max_waiting and len(self.state.waiting) >= self.max_waiting:
             return 1
-        return self.policy.reject_reason(self.state, rid)
+        if self._reasons is None:  # once, for every request (after the limits are final)
+            self._reasons = self.policy.reject_reasons(self.state)
+        return int(self._reasons[rid])
 
     def enqueue(self, rid: int) -> None:
         self.state.waiting.push(rid)
@@ -395,9 +398,7 @@ class Replica:
         if rows.shape[0] == 1:
             b.remove(int(rows[0]))
         else:
-            keep = np.ones(b.n, dtype=bool)
-            keep[rows] = False
-            b.keep(keep)
+            b.drop(rows)
         return int(rows.size)
 
     def _register_prompt_blocks(self, plan: StepPlan) -> None:

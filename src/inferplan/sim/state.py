@@ -104,12 +104,15 @@ class RunningBatch:
             self.floats[:, index : n - 1] = self.floats[:, index + 1 : n]
         self.n = n - 1
 
-    def keep(self, mask: npt.NDArray[np.bool_]) -> None:
-        """Keep rows where ``mask`` (length n) is true, in order."""
-        k = int(np.count_nonzero(mask))
+    def drop(self, rows: I64) -> None:
+        """Drop several rows, keeping the order of the others."""
         n = self.n
-        self.ints[:, :k] = self.ints[:, :n][:, mask]
-        self.floats[:, :k] = self.floats[:, :n][:, mask]
+        gone = np.zeros(n, dtype=bool)
+        gone[rows] = True
+        kept = (~gone).nonzero()[0]
+        k = kept.shape[0]
+        self.ints[:, :k] = self.ints[:, :n].take(kept, axis=1)  # take: cheaper than a boolean mask here
+        self.floats[:, :k] = self.floats[:, :n].take(kept, axis=1)
         self.n = k
 
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -11,9 +10,11 @@ import numpy.typing as npt
 from inferplan.sim.state import ReplicaState
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class StepPlan:
-    """One step's decision: tokens per running row (0 = not scheduled) and who was preempted."""
+class StepPlan(NamedTuple):
+    """One step's decision: tokens per running row (0 = not scheduled) and who was preempted.
+
+    Immutable; a NamedTuple because one is built per step.
+    """
 
     rids: npt.NDArray[np.int64]  # request id of each running row
     num_new: npt.NDArray[np.int64]  # tokens scheduled per row
@@ -41,6 +42,6 @@ class SchedulerPolicy(Protocol):
 
     def schedule(self, rep: ReplicaState) -> StepPlan: ...
 
-    def reject_reason(self, rep: ReplicaState, rid: int) -> int:
-        """0 if the request can ever run on this replica, else an index into REJECT_REASONS."""
+    def reject_reasons(self, rep: ReplicaState) -> npt.NDArray[np.int8]:
+        """Per request of the replica's table: 0 if it can ever run there, else an index into REJECT_REASONS."""
         ...

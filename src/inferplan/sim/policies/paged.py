@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from inferplan.sim.policies.base import StepPlan
 from inferplan.perf.deployment import EngineLimits
@@ -62,16 +63,19 @@ class PagedScheduler:
             role=role,
         )
 
-    def reject_reason(self, rep: ReplicaState, rid: int) -> int:
+    def reject_reasons(self, rep: ReplicaState) -> npt.NDArray[np.int8]:
+        """Per request of the table: 0 if it can ever run on this replica, else an index into REJECT_REASONS."""
         t = rep.table
-        total = int(t.input[rid]) + rep.output_target(rid)
-        if rep.slot_context and total > rep.slot_context:
-            return 3
-        if rep.blocks_for(total) > rep.seq_block_limit:
-            return 2
-        if not rep.enable_chunked_prefill and total > rep.max_num_batched_tokens:
-            return 4  # vLLM requires max_num_batched_tokens >= max_model_len without chunking; a resume recomputes all
-        return 0
+        target = np.ones_like(t.output) if rep.role == "prefill" else t.output  # as ``output_target``
+        total = t.input + target
+        reasons = np.zeros(total.shape[0], dtype=np.int8)  # the first matching reason below wins
+        if not rep.enable_chunked_prefill:
+            # vLLM requires max_num_batched_tokens >= max_model_len without chunking; a resume recomputes all
+            reasons[total > rep.max_num_batched_tokens] = 4
+        reasons[-(-total // rep.block_size) > rep.seq_block_limit] = 2
+        if rep.slot_context:
+            reasons[total > rep.slot_context] = 3
+        return reasons
 
     # ---- the step ------------------------------------------------------------------------
     def schedule(self, rep: ReplicaState) -> StepPlan:
@@ -89,7 +93,7 @@ class PagedScheduler:
         n = b.n
         return StepPlan(
             rids=b.rid[:n].copy(),
-            num_new=alloc[:n].copy(),
+            num_new=alloc[:n],  # alloc is this step's own array
             num_computed_before=b.num_computed[:n].copy(),
             preempted=tuple(preempted),
             token_budget_left=budget,
