@@ -264,9 +264,10 @@ class StepCost:
         return total, total * self.idle_w + busy * self.dynamic_w
 
     def decode_steps(
-        self, num_decodes: int | np.ndarray, ctx_sums: np.ndarray, window_sums: np.ndarray | None = None
+        self, num_decodes: int | np.ndarray, ctx_sums: np.ndarray, window_sums: np.ndarray | None = None,
+        *, out: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(seconds, joules) of consecutive pure-decode steps.
+        """(seconds, joules) of consecutive pure-decode steps; seconds written to ``out`` if given.
 
         ``num_decodes`` is the batch size (one number, or one per step), ``ctx_sums[m]``
         the keys read in step m (full layers), ``window_sums[m]`` the same capped at the
@@ -289,7 +290,8 @@ class StepCost:
         attention = np.maximum(pairs * self.attn_flops_per_pair / self.attn_flops_per_s,
                                keys * self.kv_bytes_per_token_layer / self.bw)
         busy = dense + attention  # dense = (d + e) + h, summed in the same order as ``groups``
-        seconds = busy + c + o
+        c += busy  # busy + c (c is this call's own row)
+        seconds = np.add(c, o, out=out)
         return seconds, seconds * self.idle_w + busy * self.dynamic_w
 
     def _fixed_decode_parts(self, max_batch: int) -> np.ndarray:

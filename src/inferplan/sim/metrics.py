@@ -32,9 +32,10 @@ class LogHistogram:
             self._total += float(np.dot(self._values[:k], self._weights[:k]))
             self._fill = 0
 
-    def add_weighted(self, values: npt.NDArray[np.float64], weight: float | npt.NDArray[np.int64] = 1.0) -> None:
+    def add_weighted(self, values: npt.NDArray[np.float64], weight: float | npt.NDArray[np.int64] = 1.0,
+                     *, count: int | None = None) -> None:
         """values[i] counted ``weight`` times (a number, or one weight per value): a run of decode steps
-        contributes one gap per running request."""
+        contributes one gap per running request. ``count``: the weights' sum, when the caller has it."""
         k = values.shape[0]
         if k == 0:
             return
@@ -47,7 +48,9 @@ class LogHistogram:
         self._values[f : f + k] = values
         self._weights[f : f + k] = weight
         self._fill = f + k
-        self._n += int(weight * k) if isinstance(weight, float) else int(np.add.reduce(weight))
+        if count is None:
+            count = int(weight * k) if isinstance(weight, float) else int(np.add.reduce(weight))
+        self._n += count
 
     def add(self, values: npt.NDArray[np.float64]) -> None:
         self.add_weighted(values, 1.0)
@@ -133,9 +136,11 @@ class ReplicaSeries:
         self, t: float, dur: float, prefill: int, decode: int, running: int, waiting: int, kv_blocks: int,
         joules: float, starts: npt.NDArray[np.float64], durs: npt.NDArray[np.float64],
         decodes: npt.NDArray[np.int64], run_joules: npt.NDArray[np.float64], *, end: float, energy: float,
+        decoded: int,
     ) -> None:
         """A leap: its first step (as ``add_step``), then the decode steps after it, ``decodes[m]``
-        sequences getting one token in step m, starting at ``starts`` (the first at ``t + dur``)."""
+        sequences getting one token in step m (``decoded`` in all), starting at ``starts`` (the first at
+        ``t + dur``)."""
         first_start = starts[0]
         k = int(t / self.bucket_s)
         if k == int(first_start / self.bucket_s) == int(starts[-1] / self.bucket_s):  # the usual case: one bucket
@@ -152,7 +157,7 @@ class ReplicaSeries:
             o[7] += joules
             o[0] += busy
             o[1] += durs.shape[0]
-            o[3] += float(np.add.reduce(decodes))
+            o[3] += decoded
             o[4] += float(decodes.dot(durs))
             o[5] += waiting * busy
             o[6] += kv_blocks * busy

@@ -62,6 +62,7 @@ class Replica:
         self.leap_first_end = 0.0
         self.leap_ends = np.zeros(0)
         self.leap_active = np.zeros(0, dtype=np.int64)
+        self.leap_decoded = 0  # tokens the leap's steps after the first decode (the sum of leap_active)
         self.busy_s = 0.0
         self.energy_j = 0.0
         self.num_steps = 0
@@ -142,20 +143,25 @@ class Replica:
         else:
             ctx0 = int(np.add.reduce(c1))
         while True:  # price a growing prefix of the run until it passes the horizon
-            m = _STEP_INDEX[: span - 1] if span <= _STEP_INDEX.shape[0] + 1 else np.arange(2, span + 1)  # 1-based
+            if span <= _STEP_INDEX.shape[0] + 1:
+                m, m1 = _STEP_INDEX[: span - 1], _STEP_INDEX_M1[: span - 1]  # step numbers 2.. and those minus 1
+            else:
+                m = np.arange(2, span + 1)
+                m1 = m - 1
             if through_finishes:
                 gone = r_sorted.searchsorted(m, side="left")  # requests that finished before step m
                 active = n - gone
-                ctx = c1_tail[gone] + (m - 1) * active
+                ctx = c1_tail[gone] + m1 * active
             else:
                 active = np.full(m.shape[0], n, dtype=np.int64)
-                ctx = ctx0 + (m - 1) * n
-            win = _window_sums(c1, m - 1, self.window) if self.window else None
-            durs, joules = self.cost.decode_steps(active, ctx, win)
-            ends = np.empty(span + 1)
-            ends[0], ends[1] = now, d0
-            ends[2:] = durs
-            ends = ends.cumsum()[1:]  # sequential sums, as event-by-event
+                ctx = ctx0 + m1 * n
+            win = _window_sums(c1, m1, self.window) if self.window else None
+            buf = np.empty(2 * span + 2)  # [now, d0, the run's durations] then their running sums
+            buf[0], buf[1] = now, d0
+            durs, joules = self.cost.decode_steps(active, ctx, win, out=buf[2 : span + 1])
+            ends = buf[span + 1 :]
+            buf[: span + 1].cumsum(out=ends)  # sequential sums, as event-by-event
+            ends = ends[1:]
             if span == limit or ends[-1] > horizon:
                 break
             span = min(limit, 4 * span)
@@ -174,8 +180,10 @@ class Replica:
         if steps > 1:
             durs, joules, active = durs[: steps - 1], joules[: steps - 1], active[: steps - 1]
             decode_j = float(np.add.reduce(joules))
+            self.leap_decoded = int(np.add.reduce(active))
             self.series.add_leap(now, d0, first.prefill_tokens, first.num_decodes, n, len(st.waiting), used, j0,
-                                 ends[: steps - 1], durs, active, joules, end=end, energy=decode_j)
+                                 ends[: steps - 1], durs, active, joules, end=end, energy=decode_j,
+                                 decoded=self.leap_decoded)
         else:
             decode_j = 0.0
             self.series.add_step(now, d0, first.prefill_tokens, first.num_decodes, n, len(st.waiting), used, j0)
@@ -347,19 +355,19 @@ class Replica:
         remaining -= k
         tokens = b.num_tokens[:n]
         tokens += k
-        b.num_computed[:n] = tokens - 1  # every row sampled in each step it ran: all but the last token computed
+        np.subtract(tokens, 1, out=b.num_computed[:n])  # every row sampled in each step it ran: all but the last token computed
         if st.prefix_caching:
             self._register_prompt_blocks(plan)
         last = b.last_t[:n]
         first = np.isnan(last)
-        if np.logical_or.reduce(first):
+        if np.count_nonzero(first):
             self.table.t_first_token[b.rid[:n][first]] = self.leap_first_end
         gaps = self.leap_first_end - last  # NaN where the first token came in this leap
         self.itl.add_weighted(gaps[~first])
         run_max = np.zeros(steps)  # run_max[j]: longest gap over the leap's first j + 1 tokens
         if steps > 1:
             later = ends[1:] - ends[:-1]  # exactly as event-by-event subtraction gives them
-            self.itl.add_weighted(later, self.leap_active)
+            self.itl.add_weighted(later, self.leap_active, count=self.leap_decoded)
             np.maximum.accumulate(later, out=run_max[1:])
         km1 = k - 1
         row_max = run_max[km1]
@@ -417,7 +425,9 @@ class Replica:
 
 
 _STEP_INDEX = np.arange(2, 258)  # step numbers 2.. of a leap, sliced instead of rebuilt (spans grow 64, 256, ...)
+_STEP_INDEX_M1 = _STEP_INDEX - 1
 _STEP_INDEX.flags.writeable = False
+_STEP_INDEX_M1.flags.writeable = False
 
 
 def _window_sums(ctx: np.ndarray, m: np.ndarray, window: int) -> np.ndarray:
