@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -88,6 +89,40 @@ def test_decode_leaps_match_stepping_one_by_one() -> None:
     for field in ("t_first_token", "t_finish", "t_first_scheduled", "out_done", "num_preemptions", "max_itl"):
         assert np.array_equal(getattr(a.table, field), getattr(b.table, field), equal_nan=True), field
     assert a.num_steps == b.num_steps and a.itl.n == b.itl.n
+
+
+@pytest.mark.parametrize(
+    ("case", "model", "device", "policy", "preset", "rate", "prefill"),
+    [
+        ("one replica, finishes crossed inside a leap", "llama-3.1-8b", "h100-sxm", "vllm", "chat", 8.0, False),
+        ("one replica, small chunks", "llama-3.1-8b", "l4", "sarathi", "code", 1.0, False),
+        ("prefill and decode pools", "llama-3.1-8b", "h100-sxm", "vllm", "summarize", 3.0, True),
+    ],
+)
+def test_leaps_match_stepping_one_by_one_on_a_single_replica(
+    case: str, model: str, device: str, policy: str, preset: str, rate: float, prefill: bool
+) -> None:
+    """The single-replica leap (which runs through requests finishing on the way, and is the
+    benchmark's path) gives the same request timings, token counts, steps and energy as stepping."""
+    from inferplan.workload.presets import make_workload
+
+    wl = make_workload(preset, rate=rate, duration_s=240, seed=7)
+    dep = build_deployment(model, device)
+    kw = {"prefill": [dep]} if prefill else {}
+    a = simulate(wl, [dep], get_policy(policy), leap=True, **kw)
+    b = simulate(wl, [dep], get_policy(policy), leap=False, **kw)
+    assert a.num_steps > b.table.status.shape[0], case  # many decode steps per request: leaps were taken
+    for field in ("t_first_token", "t_finish", "t_first_scheduled", "out_done", "max_itl", "status"):
+        assert np.array_equal(getattr(a.table, field), getattr(b.table, field), equal_nan=True), (case, field)
+    assert a.num_steps == b.num_steps and a.itl.n == b.itl.n
+    assert a.itl.total == pytest.approx(b.itl.total, rel=1e-12)
+    for ra, rb in zip(a.replicas, b.replicas, strict=True):
+        assert ra.num_steps == rb.num_steps
+        assert ra.busy_s == pytest.approx(rb.busy_s, rel=1e-12)
+        assert ra.energy_j == pytest.approx(rb.energy_j, rel=1e-12)
+        sa, sb = ra.series.as_arrays(), rb.series.as_arrays()
+        for key in ("busy_s", "steps", "prefill_tokens", "decode_tokens", "energy_j", "running_s"):
+            assert np.allclose(sa[key], sb[key], rtol=1e-9, atol=1e-9), (case, key)
 
 
 def test_md1_queue_matches_pollaczek_khinchine() -> None:

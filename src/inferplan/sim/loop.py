@@ -108,13 +108,20 @@ def simulate(
     steps = 0
     report_every = max(1, n // 200)
 
+    step_end = [float("inf")] * len(replicas)  # when each busy replica's running step (or leap) ends
+
     def start(rep: Replica) -> None:
         horizon = arrivals[i] if i < n else float("inf")
         if transfers and transfers[0][0] < horizon:
             horizon = transfers[0][0]
+        if rep.state.role == "decode":  # a prefill step ending sooner may hand off a prompt sooner
+            for k in range(len(prefill)):
+                if step_end[k] < horizon:
+                    horizon = step_end[k]
         end = rep.start_step(now, horizon)
         if end is not None:
             heapq.heappush(heap, (end, next(seq), rep.index))
+            step_end[rep.index] = end
 
     while i < n or heap or transfers:
         t_arrival = arrivals[i] if i < n else float("inf")
@@ -124,6 +131,7 @@ def simulate(
             assert t >= now, "clock went back"
             now = t
             rep = replicas[r]
+            step_end[r] = float("inf")
             steps += rep.leap_steps or 1
             rep.finish_step(now)
             if check_invariants:
