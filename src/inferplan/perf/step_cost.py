@@ -278,10 +278,10 @@ class StepCost:
         tokens = num_decodes
         table = self._decode_fixed
         try:
-            dense, c, o = table[:, tokens]
+            dense, c, o = table.take(tokens, axis=1)
         except IndexError:  # a batch larger than any seen: grow the table
             table = self._fixed_decode_parts(int(np.max(tokens)))
-            dense, c, o = table[:, tokens]
+            dense, c, o = table.take(tokens, axis=1)
         pairs = self.full_layers * ctx_sums
         keys = self.full_layers * (ctx_sums + tokens)
         if self.sliding_layers and window_sums is not None:

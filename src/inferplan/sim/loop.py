@@ -19,7 +19,7 @@ import numpy as np
 from inferplan.perf.deployment import Deployment
 from inferplan.sim.metrics import LogHistogram
 from inferplan.sim.policies.paged import PagedScheduler
-from inferplan.sim.replica import Replica
+from inferplan.sim.replica import ArrivalFeed, Replica
 from inferplan.sim.routers import LeastKV, Router, get_router
 from inferplan.sim.state import REJECTED, WAITING, RequestTable
 from inferplan.workload.request import Workload
@@ -103,7 +103,9 @@ def simulate(
     seq = itertools.count()
     arrivals = wl.arrival_s.tolist()
     n = len(arrivals)
-    i = 0
+    feed = ArrivalFeed(arrivals)  # feed.next: the next arrival to route (a lone replica may take some itself)
+    if len(replicas) == 1 and replicas[0].state.role == "both":
+        replicas[0].feed = feed
     now = 0.0
     steps = 0
     report_every = max(1, n // 200)
@@ -111,7 +113,7 @@ def simulate(
     step_end = [float("inf")] * len(replicas)  # when each busy replica's running step (or leap) ends
 
     def start(rep: Replica) -> None:
-        horizon = arrivals[i] if i < n else float("inf")
+        horizon = arrivals[feed.next] if feed.next < n else float("inf")
         if transfers and transfers[0][0] < horizon:
             horizon = transfers[0][0]
         if rep.state.role == "decode":  # a prefill step ending sooner may hand off a prompt sooner
@@ -123,8 +125,12 @@ def simulate(
             heapq.heappush(heap, (end, next(seq), rep.index))
             step_end[rep.index] = end
 
-    while i < n or heap or transfers:
-        t_arrival = arrivals[i] if i < n else float("inf")
+    next_report = report_every
+    while feed.next < n or heap or transfers:
+        if progress is not None and feed.next >= next_report:
+            progress(feed.next, n)
+            next_report = feed.next + report_every
+        t_arrival = arrivals[feed.next] if feed.next < n else float("inf")
         t_transfer = transfers[0][0] if transfers else float("inf")
         if heap and heap[0][0] <= t_arrival and heap[0][0] <= t_transfer:
             t, _, r = heapq.heappop(heap)
@@ -162,8 +168,8 @@ def simulate(
             continue
         assert t_arrival >= now, "clock went back"
         now = t_arrival
-        rid = i
-        i += 1
+        rid = feed.next
+        feed.next += 1
         while next_change < len(changes) and changes[next_change][0] <= now:
             accepting = [front[k] for k in changes[next_change][1]] or list(front)
             next_change += 1
@@ -178,8 +184,8 @@ def simulate(
             target.enqueue(rid)
             if not target.busy:
                 start(target)
-        if progress is not None and (i % report_every == 0 or i == n):
-            progress(i, n)
+    if progress is not None:
+        progress(n, n)
     return SimResult(wl, table, replicas, itl, now, time.perf_counter() - wall0, steps, route.name, policy.name)
 
 

@@ -17,7 +17,17 @@ from inferplan.perf.step_cost import BatchShape, StepCost
 from inferplan.sim.metrics import LogHistogram, ReplicaSeries
 from inferplan.sim.policies.base import StepPlan
 from inferplan.sim.policies.paged import PagedScheduler
-from inferplan.sim.state import FINISHED, RequestTable
+from inferplan.sim.state import FINISHED, WAITING, RequestTable
+
+
+class ArrivalFeed:
+    """Arrival times in order and the next one not yet routed; shared by the event loop and a lone replica."""
+
+    __slots__ = ("times", "next")
+
+    def __init__(self, times: list[float]) -> None:
+        self.times = times
+        self.next = 0
 
 
 class Replica:
@@ -63,6 +73,9 @@ class Replica:
         self.leap_ends = np.zeros(0)
         self.leap_active = np.zeros(0, dtype=np.int64)
         self.leap_decoded = 0  # tokens the leap's steps after the first decode (the sum of leap_active)
+        self.leap_join: np.ndarray | None = None  # leaps that took arrivals in: each row's first step (global)
+        self.leap_last = np.zeros(0, dtype=np.int64)  # ... and its last step
+        self.feed: ArrivalFeed | None = None  # set for a lone replica: arrivals it may take in inside a leap
         self.busy_s = 0.0
         self.energy_j = 0.0
         self.num_steps = 0
@@ -121,7 +134,11 @@ class Replica:
         """Run this step and the identical decode steps after it as one event, up to ``horizon``.
 
         With an empty queue (and no sliding window), requests that finish on the way simply
-        leave the batch: the run goes on with fewer sequences until the next arrival.
+        leave the batch: the run goes on with fewer sequences until the next arrival. A lone
+        replica fed its arrivals (``feed``) goes further: when the policy would admit the
+        arrival whole in the next step and the KV blocks surely suffice, it takes the arrival
+        in, prices that step, and runs on to the arrival after (one segment per arrival). The
+        rows are applied once, at the end (``_finish_leap``).
         """
         st = self.state
         b, pool = st.batch, st.pool
@@ -130,71 +147,137 @@ class Replica:
         d0, j0 = self.cost.cost(first)
         c1 = plan.num_computed_before + plan.num_new  # computed after the first step; each row then holds c1 + 1
         r = b.remaining[:n]  # steps each request takes part in: 1..r
-        held = b.held[:n]
         # crossing finishes is exact only when no router looks at this replica's load meanwhile
         through_finishes = self.solo and not len(st.waiting) and not self.window
-        limit = self._steps_blocks_allow(c1, held, r, int(np.maximum.reduce(r)) if through_finishes else int(np.minimum.reduce(r)))
-        span = min(limit, 64)
-        if through_finishes:  # array methods: the np.* wrappers cost more than the work at these sizes
-            order = r.argsort(kind="stable")
-            r_sorted = r[order]
-            c1_tail = np.zeros(n + 1, dtype=np.int64)  # sum of c1 over sorted rows k.. (0 past the end)
-            c1_tail[:n] = c1[order][::-1].cumsum()[::-1]
-        else:
-            ctx0 = int(np.add.reduce(c1))
-        while True:  # price a growing prefix of the run until it passes the horizon
-            if span <= _STEP_INDEX.shape[0] + 1:
-                m, m1 = _STEP_INDEX[: span - 1], _STEP_INDEX_M1[: span - 1]  # step numbers 2.. and those minus 1
+        limit = self._steps_blocks_allow(c1, b.held[:n], r, int(np.maximum.reduce(r)) if through_finishes
+                                         else int(np.minimum.reduce(r)))
+        feed = self.feed if through_finishes else None
+        # rows in global step numbers: joined (first step) at step J, last step L, offset a = c1 - J
+        join: np.ndarray | None = None
+        cols = np.zeros((4, 0), dtype=np.int64)
+        offset = c1 - 1
+        last_step = r
+        seg_start, seg_d, seg_j = now, d0, j0  # this segment's first step: start, duration, joules
+        seg_prefill, seg_decodes, seg_running = first.prefill_tokens, first.num_decodes, n
+        m0 = 1  # global number of the segment's first step
+        free0 = pool.num_free
+        prompt_blocks = 0  # blocks taken by requests admitted inside the leap
+        all_ends: list[np.ndarray] = []
+        while True:
+            rows = last_step.shape[0]
+            if through_finishes:  # array methods: the np.* wrappers cost more than the work at these sizes
+                order = last_step.argsort(kind="stable")
+                last_sorted = last_step[order]
+                offset_tail = np.zeros(rows + 1, dtype=np.int64)  # sum of offsets over sorted rows k.. (0 past the end)
+                offset_tail[:rows] = offset[order][::-1].cumsum()[::-1]
             else:
-                m = np.arange(2, span + 1)
-                m1 = m - 1
-            if through_finishes:
-                gone = r_sorted.searchsorted(m, side="left")  # requests that finished before step m
-                active = n - gone
-                ctx = c1_tail[gone] + m1 * active
+                ctx0 = int(np.add.reduce(c1))
+            span = min(limit, 64)
+            while True:  # price a growing prefix of the segment until it passes the horizon
+                if span <= _STEP_INDEX.shape[0] + 1:
+                    m, m1 = _STEP_INDEX[: span - 1], _STEP_INDEX_M1[: span - 1]  # step numbers 2.. and those minus 1
+                else:
+                    m = np.arange(2, span + 1)
+                    m1 = m - 1
+                if through_finishes:
+                    g = m if m0 == 1 else m + (m0 - 1)  # global step numbers
+                    gone = last_sorted.searchsorted(g, side="left")  # requests that finished before step g
+                    active = rows - gone
+                    ctx = offset_tail[gone] + g * active
+                else:
+                    active = np.full(m.shape[0], n, dtype=np.int64)
+                    ctx = ctx0 + m1 * n
+                win = _window_sums(c1, m1, self.window) if self.window else None
+                buf = np.empty(2 * span + 2)  # [start, first step, the decode steps' durations] then running sums
+                buf[0], buf[1] = seg_start, seg_d
+                durs, joules = self.cost.decode_steps(active, ctx, win, out=buf[2 : span + 1])
+                ends = buf[span + 1 :]
+                buf[: span + 1].cumsum(out=ends)  # sequential sums, as event-by-event
+                ends = ends[1:]
+                if span == limit or ends[-1] > horizon:
+                    break
+                span = min(limit, 4 * span)
+            steps = min(int(ends.searchsorted(horizon, side="right")) + 1, span)
+            seg_end = float(ends[steps - 1])
+            if steps > 1:
+                durs, joules, active = durs[: steps - 1], joules[: steps - 1], active[: steps - 1]
+                decode_j = float(np.add.reduce(joules))
+                decoded = int(np.add.reduce(active))
             else:
-                active = np.full(m.shape[0], n, dtype=np.int64)
-                ctx = ctx0 + m1 * n
-            win = _window_sums(c1, m1, self.window) if self.window else None
-            buf = np.empty(2 * span + 2)  # [now, d0, the run's durations] then their running sums
-            buf[0], buf[1] = now, d0
-            durs, joules = self.cost.decode_steps(active, ctx, win, out=buf[2 : span + 1])
-            ends = buf[span + 1 :]
-            buf[: span + 1].cumsum(out=ends)  # sequential sums, as event-by-event
-            ends = ends[1:]
-            if span == limit or ends[-1] > horizon:
-                break
-            span = min(limit, 4 * span)
-        steps = min(int(ends.searchsorted(horizon, side="right")) + 1, span)
-        if steps > 1:  # the first step's blocks were allocated by the scheduler
-            # blocks for c1 - 1 + k tokens after k steps: ceil((c1 - 1 + k) / bs) = (c1 + k + bs - 2) // bs
-            extra = (c1 + np.minimum(r, steps) + (st.block_size - 2)) // st.block_size - held
+                decode_j, decoded = 0.0, 0
+            # blocks through this segment's last step: ceil((c1 - 1 + k) / bs) after k steps = (c1 + k + bs - 2) // bs
+            g_end = m0 + steps - 1
+            held = b.held[: b.n]
+            taken = np.minimum(last_step, g_end) if join is None else np.minimum(last_step, g_end) - join + 1
+            extra = (c1 + taken + (st.block_size - 2)) // st.block_size - held
             np.maximum(extra, 0, out=extra)
             assert pool.take(int(np.add.reduce(extra)))
             held += extra
-        used = pool.num_used
-        if used > self.max_kv_blocks_used:
-            self.max_kv_blocks_used = used
-        end = float(ends[steps - 1])
-        first_end = float(ends[0])
-        if steps > 1:
-            durs, joules, active = durs[: steps - 1], joules[: steps - 1], active[: steps - 1]
-            decode_j = float(np.add.reduce(joules))
-            self.leap_decoded = int(np.add.reduce(active))
-            self.series.add_leap(now, d0, first.prefill_tokens, first.num_decodes, n, len(st.waiting), used, j0,
-                                 ends[: steps - 1], durs, active, joules, end=end, energy=decode_j,
-                                 decoded=self.leap_decoded)
-        else:
-            decode_j = 0.0
-            self.series.add_step(now, d0, first.prefill_tokens, first.num_decodes, n, len(st.waiting), used, j0)
-        self.leap_first_end = first_end
-        self.leap_ends = ends[:steps]
+            used = pool.num_used
+            if used > self.max_kv_blocks_used:
+                self.max_kv_blocks_used = used
+            if steps > 1:
+                self.series.add_leap(seg_start, seg_d, seg_prefill, seg_decodes, seg_running, len(st.waiting), used,
+                                     seg_j, ends[: steps - 1], durs, active, joules, end=seg_end, energy=decode_j,
+                                     decoded=decoded)
+            else:
+                self.series.add_step(seg_start, seg_d, seg_prefill, seg_decodes, seg_running, len(st.waiting), used,
+                                     seg_j)
+            self.energy_j += seg_j + decode_j
+            self.busy_s += seg_end - seg_start
+            self.num_steps += steps
+            all_ends.append(ends[:steps])
+            # ---- take the next arrival in, if stepping one by one would surely admit it whole
+            if feed is None or steps == limit or feed.next >= len(feed.times) or ends[steps - 1] <= horizon:
+                break
+            rid = feed.next
+            admit_step = g_end + 1
+            if feed.next + 1 < len(feed.times) and feed.times[feed.next + 1] < seg_end:
+                break  # two arrivals wait at the step boundary: the scheduler decides
+            if join is not None and rows == cols.shape[1]:
+                break  # as many taken in as there is room for: apply the leap (finished rows leave)
+            if self.reject_reason(rid):
+                break
+            prompt = int(self.table.input[rid])
+            running = rows - int(last_sorted.searchsorted(admit_step, side="left"))
+            if not self.policy.admits_whole(st, prompt, running):
+                break
+            blocks = -(-prompt // st.block_size)
+            spare = free0 - prompt_blocks - blocks
+            step_cap = (spare // (rows + 1)) * st.block_size - 1 if spare > 0 else -1  # every row needs <= g // bs + 1
+            if step_cap < admit_step:  # new blocks over g steps; past step_cap they might not all fit
+                break
+            prompt_blocks += blocks
+            feed.next += 1
+            t = self.table
+            t.replica[rid] = self.index
+            t.status[rid] = WAITING
+            t.t_first_scheduled[rid] = seg_end
+            assert pool.take(blocks)
+            b.append(rid, prompt, 0, blocks, prompt, int(t.output[rid]), float(t.t_last_token[rid]),
+                     float(t.max_itl[rid]))
+            ctx_at = int(offset_tail[rows - running]) + admit_step * running  # keys the running rows read
+            shape = BatchShape(prompt, prompt * (prompt + 1) / 2, 0.0, 0, 1, running, ctx_at, 0, running + 1)
+            seg_d, seg_j = self.cost.cost(shape)
+            seg_start, seg_prefill, seg_decodes, seg_running = seg_end, prompt, running, running + 1
+            if join is None:  # rows as columns of one array with room for the requests taken in
+                cols = np.empty((4, rows + _MAX_TAKEN_IN), dtype=np.int64)
+                cols[0, :rows], cols[1, :rows], cols[2, :rows], cols[3, :rows] = 1, c1, offset, last_step
+            cols[:, rows] = (admit_step, prompt, prompt - admit_step, admit_step + int(t.output[rid]) - 1)
+            join, c1, offset, last_step = cols[:, : rows + 1]
+            m0 = admit_step
+            limit = min(int(np.maximum.reduce(last_step)), step_cap) - m0 + 1
+            horizon = feed.times[feed.next] if feed.next < len(feed.times) else float("inf")
+        ends = all_ends[0] if len(all_ends) == 1 else np.concatenate(all_ends)
+        steps = ends.shape[0]
+        self.leap_first_end = float(ends[0])
+        self.leap_ends = ends
         self.leap_active = active
-        self.energy_j += j0 + decode_j
+        self.leap_decoded = decoded
+        self.leap_join = join
+        self.leap_last = last_step
         self.busy, self.plan, self.leap_steps = True, plan, steps
-        self.busy_s += end - now
-        self.num_steps += steps
-        return end
+        return float(ends[-1])
 
     def _steps_blocks_allow(self, c1: np.ndarray, held: np.ndarray, remaining: np.ndarray, limit: int) -> int:
         """Most steps (<= limit) whose new KV blocks fit, not counting blocks that finishing requests free.
@@ -345,6 +428,8 @@ class Replica:
 
     def _finish_leap(self, plan: StepPlan, now: float) -> int:
         """Apply a leap: request i sampled one token in each of steps 1..k_i (k_i = min(steps, its outputs left))."""
+        if self.leap_join is not None:
+            return self._finish_leap_with_arrivals(now)
         st = self.state
         b = st.batch
         n = b.n
@@ -381,6 +466,50 @@ class Replica:
         num_done = self._retire(done, b.last_t[done])
         st.all_decoding = True
         self.plan, self.leap_steps, self.busy = None, 0, False
+        return num_done
+
+    def _finish_leap_with_arrivals(self, now: float) -> int:
+        """Apply a leap that took arrivals in: row i ran steps J_i .. min(L_i, S) of the S steps
+        (global numbers), sampling one token in each; rows admitted inside it had no token before."""
+        st = self.state
+        b = st.batch
+        n = b.n
+        ends = self.leap_ends
+        steps = ends.shape[0]
+        join = self.leap_join
+        assert join is not None
+        k = np.minimum(self.leap_last, steps) - join + 1  # steps each row took part in
+        remaining = b.remaining[:n]
+        remaining -= k
+        tokens = b.num_tokens[:n]
+        tokens += k
+        np.subtract(tokens, 1, out=b.num_computed[:n])  # every row sampled in each step it ran
+        last = b.last_t[:n]
+        first = np.isnan(last)
+        self.table.t_first_token[b.rid[:n][first]] = ends[join[first] - 1]
+        gaps = ends[0] - last  # NaN for rows without an earlier token (all of them joined at step 1)
+        self.itl.add_weighted(gaps[~first])
+        # row i's later gaps are gap[J_i - 1 .. J_i + k_i - 3], gap[s] = ends[s + 1] - ends[s]
+        lo, hi = join - 1, join + k - 2
+        gap = np.empty(steps)
+        np.subtract(ends[1:], ends[:-1], out=gap[:-1])  # exactly as event-by-event subtraction gives them
+        gap[-1] = 0.0
+        per_gap = (np.bincount(lo, minlength=steps) - np.bincount(hi, minlength=steps)).cumsum()
+        self.itl.add_weighted(gap[:-1], per_gap[:-1], count=int(np.add.reduce(k)) - n)
+        bounds = np.empty(2 * n, dtype=np.int64)
+        bounds[0::2], bounds[1::2] = lo, hi
+        row_max = np.maximum.reduceat(gap, bounds)[0::2]  # max over [lo, hi); a lone gap[lo] where lo == hi
+        row_max[k == 1] = 0.0
+        np.fmax(row_max, gaps, out=row_max)  # fmax: a NaN gap (no earlier token) does not count
+        max_itl = b.max_itl[:n]
+        np.maximum(max_itl, row_max, out=max_itl)
+        b.last_t[:n] = ends[hi]
+        done = (remaining == 0).nonzero()[0]
+        if done.size > 1:  # release in the order stepping one by one would: by finishing step, then row
+            done = done[hi[done].argsort(kind="stable")]
+        num_done = self._retire(done, b.last_t[done])
+        st.all_decoding = True
+        self.plan, self.leap_steps, self.busy, self.leap_join = None, 0, False, None
         return num_done
 
     def _retire(self, rows: np.ndarray, when: float | np.ndarray) -> int:
@@ -426,6 +555,7 @@ class Replica:
 
 _STEP_INDEX = np.arange(2, 258)  # step numbers 2.. of a leap, sliced instead of rebuilt (spans grow 64, 256, ...)
 _STEP_INDEX_M1 = _STEP_INDEX - 1
+_MAX_TAKEN_IN = 128  # requests one leap takes in before it is applied (its finished rows then leave)
 _STEP_INDEX.flags.writeable = False
 _STEP_INDEX_M1.flags.writeable = False
 

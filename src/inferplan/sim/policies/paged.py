@@ -77,6 +77,14 @@ class PagedScheduler:
             reasons[total > rep.slot_context] = 3
         return reasons
 
+    def admits_whole(self, rep: ReplicaState, prompt: int, running: int) -> bool:
+        """Whether a fresh request alone in the queue is admitted with its whole prompt in a step
+        where ``running`` requests each decode one token (KV blocks aside: the caller checks those).
+        Lets a lone replica take arrivals in during a leap; False wherever admission depends on more."""
+        if self.reserve_full or self.static_batches or rep.prefix_caching or rep.long_prefill_token_threshold > 0:
+            return False
+        return running < rep.max_num_seqs and 0 < prompt <= rep.max_num_batched_tokens - running
+
     # ---- the step ------------------------------------------------------------------------
     def schedule(self, rep: ReplicaState) -> StepPlan:
         start_budget = budget = rep.max_num_batched_tokens
