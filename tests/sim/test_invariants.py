@@ -129,7 +129,7 @@ def test_leaps_match_stepping_one_by_one_on_a_single_replica(
 @given(
     n=st.integers(2, 60),
     mean_gap=st.sampled_from([0.005, 0.05, 0.5]),
-    policy=st.sampled_from(["vllm", "sarathi", "orca"]),
+    policy=st.sampled_from(sorted(POLICIES)),
     budget=st.sampled_from([256, 2048, 8192]),
     max_seqs=st.sampled_from([2, 8, 256]),
     util=st.sampled_from([0.78, 0.9]),

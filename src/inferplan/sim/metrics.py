@@ -193,7 +193,7 @@ class ReplicaSeries:
         ks = (starts / self.bucket_s).astype(np.int64)
         ks -= k0
         width = k1 - k0 + 1
-        fields = (durs, np.ones_like(durs), None, decodes, decodes * durs, waiting * durs, kv_blocks * durs, joules)
+        fields = (durs, np.ones(durs.shape[0]), None, decodes, decodes * durs, waiting * durs, kv_blocks * durs, joules)
         self._k = k1
         self._close()  # makes room up to k1 (the open bucket is empty)
         for row, values in enumerate(fields):

@@ -149,8 +149,8 @@ class Replica:
         r = b.remaining[:n]  # steps each request takes part in: 1..r
         # crossing finishes is exact only when no router looks at this replica's load meanwhile
         through_finishes = self.solo and not len(st.waiting) and not self.window
-        limit = self._steps_blocks_allow(c1, b.held[:n], r, int(np.maximum.reduce(r)) if through_finishes
-                                         else int(np.minimum.reduce(r)))
+        max_last = int(np.maximum.reduce(r)) if through_finishes else int(np.minimum.reduce(r))
+        limit = self._steps_blocks_allow(c1, b.held[:n], r, max_last)
         feed = self.feed if through_finishes else None
         # rows in global step numbers: joined (first step) at step J, last step L, offset a = c1 - J
         join: np.ndarray | None = None
@@ -205,15 +205,32 @@ class Replica:
                 decoded = int(np.add.reduce(active))
             else:
                 decode_j, decoded = 0.0, 0
-            # blocks through this segment's last step: ceil((c1 - 1 + k) / bs) after k steps = (c1 + k + bs - 2) // bs
             g_end = m0 + steps - 1
-            held = b.held[: b.n]
-            taken = np.minimum(last_step, g_end) if join is None else np.minimum(last_step, g_end) - join + 1
-            extra = (c1 + taken + (st.block_size - 2)) // st.block_size - held
-            np.maximum(extra, 0, out=extra)
-            assert pool.take(int(np.add.reduce(extra)))
-            held += extra
-            used = pool.num_used
+            # ---- take the next arrival in, if stepping one by one would surely admit it whole
+            take_in = (feed is not None and steps < limit and feed.next < len(feed.times)
+                       and ends[steps - 1] > horizon and (join is None or rows < cols.shape[1]))
+            if take_in:
+                assert feed is not None
+                rid = feed.next
+                admit_step = g_end + 1
+                prompt = int(self.table.input[rid])
+                running = rows - int(last_sorted.searchsorted(admit_step, side="left"))
+                blocks = -(-prompt // st.block_size)
+                spare = free0 - prompt_blocks - blocks
+                # every row needs <= g // bs + 1 new blocks by step g: past step_cap they might not all fit
+                step_cap = (spare // (rows + 1)) * st.block_size - 1 if spare > 0 else -1
+                take_in = (step_cap >= admit_step
+                           and not (feed.next + 1 < len(feed.times) and feed.times[feed.next + 1] < seg_end)
+                           and not self.reject_reason(rid) and self.policy.admits_whole(st, prompt, running))
+            if not take_in:  # the leap ends here: blocks every row needs by its last step in it
+                # ceil((c1 - 1 + k) / bs) after k steps = (c1 + k + bs - 2) // bs
+                held = b.held[: b.n]
+                taken = np.minimum(last_step, g_end) if join is None else np.minimum(last_step, g_end) - join + 1
+                extra = (c1 + taken + (st.block_size - 2)) // st.block_size - held
+                np.maximum(extra, 0, out=extra)
+                assert pool.take(int(np.add.reduce(extra)))
+                held += extra
+            used = pool.num_used  # mid-leap segments: without the decode blocks allocated when it ends
             if used > self.max_kv_blocks_used:
                 self.max_kv_blocks_used = used
             if steps > 1:
@@ -227,25 +244,7 @@ class Replica:
             self.busy_s += seg_end - seg_start
             self.num_steps += steps
             all_ends.append(ends[:steps])
-            # ---- take the next arrival in, if stepping one by one would surely admit it whole
-            if feed is None or steps == limit or feed.next >= len(feed.times) or ends[steps - 1] <= horizon:
-                break
-            rid = feed.next
-            admit_step = g_end + 1
-            if feed.next + 1 < len(feed.times) and feed.times[feed.next + 1] < seg_end:
-                break  # two arrivals wait at the step boundary: the scheduler decides
-            if join is not None and rows == cols.shape[1]:
-                break  # as many taken in as there is room for: apply the leap (finished rows leave)
-            if self.reject_reason(rid):
-                break
-            prompt = int(self.table.input[rid])
-            running = rows - int(last_sorted.searchsorted(admit_step, side="left"))
-            if not self.policy.admits_whole(st, prompt, running):
-                break
-            blocks = -(-prompt // st.block_size)
-            spare = free0 - prompt_blocks - blocks
-            step_cap = (spare // (rows + 1)) * st.block_size - 1 if spare > 0 else -1  # every row needs <= g // bs + 1
-            if step_cap < admit_step:  # new blocks over g steps; past step_cap they might not all fit
+            if not take_in:
                 break
             prompt_blocks += blocks
             feed.next += 1
@@ -266,7 +265,8 @@ class Replica:
             cols[:, rows] = (admit_step, prompt, prompt - admit_step, admit_step + int(t.output[rid]) - 1)
             join, c1, offset, last_step = cols[:, : rows + 1]
             m0 = admit_step
-            limit = min(int(np.maximum.reduce(last_step)), step_cap) - m0 + 1
+            max_last = max(max_last, admit_step + int(t.output[rid]) - 1)
+            limit = min(max_last, step_cap) - m0 + 1
             horizon = feed.times[feed.next] if feed.next < len(feed.times) else float("inf")
         ends = all_ends[0] if len(all_ends) == 1 else np.concatenate(all_ends)
         steps = ends.shape[0]
