@@ -244,7 +244,7 @@ class Replica:
             self.busy_s += seg_end - seg_start
             self.num_steps += steps
             all_ends.append(ends[:steps])
-            if not take_in:
+            if not take_in or feed is None:
                 break
             prompt_blocks += blocks
             feed.next += 1
