@@ -31,6 +31,7 @@ def main() -> None:
     print(f"{len(wl):,} chat requests at {wl.mean_rate:.2f} req/s, Llama-3.1-8B on 1x H100 (vllm policy)")
     print(f"  wall {res.wall_s:.2f} s | {len(wl) / res.wall_s:,.0f} requests/s | {res.num_steps / res.wall_s:,.0f} "
           f"engine steps/s ({res.num_steps:,} steps, {res.makespan_s / 3600:.2f} h simulated)")
+    print(f"  {res.num_events:,} events: arrivals the replica did not take in itself, and leap or step ends")
     sub = head(wl, 10_000)
     fast = simulate(sub, [dep], get_policy("vllm"))
     slow = simulate(sub, [dep], get_policy("vllm"), leap=False)

@@ -125,6 +125,19 @@ def test_leaps_match_stepping_one_by_one_on_a_single_replica(
             assert np.allclose(sa[key], sb[key], rtol=1e-9, atol=1e-9), (case, key)
 
 
+def test_a_lone_replica_takes_most_arrivals_in_inside_its_leaps() -> None:
+    """At the chat preset's own rate, most arrivals join a running leap instead of ending it: the loop
+    handles far fewer events than there are requests (stepping one by one handles one per step)."""
+    from inferplan.workload.presets import make_workload
+
+    wl = make_workload("chat", num_requests=3000, seed=3)
+    dep = build_deployment("llama-3.1-8b", "h100-sxm")
+    res = simulate(wl, [dep], get_policy("vllm"))
+    assert res.num_events < len(wl) / 3
+    two = simulate(wl, [dep, dep], get_policy("vllm"), router="least-kv")  # a router reads loads: no taking in
+    assert two.num_events > len(wl)
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     n=st.integers(2, 60),

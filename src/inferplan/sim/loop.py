@@ -38,6 +38,7 @@ class SimResult:
     num_steps: int
     router: str
     policy: str
+    num_events: int = 0  # arrivals, KV transfers and step (or leap) completions handled by the loop
 
 
 def simulate(
@@ -107,7 +108,7 @@ def simulate(
     if len(replicas) == 1 and replicas[0].state.role == "both":
         replicas[0].feed = feed
     now = 0.0
-    steps = 0
+    steps = events = 0
     report_every = max(1, n // 200)
 
     step_end = [float("inf")] * len(replicas)  # when each busy replica's running step (or leap) ends
@@ -137,6 +138,7 @@ def simulate(
             assert t >= now, "clock went back"
             now = t
             rep = replicas[r]
+            events += 1
             step_end[r] = float("inf")
             steps += rep.leap_steps or 1
             rep.finish_step(now)
@@ -153,6 +155,7 @@ def simulate(
             t, _, rid = heapq.heappop(transfers)
             assert t >= now, "clock went back"
             now = t
+            events += 1
             group = groups[int(table.replica[rid])]  # still the prefill replica's index
             target = group[to_decode.choose(rid, group)]
             table.replica[rid] = target.index
@@ -170,6 +173,7 @@ def simulate(
         now = t_arrival
         rid = feed.next
         feed.next += 1
+        events += 1
         while next_change < len(changes) and changes[next_change][0] <= now:
             accepting = [front[k] for k in changes[next_change][1]] or list(front)
             next_change += 1
@@ -186,7 +190,8 @@ def simulate(
                 start(target)
     if progress is not None:
         progress(n, n)
-    return SimResult(wl, table, replicas, itl, now, time.perf_counter() - wall0, steps, route.name, policy.name)
+    return SimResult(wl, table, replicas, itl, now, time.perf_counter() - wall0, steps, route.name, policy.name,
+                     events)
 
 
 def _uptime_changes(uptime: Sequence[Sequence[tuple[float, float]]], count: int) -> list[tuple[float, list[int]]]:
