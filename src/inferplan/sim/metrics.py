@@ -132,56 +132,20 @@ class ReplicaSeries:
         if kv_blocks > self._open_kv_max:
             self._open_kv_max = kv_blocks
 
-    def add_leap(
-        self, t: float, dur: float, prefill: int, decode: int, running: int, waiting: int, kv_blocks: int,
-        joules: float, starts: npt.NDArray[np.float64], durs: npt.NDArray[np.float64],
-        decodes: npt.NDArray[np.int64], run_joules: npt.NDArray[np.float64], *, end: float, energy: float,
-        decoded: int,
-    ) -> None:
-        """A leap: its first step (as ``add_step``), then the decode steps after it, ``decodes[m]``
-        sequences getting one token in step m (``decoded`` in all), starting at ``starts`` (the first at
-        ``t + dur``)."""
-        first_start = starts[0]
-        k = int(t / self.bucket_s)
-        if k == int(first_start / self.bucket_s) == int(starts[-1] / self.bucket_s):  # the usual case: one bucket
-            self._move_to(k)
-            o = self._open
-            busy = end - first_start
-            o[0] += dur
-            o[1] += 1
-            o[2] += prefill
-            o[3] += decode
-            o[4] += running * dur
-            o[5] += waiting * dur
-            o[6] += kv_blocks * dur
-            o[7] += joules
-            o[0] += busy
-            o[1] += durs.shape[0]
-            o[3] += decoded
-            o[4] += float(decodes.dot(durs))
-            o[5] += waiting * busy
-            o[6] += kv_blocks * busy
-            o[7] += energy
-            if kv_blocks > self._open_kv_max:
-                self._open_kv_max = kv_blocks
-            return
-        self.add_step(t, dur, prefill, decode, running, waiting, kv_blocks, joules)
-        self.add_decode_run(starts, durs, decodes, waiting, kv_blocks, run_joules, first_start=first_start,
-                            last_start=starts[-1], busy=end - first_start, energy=energy)
-
     def add_decode_run(
         self, starts: npt.NDArray[np.float64], durs: npt.NDArray[np.float64], decodes: npt.NDArray[np.int64],
         waiting: int, kv_blocks: int, joules: npt.NDArray[np.float64], *, first_start: float, last_start: float,
-        busy: float, energy: float,
+        busy: float, energy: float, decoded: int | None = None,
     ) -> None:
-        """Many decode steps at once (a leap): ``decodes[m]`` sequences get one token in step m."""
+        """Many decode steps at once (a leap): ``decodes[m]`` sequences get one token in step m
+        (``decoded`` in all, when the caller has summed them)."""
         k0, k1 = int(first_start / self.bucket_s), int(last_start / self.bucket_s)
         if k0 == k1:  # the usual case: the whole run falls in one bucket
             self._move_to(k0)
             o = self._open
             o[0] += busy
             o[1] += durs.shape[0]
-            o[3] += float(np.add.reduce(decodes))
+            o[3] += float(np.add.reduce(decodes)) if decoded is None else decoded
             o[4] += float(decodes.dot(durs))
             o[5] += waiting * busy
             o[6] += kv_blocks * busy

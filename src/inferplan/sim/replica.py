@@ -233,13 +233,11 @@ class Replica:
             used = pool.num_used  # mid-leap segments: without the decode blocks allocated when it ends
             if used > self.max_kv_blocks_used:
                 self.max_kv_blocks_used = used
+            self.series.add_step(seg_start, seg_d, seg_prefill, seg_decodes, seg_running, len(st.waiting), used, seg_j)
             if steps > 1:
-                self.series.add_leap(seg_start, seg_d, seg_prefill, seg_decodes, seg_running, len(st.waiting), used,
-                                     seg_j, ends[: steps - 1], durs, active, joules, end=seg_end, energy=decode_j,
-                                     decoded=decoded)
-            else:
-                self.series.add_step(seg_start, seg_d, seg_prefill, seg_decodes, seg_running, len(st.waiting), used,
-                                     seg_j)
+                self.series.add_decode_run(ends[: steps - 1], durs, active, len(st.waiting), used, joules,
+                                           first_start=float(ends[0]), last_start=float(ends[steps - 2]),
+                                           busy=seg_end - float(ends[0]), energy=decode_j, decoded=decoded)
             self.energy_j += seg_j + decode_j
             self.busy_s += seg_end - seg_start
             self.num_steps += steps
@@ -455,18 +453,7 @@ class Replica:
             self.itl.add_weighted(later, self.leap_active, count=self.leap_decoded)
             np.maximum.accumulate(later, out=run_max[1:])
         km1 = k - 1
-        row_max = run_max[km1]
-        np.fmax(row_max, gaps, out=row_max)  # fmax: a NaN gap (no earlier token) does not count
-        max_itl = b.max_itl[:n]
-        np.maximum(max_itl, row_max, out=max_itl)
-        b.last_t[:n] = ends[km1]
-        done = (remaining == 0).nonzero()[0]
-        if done.size > 1:  # release in the order stepping one by one would: by finishing step, then row
-            done = done[k[done].argsort(kind="stable")]
-        num_done = self._retire(done, b.last_t[done])
-        st.all_decoding = True
-        self.plan, self.leap_steps, self.busy = None, 0, False
-        return num_done
+        return self._end_leap(run_max[km1], gaps, km1)
 
     def _finish_leap_with_arrivals(self, now: float) -> int:
         """Apply a leap that took arrivals in: row i ran steps J_i .. min(L_i, S) of the S steps
@@ -500,13 +487,21 @@ class Replica:
         bounds[0::2], bounds[1::2] = lo, hi
         row_max = np.maximum.reduceat(gap, bounds)[0::2]  # max over [lo, hi); a lone gap[lo] where lo == hi
         row_max[k == 1] = 0.0
+        return self._end_leap(row_max, gaps, hi)
+
+    def _end_leap(self, row_max: np.ndarray, gaps: np.ndarray, last_step: np.ndarray) -> int:
+        """What applying any leap ends with: each row's largest gap (``row_max`` within the leap, ``gaps``
+        before it), its last token time (``leap_ends[last_step]``), and finished rows leaving."""
+        st = self.state
+        b = st.batch
+        n = b.n
         np.fmax(row_max, gaps, out=row_max)  # fmax: a NaN gap (no earlier token) does not count
         max_itl = b.max_itl[:n]
         np.maximum(max_itl, row_max, out=max_itl)
-        b.last_t[:n] = ends[hi]
-        done = (remaining == 0).nonzero()[0]
+        b.last_t[:n] = self.leap_ends[last_step]
+        done = (b.remaining[:n] == 0).nonzero()[0]
         if done.size > 1:  # release in the order stepping one by one would: by finishing step, then row
-            done = done[hi[done].argsort(kind="stable")]
+            done = done[last_step[done].argsort(kind="stable")]
         num_done = self._retire(done, b.last_t[done])
         st.all_decoding = True
         self.plan, self.leap_steps, self.busy, self.leap_join = None, 0, False, None
