@@ -1,6 +1,6 @@
 """Simulator speed of this checkout against another one, alternated in one process.
 
-Run: python benchmarks/sim_ab.py OTHER_SRC [--requests N] [--pairs K] [--scenario chat|two-replicas]
+Run: python benchmarks/sim_ab.py OTHER_SRC [--requests N] [--pairs K] [--scenario chat|two-replicas|round-robin]
 
 OTHER_SRC is the ``src`` directory of another checkout (for example a ``git worktree`` of an
 older commit). Its ``inferplan`` package is copied under the name ``inferplan_other`` into a
@@ -24,7 +24,8 @@ from pathlib import Path
 
 SCENARIOS = {
     "chat": ("llama-3.1-8b", "h100-sxm", 1, "round-robin"),  # the sim_speed.py scenario: one replica
-    "two-replicas": ("gemma-2-9b", "a100-80gb", 2, "least-kv"),  # leaps end at every arrival
+    "two-replicas": ("gemma-2-9b", "a100-80gb", 2, "least-kv"),  # a router reads loads: leaps end at arrivals
+    "round-robin": ("llama-3.1-8b", "a10g", 3, "round-robin"),  # arrivals assigned up front
 }
 
 

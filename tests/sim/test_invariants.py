@@ -92,25 +92,27 @@ def test_decode_leaps_match_stepping_one_by_one() -> None:
 
 
 @pytest.mark.parametrize(
-    ("case", "model", "device", "policy", "preset", "rate", "prefill"),
+    ("case", "model", "device", "policy", "preset", "rate", "replicas", "prefill"),
     [
-        ("one replica, finishes crossed inside a leap", "llama-3.1-8b", "h100-sxm", "vllm", "chat", 8.0, False),
-        ("one replica, small chunks", "llama-3.1-8b", "l4", "sarathi", "code", 1.0, False),
-        ("prefill and decode pools", "llama-3.1-8b", "h100-sxm", "vllm", "summarize", 3.0, True),
+        ("one replica, finishes crossed inside a leap", "llama-3.1-8b", "h100-sxm", "vllm", "chat", 8.0, 1, False),
+        ("one replica, small chunks", "llama-3.1-8b", "l4", "sarathi", "code", 1.0, 1, False),
+        ("three replicas behind round-robin", "llama-3.1-8b", "a10g", "vllm", "chat", 9.0, 3, False),
+        ("prefill and decode pools", "llama-3.1-8b", "h100-sxm", "vllm", "summarize", 3.0, 1, True),
     ],
 )
 def test_leaps_match_stepping_one_by_one_on_a_single_replica(
-    case: str, model: str, device: str, policy: str, preset: str, rate: float, prefill: bool
+    case: str, model: str, device: str, policy: str, preset: str, rate: float, replicas: int, prefill: bool
 ) -> None:
-    """The single-replica leap (which runs through requests finishing on the way, and is the
-    benchmark's path) gives the same request timings, token counts, steps and energy as stepping."""
+    """The leaps of a replica whose load no router reads (which run through requests finishing on the
+    way and take arrivals in: the benchmark's path) give the same request timings, token counts, steps
+    and energy as stepping one by one."""
     from inferplan.workload.presets import make_workload
 
     wl = make_workload(preset, rate=rate, duration_s=240, seed=7)
     dep = build_deployment(model, device)
     kw = {"prefill": [dep]} if prefill else {}
-    a = simulate(wl, [dep], get_policy(policy), leap=True, **kw)
-    b = simulate(wl, [dep], get_policy(policy), leap=False, **kw)
+    a = simulate(wl, [dep] * replicas, get_policy(policy), leap=True, **kw)
+    b = simulate(wl, [dep] * replicas, get_policy(policy), leap=False, **kw)
     assert a.num_steps > b.table.status.shape[0], case  # many decode steps per request: leaps were taken
     for field in ("t_first_token", "t_finish", "t_first_scheduled", "out_done", "max_itl", "status"):
         assert np.array_equal(getattr(a.table, field), getattr(b.table, field), equal_nan=True), (case, field)
@@ -136,6 +138,8 @@ def test_a_lone_replica_takes_most_arrivals_in_inside_its_leaps() -> None:
     assert res.num_events < len(wl) / 3
     two = simulate(wl, [dep, dep], get_policy("vllm"), router="least-kv")  # a router reads loads: no taking in
     assert two.num_events > len(wl)
+    blind = simulate(wl, [dep, dep], get_policy("vllm"), router="round-robin")  # assigned up front: taken in
+    assert blind.num_events < len(wl) / 2
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -147,11 +151,12 @@ def test_a_lone_replica_takes_most_arrivals_in_inside_its_leaps() -> None:
     max_seqs=st.sampled_from([2, 8, 256]),
     util=st.sampled_from([0.78, 0.9]),
     seed=st.integers(0, 10_000),
+    replicas=st.integers(1, 3),
 )
 def test_a_lone_replica_taking_arrivals_inside_a_leap_matches_stepping(
-    n: int, mean_gap: float, policy: str, budget: int, max_seqs: int, util: float, seed: int
+    n: int, mean_gap: float, policy: str, budget: int, max_seqs: int, util: float, seed: int, replicas: int
 ) -> None:
-    """Random traffic on one replica with a small KV cache (Llama-3.1-8B on an L4 at 78% memory: 350 to
+    """Random traffic on one to three replicas behind round-robin with a small KV cache (Llama-3.1-8B on an L4 at 78% memory: 350 to
     740 blocks), tight budgets and few slots: leaps that take arrivals in give the same per-request
     timings as stepping one by one, whatever stops them (a queue, a long prompt, blocks, slots)."""
     rng = np.random.default_rng(seed)
@@ -159,13 +164,13 @@ def test_a_lone_replica_taking_arrivals_inside_a_leap_matches_stepping(
     limits = EngineLimits(max_num_seqs=max_seqs, max_num_batched_tokens=budget, gpu_memory_utilization=util)
     dep = build_deployment("llama-3.1-8b", "l4", limits=limits)
     pol = get_policy(policy, {"chunk_size": budget})
-    a = simulate(wl, [dep], pol, leap=True, check_invariants=True)
-    b = simulate(wl, [dep], pol, leap=False)
+    a = simulate(wl, [dep] * replicas, pol, leap=True, check_invariants=True)  # round-robin: loads not read
+    b = simulate(wl, [dep] * replicas, pol, leap=False)
     for field in ("t_first_token", "t_finish", "t_first_scheduled", "out_done", "max_itl", "num_preemptions",
                   "status", "reject_reason"):
         assert np.array_equal(getattr(a.table, field), getattr(b.table, field), equal_nan=True), field
     assert a.num_steps == b.num_steps and a.itl.n == b.itl.n
-    assert a.replicas[0].max_kv_blocks_used <= a.replicas[0].state.pool.num_blocks
+    assert all(r.max_kv_blocks_used <= r.state.pool.num_blocks for r in a.replicas)
 
 
 def test_md1_queue_matches_pollaczek_khinchine() -> None:

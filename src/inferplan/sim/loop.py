@@ -104,9 +104,25 @@ def simulate(
     seq = itertools.count()
     arrivals = wl.arrival_s.tolist()
     n = len(arrivals)
-    feed = ArrivalFeed(arrivals)  # feed.next: the next arrival to route (a lone replica may take some itself)
+    # Where no router reads a replica's load (one replica, or a router that assigns arrivals up front),
+    # each replica gets its arrivals as a feed: its leaps run through finishes and may take arrivals in.
+    lone: ArrivalFeed | None = None
+    feeds: list[ArrivalFeed] = []  # per replica, when arrivals are assigned up front
+    owner: list[int] = []  # each arrival's replica, and its place in that replica's feed
+    place: list[int] = []
     if len(replicas) == 1 and replicas[0].state.role == "both":
-        replicas[0].feed = feed
+        lone = replicas[0].feed = ArrivalFeed(arrivals)
+    elif not prefill and uptime is None and hasattr(route, "assign") and n:
+        assigned = route.assign(n, len(replicas))
+        where = np.empty(n, dtype=np.int64)
+        for rep in replicas:
+            mine = (assigned == rep.index).nonzero()[0]
+            where[mine] = np.arange(mine.shape[0])
+            rep.feed = ArrivalFeed([arrivals[j] for j in mine.tolist()], mine.tolist())
+            rep.solo = True
+            feeds.append(rep.feed)
+        owner, place = assigned.tolist(), where.tolist()
+    i = 0  # the next arrival, in trace order, that no replica has taken in
     now = 0.0
     steps = events = 0
     report_every = max(1, n // 200)
@@ -114,7 +130,11 @@ def simulate(
     step_end = [float("inf")] * len(replicas)  # when each busy replica's running step (or leap) ends
 
     def start(rep: Replica) -> None:
-        horizon = arrivals[feed.next] if feed.next < n else float("inf")
+        feed = rep.feed
+        if feed is not None:
+            horizon = feed.times[feed.next] if feed.next < len(feed.times) else float("inf")
+        else:
+            horizon = arrivals[i] if i < n else float("inf")
         if transfers and transfers[0][0] < horizon:
             horizon = transfers[0][0]
         if rep.state.role == "decode":  # a prefill step ending sooner may hand off a prompt sooner
@@ -127,11 +147,19 @@ def simulate(
             step_end[rep.index] = end
 
     next_report = report_every
-    while feed.next < n or heap or transfers:
-        if progress is not None and feed.next >= next_report:
-            progress(feed.next, n)
-            next_report = feed.next + report_every
-        t_arrival = arrivals[feed.next] if feed.next < n else float("inf")
+    while True:
+        # skip arrivals a replica took in inside a leap
+        if lone is not None:
+            i = lone.next
+        elif feeds:
+            while i < n and feeds[owner[i]].next > place[i]:
+                i += 1
+        if not (i < n or heap or transfers):
+            break
+        if progress is not None and i >= next_report:
+            progress(i, n)
+            next_report = i + report_every
+        t_arrival = arrivals[i] if i < n else float("inf")
         t_transfer = transfers[0][0] if transfers else float("inf")
         if heap and heap[0][0] <= t_arrival and heap[0][0] <= t_transfer:
             t, _, r = heapq.heappop(heap)
@@ -171,13 +199,17 @@ def simulate(
             continue
         assert t_arrival >= now, "clock went back"
         now = t_arrival
-        rid = feed.next
-        feed.next += 1
+        rid = i
+        i += 1
         events += 1
+        if lone is not None:
+            lone.next = i
+        elif feeds:
+            feeds[owner[rid]].next = place[rid] + 1
         while next_change < len(changes) and changes[next_change][0] <= now:
             accepting = [front[k] for k in changes[next_change][1]] or list(front)
             next_change += 1
-        target = accepting[route.choose(rid, accepting)]
+        target = replicas[owner[rid]] if feeds else accepting[route.choose(rid, accepting)]
         table.replica[rid] = target.index
         reason = target.reject_reason(rid)
         if reason:

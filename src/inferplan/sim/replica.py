@@ -21,13 +21,18 @@ from inferplan.sim.state import FINISHED, WAITING, RequestTable
 
 
 class ArrivalFeed:
-    """Arrival times in order and the next one not yet routed; shared by the event loop and a lone replica."""
+    """One replica's arrivals in order (times, and request ids unless they are 0, 1, 2, ...) and the next
+    one not yet routed. Shared by the event loop and the replica, which may take arrivals in itself."""
 
-    __slots__ = ("times", "next")
+    __slots__ = ("times", "rids", "next")
 
-    def __init__(self, times: list[float]) -> None:
+    def __init__(self, times: list[float], rids: list[int] | None = None) -> None:
         self.times = times
+        self.rids = rids
         self.next = 0
+
+    def rid(self, k: int) -> int:
+        return self.rids[k] if self.rids is not None else k
 
 
 class Replica:
@@ -75,7 +80,9 @@ class Replica:
         self.leap_decoded = 0  # tokens the leap's steps after the first decode (the sum of leap_active)
         self.leap_join: np.ndarray | None = None  # leaps that took arrivals in: each row's first step (global)
         self.leap_last = np.zeros(0, dtype=np.int64)  # ... and its last step
-        self.feed: ArrivalFeed | None = None  # set for a lone replica: arrivals it may take in inside a leap
+        # set when no router reads this replica's load (a lone replica, or round-robin): its arrivals,
+        # which it may take in inside a leap
+        self.feed: ArrivalFeed | None = None
         self.busy_s = 0.0
         self.energy_j = 0.0
         self.num_steps = 0
@@ -211,7 +218,7 @@ class Replica:
                        and ends[steps - 1] > horizon and (join is None or rows < cols.shape[1]))
             if take_in:
                 assert feed is not None
-                rid = feed.next
+                rid = feed.rid(feed.next)
                 admit_step = g_end + 1
                 prompt = int(self.table.input[rid])
                 running = rows - int(last_sorted.searchsorted(admit_step, side="left"))

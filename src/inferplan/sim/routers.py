@@ -39,6 +39,11 @@ class RoundRobin:
         self._next += 1
         return i
 
+    def assign(self, count: int, num_replicas: int) -> np.ndarray:
+        """The replica of each of ``count`` arrivals, decided up front: the choice never reads a replica's
+        state, so the simulator may let each replica take its own arrivals in (see ``ArrivalFeed``)."""
+        return np.arange(self._next, self._next + count) % num_replicas
+
 
 class LeastOutstanding:
     name = "least-outstanding"
