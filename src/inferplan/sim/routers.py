@@ -13,6 +13,10 @@ from inferplan.workload.request import Workload
 
 
 class Router(Protocol):
+    """Picks a replica per arrival. A router whose choice never reads replica state may also offer
+    ``assign(count, num_replicas) -> array``, every arrival's replica up front (see ``RoundRobin``);
+    the simulator then lets each replica take its own arrivals in inside its leaps."""
+
     name: str
 
     def choose(self, rid: int, replicas: Sequence[Replica]) -> int: ...
