@@ -21,7 +21,7 @@ from inferplan.sim.metrics import LogHistogram
 from inferplan.sim.policies.paged import PagedScheduler
 from inferplan.sim.replica import ArrivalFeed, Replica
 from inferplan.sim.routers import LeastKV, Router, get_router
-from inferplan.sim.state import REJECTED, WAITING, RequestTable
+from inferplan.sim.state import PENDING, REJECTED, WAITING, RequestTable
 from inferplan.workload.request import Workload
 
 Progress = Callable[[int, int], None]
@@ -81,9 +81,14 @@ def simulate(
         raise ValueError("aggregated replicas beside a prefill pool need a prefill pool; pass them as deployments")
     roles = (["prefill"] * len(prefill) + ["both"] * len(aggregated)
              + (["decode"] if prefill else ["both"]) * len(deployments))
+    route = get_router(router, np.random.default_rng(seed), wl)
+    # Where no router reads a replica's load (one replica, or a router that assigns arrivals up front),
+    # each replica is fed its own arrivals: its leaps run through finishes and may take arrivals in.
+    assign = getattr(route, "assign", None)  # see ``Router``
+    fed = not prefill and (len(roles) == 1 or (uptime is None and assign is not None))
     replicas = tuple(
         Replica(i, dep, policy, table, itl=itl, bucket_s=bucket_s, max_waiting=max_waiting, priority=priority,
-                leap=leap, solo=len(roles) == 1, role=role)
+                leap=leap, solo=fed, role=role)
         for i, (dep, role) in enumerate(zip([*prefill, *aggregated, *deployments], roles, strict=True))
     )
     n_front = len(prefill) + len(aggregated)
@@ -94,7 +99,6 @@ def simulate(
         raise ValueError("handoff needs a non-empty list of decode replicas for every prefill replica")
     # decode on another device type runs on another machine: the KV goes over the network
     across = [{r.dep.device.name for r in g} != {p.device.name} for p, g in zip(prefill, groups, strict=True)]
-    route = get_router(router, np.random.default_rng(seed), wl)
     changes = _uptime_changes(uptime, len(front)) if uptime is not None else []
     accepting = list(front)
     next_change = 0
@@ -104,24 +108,16 @@ def simulate(
     seq = itertools.count()
     arrivals = wl.arrival_s.tolist()
     n = len(arrivals)
-    # Where no router reads a replica's load (one replica, or a router that assigns arrivals up front),
-    # each replica gets its arrivals as a feed: its leaps run through finishes and may take arrivals in.
-    lone: ArrivalFeed | None = None
-    feeds: list[ArrivalFeed] = []  # per replica, when arrivals are assigned up front
-    owner: list[int] = []  # each arrival's replica, and its place in that replica's feed
-    place: list[int] = []
-    if len(replicas) == 1 and replicas[0].state.role == "both":
-        lone = replicas[0].feed = ArrivalFeed(arrivals)
-    elif not prefill and uptime is None and hasattr(route, "assign") and n:
-        assigned = route.assign(n, len(replicas))
-        where = np.empty(n, dtype=np.int64)
+    owner: list[int] = []  # each arrival's replica, when the router assigned them up front
+    if fed and len(replicas) == 1:
+        replicas[0].feed = ArrivalFeed(arrivals)
+    elif fed and n and assign is not None:
+        assigned = assign(n, len(replicas))
+        owner = assigned.tolist()
         for rep in replicas:
             mine = (assigned == rep.index).nonzero()[0]
-            where[mine] = np.arange(mine.shape[0])
             rep.feed = ArrivalFeed([arrivals[j] for j in mine.tolist()], mine.tolist())
-            rep.solo = True
-            feeds.append(rep.feed)
-        owner, place = assigned.tolist(), where.tolist()
+    status = table.status
     i = 0  # the next arrival, in trace order, that no replica has taken in
     now = 0.0
     steps = events = 0
@@ -132,7 +128,7 @@ def simulate(
     def start(rep: Replica) -> None:
         feed = rep.feed
         if feed is not None:
-            horizon = feed.times[feed.next] if feed.next < len(feed.times) else float("inf")
+            horizon = feed.next_time(status)
         else:
             horizon = arrivals[i] if i < n else float("inf")
         if transfers and transfers[0][0] < horizon:
@@ -148,12 +144,8 @@ def simulate(
 
     next_report = report_every
     while True:
-        # skip arrivals a replica took in inside a leap
-        if lone is not None:
-            i = lone.next
-        elif feeds:
-            while i < n and feeds[owner[i]].next > place[i]:
-                i += 1
+        while i < n and status[i] != PENDING:  # a replica took it in inside a leap
+            i += 1
         if not (i < n or heap or transfers):
             break
         if progress is not None and i >= next_report:
@@ -202,14 +194,10 @@ def simulate(
         rid = i
         i += 1
         events += 1
-        if lone is not None:
-            lone.next = i
-        elif feeds:
-            feeds[owner[rid]].next = place[rid] + 1
         while next_change < len(changes) and changes[next_change][0] <= now:
             accepting = [front[k] for k in changes[next_change][1]] or list(front)
             next_change += 1
-        target = replicas[owner[rid]] if feeds else accepting[route.choose(rid, accepting)]
+        target = replicas[owner[rid]] if owner else accepting[route.choose(rid, accepting)]
         table.replica[rid] = target.index
         reason = target.reject_reason(rid)
         if reason:

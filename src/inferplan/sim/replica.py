@@ -17,12 +17,13 @@ from inferplan.perf.step_cost import BatchShape, StepCost
 from inferplan.sim.metrics import LogHistogram, ReplicaSeries
 from inferplan.sim.policies.base import StepPlan
 from inferplan.sim.policies.paged import PagedScheduler
-from inferplan.sim.state import FINISHED, WAITING, RequestTable
+from inferplan.sim.state import FINISHED, PENDING, WAITING, RequestTable
 
 
 class ArrivalFeed:
     """One replica's arrivals in order (times, and request ids unless they are 0, 1, 2, ...) and the next
-    one not yet routed. Shared by the event loop and the replica, which may take arrivals in itself."""
+    one not yet routed. The replica may take arrivals in itself; the event loop routes the others, and a
+    routed arrival is one whose status is no longer pending."""
 
     __slots__ = ("times", "rids", "next")
 
@@ -33,6 +34,14 @@ class ArrivalFeed:
 
     def rid(self, k: int) -> int:
         return self.rids[k] if self.rids is not None else k
+
+    def next_time(self, status: np.ndarray) -> float:
+        """When the first arrival not yet routed comes (moving past those the loop routed)."""
+        k = self.next
+        while k < len(self.times) and status[self.rid(k)] != PENDING:
+            k += 1
+        self.next = k
+        return self.times[k] if k < len(self.times) else float("inf")
 
 
 class Replica:
@@ -73,15 +82,14 @@ class Replica:
         self.plan: StepPlan | None = None
         self.leap_steps = 0  # steps being run as one event (0: a single step)
         self.allow_leap = leap
-        self.solo = solo  # the only replica: no router reads its load between events
-        self.leap_first_end = 0.0
+        self.solo = solo  # no router reads its load between events (a lone replica, or round-robin)
         self.leap_ends = np.zeros(0)
         self.leap_active = np.zeros(0, dtype=np.int64)
         self.leap_decoded = 0  # tokens the leap's steps after the first decode (the sum of leap_active)
         self.leap_join: np.ndarray | None = None  # leaps that took arrivals in: each row's first step (global)
         self.leap_last = np.zeros(0, dtype=np.int64)  # ... and its last step
-        # set when no router reads this replica's load (a lone replica, or round-robin): its arrivals,
-        # which it may take in inside a leap
+        # set when no router reads this replica's load (a lone replica, or round-robin; then ``solo``):
+        # its arrivals, which it may take in inside a leap
         self.feed: ArrivalFeed | None = None
         self.busy_s = 0.0
         self.energy_j = 0.0
@@ -275,7 +283,6 @@ class Replica:
             horizon = feed.times[feed.next] if feed.next < len(feed.times) else float("inf")
         ends = all_ends[0] if len(all_ends) == 1 else np.concatenate(all_ends)
         steps = ends.shape[0]
-        self.leap_first_end = float(ends[0])
         self.leap_ends = ends
         self.leap_active = active
         self.leap_decoded = decoded
@@ -432,16 +439,17 @@ class Replica:
         return num_done
 
     def _finish_leap(self, plan: StepPlan, now: float) -> int:
-        """Apply a leap: request i sampled one token in each of steps 1..k_i (k_i = min(steps, its outputs left))."""
-        if self.leap_join is not None:
-            return self._finish_leap_with_arrivals(now)
+        """Apply a leap of S steps: row i sampled one token in each of steps J_i .. J_i + k_i - 1 (global
+        numbers). Without arrivals taken in, J_i = 1 and k_i = min(S, its outputs left); rows taken in
+        had no token before."""
         st = self.state
         b = st.batch
         n = b.n
-        steps = self.leap_steps
         ends = self.leap_ends
+        steps = ends.shape[0]
+        join = self.leap_join
         remaining = b.remaining[:n]
-        k = np.minimum(remaining, steps)
+        k = np.minimum(remaining, steps) if join is None else np.minimum(self.leap_last, steps) - join + 1
         remaining -= k
         tokens = b.num_tokens[:n]
         tokens += k
@@ -451,50 +459,29 @@ class Replica:
         last = b.last_t[:n]
         first = np.isnan(last)
         if np.count_nonzero(first):
-            self.table.t_first_token[b.rid[:n][first]] = self.leap_first_end
-        gaps = self.leap_first_end - last  # NaN where the first token came in this leap
+            self.table.t_first_token[b.rid[:n][first]] = ends[0] if join is None else ends[join[first] - 1]
+        gaps = ends[0] - last  # NaN where the first token came in this leap (all rows taken in)
         self.itl.add_weighted(gaps[~first])
-        run_max = np.zeros(steps)  # run_max[j]: longest gap over the leap's first j + 1 tokens
-        if steps > 1:
-            later = ends[1:] - ends[:-1]  # exactly as event-by-event subtraction gives them
-            self.itl.add_weighted(later, self.leap_active, count=self.leap_decoded)
-            np.maximum.accumulate(later, out=run_max[1:])
-        km1 = k - 1
-        return self._end_leap(run_max[km1], gaps, km1)
-
-    def _finish_leap_with_arrivals(self, now: float) -> int:
-        """Apply a leap that took arrivals in: row i ran steps J_i .. min(L_i, S) of the S steps
-        (global numbers), sampling one token in each; rows admitted inside it had no token before."""
-        st = self.state
-        b = st.batch
-        n = b.n
-        ends = self.leap_ends
-        steps = ends.shape[0]
-        join = self.leap_join
-        assert join is not None
-        k = np.minimum(self.leap_last, steps) - join + 1  # steps each row took part in
-        remaining = b.remaining[:n]
-        remaining -= k
-        tokens = b.num_tokens[:n]
-        tokens += k
-        np.subtract(tokens, 1, out=b.num_computed[:n])  # every row sampled in each step it ran
-        last = b.last_t[:n]
-        first = np.isnan(last)
-        self.table.t_first_token[b.rid[:n][first]] = ends[join[first] - 1]
-        gaps = ends[0] - last  # NaN for rows without an earlier token (all of them joined at step 1)
-        self.itl.add_weighted(gaps[~first])
+        if join is None:
+            run_max = np.zeros(steps)  # run_max[j]: longest gap over the leap's first j + 1 tokens
+            if steps > 1:
+                later = ends[1:] - ends[:-1]  # exactly as event-by-event subtraction gives them
+                self.itl.add_weighted(later, self.leap_active, count=self.leap_decoded)
+                np.maximum.accumulate(later, out=run_max[1:])
+            last_step = k - 1
+            return self._end_leap(run_max[last_step], gaps, last_step)
         # row i's later gaps are gap[J_i - 1 .. J_i + k_i - 3], gap[s] = ends[s + 1] - ends[s]
-        lo, hi = join - 1, join + k - 2
+        lo, last_step = join - 1, join + k - 2
         gap = np.empty(steps)
         np.subtract(ends[1:], ends[:-1], out=gap[:-1])  # exactly as event-by-event subtraction gives them
         gap[-1] = 0.0
-        per_gap = (np.bincount(lo, minlength=steps) - np.bincount(hi, minlength=steps)).cumsum()
+        per_gap = (np.bincount(lo, minlength=steps) - np.bincount(last_step, minlength=steps)).cumsum()
         self.itl.add_weighted(gap[:-1], per_gap[:-1], count=int(np.add.reduce(k)) - n)
         bounds = np.empty(2 * n, dtype=np.int64)
-        bounds[0::2], bounds[1::2] = lo, hi
-        row_max = np.maximum.reduceat(gap, bounds)[0::2]  # max over [lo, hi); a lone gap[lo] where lo == hi
+        bounds[0::2], bounds[1::2] = lo, last_step
+        row_max = np.maximum.reduceat(gap, bounds)[0::2]  # max over [lo, last); a lone gap[lo] where lo == last
         row_max[k == 1] = 0.0
-        return self._end_leap(row_max, gaps, hi)
+        return self._end_leap(row_max, gaps, last_step)
 
     def _end_leap(self, row_max: np.ndarray, gaps: np.ndarray, last_step: np.ndarray) -> int:
         """What applying any leap ends with: each row's largest gap (``row_max`` within the leap, ``gaps``

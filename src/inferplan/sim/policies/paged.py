@@ -121,13 +121,9 @@ class PagedScheduler:
         b, bs = rep.batch, rep.block_size
         n = b.n
         computed, held = b.num_computed[:n], b.held[:n]
-        if decoding:
-            one_each = True
-        else:
-            rem = b.num_tokens[:n] - computed
-            one_each = int(np.maximum.reduce(rem)) == 1
-        if n <= budget and one_each:  # every running request decodes one token
-            # a row needs a block when its held blocks are exactly full: ceil((c + 1) / bs) - held is 1, else <= 0
+        if n <= budget and (decoding or int(np.maximum.reduce(b.num_tokens[:n] - computed)) == 1):
+            # every running request decodes one token; a row needs a block when its held blocks are exactly
+            # full: ceil((c + 1) / bs) - held is 1, else <= 0
             need = computed // bs >= held
             total_need = int(np.count_nonzero(need))
             if total_need <= rep.pool.num_free:
@@ -136,8 +132,7 @@ class PagedScheduler:
                 alloc[:n] = 1
                 return budget - n, decoding or bool(np.logical_and.reduce(computed >= b.prompt[:n]))
             return self._schedule_running_with_preemption(rep, alloc, budget, preempted), False
-        if decoding:
-            rem = b.num_tokens[:n] - computed
+        rem = b.num_tokens[:n] - computed
         if rep.long_prefill_token_threshold > 0:
             np.minimum(rem, rep.long_prefill_token_threshold, out=rem)
         prev = np.cumsum(rem) - rem
