@@ -144,7 +144,7 @@ def simulate(
 
     next_report = report_every
     while True:
-        while i < n and status[i] != PENDING:  # a replica took it in inside a leap
+        while fed and i < n and status[i] != PENDING:  # a replica took it in inside a leap
             i += 1
         if not (i < n or heap or transfers):
             break

@@ -164,8 +164,9 @@ class Replica:
         r = b.remaining[:n]  # steps each request takes part in: 1..r
         # crossing finishes is exact only when no router looks at this replica's load meanwhile
         through_finishes = self.solo and not len(st.waiting) and not self.window
-        max_last = int(np.maximum.reduce(r)) if through_finishes else int(np.minimum.reduce(r))
-        limit = self._steps_blocks_allow(c1, b.held[:n], r, max_last)
+        last_max = int(np.maximum.reduce(r)) if through_finishes else 0  # the last step of any row
+        limit = self._steps_blocks_allow(c1, b.held[:n], r, last_max if through_finishes
+                                         else int(np.minimum.reduce(r)))
         feed = self.feed if through_finishes else None
         # rows in global step numbers: joined (first step) at step J, last step L, offset a = c1 - J
         join: np.ndarray | None = None
@@ -261,13 +262,7 @@ class Replica:
                 break
             prompt_blocks += blocks
             feed.next += 1
-            t = self.table
-            t.replica[rid] = self.index
-            t.status[rid] = WAITING
-            t.t_first_scheduled[rid] = seg_end
-            assert pool.take(blocks)
-            b.append(rid, prompt, 0, blocks, prompt, int(t.output[rid]), float(t.t_last_token[rid]),
-                     float(t.max_itl[rid]))
+            output = self._take_in(rid, prompt, blocks, seg_end)
             ctx_at = int(offset_tail[rows - running]) + admit_step * running  # keys the running rows read
             shape = BatchShape(prompt, prompt * (prompt + 1) / 2, 0.0, 0, 1, running, ctx_at, 0, running + 1)
             seg_d, seg_j = self.cost.cost(shape)
@@ -275,11 +270,11 @@ class Replica:
             if join is None:  # rows as columns of one array with room for the requests taken in
                 cols = np.empty((4, rows + _MAX_TAKEN_IN), dtype=np.int64)
                 cols[0, :rows], cols[1, :rows], cols[2, :rows], cols[3, :rows] = 1, c1, offset, last_step
-            cols[:, rows] = (admit_step, prompt, prompt - admit_step, admit_step + int(t.output[rid]) - 1)
+            cols[:, rows] = (admit_step, prompt, prompt - admit_step, admit_step + output - 1)
             join, c1, offset, last_step = cols[:, : rows + 1]
             m0 = admit_step
-            max_last = max(max_last, admit_step + int(t.output[rid]) - 1)
-            limit = min(max_last, step_cap) - m0 + 1
+            last_max = max(last_max, admit_step + output - 1)
+            limit = min(last_max, step_cap) - m0 + 1
             horizon = feed.times[feed.next] if feed.next < len(feed.times) else float("inf")
         ends = all_ends[0] if len(all_ends) == 1 else np.concatenate(all_ends)
         steps = ends.shape[0]
@@ -290,6 +285,19 @@ class Replica:
         self.leap_last = last_step
         self.busy, self.plan, self.leap_steps = True, plan, steps
         return float(ends[-1])
+
+    def _take_in(self, rid: int, prompt: int, blocks: int, when: float) -> int:
+        """Admit an arrival inside a leap, as the scheduler would at ``when``: routed here, first
+        scheduled then, its prompt's blocks taken, a row in the batch. Returns its output tokens."""
+        t = self.table
+        t.replica[rid] = self.index
+        t.status[rid] = WAITING
+        t.t_first_scheduled[rid] = when
+        assert self.state.pool.take(blocks)
+        output = int(t.output[rid])
+        self.state.batch.append(rid, prompt, 0, blocks, prompt, output, float(t.t_last_token[rid]),
+                                float(t.max_itl[rid]))
+        return output
 
     def _steps_blocks_allow(self, c1: np.ndarray, held: np.ndarray, remaining: np.ndarray, limit: int) -> int:
         """Most steps (<= limit) whose new KV blocks fit, not counting blocks that finishing requests free.
