@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from inferplan.perf.deployment import Deployment, EngineLimits
 from inferplan.perf.fit import FitResult, fit, fit_all_formats
 from inferplan.perf.profile import DeviceProfile
 from inferplan.specs.catalog import get_device, get_kv_format, get_model, get_weight_format
 
-from inferplan.plan.search import PlanRequest, PlanResult, plan
-from inferplan.runs import PlanRun, SimulationConfig, SimulationRun, run_plan, run_simulation, simulate_config
+if TYPE_CHECKING:
+    from inferplan.plan.search import PlanRequest, PlanResult, plan
+    from inferplan.runs import PlanRun, SimulationConfig, SimulationRun, run_plan, run_simulation, simulate_config
+
+# Loaded on first use: `fit` answers without importing the simulator, the planner or scipy.
+_LAZY = {"PlanRequest": "inferplan.plan.search", "PlanResult": "inferplan.plan.search", "plan": "inferplan.plan.search",
+         "PlanRun": "inferplan.runs", "SimulationConfig": "inferplan.runs", "SimulationRun": "inferplan.runs",
+         "run_plan": "inferplan.runs", "run_simulation": "inferplan.runs", "simulate_config": "inferplan.runs"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'inferplan.api' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
 
 __all__ = [
     "Deployment",

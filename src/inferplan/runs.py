@@ -90,6 +90,11 @@ class SimulationConfig(WorkloadSpec):
         )
 
 
+def run_folder(out_dir: Path | None, run_id: str) -> Path:
+    """A run's output folder, absolute: the registry records it, and `compare` must find it from anywhere."""
+    return (out_dir or Path("inferplan-runs")).expanduser().resolve() / run_id
+
+
 @dataclass(frozen=True, slots=True)
 class SimulationRun:
     run_id: str
@@ -129,12 +134,15 @@ def run_simulation(
     write_report: bool = True,
     progress: Progress | None = None,
 ) -> SimulationRun:
-    """Simulate and record: summary.json, requests.csv, report.html under ``out_dir``, and a registry entry."""
+    """Simulate and record: summary.json, requests.csv, report.html under ``out_dir``, and a registry entry.
+
+    The registry is opened first, so a bad registry path fails before the work, not after it.
+    """
+    registry = registry or Registry()
     res, summary = simulate_config(cfg, progress=progress)
     inputs = asdict(cfg)
-    registry = registry or Registry()
     run_id = registry.new_run_id("sim", inputs)
-    folder = (out_dir or Path("inferplan-runs")) / run_id
+    folder = run_folder(out_dir, run_id)
     write_text_atomic(folder / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
     write_text_atomic(folder / "config.json", json.dumps(inputs, indent=2, sort_keys=True) + "\n")
     write_request_records(folder / "requests.csv", res)
@@ -163,7 +171,7 @@ def run_plan(req: PlanRequest, *, out_dir: Path | None = None, registry: Registr
     result = plan(req, registry=registry, progress=progress)
     inputs = asdict(req)
     run_id = registry.new_run_id("plan", inputs)
-    folder = (out_dir or Path("inferplan-runs")) / run_id
+    folder = run_folder(out_dir, run_id)
     deploy = write_deploy(result, folder / "deploy")
     report = write_plan_report(result, folder / "report.html", inputs)
     artifacts = {"plan": str(folder / "plan.json"), "report": str(report), **{p.name: str(p) for p in deploy}}
@@ -223,7 +231,7 @@ def run_bench(cfg: BenchConfig, *, out_dir: Path | None = None, registry: Regist
     inputs = asdict(cfg) | {"model": ep.model, "ignore_eos": ep.ignore_eos}
     registry = registry or Registry()
     run_id = registry.new_run_id("bench", inputs)
-    folder = (out_dir or Path("inferplan-runs")) / run_id
+    folder = run_folder(out_dir, run_id)
     records: list[RequestRecord] = []
     if on_start:
         on_start(len(wl))
@@ -267,6 +275,7 @@ def run_validate(model: str, *, out_dir: Path | None = None, registry: Registry 
     """Time the model, then write points.csv and summary.json and record a ``validate`` run (calibrate reads it)."""
     from inferplan.measure.validate import run_validation
 
+    registry = registry or Registry()
     result = run_validation(model, **options)
     inputs = {"model": model} | {k: (str(v) if isinstance(v, Path) else v) for k, v in options.items()
                                  if k not in ("progress", "profile")}
@@ -275,9 +284,8 @@ def run_validate(model: str, *, out_dir: Path | None = None, registry: Registry 
                "median_ape_pct": result.median_ape_pct, "num_points": len(result.points),
                "speed_vs_profile": result.speed_vs_profile,
                "points": [p.as_dict() for p in result.points]}
-    registry = registry or Registry()
     run_id = registry.new_run_id("validate", inputs)
-    folder = (out_dir or Path("inferplan-runs")) / run_id
+    folder = run_folder(out_dir, run_id)
     header = "phase,batch,tokens,context,measured_s,predicted_s,ape_pct\n"
     body = "".join(f"{p.phase},{p.batch},{p.tokens},{p.context},{p.measured_s:.6f},{p.predicted_s:.6f},"
                    f"{p.ape_pct:.2f}\n" for p in result.points)

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from inferplan.errors import InputError
 from inferplan.fileio import write_text_atomic
-from inferplan.specs.catalog import local_profile_path
+from inferplan.specs.catalog import local_profile_path, read_yaml
 from inferplan.specs.hardware import DeviceSpec
 
 
@@ -58,7 +58,7 @@ class DeviceProfile(BaseModel):
     @classmethod
     def load(cls, path: Path) -> DeviceProfile:
         try:
-            data = yaml.safe_load(path.read_text())
+            data = read_yaml(path.read_text())
             return cls.model_validate(data)
         except FileNotFoundError:
             raise InputError(f"{path}: no such profile file (create one with `inferplan profile`)") from None

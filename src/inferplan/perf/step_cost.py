@@ -23,7 +23,6 @@ from collections.abc import Iterable
 from typing import NamedTuple
 
 import numpy as np
-from scipy.special import ndtr
 
 from inferplan.perf.deployment import Deployment
 from inferplan.perf.memory import kv_bytes_per_token_per_device
@@ -330,6 +329,8 @@ def expected_max_standard_normal(n: int) -> float:
     """
     if n < 2:
         return 0.0
+    from scipy.special import ndtr  # noqa: PLC0415  (only expert-parallel deployments need it; keeps `fit` quick)
+
     x = np.linspace(-8.0, 8.0, 16001)
     pdf = np.exp(-0.5 * x * x) / np.sqrt(2 * np.pi)
     density = n * pdf * ndtr(x) ** (n - 1)

@@ -70,7 +70,22 @@ class AutoscaleResult:
             "router": self.router,
             "autoscaled": {k: self.auto_summary[k] for k in keys},
             "static": {k: self.static_summary[k] for k in keys},
+            "recommendation": self.recommendation(),
         }
+
+    def recommendation(self) -> str:
+        """Which provisioning to run, and why: a saving counts only if the SLOs still hold."""
+        saving = 100 * (1 - self.auto_cost / self.static_cost) if self.static_cost else 0.0
+        auto, static = self.auto_summary, self.static_summary
+        if auto["slos_met"] and saving > 0:
+            return f"autoscale: it saves {saving:.1f}% against static peak provisioning and meets every SLO"
+        if static["slos_met"]:
+            why = (f"autoscaling saves nothing here ({saving:+.1f}%)" if saving <= 0 else
+                   f"autoscaling would save {saving:.1f}% but misses an SLO (attainment "
+                   f"{auto['slo_attainment']:.1%} vs {static['slo_attainment']:.1%})")
+            return f"static peak provisioning: {why}"
+        return ("neither meets every SLO (attainment autoscaled {:.1%}, static {:.1%}): add capacity or relax the "
+                "SLOs before choosing").format(auto["slo_attainment"], static["slo_attainment"])
 
 
 def cold_start_s(dep: Deployment) -> float:

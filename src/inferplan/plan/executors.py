@@ -7,6 +7,7 @@ With ``RAY_ADDRESS`` set it joins that cluster; otherwise it starts a local Ray 
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from typing import TypeVar
@@ -27,8 +28,27 @@ def run_all(fn: Callable[[T], R], items: Iterable[T], *, executor: str = "local"
     n = workers or os.cpu_count() or 1
     if executor == "serial" or n == 1 or len(jobs) <= 1:
         return [fn(x) for x in jobs]
-    with ProcessPoolExecutor(max_workers=min(n, len(jobs))) as pool:
-        return list(pool.map(fn, jobs))
+    return _run_pool(fn, jobs, min(n, len(jobs)))
+
+
+def _run_pool(fn: Callable[[T], R], jobs: list[T], workers: int) -> list[R]:
+    """A process pool whose workers leave Ctrl-C to the parent: on an interrupt the parent stops them at
+    once (jobs that finished have already written their cache entries) and re-raises."""
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=_ignore_sigint)
+    try:
+        results = list(pool.map(fn, jobs))
+    except KeyboardInterrupt:
+        workers_now = list(getattr(pool, "_processes", {}).values())  # the executor has no public kill
+        pool.shutdown(wait=False, cancel_futures=True)
+        for proc in workers_now:
+            proc.terminate()
+        raise
+    pool.shutdown()
+    return results
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _run_ray(fn: Callable[[T], R], jobs: list[T]) -> list[R]:

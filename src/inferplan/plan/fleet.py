@@ -14,6 +14,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
@@ -30,12 +31,16 @@ class Fleet:
 
 def solve_fleet(rates: np.ndarray, capacity: np.ndarray, prices: np.ndarray, *, max_replicas: int = 1000,
                 previous: np.ndarray | None = None, launch_cost: np.ndarray | None = None,
-                release_cost: np.ndarray | None = None) -> Fleet:
+                release_cost: np.ndarray | None = None, tiebreak: np.ndarray | None = None) -> Fleet:
     """rates: (B,) req/s per bucket; capacity: (B, C) req/s one replica of type c sustains on bucket b.
 
     With ``previous`` counts (autoscaling, one window after another), replicas added cost
     ``launch_cost`` and replicas removed ``release_cost`` each (same unit as ``prices``), so the
     program changes the fleet only when the change pays for itself.
+
+    ``tiebreak`` (C,): a penalty per replica of each type (lower is better: less quality loss, fewer
+    parts). Among the fleets of the cheapest price, the one with the least total penalty is chosen, so
+    equal prices never leave the choice to the solver's whim.
     """
     n_b, n_c = capacity.shape
     if n_b == 0 or n_c == 0:
@@ -73,13 +78,25 @@ def solve_fleet(rates: np.ndarray, capacity: np.ndarray, prices: np.ndarray, *, 
             a_move[c, n_c + n_y + c] = -1.0
             a_move[c, n_c + n_y + n_c + c] = 1.0
         constraints.append(LinearConstraint(a_move, previous, previous))
-    with _quiet_stdout():  # HiGHS can print solver notes to the C-level stdout, which would corrupt --json
-        res = milp(cost, integrality=integrality, bounds=Bounds(lower, upper), constraints=constraints)
-    if not res.success:
-        raise InputError(f"the fleet problem has no solution ({res.message})")
+    bounds = Bounds(lower, upper)
+    res = _solve(cost, integrality, bounds, constraints)
+    if tiebreak is not None and (tiebreak != tiebreak[0]).any():
+        # second stage: least penalty among the fleets within a rounding error of the cheapest cost
+        best = float(cost @ res.x)
+        cheapest = LinearConstraint(cost[None, :], -np.inf, best + 1e-9 * max(abs(best), 1.0))
+        penalty = np.concatenate([tiebreak, np.zeros(n - n_c)])
+        res = _solve(penalty, integrality, bounds, [*constraints, cheapest])
     x = np.rint(res.x[:n_c]).astype(int)
     y = res.x[n_c : n_c + n_y].reshape(n_b, n_c)
     return Fleet(tuple(int(v) for v in x), np.clip(y, 0.0, 1.0), float(prices @ x))
+
+
+def _solve(cost: np.ndarray, integrality: np.ndarray, bounds: Bounds, constraints: list[LinearConstraint]) -> Any:
+    with _quiet_stdout():  # HiGHS can print solver notes to the C-level stdout, which would corrupt --json
+        res = milp(cost, integrality=integrality, bounds=bounds, constraints=constraints)
+    if not res.success:
+        raise InputError(f"the fleet problem has no solution ({res.message})")
+    return res
 
 
 @contextmanager

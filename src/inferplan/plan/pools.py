@@ -70,6 +70,16 @@ class ReplicaType:
                 + self.unit[1] * (self.dep.price_per_hour or 0.0))
 
     @property
+    def tiebreak(self) -> float:
+        """Penalty per replica when prices tie: documented quality loss first (unknown counts as 100%),
+        then every part a 16-bit, single-device, aggregated replica does not need."""
+        deps = [self.dep] if self.aggregated else [self.prefill_deployment, self.dep]
+        loss = sum(_loss(d.weights.quality_loss_pct()) + _loss(d.kv.quality_loss_pct()) for d in deps)
+        parts = sum((d.weights.name not in ("bf16", "fp16")) + (d.kv.name not in ("bf16", "fp16"))
+                    + (d.num_devices - 1) / 8 for d in deps)
+        return 1000.0 * loss + 10.0 * parts + 5.0 * (not self.aggregated)
+
+    @property
     def arrival_replicas(self) -> int:
         """Replicas of one unit that take arrivals (its prefill replicas, or the aggregated one)."""
         return 1 if self.aggregated else self.unit[0]
@@ -176,3 +186,7 @@ def verify_job(job: tuple[Sequence[ReplicaType], Sequence[int], np.ndarray, Work
     layout = cluster(types, replicas)
     sim = simulate_fleet(types, replicas, shares, wl, bucket_of, seed, router, layout=layout)
     return summarize(sim, slos), busiest_type(sim, layout.owner)
+
+
+def _loss(pct: float | None) -> float:
+    return 100.0 if pct is None else pct

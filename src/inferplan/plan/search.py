@@ -30,14 +30,14 @@ from inferplan.plan.capacity import Bucket, capacity
 from inferplan.plan.executors import run_all
 from inferplan.plan.fleet import Fleet, solve_fleet
 from inferplan.plan.pools import Evaluated, ReplicaType, router_options, verify_job
-from inferplan.plan.space import DEFAULT_DEVICES, QualityBudget, enumerate_candidates
+from inferplan.plan.defaults import DEFAULT_DEVICES, DEFAULT_SLO
+from inferplan.plan.space import QualityBudget, enumerate_candidates
 from inferplan.sim.slo import SLO, parse_slos
 from inferplan.specs.catalog import get_model
 from inferplan.store import Registry
 from inferplan.workload.presets import WorkloadSpec
 from inferplan.workload.request import Workload
 
-DEFAULT_SLO = "ttft_p90=2s,tpot_p90=100ms"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -163,7 +163,8 @@ def plan(req: PlanRequest, *, registry: Registry | None = None, progress: Callab
         types = measured["aggregated"][0] + measured["disaggregated"][0]
         caps = np.vstack([measured["aggregated"][1], measured["disaggregated"][1]])
         prices = np.array([t.price_per_hour for t in types])
-        mix = solve_fleet(np.array([b.rate_per_s for b in buckets]), caps.T, prices)
+        mix = solve_fleet(np.array([b.rate_per_s for b in buckets]), caps.T, prices,
+                          tiebreak=np.array([t.tiebreak for t in types]))
         kinds = {types[c].aggregated for c, n in enumerate(mix.replicas) if n}
         if len(kinds) == 2:
             outcomes.append(_fleet_for("mixed", types, caps, req, wl, slos, buckets, bucket_of, say))
@@ -243,7 +244,8 @@ def _fleet_for(mode: str, types: list[ReplicaType], caps: np.ndarray, req: PlanR
     if (caps.max(axis=0) <= 0).any():
         raise InputError(f"no {mode} configuration meets {', '.join(map(str, slos))} for some request sizes; "
                          "relax the SLOs or add faster devices")
-    fleet = solve_fleet(rates, caps.T, prices)
+    penalty = np.array([t.tiebreak for t in types])
+    fleet = solve_fleet(rates, caps.T, prices, tiebreak=penalty)
     singles = {}
     for i, t in enumerate(types):
         if (caps[i] > 0).all():
@@ -266,7 +268,7 @@ def _fleet_for(mode: str, types: list[ReplicaType], caps: np.ndarray, req: PlanR
         used = [c for c, n in enumerate(replicas) if n]
         for _ in range(10):  # derate until the program's answer changes
             derated[used] *= 0.9
-            resolved = solve_fleet(rates, derated.T, prices)
+            resolved = solve_fleet(rates, derated.T, prices, tiebreak=penalty)
             if list(resolved.replicas) != replicas:
                 break
         grown = [n + (k == busiest) for k, n in enumerate(replicas)]

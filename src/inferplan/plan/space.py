@@ -14,7 +14,9 @@ from inferplan.specs.hardware import DeviceSpec
 from inferplan.specs.model import ModelSpec
 from inferplan.specs.precision import KVFormat, WeightFormat
 
-DEFAULT_DEVICES = ("l4", "a10g", "l40s", "a100-80gb", "h100-sxm")
+from inferplan.plan.defaults import DEFAULT_DEVICES
+
+__all__ = ["DEFAULT_DEVICES"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,8 @@ class LogHistogram:
         self._fill = 0
         self._total = 0.0
         self._n = 0
+        self._min = float("inf")
+        self._max = 0.0
 
     def _flush(self) -> None:
         k = self._fill
@@ -30,6 +32,9 @@ class LogHistogram:
             idx = np.searchsorted(self.EDGES, self._values[:k])
             self.counts += np.bincount(idx, weights=self._weights[:k], minlength=self.counts.shape[0]).astype(np.int64)
             self._total += float(np.dot(self._values[:k], self._weights[:k]))
+            counted = self._values[:k][self._weights[:k] > 0]
+            if counted.size:
+                self._min, self._max = min(self._min, float(counted.min())), max(self._max, float(counted.max()))
             self._fill = 0
 
     def add_weighted(self, values: npt.NDArray[np.float64], weight: float | npt.NDArray[np.int64] = 1.0,
@@ -69,12 +74,20 @@ class LogHistogram:
         return self.total / self.n if self.n else float("nan")
 
     def quantile(self, q: float) -> float:
-        """The q-quantile, read at the geometric middle of its bin."""
+        """The q-quantile, read at the geometric middle of its bin.
+
+        Outside the bins' range (below 1 us, above 1000 s) it is the smallest or largest value seen,
+        never the range's edge, which would read as a measurement.
+        """
         self._flush()
         if not self._n:
             return float("nan")
         k = int(np.searchsorted(np.cumsum(self.counts), q * self._n, side="left"))
         edges = self.EDGES
+        if k >= edges.shape[0]:
+            return self._max
+        if k == 0:
+            return self._min
         lo = edges[max(k - 1, 0)]
         hi = edges[min(k, edges.shape[0] - 1)]
         return float(np.sqrt(lo * hi))

@@ -106,4 +106,21 @@ def summarize(res: SimResult, slos: tuple[SLO, ...] = ()) -> dict[str, Any]:
         "num_steps": res.num_steps,
         "policy": res.policy,
         "router": res.router,
+        "overload": overload_note(t.arrival[finished], lat["queue"][finished], n_fin, len(t)),
     }
+
+
+def overload_note(arrival: npt.NDArray[np.float64], queue: npt.NDArray[np.float64], n_finished: int,
+                  n: int) -> str | None:
+    """A warning when the fleet cannot keep up: queueing delay grows from the first quarter of arrivals
+    to the last, so every latency figure depends on how long the run lasted, not on the fleet alone."""
+    if n_finished < 8:
+        return None if n_finished == n else f"only {n_finished} of {n} requests finished"
+    order = np.argsort(arrival, kind="stable")
+    quarter = max(len(order) // 4, 1)
+    first = float(np.median(queue[order[:quarter]]))
+    last = float(np.median(queue[order[-quarter:]]))
+    if last > 1.0 and last > 4.0 * max(first, 0.05):
+        return (f"overloaded: the median queueing delay grows from {first:,.1f} s (first quarter of arrivals) to "
+                f"{last:,.1f} s (last quarter), so latencies grow with the run's length; add replicas or lower the rate")
+    return None

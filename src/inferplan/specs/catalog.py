@@ -66,8 +66,13 @@ def get_model(name_or_path: str) -> ModelSpec:
     raise unknown_name("model", name_or_path, catalog, hint="run `inferplan models`, or pass a path to a config.json")
 
 
+def read_yaml(text: str) -> Any:
+    """``yaml.safe_load`` with libyaml's C parser where PyYAML has it: the catalogs parse 10x faster."""
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506  (a safe loader)
+
+
 def _load_yaml(name: str) -> dict[str, Any]:
-    data = yaml.safe_load((_CATALOG / name).read_text())
+    data = read_yaml((_CATALOG / name).read_text())
     assert isinstance(data, dict)
     return data
 
@@ -81,7 +86,7 @@ def device_catalog() -> MappingProxyType[str, DeviceSpec]:
 def load_device_file(path: Path) -> DeviceSpec:
     """A user's own device, in the same YAML shape as one entry of devices.yaml."""
     try:
-        data = yaml.safe_load(path.read_text())
+        data = read_yaml(path.read_text())
     except FileNotFoundError:
         raise InputError(f"{path}: no such device file") from None
     except yaml.YAMLError as exc:
@@ -110,7 +115,7 @@ def local_device(path: Path | None = None) -> DeviceSpec:
         raise InputError(f"device 'local' needs a profile of this machine and {path} does not exist: run "
                          "`inferplan profile` first (about a minute), or pass --profile FILE")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = read_yaml(path.read_text())
         return DeviceSpec.model_validate(data["device_spec"])
     except (yaml.YAMLError, KeyError, TypeError, ValidationError) as exc:
         raise InputError(f"{path}: not a profile written by `inferplan profile` ({exc}); run it again") from None

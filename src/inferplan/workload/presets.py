@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from inferplan.errors import unknown_name
+from inferplan.errors import InputError, unknown_name
 from inferplan.workload.request import Workload
 from inferplan.workload.synthetic import Lengths, synthesize
 from inferplan.workload.traces import load_trace
@@ -98,13 +98,15 @@ def make_workload(
     For a preset, the number of requests is ``num_requests``, or what ``rate x duration``
     implies (default 600 s). For a trace, ``duration_s`` keeps the first that many seconds.
     """
+    _check_positive(rate=rate, rate_scale=rate_scale, duration=duration_s, num_requests=num_requests,
+                    max_input_tokens=max_input_tokens, max_output_tokens=max_output_tokens)
     rng = np.random.default_rng(seed)
     if spec in PRESETS:
         p = PRESETS[spec]
-        lam = rate or p.rate
-        if rate_scale:
+        lam = p.rate if rate is None else rate
+        if rate_scale is not None:
             lam *= rate_scale
-        n = num_requests or max(1, int(round(lam * (duration_s or 600.0))))
+        n = num_requests or max(1, int(round(lam * (600.0 if duration_s is None else duration_s))))
         wl = synthesize(rng, n=n, rate=lam, inputs=p.inputs, outputs=p.outputs, arrivals=p.arrivals,
                         cv=3.0, name=spec, online=p.online, priority=p.priority, period_s=n / lam)
         return clip_lengths(wl, max_input_tokens, max_output_tokens)
@@ -112,15 +114,23 @@ def make_workload(
     if not path.exists() and not any(sep in spec for sep in "/\\."):
         raise unknown_name("workload", spec, PRESETS, hint=f"presets: {', '.join(PRESETS)}; or a trace file path")
     wl = load_trace(path, fmt=trace_format, skip_bad_rows=skip_bad_rows)
-    if rate:
+    if rate is not None:
         wl = scale_rate(wl, rate)
-    if rate_scale:
+    if rate_scale is not None:
         wl = scale_time(wl, 1.0 / rate_scale)
-    if duration_s:
+    if duration_s is not None:
         wl = window(wl, 0.0, duration_s)
-    if num_requests:
+    if num_requests is not None:
         wl = head(wl, num_requests)
     return clip_lengths(wl, max_input_tokens, max_output_tokens)
+
+
+def _check_positive(**values: float | None) -> None:
+    """Zero or a negative rate, duration or count is a mistake, never a cue to use a default."""
+    for name, value in values.items():
+        if value is not None and not value > 0:  # `not >` also rejects NaN
+            flag = "--" + name.replace("_", "-")
+            raise InputError(f"{flag} must be positive, got {value:g}; leave it out for the default")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -136,9 +136,24 @@ def detect_format(path: Path) -> str:
 
 
 def load_trace(path: Path, *, fmt: str | None = None, skip_bad_rows: bool = False) -> Workload:
-    """Read a trace file into a Workload (times shifted to start at 0)."""
+    """Read a trace file into a Workload (times shifted to start at 0).
+
+    A folder, an unreadable file or a binary one is an InputError naming the path, never a traceback.
+    """
     if not path.exists():
-        raise InputError(f"{path}: no such trace file")
+        raise InputError(f"{path}: no such trace file (give a workload preset name or a trace file)")
+    if path.is_dir():
+        raise InputError(f"{path} is a folder; --workload takes a trace file (CSV or JSONL) inside it, or a preset")
+    try:
+        return _load(path, fmt, skip_bad_rows)
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not a text file (a trace is UTF-8 CSV or JSONL); is this the right file?") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the trace ({exc.strerror or exc}); check the path and its "
+                         "permissions") from None
+
+
+def _load(path: Path, fmt: str | None, skip_bad_rows: bool) -> Workload:
     fmt = fmt or detect_format(path)
     if fmt not in FORMATS:
         raise InputError(f"unknown trace format '{fmt}'; choose one of {', '.join(FORMATS)}")

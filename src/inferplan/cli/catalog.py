@@ -1,31 +1,18 @@
-"""The `inferplan` command line: one entry point, a verb per job, clear errors (exit 2)."""
+"""CLI verbs about one replica and the catalogs: `fit`, `models`, `devices`, `formats`, `version`."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
-from inferplan import __version__
-from inferplan.api import EngineLimits, build_deployment, fit, fit_all_formats
-from inferplan.cli_measure import register as register_measure
-from inferplan.cli_measure import register_calibrate, register_reality
-from inferplan.cli_plan import register as register_plan
-from inferplan.cli_sim import register as register_sim
-from inferplan.cli_output import emit_json, out
-from inferplan.errors import InputError
-from inferplan.perf.fit import FitResult
-from inferplan.specs.catalog import device_catalog, kv_format_catalog, model_catalog, weight_format_catalog
+from inferplan.cli.app import app
+from inferplan.cli.output import emit_json, out
 
-app = typer.Typer(
-    help="Find the cheapest way to serve an LLM for your traffic, latency, quality and hardware limits.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
+if TYPE_CHECKING:
+    from inferplan.perf.fit import FitResult
+
 GIB = 1024**3
 
 
@@ -58,6 +45,8 @@ def fit_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """Will MODEL run on DEVICE, with which formats, and how fast?"""
+    from inferplan.api import EngineLimits, build_deployment, fit, fit_all_formats
+
     limits = EngineLimits(
         max_num_seqs=max_num_seqs,
         max_num_batched_tokens=max_num_batched_tokens,
@@ -80,6 +69,8 @@ def fit_cmd(
 
 
 def _print_fit(r: FitResult, arch: str) -> None:
+    from rich.table import Table
+
     out.print(f"[bold]{r.model}[/] ({r.params_total / 1e9:.2f}B params, {r.params_active / 1e9:.2f}B active; {arch})")
     out.print(f"on {r.tp * r.pp}x [bold]{r.device}[/] ({r.parallelism}) - weights {r.weights_format}, KV {r.kv_format}, context {r.context:,}")
     mem = Table(title="Memory per device", show_header=True)
@@ -131,6 +122,8 @@ def _print_fit(r: FitResult, arch: str) -> None:
 
 
 def _print_formats_table(rows: list[FitResult], title: str) -> None:
+    from rich.table import Table
+
     t = Table(title=title)
     for col in ("weights", "GiB", "fits", "max ctx", "conc.", "dec b1 tok/s", "dec max tok/s", "TTFT ms", "quality loss"):
         t.add_column(col, justify="left" if col == "weights" else "right")
@@ -153,6 +146,10 @@ def _print_formats_table(rows: list[FitResult], title: str) -> None:
 @app.command("models")
 def models_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List the bundled model catalog."""
+    from rich.table import Table
+
+    from inferplan.specs.catalog import model_catalog
+
     cat = model_catalog()
     if as_json:
         emit_json(
@@ -176,6 +173,10 @@ def models_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> None
 @app.command("devices")
 def devices_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List the bundled device catalog (datasheet facts with sources)."""
+    from rich.table import Table
+
+    from inferplan.specs.catalog import device_catalog
+
     cat = device_catalog()
     if as_json:
         emit_json([d.model_dump() for d in cat.values()])
@@ -193,6 +194,10 @@ def devices_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> Non
 @app.command("formats")
 def formats_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List weight and KV-cache formats with bits, kernels and quality effects (with sources)."""
+    from rich.table import Table
+
+    from inferplan.specs.catalog import kv_format_catalog, weight_format_catalog
+
     wcat, kcat = weight_format_catalog(), kv_format_catalog()
     if as_json:
         emit_json({"weights": [f.model_dump() for f in wcat.values()], "kv_cache": [f.model_dump() for f in kcat.values()]})
@@ -218,36 +223,6 @@ def formats_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> Non
 @app.command("version")
 def version_cmd() -> None:
     """Print the version."""
+    from inferplan import __version__
+
     out.print(__version__)
-
-
-register_sim(app)
-register_plan(app)
-register_measure(app)
-register_reality(app)
-register_calibrate(app)
-
-
-def main() -> None:
-    """Console entry point: bad input is one line on stderr and exit code 2, never a traceback."""
-    try:
-        app(standalone_mode=False)
-    except InputError as exc:
-        sys.stderr.write(f"error: {exc}\n")  # one line, never wrapped, so scripts can grep it
-        sys.exit(2)
-    except (typer.Exit, SystemExit) as exc:
-        code = getattr(exc, "exit_code", None) if isinstance(exc, typer.Exit) else exc.code
-        sys.exit(code if isinstance(code, int) else 0)
-    except typer.Abort:
-        sys.exit(130)
-    except typer.TyperException as exc:  # usage errors (bad option values), in standalone_mode=False
-        show = getattr(exc, "show", None)
-        if callable(show):
-            show()
-        else:
-            sys.stderr.write(f"error: {exc}\n")
-        sys.exit(int(getattr(exc, "exit_code", 2)))
-
-
-if __name__ == "__main__":
-    main()

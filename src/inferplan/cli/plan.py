@@ -1,0 +1,219 @@
+"""CLI verb `plan`: the cheapest deployment that meets the SLOs, verified by simulation, with launch files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from inferplan.cli.app import app
+from inferplan.cli.output import ProgressReport, check_out_dir, emit_json, interrupted, out
+from inferplan.errors import InputError
+from inferplan.plan.defaults import DEFAULT_DEVICES, DEFAULT_SLO
+
+if TYPE_CHECKING:
+    from inferplan.plan.search import PlanRequest, PlanResult
+
+
+EPILOG = (
+    "Examples:\n\n"
+    "  inferplan plan\n\n"
+    "  inferplan plan llama-3.1-70b --workload ../shared/data/traces/azure_llm_2023_conv.csv --rate-scale 4 "
+    "--slo ttft_p90=2s,tpot_p90=80ms --devices h100-sxm,a100-80gb,l40s,l4 --max-quality-loss 1\n\n"
+    "  inferplan plan qwen3-32b --workload chat --rate 40 --slo ttft_p99=1.5s,tpot_p90=60ms --json --out plans\n\n"
+    "  inferplan plan llama-3.1-8b --workload diurnal-chat --autoscale --window 15m"
+)
+
+
+@app.command("plan", epilog=EPILOG)
+def plan_cmd(
+    model: Annotated[str, typer.Argument(help="catalog name or path to a config.json")] = "llama-3.1-8b",
+    workload: Annotated[str, typer.Option(help="preset or trace file (see `inferplan simulate --help`)")] = "chat",
+    rate: Annotated[float | None, typer.Option(help="requests per second (presets), or rescale a trace")] = None,
+    rate_scale: Annotated[float | None, typer.Option(help="multiply the arrival rate")] = None,
+    duration: Annotated[float | None, typer.Option(help="seconds of arrivals (presets: default 600)")] = None,
+    num_requests: Annotated[int | None, typer.Option(help="number of requests (first N of a trace)")] = None,
+    slo: Annotated[str, typer.Option(help="objectives, e.g. ttft_p90=2s,tpot_p90=100ms")] = DEFAULT_SLO,
+    devices: Annotated[str, typer.Option(help="comma-separated device types to consider")] = ",".join(DEFAULT_DEVICES),
+    max_quality_loss: Annotated[str, typer.Option(help="largest documented quality loss allowed, in percent "
+                                                       "(1 or 1%)")] = "1",
+    allow_unknown_quality: Annotated[bool, typer.Option("--allow-unknown-quality",
+                                                        help="allow formats whose quality effect is unknown")] = False,
+    buckets: Annotated[int, typer.Option(help="request-size buckets for the fleet program")] = 3,
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    executor: Annotated[str, typer.Option(help="local (process pool), serial, or ray (RAY_ADDRESS or a local "
+                                                "instance; pip install 'inferplan[ray]')")] = "local",
+    out_dir: Annotated[Path, typer.Option("--out", help="folder for run outputs")] = Path("inferplan-runs"),
+    registry: Annotated[Path | None, typer.Option(help="run registry SQLite file (also caches evaluations)")] = None,
+    disaggregation: Annotated[str, typer.Option(help="off, on (prefill/decode pools) or auto (the cheaper "
+                                                     "verified of both)")] = "off",
+    autoscale: Annotated[bool, typer.Option("--autoscale", help="also plan replicas per time window")] = False,
+    window: Annotated[str, typer.Option(help="autoscaling window, e.g. 15m, 900s, 1h")] = "15m",
+    scale_down_delay: Annotated[str, typer.Option(help="keep a replica this long after it is no longer needed")] = "5m",
+    profile: Annotated[Path | None, typer.Option(help="device profile (from `inferplan profile` or `calibrate`) "
+                                                 "for the device it names")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the plan as JSON")] = False,
+) -> None:
+    """Find the cheapest fleet that meets the SLOs for MODEL under a workload, verified by simulation."""
+    from inferplan.plan.search import PlanRequest
+    from inferplan.runs import run_plan
+    from inferplan.store import Registry
+
+    if autoscale and duration is None and not Path(workload).exists():
+        duration = 4 * parse_duration(window, "--window")  # a preset: simulate four windows
+    req = PlanRequest(model=model, workload=workload, rate=rate, rate_scale=rate_scale, duration_s=duration,
+                      num_requests=num_requests, seed=seed, slo=slo,
+                      devices=tuple(d.strip() for d in devices.split(",") if d.strip()),
+                      max_quality_loss_pct=parse_percent(max_quality_loss, "--max-quality-loss"),
+                      allow_unknown_quality=allow_unknown_quality,
+                      buckets=buckets, executor=executor, disaggregation=disaggregation,
+                      autoscale_window_s=parse_duration(window, "--window") if autoscale else None,
+                      scale_down_delay_s=parse_duration(scale_down_delay, "--scale-down-delay"),
+                      profile=str(profile) if profile else None)
+    folder = check_out_dir(out_dir)
+    reg = Registry(registry)
+    if not as_json:
+        print_targets(req)
+    keep = (f"capacity searches finished so far are cached in {reg.path}; run the same command again to "
+            "resume from them")
+    with interrupted(lambda: keep), ProgressReport("planning", quiet=as_json, counted=False) as bar:
+        run = run_plan(req, out_dir=folder, registry=reg, progress=bar.say)
+    if as_json:
+        emit_json(run.doc | {"run_id": run.run_id, "registry": str(reg.path)})
+        return
+    print_plan(run.result, run.doc)
+    out.print(f"run {run.run_id} recorded in {reg.path}", soft_wrap=True)
+    out.print(f"deploy files in {run.out_dir / 'deploy'} (launch.sh, kubernetes.yaml, routing.json)", soft_wrap=True)
+    out.print(f"report: {run.report_path}", soft_wrap=True)
+
+
+def print_targets(req: PlanRequest) -> None:
+    """What the plan is for, before the work starts, so a wrong default is caught early."""
+    rate = f"{req.rate:g} req/s" if req.rate is not None else "the workload's own rate"
+    if req.rate_scale is not None:
+        rate += f" x {req.rate_scale:g}"
+    quality = f"at most {req.max_quality_loss_pct:g}% documented quality loss" + (
+        " (formats of unknown effect allowed)" if req.allow_unknown_quality else " (formats of unknown effect excluded)")
+    out.print(f"planning {req.model} for workload {req.workload} at {rate}; SLOs {req.slo}; {quality}; "
+              f"devices {', '.join(req.devices)}; disaggregation {req.disaggregation}", soft_wrap=True)
+
+
+def print_plan(r: PlanResult, doc: dict[str, Any]) -> None:
+    """The chosen fleet, why it won, the ranking behind it, and the verification."""
+    from rich.table import Table
+
+    from inferplan.plan.outputs import router_attainment
+
+    t = Table(title=f"Chosen fleet for {r.request.model} - ${doc['cost_per_hour']:.2f}/hour")
+    for col in ("replicas", "device", "parallelism", "weights", "KV", "quality loss", "max_num_seqs",
+                "batched tokens", "buckets served"):
+        t.add_column(col)
+    for p in doc["fleet"]:
+        t.add_row(*_fleet_row(p))
+    out.print(t)
+    if r.mode == "aggregated":
+        out.print(_ranking(r))
+    s = r.summary
+    verdict = "[green]verified[/]" if r.verified else "[red]NOT verified: the simulation missed an SLO[/]"
+    wl = r.workload.describe()
+    out.print(f"{verdict} by simulating all {s['num_requests']:,} requests ({wl['name']}, {wl['mean_rate_per_s']:g} "
+              f"req/s): TTFT p90 {s['ttft_s']['p90'] * 1e3:,.0f} ms, TPOT p90 {s['tpot_s']['p90'] * 1e3:,.1f} ms, "
+              f"SLO attainment {s['slo_attainment']:.1%}")
+    out.print(f"why this fleet: {why_chosen(r)}", soft_wrap=True)
+    if len(r.router_results) > 1:
+        out.print(f"router: {r.router} (SLO attainment by router: {router_attainment(r.router_results)})")
+    if len(r.mode_costs) > 1:
+        out.print("by mode: " + ", ".join(f"{m} ${c:.2f}/h ({'verified' if r.mode_verified[m] else 'not verified'})"
+                                           for m, c in r.mode_costs.items()) + f"; chose {r.mode}")
+        for m, fleet in r.mode_fleets.items():
+            if m != r.mode:
+                out.print(f"  {m}: " + "; ".join(fleet))
+    for a in r.adjustments:
+        out.print(f"adjusted: {a}")
+    out.print(f"searched {r.num_candidates:,} configurations ({r.num_candidates / max(r.screen_s, 1e-9):,.0f}/s), "
+              f"simulated {len(r.survivors)}")
+    if r.autoscale is not None:
+        _print_autoscale(r.autoscale.to_dict())
+
+
+def _fleet_row(p: dict[str, Any]) -> list[str]:
+    served = ", ".join(f"{k} ({v:.0%})" for k, v in p["bucket_shares"].items() if v > 0)
+    count = str(p["count"]) if not p["disaggregated"] else (
+        f"{p['count']} x ({p['prefill_replicas_per_unit']}P + {p['decode_replicas_per_unit']}D)")
+    pre = p["prefill"]
+    if pre and (pre["device"], pre["parallelism"], pre["weights"]) != (p["device"], p["parallelism"], p["weights"]):
+        device, par, weights = (f"P {pre['device']} / D {p['device']}", f"{pre['parallelism']} / {p['parallelism']}",
+                                f"{pre['weights']} / {p['weights']}")
+    else:
+        device, par, weights = p["device"], p["parallelism"], p["weights"]
+    loss = "unknown" if p["quality_loss_pct"] is None else f"{p['quality_loss_pct']:.2f}%"
+    return [count, device, par, weights, p["kv_cache"], loss, str(p["max_num_seqs"]), str(p["max_num_batched_tokens"]),
+            served]
+
+
+def _ranking(r: PlanResult) -> Any:
+    from rich.table import Table
+
+    ranked = Table(title="Configurations simulated, ranked by the cost of a fleet of that type alone "
+                         "(from probe capacities, before verification)")
+    for col in ("rank", "configuration", "capacity per bucket (req/s)", "single-type fleet $/h"):
+        ranked.add_column(col)
+    costs = r.single_type_costs
+    order = sorted(r.survivors, key=lambda ev: costs.get(ev.candidate.describe(), float("inf")))
+    for k, ev in enumerate(order, start=1):
+        cost = costs.get(ev.candidate.describe())
+        ranked.add_row(str(k), ev.candidate.describe(), ", ".join(f"{c:.2f}" for c in ev.capacity),
+                       "-" if cost is None else f"{cost:.2f}")
+    return ranked
+
+
+def why_chosen(r: PlanResult) -> str:
+    """One sentence: the chosen fleet against the cheapest alternative the search saw."""
+    chosen = {r.types[c].label() for c, n in enumerate(r.fleet.replicas) if n}
+    cost = r.fleet.cost_per_hour
+    others = sorted((c, label) for label, c in r.single_type_costs.items() if label not in chosen)
+    if not others:
+        return f"the only configuration that meets the SLOs within the limits, at ${cost:.2f}/hour"
+    alt_cost, alt = others[0]
+    if alt_cost > cost + 1e-9:
+        return (f"${cost:.2f}/hour against ${alt_cost:.2f}/hour for the runner-up ({alt}), "
+                f"{100 * (alt_cost / cost - 1) if cost else 0:.0f}% more")
+    mine = [r.types[c] for c, n in enumerate(r.fleet.replicas) if n]
+    loss = max((t.dep.weights.quality_loss_pct() or 0.0) for t in mine)
+    return (f"the runner-up ({alt}) costs the same (${alt_cost:.2f}/hour); at equal cost the planner prefers less "
+            f"quality loss and fewer parts (this fleet: {loss:.2f}% documented loss)")
+
+
+def _print_autoscale(auto: dict[str, Any]) -> None:
+    by_type = "; ".join(f"{name}: {counts}" for name, counts in auto["replicas_per_window_by_type"].items())
+    out.print(f"autoscaling in {auto['window_s']:g} s windows, replicas per window by type - {by_type}")
+    out.print(f"autoscaled: replicas {auto['replicas_per_window']} - ${auto['cost_per_day']:,.2f}/day (SLO attainment "
+              f"{auto['autoscaled']['slo_attainment']:.1%}) vs static peak provisioning ({auto['static_replicas']} "
+              f"replicas) - ${auto['static_cost_per_day']:,.2f}/day ({auto['static']['slo_attainment']:.1%}); "
+              f"saving {auto['saving_pct']:.1f}%")
+    out.print(f"recommendation: {auto['recommendation']}", soft_wrap=True)
+
+
+def parse_percent(text: str, flag: str) -> float:
+    """'1', '1%' or '0.5 %' -> a number of percent."""
+    try:
+        value = float(text.strip().rstrip("%").strip())
+    except ValueError:
+        raise InputError(f"{flag} '{text}': write a percentage such as 1 or 1%") from None
+    if value < 0:
+        raise InputError(f"{flag} must not be negative, got '{text}'")
+    return value
+
+
+def parse_duration(text: str, flag: str) -> float:
+    """'15m', '900s', '1h', or plain seconds."""
+    units = {"s": 1.0, "m": 60.0, "h": 3600.0}
+    t = text.strip().lower()
+    try:
+        value = float(t[:-1]) * units[t[-1]] if t and t[-1] in units else float(t)
+    except ValueError:
+        raise InputError(f"{flag} '{text}': write a duration such as 15m, 900s or 1h") from None
+    if value <= 0:
+        raise InputError(f"{flag} must be positive, got '{text}'")
+    return value

@@ -1,0 +1,114 @@
+"""CLI verbs `runs list|show|compare`: every kind of recorded run, from any folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from inferplan.cli.app import runs_app
+from inferplan.cli.output import emit_json, out
+from inferplan.cli.render import ms, print_comparison, print_summary
+from inferplan.errors import InputError
+
+if TYPE_CHECKING:
+    from inferplan.store import RunRecord
+
+RUNS_EPILOG = ("Examples:\n\n  inferplan runs list\n\n  inferplan runs list --kind plan --json\n\n"
+               "  inferplan runs show RUN_ID\n\n  inferplan runs compare RUN_A RUN_B")
+
+
+@runs_app.command("list", epilog=RUNS_EPILOG)
+def runs_list(
+    limit: Annotated[int, typer.Option(min=1, help="how many, newest first")] = 20,
+    kind: Annotated[str | None, typer.Option(help="only runs of this kind: sim, plan, bench, validate")] = None,
+    registry: Annotated[Path | None, typer.Option(help="run registry SQLite file")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Recorded runs, newest first: one line each, the id first, whole, so it can be copied."""
+    from inferplan.store import Registry
+
+    reg = Registry(registry)
+    records = reg.list(limit, kind)
+    if as_json:
+        emit_json([_brief(r) for r in records])
+        return
+    out.print(f"runs in {reg.path} (newest first; `inferplan runs show ID` for one)")
+    if not records:
+        out.print("no runs recorded yet: try `inferplan simulate` or `inferplan plan`")
+    for r in records:
+        # plain lines, never wrapped or cut, so an id can be copied whole
+        out.print(f"{r.id}  {r.created_utc}  {_headline(r)}  {r.label}", soft_wrap=True, markup=False)
+
+
+def _headline(r: RunRecord) -> str:
+    s = r.summary
+    ttft, tpot = (s.get(k) or {} for k in ("ttft_s", "tpot_s"))
+    text = f"TTFT p90 {ms(ttft.get('p90'))} ms, TPOT p90 {ms(tpot.get('p90'))} ms" if ttft else ""
+    if r.kind == "plan" and s.get("plan_cost_per_hour") is not None:
+        text += f", ${s['plan_cost_per_hour']:.2f}/h" + ("" if s.get("verified") else " (not verified)")
+    if r.kind == "validate" and s.get("median_ape_pct") is not None:
+        text = f"median error {s['median_ape_pct']:.1f}% over {s.get('num_points', 0)} steps"
+    return text or "-"
+
+
+@runs_app.command("show", epilog=RUNS_EPILOG)
+def runs_show(
+    run_id: Annotated[str, typer.Argument(help="run id (or a unique part of it)")],
+    registry: Annotated[Path | None, typer.Option(help="run registry SQLite file")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """One run's inputs, summary and files, whatever its kind."""
+    from inferplan.store import Registry
+
+    r = Registry(registry).get(run_id)
+    if as_json:
+        emit_json(_brief(r) | {"inputs": r.inputs, "summary": r.summary})
+        return
+    out.print(f"[bold]{r.id}[/] ({r.kind}, {r.created_utc}): {r.label}", soft_wrap=True)
+    if "ttft_s" in r.summary:
+        print_summary(r.summary, title=r.summary.get("deployment") or r.label)
+    if r.kind == "plan":
+        _show_plan(r.summary)
+    if r.kind == "validate":
+        out.print(f"median absolute error {r.summary.get('median_ape_pct', float('nan')):.1f}% over "
+                  f"{r.summary.get('num_points', 0)} measured steps on {r.summary.get('device', '?')}")
+    out.print(f"outputs: {r.out_dir}", soft_wrap=True)
+    if r.report:
+        out.print(f"report: {r.report}", soft_wrap=True)
+
+
+def _show_plan(s: dict[str, Any]) -> None:
+    cost = s.get("plan_cost_per_hour")
+    if cost is not None:
+        out.print(f"planned fleet: ${cost:.2f}/hour, " + ("verified by simulation" if s.get("verified")
+                                                       else "[red]not verified[/]: the simulation missed an SLO"))
+
+
+@runs_app.command("compare", epilog=RUNS_EPILOG)
+def runs_compare(
+    run_a: Annotated[str, typer.Argument(help="baseline run")],
+    run_b: Annotated[str, typer.Argument(help="other run")],
+    registry: Annotated[Path | None, typer.Option(help="run registry SQLite file")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Main metrics of two runs side by side (any kinds), with the change from A to B."""
+    from inferplan.report.compare import compare_runs
+    from inferplan.store import Registry
+
+    reg = Registry(registry)
+    a, b = reg.get(run_a), reg.get(run_b)
+    rows = compare_runs(a.summary, b.summary)
+    if not rows:
+        raise InputError(f"runs {a.id} ({a.kind}) and {b.id} ({b.kind}) report no metric in common; compare "
+                         "simulate, bench and plan runs with each other")
+    if as_json:
+        emit_json({"a": a.id, "b": b.id, "metrics": rows})
+        return
+    print_comparison(rows, f"A = {a.id}   B = {b.id}", ("A", "B", "B - A", "change"))
+
+
+def _brief(r: RunRecord) -> dict[str, Any]:
+    return {"id": r.id, "kind": r.kind, "created_utc": r.created_utc, "label": r.label, "out_dir": r.out_dir,
+            "report": r.report}

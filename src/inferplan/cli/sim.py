@@ -1,0 +1,109 @@
+"""CLI verb `simulate`: one fleet under one workload, summarised, reported and recorded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from inferplan.cli.app import app
+from inferplan.cli.output import ProgressReport, check_out_dir, emit_json, interrupted, out
+from inferplan.cli.render import print_summary
+from inferplan.errors import InputError
+
+
+
+SIM_EPILOG = (
+    "Examples:\n\n"
+    "  inferplan simulate llama-3.1-8b --device h100-sxm --workload chat --rate 12 --duration 600 "
+    "--slo ttft_p90=1s,tpot_p90=50ms\n\n"
+    "  inferplan simulate qwen3-32b --device a100-80gb --tp 2 --replicas 4 --router least-kv "
+    "--workload ../shared/data/traces/azure_llm_2023_conv.csv --rate-scale 3\n\n"
+    "  inferplan simulate llama-3.1-8b --device l4 --policy sarathi --chunk-size 512 --workload trace.jsonl --json\n\n"
+    "  inferplan simulate llama-3.1-8b --device h100-sxm --workload summarize --rate 8 --prefill-replicas 1 "
+    "--replicas 1 --slo ttft_p90=1s,tpot_p90=15ms"
+)
+
+
+@app.command("simulate", epilog=SIM_EPILOG)
+def simulate_cmd(
+    model: Annotated[str, typer.Argument(help="catalog name or path to a config.json")] = "llama-3.1-8b",
+    device: Annotated[str, typer.Option(help="device name or YAML file")] = "h100-sxm",
+    workload: Annotated[str, typer.Option(help="preset (chat, code, summarize, batch, diurnal-chat, bursty-chat) "
+                                               "or a trace file (Azure/BurstGPT CSV, Mooncake JSONL, generic)")] = "chat",
+    rate: Annotated[float | None, typer.Option(help="requests per second (presets), or rescale a trace to it")] = None,
+    rate_scale: Annotated[float | None, typer.Option(help="multiply the arrival rate (e.g. 3 = 3x faster)")] = None,
+    duration: Annotated[float | None, typer.Option(help="seconds of arrivals (presets: default 600)")] = None,
+    num_requests: Annotated[int | None, typer.Option(help="number of requests (first N of a trace)")] = None,
+    seed: Annotated[int, typer.Option(help="random seed: same seed, same result")] = 0,
+    slo: Annotated[str | None, typer.Option(help="e.g. ttft_p90=1s,tpot_p90=50ms (metrics: ttft, tpot, itl, e2e)")] = None,
+    tp: Annotated[int, typer.Option(help="tensor-parallel degree per replica")] = 1,
+    pp: Annotated[int, typer.Option(help="pipeline-parallel degree per replica")] = 1,
+    ep: Annotated[bool, typer.Option("--ep", help="MoE: split whole experts over the --tp devices (expert parallelism)")] = False,
+    dp_attention: Annotated[bool, typer.Option("--dp-attention", help="MoE: attention data-parallel over the --tp devices, experts expert-parallel")] = False,
+    replicas: Annotated[int, typer.Option(help="number of replicas")] = 1,
+    router: Annotated[str, typer.Option(help="round-robin, least-outstanding, least-kv, power-of-two, "
+                                             "session-affinity")] = "round-robin",
+    policy: Annotated[str, typer.Option(help="vllm, sarathi, orca, static, llamacpp")] = "vllm",
+    chunk_size: Annotated[int, typer.Option(help="sarathi: tokens per step")] = 512,
+    parallel: Annotated[int, typer.Option(help="llamacpp: server slots (-np)")] = 4,
+    ctx_size: Annotated[int | None, typer.Option(help="llamacpp: total context (-c), split across slots")] = None,
+    weights: Annotated[str, typer.Option(help="weight format")] = "bf16",
+    kv: Annotated[str, typer.Option(help="KV-cache format")] = "bf16",
+    max_num_seqs: Annotated[int, typer.Option(help="engine: max running sequences")] = 256,
+    max_num_batched_tokens: Annotated[int, typer.Option(help="engine: token budget per step")] = 8192,
+    gpu_memory_utilization: Annotated[float, typer.Option(help="engine: share of device memory")] = 0.9,
+    prefix_caching: Annotated[bool, typer.Option("--prefix-caching/--no-prefix-caching",
+                                                 help="cache full prompt blocks for reuse")] = False,
+    chunked_prefill: Annotated[bool, typer.Option("--chunked-prefill/--no-chunked-prefill")] = True,
+    priority: Annotated[bool, typer.Option("--priority", help="schedule by request priority, not FCFS")] = False,
+    max_waiting: Annotated[int, typer.Option(help="reject arrivals when this many wait on a replica (0: never)")] = 0,
+    skip_bad_rows: Annotated[bool, typer.Option("--skip-bad-rows", help="skip malformed trace rows, counted")] = False,
+    trace_format: Annotated[str | None, typer.Option(help="azure, burstgpt, mooncake, generic (default: detect)")] = None,
+    profile: Annotated[Path | None, typer.Option(help="device profile YAML from `inferplan profile`")] = None,
+    prefill_replicas: Annotated[int, typer.Option(help="disaggregate: this many prefill replicas; --replicas "
+                                                       "then counts decode replicas (0: aggregated)")] = 0,
+    prefill_device: Annotated[str | None, typer.Option(help="device of the prefill pool (default --device)")] = None,
+    prefill_tp: Annotated[int | None, typer.Option(help="tensor parallelism of the prefill pool (default --tp)")] = None,
+    kv_link_gb_s: Annotated[float | None, typer.Option(help="KV transfer link, GB/s (default: the device's link)")] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="folder for run outputs")] = Path("inferplan-runs"),
+    registry: Annotated[Path | None, typer.Option(help="run registry SQLite file")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+    no_report: Annotated[bool, typer.Option("--no-report", help="skip the HTML report")] = False,
+) -> None:
+    """Simulate serving MODEL under a workload; print a summary and write a report."""
+    from inferplan.runs import SimulationConfig, run_simulation
+    from inferplan.store import Registry
+
+    options = {"chunk_size": chunk_size, "parallel": parallel}
+    if ctx_size is not None:
+        options["ctx_size"] = ctx_size
+    if replicas < 1 or prefill_replicas < 0:
+        raise InputError(f"--replicas must be at least 1 and --prefill-replicas at least 0 "
+                         f"(got {replicas}, {prefill_replicas})")
+    cfg = SimulationConfig(
+        model=model, device=device, weights=weights, kv=kv, tp=tp, pp=pp, ep=ep, dp_attention=dp_attention,
+        replicas=replicas, policy=policy,
+        policy_options=options, router=router, workload=workload, rate=rate, rate_scale=rate_scale,
+        duration_s=duration, num_requests=num_requests, seed=seed, slo=slo, max_num_seqs=max_num_seqs,
+        max_num_batched_tokens=max_num_batched_tokens, gpu_memory_utilization=gpu_memory_utilization,
+        enable_prefix_caching=prefix_caching, enable_chunked_prefill=chunked_prefill,
+        priority_scheduling=priority, max_waiting=max_waiting, skip_bad_rows=skip_bad_rows,
+        trace_format=trace_format, profile=str(profile) if profile else None,
+        prefill_replicas=prefill_replicas, prefill_device=prefill_device, prefill_tp=prefill_tp,
+        kv_link_gb_s=kv_link_gb_s,
+    )
+    folder = check_out_dir(out_dir)
+    reg = Registry(registry)
+    with interrupted(lambda: "the simulation stopped before it finished; nothing was written or recorded"), \
+            ProgressReport("simulating", quiet=as_json, unit="arrivals") as bar:
+        run = run_simulation(cfg, out_dir=folder, registry=reg, write_report=not no_report, progress=bar.update)
+    if as_json:
+        emit_json(run.summary | {"run_id": run.run_id, "out_dir": str(run.out_dir), "registry": str(reg.path),
+                                 "report": str(run.report_path) if run.report_path else None})
+        return
+    print_summary(run.summary)
+    out.print(f"run {run.run_id} recorded in {reg.path}; outputs in {run.out_dir}")
+    if run.report_path:
+        out.print(f"report: {run.report_path}")
