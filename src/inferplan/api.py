@@ -50,7 +50,7 @@ def build_deployment(
     model: str,
     device: str,
     *,
-    weights: str = "bf16",
+    weights: str | None = None,
     kv: str = "bf16",
     tp: int = 1,
     pp: int = 1,
@@ -59,13 +59,17 @@ def build_deployment(
     limits: EngineLimits | None = None,
     profile: Path | None = None,
 ) -> Deployment:
-    """Resolve names (or file paths) into a validated Deployment."""
+    """Resolve names (or file paths) into a validated Deployment.
+
+    ``weights`` None: the checkpoint's own format (a quantized config.json), else bf16.
+    """
     prof = DeviceProfile.load(profile) if profile else None
     dev = (prof.resolve_device(device) if prof else None) or get_device(device)
+    spec = get_model(model)
     return Deployment(
-        model=get_model(model),
+        model=spec,
         device=dev,
-        weights=get_weight_format(weights),
+        weights=get_weight_format(weights or spec.checkpoint_format or "bf16"),
         kv=get_kv_format(kv),
         tp=tp,
         pp=pp,

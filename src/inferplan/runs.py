@@ -40,7 +40,7 @@ class SimulationConfig(WorkloadSpec):
 
     model: str = "llama-3.1-8b"
     device: str = "h100-sxm"
-    weights: str = "bf16"
+    weights: str | None = None  # None: the checkpoint's own format (a quantized config.json), else bf16
     kv: str = "bf16"
     tp: int = 1
     pp: int = 1
@@ -76,10 +76,11 @@ class SimulationConfig(WorkloadSpec):
         )
         prof = DeviceProfile.load(Path(self.profile)) if self.profile else None
         name = device or self.device
+        spec = get_model(self.model)
         return Deployment(
-            model=get_model(self.model),
+            model=spec,
             device=(prof.resolve_device(name) if prof else None) or get_device(name),
-            weights=get_weight_format(self.weights),
+            weights=get_weight_format(self.weights or spec.checkpoint_format or "bf16"),
             kv=get_kv_format(self.kv),
             tp=tp or self.tp,
             pp=self.pp,

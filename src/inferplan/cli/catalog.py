@@ -28,7 +28,8 @@ def _gib(x: float) -> str:
 def fit_cmd(
     model: Annotated[str, typer.Argument(help="catalog name or path to a config.json")] = "llama-3.1-8b",
     device: Annotated[str, typer.Argument(help="catalog name or a device .yaml file")] = "l4",
-    weights: Annotated[str, typer.Option(help="weight format (see `inferplan formats`)")] = "bf16",
+    weights: Annotated[str | None, typer.Option(help="weight format (see `inferplan formats`; default: the "
+                                                   "checkpoint's own, else bf16)")] = None,
     kv: Annotated[str, typer.Option(help="KV-cache format")] = "bf16",
     context: Annotated[int, typer.Option(help="context length per sequence (prompt + output)")] = 8192,
     prompt: Annotated[int | None, typer.Option(help="prompt length for TTFT (default min(context, 1024))")] = None,
@@ -63,9 +64,11 @@ def fit_cmd(
         return
     result = fit(dep, context=context, prompt_tokens=prompt, batch=batch)
     if as_json:
-        emit_json(result.to_dict())
+        emit_json(result.to_dict() | {"model_note": dep.model.note or None})
     else:
         _print_fit(result, dep.model.describe())
+        if dep.model.note:
+            out.print(f"note: {dep.model.note}", soft_wrap=True, markup=False)
 
 
 def _print_fit(r: FitResult, arch: str) -> None:

@@ -164,7 +164,7 @@ def profile_cmd(
     """Microbenchmark this machine (matmul, memory bandwidth, attention, framework overhead) into a device profile."""
     from rich.table import Table
 
-    from inferplan.measure.microbench import fit_profile, measure
+    from inferplan.measure.microbench import fit_profile, implausible, measure
     from inferplan.specs.catalog import local_profile_path
 
     path = out_file or local_profile_path()
@@ -172,11 +172,12 @@ def profile_cmd(
             ProgressReport("profiling", quiet=as_json, counted=False) as bar:
         res = measure(lambda what, frac: bar.say(f"{what} ({frac:.0%})"), quick=quick)
     prof = fit_profile(res)
+    warnings = implausible(prof)
     prof.dump(path)
     spec = prof.device_spec
     assert spec is not None
     if as_json:
-        emit_json(prof.model_dump(mode="json", exclude={"measurements"}) | {"path": str(path)})
+        emit_json(prof.model_dump(mode="json", exclude={"measurements"}) | {"path": str(path), "warnings": warnings})
         return
     t = Table(title=f"{spec.display_name}: measured")
     t.add_column("quantity")
@@ -196,6 +197,8 @@ def profile_cmd(
     ):
         t.add_row(name, value)
     out.print(t)
+    for warning in warnings:
+        out.print(f"[yellow]warning[/]: {warning}", soft_wrap=True)
     out.print(f"profile: {path}")
     out.print("use it with `--device local` (fit, simulate, plan, validate), or `--profile FILE`")
 
@@ -321,10 +324,14 @@ def calibrate_cmd(
         _calibrate_bench(bench_runs, model, weights, kv, device, policy, base, spec, target, as_json,
                          factors if fit else None)
         return
+    factors, note = _factors_for(factors, fit, len(obs), bool(llama_bench))
     cal = calibrate(obs, base, spec, fit=factors)
     cal.profile.dump(target)
+    undetermined = [name for name, se in cal.std_errors.items() if not math.isfinite(se)]
     if as_json:
-        emit_json({"factors": cal.factors, "std_errors": cal.std_errors, "step_time_log_sd": cal.log_sd,
+        emit_json({"factors": cal.factors, "fitted": list(factors), "note": note, "undetermined": undetermined,
+                   "std_errors": {k: (v if math.isfinite(v) else None) for k, v in cal.std_errors.items()},
+                   "step_time_log_sd": cal.log_sd,
                    "median_ape_before_pct": cal.median_before, "median_ape_after_pct": cal.median_after,
                    "rms_log_error_before": cal.rms_log_before, "rms_log_error_after": cal.rms_log_after,
                    "observations": len(cal.observations), "profile": str(target)})
@@ -334,11 +341,33 @@ def calibrate_cmd(
         t.add_column(col, justify="left" if col == "factor" else "right")
     for name, value in cal.factors.items():
         se = cal.std_errors.get(name)
-        t.add_row(name, f"{value:.3f}", "-" if se is None else f"{100 * se:.1f}%")
+        spread = "not fitted" if se is None else f"{100 * se:.1f}%" if math.isfinite(se) else "not determined"
+        t.add_row(name, f"{value:.3f}", spread)
     out.print(t)
+    if note:
+        out.print(f"note: {note}", soft_wrap=True)
+    if undetermined:
+        out.print(f"note: the spread of {', '.join(undetermined)} is not determined: no measured step is sensitive to "
+                  "it at the fitted value (it has no effect there, or it reached its limit, such as an efficiency "
+                  "of 100% of peak); add steps of that kind to pin it down", soft_wrap=True)
     out.print(f"median absolute error: {cal.median_before:.1f}% before, {cal.median_after:.1f}% after; "
               f"remaining spread of step times: ±{100 * (math.exp(cal.log_sd) - 1):.1f}% (1 s.d.)")
     out.print(f"profile: {target}")
+
+
+def _factors_for(factors: tuple[str, ...], asked: str | None, n_obs: int, llama_bench: bool) -> tuple[tuple[str, ...], str]:
+    """The factors to fit and a note: a standard llama-bench file (pp512 and tg128: two measured steps)
+    determines compute and bandwidth; asking for more factors than steps is an error saying what to add."""
+    if n_obs >= len(factors):
+        return factors, ""
+    fix = ("run llama-bench with more prompt and generation sizes, e.g. `llama-bench -p 64,512 -n 16,128 -o json`"
+           if llama_bench else "add more measured runs (--from)")
+    if asked or n_obs < 1:
+        raise InputError(f"fitting {', '.join(factors)} needs at least {len(factors)} measured steps, got {n_obs}; "
+                         f"{fix}, or fit fewer factors (--fit compute,bandwidth)")
+    kept = factors[:n_obs]
+    return kept, (f"{n_obs} measured steps determine {n_obs} factors: fitted {', '.join(kept)}; "
+                  f"{', '.join(factors[n_obs:])} kept at the starting profile's value ({fix} to fit them too)")
 
 
 def _calibrate_bench(bench_runs: list[RunRecord], model: str | None, weights: str, kv: str, device: str, policy: str,

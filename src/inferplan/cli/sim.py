@@ -49,7 +49,8 @@ def simulate_cmd(
     chunk_size: Annotated[int, typer.Option(help="sarathi: tokens per step")] = 512,
     parallel: Annotated[int, typer.Option(help="llamacpp: server slots (-np)")] = 4,
     ctx_size: Annotated[int | None, typer.Option(help="llamacpp: total context (-c), split across slots")] = None,
-    weights: Annotated[str, typer.Option(help="weight format")] = "bf16",
+    weights: Annotated[str | None, typer.Option(help="weight format (default: the checkpoint's own, else "
+                                               "bf16)")] = None,
     kv: Annotated[str, typer.Option(help="KV-cache format")] = "bf16",
     max_num_seqs: Annotated[int, typer.Option(help="engine: max running sequences")] = 256,
     max_num_batched_tokens: Annotated[int, typer.Option(help="engine: token budget per step")] = 8192,

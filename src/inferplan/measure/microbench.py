@@ -160,6 +160,23 @@ def cache_keyword(model: Any) -> str:
     return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
+# Eager PyTorch on a CPU costs tens of microseconds to about a millisecond per layer and a few milliseconds per
+# step (this project's profiles of idle 2- to 16-core machines); far above that, the machine was busy.
+PLAUSIBLE_OVERHEAD_S = {"step_overhead_s": 0.05, "per_layer_overhead_s": 0.002, "per_sequence_overhead_s": 0.001}
+
+
+def implausible(prof: DeviceProfile) -> list[str]:
+    """Warnings for measured overheads no idle machine shows: they would inflate every prediction."""
+    notes = []
+    for name, limit in PLAUSIBLE_OVERHEAD_S.items():
+        value = float(getattr(prof, name))
+        if value > limit:
+            notes.append(f"{name.removesuffix('_s').replace('_', ' ')} measured {value * 1e3:,.2f} ms, above the "
+                         f"{limit * 1e3:g} ms an idle machine shows: something else was probably running; profile "
+                         "again when the machine is idle, or predictions will be too slow")
+    return notes
+
+
 def fit_profile(res: Measurements) -> DeviceProfile:
     """Peaks and efficiency curves from raw measurements."""
     peaks = {}

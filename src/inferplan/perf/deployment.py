@@ -56,6 +56,10 @@ class Deployment:
 
     def __post_init__(self) -> None:
         m = self.model
+        if m.checkpoint_format and self.weights.name != m.checkpoint_format:
+            raise InputError(f"{m.name}'s config.json declares a {m.checkpoint_format} checkpoint "
+                             f"(quantization_config), so it cannot be served as {self.weights.name}; drop --weights "
+                             f"or pass --weights {m.checkpoint_format}")
         if self.tp < 1 or self.pp < 1:
             raise InputError(f"--tp and --pp must be at least 1 (got tp={self.tp}, pp={self.pp})")
         if self.ep or self.dp_attention:

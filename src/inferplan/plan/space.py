@@ -89,6 +89,8 @@ def enumerate_candidates(
         if dev.price_per_hour_usd is None:
             raise InputError(f"device '{name}' has no price; give it one in a device file to plan with it")
         weights, kvs = formats_for(dev, budget)
+        if model.checkpoint_format:  # a quantized checkpoint is served as what it is
+            weights = [w for w in weights if w.name == model.checkpoint_format]
         tps = [t for t in (1, 2, 4, 8) if t <= dev.max_devices_per_node and model.num_attention_heads % t == 0]
         found = False
         for pp in (1, 2, 4):  # pipeline stages span nodes: only when no single node of this device fits

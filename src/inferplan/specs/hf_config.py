@@ -31,10 +31,33 @@ def _int(cfg: Config, key: str, where: str) -> int:
     return value
 
 
+# What transformers assumes when config.json has no num_key_value_heads: each configuration class's
+# default (transformers 5.24, models/*/configuration_*.py; None = as many as attention heads, MHA).
+KV_HEADS_DEFAULT: dict[str, int | None] = {
+    "llama": None, "phi3": None, "deepseek_v2": None, "mistral": 8, "mixtral": 8, "gpt_oss": 8, "qwen2": 32,
+    "qwen3": 32, "qwen3_moe": 4, "gemma2": 4, "gemma3": 4, "gemma3_text": 4, "deepseek_v3": 128,
+}
+
+
+def _kv_heads(cfg: Config, heads: int, where: str) -> tuple[int, str]:
+    """num_key_value_heads, or the class default transformers would use; the note says which."""
+    kv = cfg.get("num_key_value_heads")
+    if kv is not None:
+        if not isinstance(kv, int) or isinstance(kv, bool) or kv <= 0:
+            raise InputError(f"{where}: 'num_key_value_heads' must be a positive integer, got {kv!r}")
+        return kv, ""
+    model_type = str(cfg.get("model_type", ""))
+    default = KV_HEADS_DEFAULT.get(model_type)
+    value = heads if default is None else default
+    kind = "multi-head attention" if value == heads else f"{value} KV heads"
+    return value, (f"config.json has no num_key_value_heads: read as {value} ({kind}), transformers' default "
+                   f"for model_type '{model_type}'")
+
+
 def _common(cfg: Config, where: str) -> dict[str, Any]:
     heads = _int(cfg, "num_attention_heads", where)
     hidden = _int(cfg, "hidden_size", where)
-    kv = cfg.get("num_key_value_heads") or heads
+    kv, kv_note = _kv_heads(cfg, heads, where)
     head_dim = cfg.get("head_dim") or hidden // heads
     if heads % kv:
         raise InputError(f"{where}: num_attention_heads={heads} is not a multiple of num_key_value_heads={kv}")
@@ -43,6 +66,7 @@ def _common(cfg: Config, where: str) -> dict[str, Any]:
             raise InputError(f"{where}: '{unsupported}: true' is not modelled by inferplan")
     return dict(
         model_type=cfg.get("model_type", ""),
+        note=kv_note,
         hidden_size=hidden,
         num_layers=_int(cfg, "num_hidden_layers", where),
         vocab_size=_int(cfg, "vocab_size", where),
@@ -218,7 +242,55 @@ def spec_from_hf_config(cfg: Config, *, name: str, source: str = "", note: str =
         supported = ", ".join(sorted(READERS))
         raise InputError(f"{name}: model_type {model_type!r} is not supported (supported: {supported})")
     fields = reader(cfg, name)
-    return ModelSpec(name=name, source=source, note=note, **fields)
+    notes = [n for n in (note, fields.pop("note", "")) if n]
+    fmt, quant_note = checkpoint_format(cfg.get("quantization_config"), name)
+    notes += [quant_note] if quant_note else []
+    return ModelSpec(name=name, source=source, note="; ".join(notes), checkpoint_format=fmt, **fields)
+
+
+def checkpoint_format(quant: Any, where: str) -> tuple[str | None, str]:
+    """The weight format a config.json's ``quantization_config`` declares (None: none, 16-bit weights).
+
+    A checkpoint is what it is: an fp8 or AWQ model must never be priced as bf16, so a method we
+    cannot map is an error naming the field.
+    """
+    if quant is None:
+        return None, ""
+    if not isinstance(quant, Mapping):
+        raise InputError(f"{where}: 'quantization_config' must be a JSON object, got {quant!r}")
+    method = str(quant.get("quant_method", "")).lower()
+    bits = quant.get("bits") or quant.get("w_bit")
+    fmt = _QUANT_METHODS.get((method, bits)) or _QUANT_METHODS.get((method, None))
+    if method == "compressed-tensors":
+        fmt = _compressed_tensors(quant, where)
+    elif method == "bitsandbytes":
+        fmt = "nf4" if quant.get("load_in_4bit") else "int8" if quant.get("load_in_8bit") else None
+    if fmt is None:
+        known = ", ".join(sorted({m for m, _ in _QUANT_METHODS} | {"compressed-tensors", "bitsandbytes"}))
+        raise InputError(f"{where}: quantization_config.quant_method {method!r} (bits {bits!r}) is not modelled; "
+                         f"known methods: {known}. Give the 16-bit config.json and a --weights format instead")
+    return fmt, f"checkpoint quantized by config.json's quantization_config ({method}): weights {fmt}"
+
+
+_QUANT_METHODS: dict[tuple[str, int | None], str] = {
+    ("fp8", None): "fp8", ("fbgemm_fp8", None): "fp8", ("awq", 4): "int4-awq", ("awq", None): "int4-awq",
+    ("gptq", 4): "int4-gptq", ("gptq", 8): "int8",
+}
+
+
+def _compressed_tensors(quant: Mapping[str, Any], where: str) -> str | None:
+    """compressed-tensors (llm-compressor): the weights' bit width and type in the first config group."""
+    groups = quant.get("config_groups")
+    if not isinstance(groups, Mapping) or not groups:
+        raise InputError(f"{where}: quantization_config (compressed-tensors) has no config_groups to read")
+    first = next(iter(groups.values()))
+    weights = first.get("weights") or {} if isinstance(first, Mapping) else {}
+    bits, kind = weights.get("num_bits"), weights.get("type")
+    if bits == 8:
+        return "fp8" if kind == "float" else "int8"
+    if bits == 4 and kind == "int":
+        return "int4-gptq"
+    return None
 
 
 def load_hf_config_file(path: Path) -> ModelSpec:

@@ -89,6 +89,8 @@ class ModelSpec:
     extra_params_note: str = ""
     source: str = ""
     note: str = ""
+    # the weight format of the checkpoint itself, read from config.json's quantization_config (None: 16-bit)
+    checkpoint_format: str | None = None
     _layer_counts: tuple[int, int, int] = field(init=False, repr=False, compare=False, default=(0, 0, 0))
 
     def __post_init__(self) -> None:
