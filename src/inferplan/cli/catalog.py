@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from inferplan.cli.app import app
-from inferplan.cli.output import emit_json, out
+from inferplan.cli.output import emit_json, out, print_table
 
 if TYPE_CHECKING:
     from inferplan.perf.fit import FitResult
@@ -86,7 +86,7 @@ def _print_fit(r: FitResult, arch: str) -> None:
     mem.add_row("reserve (1 - gpu_memory_utilization)", _gib(r.reserve_bytes))
     mem.add_row("KV cache", _gib(r.kv_budget_bytes))
     mem.add_row("[bold]usable capacity[/]", _gib(r.capacity_bytes))
-    out.print(mem)
+    print_table(mem)
     if r.fits_context:
         out.print(
             f"[green]fits[/]: KV cache holds {r.num_kv_blocks * 16:,} tokens "
@@ -117,7 +117,7 @@ def _print_fit(r: FitResult, arch: str) -> None:
     row("decode, batch 1", r.decode_tokens_per_s_batch1, "{:,.1f} tok/s")
     if r.decode_batch_max > 1:
         row(f"decode, batch {r.decode_batch_max:,}", r.decode_tokens_per_s_batch_max, "{:,.0f} tok/s")
-    out.print(speed)
+    print_table(speed)
     if r.quality_loss_pct is None:
         out.print(f"quality effect of {r.weights_format}: unknown (no trustworthy measurement in the catalog)")
     elif r.quality_loss_pct > 0:
@@ -143,7 +143,7 @@ def _print_formats_table(rows: list[FitResult], title: str) -> None:
             f"{r.ttft_s * 1e3:,.0f}",
             q,
         )
-    out.print(t)
+    print_table(t)
 
 
 @app.command("models")
@@ -170,7 +170,7 @@ def models_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> None
     for m in cat.values():
         t.add_row(m.name, f"{m.params_total / 1e9:.2f}B", f"{m.params_active / 1e9:.2f}B",
                   f"{m.kv_bytes_per_token() / 1024:.0f}", f"{m.max_position_embeddings:,}", m.describe())
-    out.print(t)
+    print_table(t)
 
 
 @app.command("devices")
@@ -191,7 +191,7 @@ def devices_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> Non
         price = f"{d.price_per_hour_usd:.3f} ({d.price_date})" if d.price_per_hour_usd is not None else "-"
         t.add_row(d.name, d.kind, f"{d.memory_gib:g} GiB", f"{d.memory_bw_gb_s:g} GB/s",
                   f"{d.peak_flops('bf16') / 1e12:g}", f"{d.peak_power_w:g}", price)
-    out.print(t)
+    print_table(t)
 
 
 @app.command("formats")
@@ -213,14 +213,14 @@ def formats_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> Non
         t.add_row(f.name, f"{f.bits_per_weight:g}", f.compute_dtype, ", ".join(f.fast_on) or "(no fast kernel)",
                   "unknown" if loss is None else f"{loss:.2f}%",
                   f"{f.quality.model} ({f.quality.metric})" if f.quality else "-")
-    out.print(t)
+    print_table(t)
     k = Table(title="KV-cache formats")
     for col in ("name", "bits/value", "quality loss", "notes"):
         k.add_column(col)
     for kf in kcat.values():
         loss = kf.quality_loss_pct()
         k.add_row(kf.name, f"{kf.bits_per_value:g}", "unknown" if loss is None else f"{loss:.2f}%", kf.notes)
-    out.print(k)
+    print_table(k)
 
 
 @app.command("version")

@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from inferplan.cli.app import app
-from inferplan.cli.output import EXIT_INTERRUPTED, ProgressReport, check_out_dir, emit_json, interrupted, out
+from inferplan.cli.output import (
+    EXIT_INTERRUPTED, ProgressReport, check_out_dir, emit_json, interrupted, out, print_table,
+)
 from inferplan.cli.render import print_comparison, print_summary
 from inferplan.errors import InputError
 
@@ -196,7 +198,7 @@ def profile_cmd(
         ("memory", f"{spec.memory_gib:,.1f} GiB"),
     ):
         t.add_row(name, value)
-    out.print(t)
+    print_table(t)
     for warning in warnings:
         out.print(f"[yellow]warning[/]: {warning}", soft_wrap=True)
     out.print(f"profile: {path}")
@@ -243,7 +245,7 @@ def validate_cmd(
     for p in res.points:
         t.add_row(p.phase, str(p.batch), str(p.tokens), str(p.context), f"{p.measured_s * 1e3:,.2f}",
                   f"{p.predicted_s * 1e3:,.2f}", f"{p.ape_pct:.1f}%")
-    out.print(t)
+    print_table(t)
     out.print(f"median absolute percentage error: {res.median_ape_pct:.1f}% over {len(res.points)} points")
     if res.speed_vs_profile is not None:
         out.print(f"this machine ran the profile's reference matmul at {res.speed_vs_profile:.0%} of its profiled "
@@ -343,7 +345,7 @@ def calibrate_cmd(
         se = cal.std_errors.get(name)
         spread = "not fitted" if se is None else f"{100 * se:.1f}%" if math.isfinite(se) else "not determined"
         t.add_row(name, f"{value:.3f}", spread)
-    out.print(t)
+    print_table(t)
     if note:
         out.print(f"note: {note}", soft_wrap=True)
     if undetermined:

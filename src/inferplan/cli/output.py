@@ -25,6 +25,14 @@ err = Console(stderr=True, highlight=False)
 EXIT_INTERRUPTED = 130
 
 
+def print_table(table: Any) -> None:
+    """Print a rich Table whose cells wrap instead of being cut: on a narrow terminal a number split over
+    two lines is still that number, while an ellipsis ("1,49...") would make it another."""
+    for column in table.columns:
+        column.overflow = "fold"
+    out.print(table)
+
+
 def emit_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
 

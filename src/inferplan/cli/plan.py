@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from inferplan.cli.app import app
-from inferplan.cli.output import ProgressReport, check_out_dir, emit_json, interrupted, out
+from inferplan.cli.output import ProgressReport, check_out_dir, emit_json, interrupted, out, print_table
 from inferplan.errors import InputError
 from inferplan.plan.defaults import DEFAULT_DEVICES, DEFAULT_SLO
 
@@ -111,9 +111,9 @@ def print_plan(r: PlanResult, doc: dict[str, Any]) -> None:
         t.add_column(col)
     for p in doc["fleet"]:
         t.add_row(*_fleet_row(p))
-    out.print(t)
+    print_table(t)
     if r.mode == "aggregated":
-        out.print(_ranking(r))
+        print_table(_ranking(r))
     s = r.summary
     verdict = "[green]verified[/]" if r.verified else "[red]NOT verified: the simulation missed an SLO[/]"
     wl = r.workload.describe()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from inferplan.cli.output import out
+from inferplan.cli.output import out, print_table
 
 LATENCIES = (("ttft_s", "TTFT ms"), ("tpot_s", "TPOT ms"), ("itl_s", "ITL ms"), ("e2e_s", "E2E ms"),
              ("queue_delay_s", "queue ms"))
@@ -31,7 +31,7 @@ def print_summary(s: dict[str, Any], title: str | None = None) -> None:
         v = s.get(key)
         if isinstance(v, dict):
             t.add_row(label, ms(v.get("p50")), ms(v.get("p90")), ms(v.get("p99")), ms(v.get("mean")))
-    out.print(t)
+    print_table(t)
     out.print(_totals(s))
     for c in s.get("slos") or []:
         verdict = "[green]met[/]" if c["met"] else "[red]missed[/]"
@@ -74,4 +74,4 @@ def print_comparison(rows: list[dict[str, Any]], title: str, labels: tuple[str, 
     for row in rows:
         pct = "-" if row["change_pct"] is None else f"{row['change_pct']:+.1f}%"
         t.add_row(row["metric"], num(row["a"]), num(row["b"]), num(row["delta"]), pct)
-    out.print(t)
+    print_table(t)

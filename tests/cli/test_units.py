@@ -1,0 +1,40 @@
+"""Small pieces behind what the CLI prints: the autoscale recommendation, the profile plausibility check."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from inferplan.measure.microbench import implausible
+from inferplan.perf.profile import DeviceProfile
+from inferplan.plan.autoscale import AutoscaleResult
+
+
+def _auto(auto_cost: float, static_cost: float, auto: dict[str, Any], static: dict[str, Any]) -> AutoscaleResult:
+    return AutoscaleResult(window_s=900, replicas_per_window=(1, 2), static_replicas=2, cold_start_s=80,
+                           scale_down_delay_s=300, uptime=(), auto_cost=auto_cost, static_cost=static_cost,
+                           duration_s=3600, auto_summary=auto, static_summary=static)
+
+
+def test_a_negative_saving_at_lower_attainment_recommends_static() -> None:
+    """The README example printed a 'saving' of -0.2% at lower attainment with no recommendation."""
+    r = _auto(1.002, 1.0, {"slos_met": False, "slo_attainment": 0.97}, {"slos_met": True, "slo_attainment": 0.99})
+    assert r.recommendation().startswith("static peak provisioning: autoscaling saves nothing here (-0.2%)")
+    assert r.to_dict()["recommendation"] == r.recommendation()
+
+
+def test_a_real_saving_that_keeps_the_slos_recommends_autoscaling() -> None:
+    r = _auto(0.6, 1.0, {"slos_met": True, "slo_attainment": 0.99}, {"slos_met": True, "slo_attainment": 0.995})
+    assert r.recommendation() == "autoscale: it saves 40.0% against static peak provisioning and meets every SLO"
+
+
+def test_a_saving_that_misses_an_slo_is_not_recommended() -> None:
+    r = _auto(0.6, 1.0, {"slos_met": False, "slo_attainment": 0.9}, {"slos_met": True, "slo_attainment": 0.99})
+    assert "misses an SLO (attainment 90.0% vs 99.0%)" in r.recommendation()
+
+
+def test_a_busy_machine_overhead_is_flagged() -> None:
+    """92 ms per layer (measured on a busy machine) made a two-hour TTFT prediction; now it is a warning."""
+    busy = DeviceProfile(per_layer_overhead_s=0.092, step_overhead_s=0.003)
+    warnings = implausible(busy)
+    assert len(warnings) == 1 and warnings[0].startswith("per layer overhead measured 92.00 ms")
+    assert implausible(DeviceProfile(per_layer_overhead_s=0.0002, step_overhead_s=0.003)) == []
