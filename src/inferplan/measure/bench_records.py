@@ -24,7 +24,18 @@ from inferplan.sim.slo import SLO
 from inferplan.sim.summary import check_slos, latency_stats, meets_slos
 
 F64 = npt.NDArray[np.float64]
-BENCH_COLUMNS = [*COLUMNS, "requested_output_tokens", "server_prompt_tokens", "finish_reason", "error"]
+BENCH_COLUMNS = [*COLUMNS, "requested_output_tokens", "server_prompt_tokens", "finish_reason", "error",
+                 "received_tokens"]
+
+
+def failure_kind(rec: RequestRecord) -> str:
+    """The short name of why a request did not finish ("truncated", "HTTP 503", "stalled"): the text
+    before the first colon of its error, so failures group by what happened, not by their details."""
+    if rec.status == "finished":
+        return ""
+    if rec.status != "failed":
+        return "not sent"
+    return rec.error.split(":")[0] or "unknown error"
 
 
 def _latencies(records: list[RequestRecord]) -> dict[str, F64]:
@@ -53,15 +64,16 @@ def bench_summary(records: list[RequestRecord], slos: tuple[SLO, ...], wall_s: f
     reasons: dict[str, int] = {}
     for r in records:
         if r.status != "finished":
-            key = r.error.split(":")[0] if r.status == "failed" else "not sent"
-            reasons[key] = reasons.get(key, 0) + 1
+            reasons[failure_kind(r)] = reasons.get(failure_kind(r), 0) + 1
     short = sum(1 for r in fin if r.output_tokens < r.requested_output_tokens)
     checks = check_slos(slos, {k: v[finished] for k, v in lat.items()}, itl.quantile)
     return {
         "num_requests": n,
         "num_finished": int(finished.sum()),
         "num_rejected": n - int(finished.sum()),
-        "rejected_by_reason": reasons,
+        "rejected_by_reason": reasons,  # the simulator's name, read by compare and the reports
+        "num_failed": n - int(finished.sum()),
+        "failed_by_reason": dict(reasons),
         "makespan_s": wall_s,
         "ttft_s": latency_stats(lat["ttft"][finished]),
         "tpot_s": latency_stats(lat["tpot"][finished]),
@@ -81,7 +93,11 @@ def bench_summary(records: list[RequestRecord], slos: tuple[SLO, ...], wall_s: f
 
 
 def write_bench_records(folder: Path, records: list[RequestRecord]) -> tuple[Path, Path]:
-    """requests.csv (one row per request) and token_times.jsonl (every chunk's arrival), written atomically."""
+    """requests.csv (one row per request) and token_times.jsonl (every chunk's arrival), written atomically.
+
+    A request that did not finish keeps the output length it asked for, so the file replays as the
+    workload that was sent; what it received is in received_tokens and token_times.jsonl.
+    """
     def f(x: float) -> str:
         return "" if not np.isfinite(x) else f"{x:.6f}"
 
@@ -93,10 +109,10 @@ def write_bench_records(folder: Path, records: list[RequestRecord]) -> tuple[Pat
         gaps = r.gaps_s
         w.writerow([
             r.request_id, f(r.scheduled_s), r.prompt_tokens if r.prompt_tokens > 0 else r.input_tokens,
-            r.output_tokens if fin else r.requested_output_tokens, 0, r.status, r.error.split(":")[0] if not fin else "",
+            r.output_tokens if fin else r.requested_output_tokens, 0, r.status, failure_kind(r),
             f(r.sent_s - r.scheduled_s), f(r.ttft_s) if fin else "", f(r.tpot_s) if fin else "",
             f(r.e2e_s) if fin else "", f(max(gaps)) if fin and gaps else "", "", "",
-            r.requested_output_tokens, r.prompt_tokens, r.finish_reason, r.error,
+            r.requested_output_tokens, r.prompt_tokens, r.finish_reason, r.error, r.output_tokens,
         ])
     csv_path, times_path = folder / "requests.csv", folder / "token_times.jsonl"
     write_text_atomic(csv_path, buf.getvalue())
