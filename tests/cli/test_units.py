@@ -10,6 +10,8 @@ from inferplan.plan.autoscale import AutoscaleResult
 
 
 def _auto(auto_cost: float, static_cost: float, auto: dict[str, Any], static: dict[str, Any]) -> AutoscaleResult:
+    filler = {"ttft_s": {}, "tpot_s": {}, "num_rejected": 0}
+    auto, static = filler | auto, filler | static
     return AutoscaleResult(window_s=900, replicas_per_window=(1, 2), static_replicas=2, cold_start_s=80,
                            scale_down_delay_s=300, uptime=(), auto_cost=auto_cost, static_cost=static_cost,
                            duration_s=3600, auto_summary=auto, static_summary=static)

@@ -71,13 +71,9 @@ class ReplicaType:
 
     @property
     def tiebreak(self) -> float:
-        """Penalty per replica when prices tie: documented quality loss first (unknown counts as 100%),
-        then every part a 16-bit, single-device, aggregated replica does not need."""
+        """Penalty per replica when prices tie (see `preference_penalty`)."""
         deps = [self.dep] if self.aggregated else [self.prefill_deployment, self.dep]
-        loss = sum(_loss(d.weights.quality_loss_pct()) + _loss(d.kv.quality_loss_pct()) for d in deps)
-        parts = sum((d.weights.name not in ("bf16", "fp16")) + (d.kv.name not in ("bf16", "fp16"))
-                    + (d.num_devices - 1) / 8 for d in deps)
-        return 1000.0 * loss + 10.0 * parts + 5.0 * (not self.aggregated)
+        return preference_penalty(deps)
 
     @property
     def arrival_replicas(self) -> int:
@@ -186,6 +182,15 @@ def verify_job(job: tuple[Sequence[ReplicaType], Sequence[int], np.ndarray, Work
     layout = cluster(types, replicas)
     sim = simulate_fleet(types, replicas, shares, wl, bucket_of, seed, router, layout=layout)
     return summarize(sim, slos), busiest_type(sim, layout.owner)
+
+
+def preference_penalty(deps: list[Deployment]) -> float:
+    """What breaks a price tie, lower first: documented quality loss (unknown counts as 100%), then every
+    part a 16-bit, single-device, aggregated replica does not need. Never weighed against price."""
+    loss = sum(_loss(d.weights.quality_loss_pct()) + _loss(d.kv.quality_loss_pct()) for d in deps)
+    parts = sum((d.weights.name not in ("bf16", "fp16")) + (d.kv.name not in ("bf16", "fp16"))
+                + (d.num_devices - 1) / 8 for d in deps)
+    return 1000.0 * loss + 10.0 * parts + 5.0 * (len(deps) - 1)
 
 
 def _loss(pct: float | None) -> float:

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from inferplan.plan.autoscale import AutoscaleResult, plan_autoscale_fleet
 from inferplan.plan.capacity import Bucket, capacity
 from inferplan.plan.executors import run_all
 from inferplan.plan.fleet import Fleet, solve_fleet
-from inferplan.plan.pools import Evaluated, ReplicaType, router_options, verify_job
+from inferplan.plan.pools import Evaluated, ReplicaType, preference_penalty, router_options, verify_job
 from inferplan.plan.defaults import DEFAULT_DEVICES, DEFAULT_SLO
 from inferplan.plan.space import QualityBudget, enumerate_candidates
 from inferplan.sim.slo import SLO, parse_slos
@@ -142,11 +143,7 @@ def plan(req: PlanRequest, *, registry: Registry | None = None, progress: Callab
             f"with a single-request TTFT of {best[0].estimate.ttft_s * 1e3:.0f} ms and TPOT of "
             f"{best[0].estimate.tpot_s * 1e3:.1f} ms; relax the SLOs or add faster devices"
         )
-    survivors: list[tuple[Evaluated, Deployment]] = []
-    for device in req.devices:
-        mine = sorted((ed for ed in feasible if ed[0].candidate.device == device),
-                      key=lambda ed: ed[0].estimate.dollars_per_rate)
-        survivors.extend(mine[: req.survivors_per_device])
+    survivors = pick_survivors(feasible, req.devices, wl.mean_rate, req.survivors_per_device)
 
     # 3-5. per mode: capacity by simulation, fleet MILP, verification by simulation
     modes = {"off": ("aggregated",), "on": ("disaggregated",), "auto": ("aggregated", "disaggregated")}
@@ -181,6 +178,31 @@ def plan(req: PlanRequest, *, registry: Registry | None = None, progress: Callab
             raise InputError("--autoscale plans aggregated replicas; use it with --disaggregation off")
         result.autoscale, result.autoscale_config = _autoscale(req, wl, slos, result, bucket_of)
     return result
+
+
+def pick_survivors(feasible: list[tuple[Evaluated, Deployment]], devices: tuple[str, ...], rate: float,
+                   per_device: int) -> list[tuple[Evaluated, Deployment]]:
+    """Per device, the ``per_device`` most cost-efficient configurations, and the one whose fleet at this
+    rate is estimated cheapest with the least quality loss and fewest parts: when int8 and bf16 both need one
+    replica, bf16 is simulated too, so the fleet program can prefer it at the same price."""
+    out: list[tuple[Evaluated, Deployment]] = []
+    for device in devices:
+        mine = sorted((ed for ed in feasible if ed[0].candidate.device == device),
+                      key=lambda ed: ed[0].estimate.dollars_per_rate)
+        if not mine:
+            continue
+        picked = mine[:per_device]
+
+        def fleet_cost(ed: tuple[Evaluated, Deployment]) -> tuple[float, float, float]:
+            est, dep = ed[0].estimate, ed[1]
+            replicas = math.ceil(rate / est.rate_per_s) if math.isfinite(rate) and rate > 0 else 1
+            return replicas * (dep.price_per_hour or 0.0), preference_penalty([dep]), est.dollars_per_rate
+
+        preferred = min(mine, key=fleet_cost)
+        if all(preferred is not p for p in picked):
+            picked.append(preferred)
+        out.extend(picked)
+    return out
 
 
 DISAGG_UNITS = ((1, 1), (1, 2))  # (prefill, decode) replicas per disaggregated unit
