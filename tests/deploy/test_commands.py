@@ -1,38 +1,93 @@
-"""Launch commands use the flags as each engine spells them, with the plan's numbers."""
+"""Launch commands name the right checkpoint and use the flags as the pinned engines parse them."""
 
 from __future__ import annotations
 
+import pytest
+
 from inferplan.api import EngineLimits, build_deployment
 from inferplan.deploy.commands import llama_server_command, model_id, sglang_command, vllm_command
+from tests.deploy.engine_args import Refused, parse
 
-SGLANG_FLAGS = {"--model-path", "--tp-size", "--max-running-requests", "--chunked-prefill-size",
-                "--mem-fraction-static", "--kv-cache-dtype", "--quantization"}
-LLAMA_SERVER_FLAGS = {"-m", "-ngl", "-c", "-np", "-b", "--cache-type-k", "--cache-type-v"}
+CTX = 4096
+
+
+def _pairs(cmd: list[str]) -> dict[str, str]:
+    return {a: b for a, b in zip(cmd, cmd[1:], strict=False) if a.startswith("-") and not b.startswith("--")}
 
 
 def test_vllm_command_carries_the_plan() -> None:
+    """AWQ on Llama-3.1-70B: the released AWQ checkpoint of the Instruct model, no --quantization
+    (vLLM reads awq from its config and picks Marlin), the plan's numbers, host, port and context."""
     dep = build_deployment("llama-3.1-70b", "h100-sxm", weights="int4-awq", kv="fp8", tp=2,
                            limits=EngineLimits(max_num_seqs=128, max_num_batched_tokens=4096))
-    cmd = vllm_command(dep)
-    assert cmd[:3] == ["vllm", "serve", "meta-llama/Llama-3.1-70B"]
-    pairs = dict(zip(cmd[3::2], cmd[4::2], strict=False))
+    cmd = vllm_command(dep, context_tokens=CTX, port=8003)
+    assert cmd[:3] == ["vllm", "serve", "hugging-quants/Meta-Llama-3.1-70B-Instruct-AWQ-INT4"]
+    pairs = _pairs(cmd)
     assert pairs["--tensor-parallel-size"] == "2" and pairs["--max-num-seqs"] == "128"
-    assert pairs["--kv-cache-dtype"] == "fp8" and pairs["--quantization"] == "awq_marlin"
+    assert pairs["--kv-cache-dtype"] == "fp8" and "--quantization" not in cmd
+    assert pairs["--host"] == "0.0.0.0" and pairs["--port"] == "8003" and pairs["--max-model-len"] == "4096"
+    assert pairs["--served-model-name"] == "llama-3.1-70b"
+    ns = parse("vllm", cmd[2:])
+    assert ns.model_tag == cmd[2] and ns.port == 8003
+
+
+def test_int8_serves_the_w8a8_checkpoint_not_the_bf16_repo() -> None:
+    """The reported defect: int8 (W8A8) must load the W8A8 repo, never bf16 + --quantization compressed-tensors."""
+    dep = build_deployment("llama-3.1-8b", "a100-80gb", weights="int8")
+    cmd = vllm_command(dep, context_tokens=CTX)
+    assert cmd[2] == "RedHatAI/Meta-Llama-3.1-8B-Instruct-quantized.w8a8" and "--quantization" not in cmd
+    sg = sglang_command(dep, context_tokens=CTX)
+    assert sg[sg.index("--model-path") + 1] == cmd[2] and "--quantization" not in sg
+
+
+def test_fp8_without_a_released_checkpoint_quantizes_on_load() -> None:
+    dep = build_deployment("qwen2.5-7b", "l4", weights="fp8")
+    cmd = vllm_command(dep, context_tokens=CTX)
+    assert cmd[2] == "Qwen/Qwen2.5-7B-Instruct" and _pairs(cmd)["--quantization"] == "fp8"
+    sg = sglang_command(dep, context_tokens=CTX)
+    assert _pairs(sg)["--quantization"] == "fp8"
+    parse("vllm", cmd[2:])
+    parse("sglang", sg[3:])
+
+
+def test_max_model_len_never_exceeds_the_model() -> None:
+    dep = build_deployment("llama-2-7b", "l40s")
+    assert _pairs(vllm_command(dep, context_tokens=100_000))["--max-model-len"] == "4096"
 
 
 def test_sglang_flags() -> None:
     dep = build_deployment("qwen3-32b", "h100-sxm", weights="fp8", kv="fp8", tp=2)
-    flags = {w for w in sglang_command(dep) if w.startswith("--")}
-    assert flags <= SGLANG_FLAGS and "--tp-size" in flags
+    sg = sglang_command(dep, context_tokens=CTX, port=8001)
+    pairs = _pairs(sg)
+    assert pairs["--model-path"] == "Qwen/Qwen3-32B-FP8" and "--quantization" not in sg
+    assert pairs["--kv-cache-dtype"] == "fp8_e4m3" and pairs["--context-length"] == "4096"
+    assert pairs["--host"] == "0.0.0.0" and pairs["--port"] == "8001"
+    ns = parse("sglang", sg[3:])
+    assert ns.tensor_parallel_size == 2 and ns.context_length == CTX
 
 
-def test_llama_server_flags() -> None:
+def test_a_flag_the_engine_lacks_is_refused() -> None:
+    """The parser check can fail: SGLang spells the fp8 KV cache fp8_e4m3, vLLM's flag name is not SGLang's."""
+    with pytest.raises(Refused):
+        parse("sglang", ["--model-path", "x", "--kv-cache-dtype", "fp8"])
+    with pytest.raises(Refused):
+        parse("sglang", ["--model-path", "x", "--max-num-seqs", "8"])
+
+
+def test_llama_server_uses_the_gguf_repo() -> None:
     dep = build_deployment("llama-3.2-3b", "m3-max-128gb", weights="gguf-q4_k_m", kv="int8")
-    cmd = llama_server_command(dep, parallel=4, ctx_size=16384)
-    flags = {w for w in cmd if w.startswith("-")}
-    assert flags <= LLAMA_SERVER_FLAGS
+    cmd = llama_server_command(dep, parallel=4, ctx_size=16384, port=8002)
+    assert cmd[cmd.index("-hf") + 1] == "bartowski/Llama-3.2-3B-Instruct-GGUF:Q4_K_M"
     assert cmd[cmd.index("-np") + 1] == "4" and cmd[cmd.index("-c") + 1] == "16384"
-    assert cmd[cmd.index("-m") + 1].endswith("Q4_K_M.gguf") and cmd[cmd.index("--cache-type-k") + 1] == "q8_0"
+    assert cmd[cmd.index("--port") + 1] == "8002" and cmd[cmd.index("--host") + 1] == "127.0.0.1"
+    assert cmd[cmd.index("--cache-type-k") + 1] == "q8_0"
+
+
+def test_llama_server_without_a_gguf_repo_names_a_placeholder_file() -> None:
+    dep = build_deployment("deepseek-v2-lite", "m3-max-128gb", weights="gguf-q4_k_m")
+    cmd = llama_server_command(dep, parallel=1, ctx_size=4096)
+    path = cmd[cmd.index("-m") + 1]
+    assert "PLACEHOLDER" in path and path.endswith(".gguf") and "-hf" not in cmd
 
 
 def test_model_id_of_a_catalog_model() -> None:
@@ -44,16 +99,18 @@ def test_expert_parallel_and_dp_attention_flags() -> None:
     SGLang: --ep-size, --enable-dp-attention --dp-size, and a server-wide request limit."""
     limits = EngineLimits(max_num_seqs=64)
     ep = build_deployment("qwen3-30b-a3b", "h100-sxm", tp=4, ep=True, limits=limits)
-    cmd = vllm_command(ep)
+    cmd = vllm_command(ep, context_tokens=CTX)
     assert "--enable-expert-parallel" in cmd and "--data-parallel-size" not in cmd
-    assert dict(zip(cmd[3::2], cmd[4::2], strict=False))["--tensor-parallel-size"] == "4"
+    assert _pairs(cmd)["--tensor-parallel-size"] == "4"
     dpa = build_deployment("deepseek-v2-lite", "h100-sxm", tp=4, dp_attention=True, limits=limits)
-    cmd = vllm_command(dpa)
-    i = cmd.index("--data-parallel-size")
-    assert cmd[i + 1] == "4" and cmd[cmd.index("--tensor-parallel-size") + 1] == "1"
+    cmd = vllm_command(dpa, context_tokens=CTX)
+    assert cmd[2] == "deepseek-ai/DeepSeek-V2-Lite-Chat"
+    assert cmd[cmd.index("--data-parallel-size") + 1] == "4" and cmd[cmd.index("--tensor-parallel-size") + 1] == "1"
     assert cmd[cmd.index("--max-num-seqs") + 1] == "64" and "--enable-expert-parallel" in cmd
-    sg = sglang_command(dpa)
+    ns = parse("vllm", cmd[2:])
+    assert ns.data_parallel_size == 4 and ns.enable_expert_parallel
+    sg = sglang_command(dpa, context_tokens=CTX)
     assert sg[sg.index("--ep-size") + 1] == "4" and sg[sg.index("--dp-size") + 1] == "4"
     assert "--enable-dp-attention" in sg and sg[sg.index("--max-running-requests") + 1] == "256"
-    flags = {w for w in sg if w.startswith("--")}
-    assert flags <= SGLANG_FLAGS | {"--ep-size", "--enable-dp-attention", "--dp-size"}
+    ns = parse("sglang", sg[3:])
+    assert ns.enable_dp_attention and ns.expert_parallel_size == 4

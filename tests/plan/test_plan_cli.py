@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import sqlite3
 import subprocess
@@ -14,15 +15,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.deploy import engine_args
+
 from inferplan.specs.catalog import weight_format_catalog
 
 CLI = [sys.executable, "-m", "inferplan.cli"]
-# vLLM engine arguments used by our launch commands, as vLLM spells them (docs.vllm.ai, "Engine Arguments")
-VLLM_FLAGS = {"--tensor-parallel-size", "--pipeline-parallel-size", "--max-num-seqs", "--max-num-batched-tokens",
-              "--gpu-memory-utilization", "--block-size", "--kv-cache-dtype", "--quantization",
-              "--enable-chunked-prefill", "--no-enable-chunked-prefill", "--enable-prefix-caching",
-              "--no-enable-prefix-caching", "--kv-transfer-config", "--data-parallel-size",
-              "--enable-expert-parallel"}
 
 
 def run(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -55,18 +52,21 @@ def test_launch_files_use_engine_spellings_and_parse(default_plan: tuple[Path, d
     tmp, doc = default_plan
     launch = Path(doc["artifacts"]["launch.sh"])
     launch = launch if launch.is_absolute() else tmp / launch
-    cmds = [line for line in launch.read_text().splitlines() if line.startswith("vllm serve")]
-    assert len(cmds) == len(doc["fleet"])
-    for cmd, pool in zip(cmds, doc["fleet"], strict=True):
-        flags = {w for w in cmd.split() if w.startswith("--")}
-        assert flags <= VLLM_FLAGS
-        assert f"--gpu-memory-utilization {pool['gpu_memory_utilization']:g}" in cmd
-        assert f"--max-num-seqs {pool['max_num_seqs']}" in cmd
+    text = launch.read_text()
+    assert text.startswith("#!/usr/bin/env bash") and "set -euo pipefail" in text
+    cmds = [shlex.split(line)[2:] for line in text.splitlines() if line.startswith("run ") and "vllm serve" in line]
+    assert len(cmds) == sum(p["count"] for p in doc["fleet"])
+    for argv, pool in zip(cmds, doc["fleet"], strict=False):
+        assert argv[:2] == ["vllm", "serve"]
+        args = engine_args.parse("vllm", argv[2:])  # vLLM's own parser (rebuilt) accepts every flag and value
+        assert args.gpu_memory_utilization == pool["gpu_memory_utilization"]
+        assert args.max_num_seqs == pool["max_num_seqs"] and int(args.max_model_len) > 0  # vLLM parses "32k" itself
     k8s = Path(doc["artifacts"]["kubernetes.yaml"])
     objs = list(yaml.safe_load_all((k8s if k8s.is_absolute() else tmp / k8s).read_text()))
-    kinds = [o["kind"] for o in objs]
-    assert kinds.count("Deployment") == len(doc["fleet"]) and kinds.count("Service") == len(doc["fleet"])
-    dep = next(o for o in objs if o["kind"] == "Deployment")
+    workers = [o for o in objs if o["kind"] == "Deployment"
+               and o["metadata"]["labels"].get("app.kubernetes.io/component") == "worker"]
+    assert len(workers) == len(doc["fleet"])
+    dep = workers[0]
     assert dep["spec"]["replicas"] == doc["fleet"][0]["count"]
     assert dep["spec"]["template"]["spec"]["containers"][0]["command"] == ["vllm", "serve"]
 

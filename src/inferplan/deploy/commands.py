@@ -1,39 +1,47 @@
 """Launch commands for a chosen replica type, with flags spelled as the engines spell them.
 
-vLLM: `vllm serve` engine arguments (docs.vllm.ai, "Engine Arguments"); SGLang:
-`python -m sglang.launch_server` server arguments; llama.cpp: `llama-server` options.
+vLLM: `vllm serve` (vllm/entrypoints/openai/cli_args.py and vllm/engine/arg_utils.py);
+SGLang: `python -m sglang.launch_server` (sglang/srt/server_args.py); llama.cpp: `llama-server`.
+The flags are checked against the argument parsers of the pinned versions below
+(tests/deploy/engine_options.json records those parsers' options).
 """
 
 from __future__ import annotations
 
-import re
+import json
 import shlex
 
+from inferplan.deploy.checkpoints import Checkpoint, Variant, resolve, source_repo
 from inferplan.perf.deployment import Deployment
 
-_HF = re.compile(r"huggingface\.co/([^/]+/[^/]+)/")
+VLLM_VERSION = "0.11.0"
+SGLANG_VERSION = "0.5.3"
+SGLANG_ROUTER_VERSION = "0.3.2"
+VLLM_IMAGE = f"vllm/vllm-openai:v{VLLM_VERSION}"
+DEFAULT_PORT = 8000
+# vLLM's NIXL connector for disaggregated prefill/decode (docs.vllm.ai, "Disaggregated Prefilling")
+NIXL_KV_TRANSFER = json.dumps({"kv_connector": "NixlConnector", "kv_role": "kv_both"}, separators=(",", ":"))
 
 
 def model_id(dep: Deployment) -> str:
-    """The Hugging Face repo of a catalog model, or the local path the config came from."""
-    m = _HF.search(dep.model.source)
-    return m.group(1) if m else (dep.model.source.rsplit("/config.json", 1)[0] or dep.model.name)
+    """The Hugging Face repo of a catalog model's config, or the local path the config came from."""
+    return source_repo(dep)
 
 
-def checkpoint_note(dep: Deployment) -> str:
-    if dep.weights.name in ("bf16", "fp16"):
-        return ""
-    note = f"# use a {dep.weights.display_name or dep.weights.name} checkpoint of {model_id(dep)}"
-    if dep.weights.name == "fp8":
-        note += " (or a 16-bit one: vLLM quantizes to fp8 on load)"
-    return note
+def model_len(dep: Deployment, context_tokens: int) -> int:
+    """--max-model-len: the plan's context, never past what the model's positions allow."""
+    return max(1, min(context_tokens, dep.model.max_position_embeddings))
 
 
-def vllm_command(dep: Deployment, *, prefix_caching: bool = True) -> list[str]:
+def vllm_command(dep: Deployment, *, context_tokens: int, host: str = "0.0.0.0", port: int = DEFAULT_PORT,
+                 checkpoint: Checkpoint | None = None, variant: Variant = "instruct", prefix_caching: bool = True,
+                 kv_transfer: bool = False) -> list[str]:
+    """`vllm serve` for one replica; a pre-quantized checkpoint gets no --quantization (vLLM reads it)."""
+    ck = checkpoint or resolve(dep, variant)
     lim = dep.limits
-    args = ["vllm", "serve", model_id(dep),
-            "--tensor-parallel-size", str(dep.attention_tp),
-            "--pipeline-parallel-size", str(dep.pp)]
+    args = ["vllm", "serve", ck.repo, "--served-model-name", dep.model.name, "--host", host, "--port", str(port),
+            "--max-model-len", str(model_len(dep, context_tokens)),
+            "--tensor-parallel-size", str(dep.attention_tp), "--pipeline-parallel-size", str(dep.pp)]
     if dep.dp_attention:  # one engine per DP rank, experts shared between them; limits are per rank
         args += ["--data-parallel-size", str(dep.dp)]
     if dep.ep:
@@ -43,21 +51,25 @@ def vllm_command(dep: Deployment, *, prefix_caching: bool = True) -> list[str]:
              "--gpu-memory-utilization", f"{lim.gpu_memory_utilization:g}",
              "--block-size", str(lim.block_size),
              "--kv-cache-dtype", dep.kv.vllm_kv_cache_dtype or "auto"]
-    if dep.weights.vllm_quantization:
-        args += ["--quantization", dep.weights.vllm_quantization]
+    if ck.vllm_quantization:
+        args += ["--quantization", ck.vllm_quantization]
     args.append("--enable-chunked-prefill" if lim.enable_chunked_prefill else "--no-enable-chunked-prefill")
     args.append("--enable-prefix-caching" if prefix_caching else "--no-enable-prefix-caching")
+    if kv_transfer:
+        args += ["--kv-transfer-config", NIXL_KV_TRANSFER]
     return args
 
 
-_SGLANG_QUANT = {"awq_marlin": "awq", "gptq_marlin": "gptq", "fp8": "fp8", "bitsandbytes": "bitsandbytes",
-                 "compressed-tensors": "compressed-tensors"}
-
-
-def sglang_command(dep: Deployment) -> list[str]:
+def sglang_command(dep: Deployment, *, context_tokens: int, host: str = "0.0.0.0", port: int = DEFAULT_PORT,
+                   checkpoint: Checkpoint | None = None, variant: Variant = "instruct") -> list[str]:
+    """`python -m sglang.launch_server` for one replica, the same checkpoint as vLLM's."""
+    ck = checkpoint or resolve(dep, variant)
     lim = dep.limits
-    args = ["python", "-m", "sglang.launch_server", "--model-path", model_id(dep),
+    args = ["python", "-m", "sglang.launch_server", "--model-path", ck.repo, "--served-model-name", dep.model.name,
+            "--host", host, "--port", str(port), "--context-length", str(model_len(dep, context_tokens)),
             "--tp-size", str(dep.tp)]
+    if dep.pp > 1:
+        args += ["--pp-size", str(dep.pp)]
     if dep.ep:
         args += ["--ep-size", str(dep.tp)]
     if dep.dp_attention:
@@ -68,21 +80,31 @@ def sglang_command(dep: Deployment) -> list[str]:
              "--mem-fraction-static", f"{lim.gpu_memory_utilization:g}"]
     if dep.kv.name == "fp8":
         args += ["--kv-cache-dtype", "fp8_e4m3"]
-    quant = _SGLANG_QUANT.get(dep.weights.vllm_quantization or "")
-    if quant:
-        args += ["--quantization", quant]
+    if ck.sglang_quantization:
+        args += ["--quantization", ck.sglang_quantization]
     return args
 
 
-def llama_server_command(dep: Deployment, *, parallel: int, ctx_size: int) -> list[str]:
+def llama_server_command(dep: Deployment, *, parallel: int, ctx_size: int, host: str = "127.0.0.1",
+                         port: int = DEFAULT_PORT, checkpoint: Checkpoint | None = None,
+                         variant: Variant = "instruct") -> list[str]:
+    """`llama-server`: a GGUF repo by type (-hf REPO:TYPE) where one is released, else a local file."""
+    ck = checkpoint or resolve(dep, variant)
     lim = dep.limits
-    quant = dep.weights.llamacpp_type or "F16"
-    args = ["llama-server", "-m", f"{dep.model.name}-{quant}.gguf",
+    model = ["-hf", f"{ck.repo}:{ck.gguf_type}"] if ck.prequantized and ck.gguf_type else ["-m", _gguf_path(dep, ck)]
+    args = ["llama-server", *model, "--host", host, "--port", str(port),
             "-ngl", "999" if dep.device.kind != "cpu" else "0",
             "-c", str(ctx_size), "-np", str(parallel), "-b", str(min(lim.max_num_batched_tokens, 2048))]
     if dep.kv.llamacpp_cache_type and dep.kv.llamacpp_cache_type != "f16":
         args += ["--cache-type-k", dep.kv.llamacpp_cache_type, "--cache-type-v", dep.kv.llamacpp_cache_type]
     return args
+
+
+def _gguf_path(dep: Deployment, ck: Checkpoint) -> str:
+    if ck.repo.endswith(".gguf"):
+        return ck.repo
+    quant = dep.weights.llamacpp_type or "F16"  # a 16-bit format served by llama.cpp: convert_hf_to_gguf output
+    return f"{dep.model.name}-{quant}.gguf"
 
 
 def shell(args: list[str]) -> str:

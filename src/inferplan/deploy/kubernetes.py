@@ -1,55 +1,234 @@
-"""Kubernetes manifests for a planned fleet: a Deployment and a Service per replica type."""
+"""Kubernetes manifests for a planned fleet: a Deployment and Service per pool, and a router.
+
+Names are RFC 1123 DNS labels (Service names RFC 1035: they also start with a letter);
+nodes are chosen by the ``nvidia.com/gpu.product`` label of NVIDIA GPU feature discovery
+(``gpu_products.yaml``); the model downloads with an optional ``hf-token`` Secret. The tests
+validate every manifest against the Kubernetes OpenAPI schemas (kubernetes-validate).
+"""
 
 from __future__ import annotations
 
+import hashlib
+import math
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
 from typing import Any
 
-from inferplan.deploy.commands import vllm_command
+import yaml
+
+from inferplan.deploy.checkpoints import Checkpoint
+from inferplan.deploy.commands import (DEFAULT_PORT, SGLANG_ROUTER_VERSION, VLLM_IMAGE, vllm_command)
 from inferplan.perf.deployment import Deployment
+from inferplan.perf.memory import weights_bytes
 
-VLLM_IMAGE = "vllm/vllm-openai:latest"
+GIB = 1024**3
+HF_SECRET = "hf-token"  # kubectl create secret generic hf-token --from-literal=token=hf_...
+HF_SECRET_KEY = "token"
+CACHE_PATH = "/root/.cache/huggingface"  # the image's HF_HOME default
+# The router runs from a plain Python image and installs the pinned sglang-router wheel at start
+# (PyPI must be reachable from the pod; see docs/deploy.md for a prebuilt image).
+ROUTER_IMAGE = "python:3.11.11-slim"
+PART_OF = "app.kubernetes.io/part-of"
+COMPONENT = "app.kubernetes.io/component"
+ROLE = "inferplan.io/role"
+_INVALID = re.compile(r"[^a-z0-9-]+")
 
 
-def manifests(name: str, dep: Deployment, replicas: int, prediction: dict[str, Any], *,
-              kv_transfer: bool = False) -> list[dict[str, Any]]:
-    """Deployment + Service for ``replicas`` copies of ``dep``, the prediction in annotations.
+def dns_label(name: str, limit: int = 63) -> str:
+    """An RFC 1123 label (lowercase alphanumerics and '-', at most 63) that starts with a letter,
+    so it is also a valid Service name; a shortened name keeps a hash of the original to stay unique."""
+    out = _INVALID.sub("-", name.lower()).strip("-")
+    out = re.sub("-{2,}", "-", out) or "x"
+    if not out[0].isalpha():
+        out = "m-" + out
+    if len(out) > limit:
+        digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+        out = out[: limit - 9].rstrip("-") + "-" + digest
+    return out
 
-    ``kv_transfer``: a prefill or decode pool of a disaggregated fleet (vLLM's NIXL KV connector).
-    """
-    cmd = vllm_command(dep)
-    if kv_transfer:
-        cmd += ["--kv-transfer-config", '{"kv_connector":"NixlConnector","kv_role":"kv_both"}']
-    labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": "inferplan-fleet"}
-    notes = {f"inferplan.io/{k}": str(v) for k, v in prediction.items()}
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GpuNode:
+    """How a device shows up in a cluster: its GFD product label (None if unknown) and resource name."""
+
+    product: str | None
+    resource: str
+    source: str
+    note: str = ""
+
+
+@cache
+def _gpu_products() -> dict[str, Any]:
+    data = yaml.safe_load((resources.files("inferplan.specs") / "catalog" / "gpu_products.yaml").read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def gpu_node(device: str) -> GpuNode:
+    """The node facts of a catalog device; a device not in gpu_products.yaml gets no product label."""
+    item = _gpu_products().get(device)
+    if not isinstance(item, dict):
+        return GpuNode(product=None, resource="nvidia.com/gpu", source="",
+                       note=f"no GPU feature discovery product label is known for {device}")
+    return GpuNode(product=item.get("product"), resource=str(item["resource"]), source=str(item.get("source", "")),
+                   note=str(item.get("note", "")))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Pool:
+    """One Deployment: ``replicas`` copies of ``dep``, serving ``checkpoint``."""
+
+    name: str  # an RFC 1123 label (dns_label)
+    dep: Deployment
+    replicas: int
+    role: str  # aggregated | prefill | decode
+    checkpoint: Checkpoint
+    context_tokens: int
+    annotations: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PodSizing:
+    """Host resources of one replica's pod, from the weights it loads."""
+
+    cpu_request: int
+    cpu_limit: int
+    memory_request_gib: int
+    memory_limit_gib: int
+    shm_gib: int
+    cache_gib: int
+    startup_failure_threshold: int
+
+
+def pod_sizing(dep: Deployment) -> PodSizing:
+    """Sizes that let a replica load: vLLM runs a worker per GPU, each reading safetensors shards
+    into host memory before copying them to its GPU; the page cache of the checkpoint and the
+    Memory-backed /dev/shm count against the pod's memory limit too."""
     gpus = dep.num_devices
+    weights_gib = weights_bytes(dep) * gpus / GIB  # about the checkpoint's size
+    shm = 2 * gpus  # NCCL and vLLM's shared-memory broadcast between TP workers
+    request = 8 + 4 * gpus
+    cache_gib = math.ceil(weights_gib * 1.1 + 5)
+    # startup: a download at ~100 MB/s plus loading and CUDA-graph capture (15 minutes)
+    startup_s = 900 + weights_gib * GIB / 100e6
+    return PodSizing(cpu_request=2 + 2 * gpus, cpu_limit=4 + 4 * gpus, memory_request_gib=request,
+                     memory_limit_gib=request + math.ceil(weights_gib) + shm, shm_gib=shm, cache_gib=cache_gib,
+                     startup_failure_threshold=math.ceil(startup_s / 10))
+
+
+def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
+    return {"httpGet": {"path": path, "port": "http"}, "periodSeconds": period, "failureThreshold": failures}
+
+
+def _env(pool: Pool) -> list[dict[str, Any]]:
+    env: list[dict[str, Any]] = [
+        # optional: ungated models download without it; gated ones (Llama, Gemma, Mistral) need it
+        {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": HF_SECRET, "key": HF_SECRET_KEY, "optional": True}}},
+    ]
+    if pool.role != "aggregated":  # NIXL's side channel listens on the pod's own address
+        env.append({"name": "VLLM_NIXL_SIDE_CHANNEL_HOST", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}})
+    return env
+
+
+def _annotations(pool: Pool, node: GpuNode) -> dict[str, str]:
+    ck = pool.checkpoint
+    notes = dict(pool.annotations)
+    notes["inferplan.io/checkpoint"] = ck.repo
+    notes["inferplan.io/checkpoint-prequantized"] = str(ck.prequantized).lower()
+    if ck.source:
+        notes["inferplan.io/checkpoint-source"] = ck.source
+    if ck.placeholder:
+        notes["inferplan.io/checkpoint-placeholder"] = ck.note
+    if node.product is None:
+        notes["inferplan.io/node-selector"] = (f"no nvidia.com/gpu.product value is known for {pool.dep.device.name}: "
+                                               "add a nodeSelector that picks its nodes")
+    if node.note:
+        notes["inferplan.io/device-note"] = node.note
+    if pool.dep.pp > 1:
+        notes["inferplan.io/multi-node"] = (f"{pool.dep.pp} pipeline stages span {pool.dep.pp} nodes: run this pool "
+                                            "as a LeaderWorkerSet with a Ray cluster, not as this single-pod Deployment")
+    return notes
+
+
+def pool_manifests(pool: Pool, fleet: str) -> list[dict[str, Any]]:
+    """Deployment + Service for one pool; pods carry the labels the router discovers them by."""
+    dep, size, node = pool.dep, pod_sizing(pool.dep), gpu_node(pool.dep.device.name)
+    cmd = vllm_command(dep, context_tokens=pool.context_tokens, host="0.0.0.0", port=DEFAULT_PORT,
+                       checkpoint=pool.checkpoint, kv_transfer=pool.role != "aggregated")
+    labels = {"app.kubernetes.io/name": pool.name, PART_OF: fleet, COMPONENT: "worker", ROLE: pool.role}
+    gpus = dep.num_devices
+    resources_ = {"requests": {node.resource: gpus, "cpu": str(size.cpu_request), "memory": f"{size.memory_request_gib}Gi"},
+                  "limits": {node.resource: gpus, "cpu": str(size.cpu_limit), "memory": f"{size.memory_limit_gib}Gi"}}
+    container = {
+        "name": "vllm", "image": VLLM_IMAGE, "command": cmd[:2], "args": cmd[2:],
+        "ports": [{"containerPort": DEFAULT_PORT, "name": "http"}],
+        "env": _env(pool), "resources": resources_,
+        "volumeMounts": [{"name": "shm", "mountPath": "/dev/shm"}, {"name": "model-cache", "mountPath": CACHE_PATH}],
+        "startupProbe": _probe("/health", 10, size.startup_failure_threshold),
+        "livenessProbe": _probe("/health", 10, 3),
+        "readinessProbe": _probe("/health", 5, 3),
+    }
+    spec: dict[str, Any] = {
+        "containers": [container],
+        "volumes": [{"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": f"{size.shm_gib}Gi"}},
+                    # an emptyDir downloads the checkpoint at every start; a ReadWriteMany PVC keeps it
+                    {"name": "model-cache", "emptyDir": {"sizeLimit": f"{size.cache_gib}Gi"}}],
+        "tolerations": [{"key": node.resource, "operator": "Exists", "effect": "NoSchedule"}],
+    }
+    if node.product:
+        spec["nodeSelector"] = {"nvidia.com/gpu.product": node.product}
     deployment = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "labels": labels, "annotations": notes},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {
-                    "containers": [{
-                        "name": "vllm",
-                        "image": VLLM_IMAGE,
-                        "command": cmd[:2],
-                        "args": cmd[2:],
-                        "ports": [{"containerPort": 8000, "name": "http"}],
-                        "resources": {"limits": {"nvidia.com/gpu": gpus}, "requests": {"nvidia.com/gpu": gpus}},
-                        "readinessProbe": {"httpGet": {"path": "/health", "port": 8000}, "periodSeconds": 10},
-                    }],
-                    "nodeSelector": {"inferplan.io/device": dep.device.name},
-                },
-            },
-        },
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": pool.name, "labels": labels, "annotations": _annotations(pool, node)},
+        "spec": {"replicas": pool.replicas, "selector": {"matchLabels": {"app.kubernetes.io/name": pool.name}},
+                 "template": {"metadata": {"labels": labels}, "spec": spec}},
     }
     service = {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": name, "labels": labels},
-        "spec": {"selector": labels, "ports": [{"port": 80, "targetPort": 8000, "name": "http"}]},
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": pool.name, "labels": labels},
+        "spec": {"selector": {"app.kubernetes.io/name": pool.name},
+                 "ports": [{"port": 80, "targetPort": "http", "name": "http"}]},
     }
     return [deployment, service]
+
+
+def router_args(fleet: str, policy: str) -> list[str]:
+    """sglang-router arguments: find the fleet's aggregated worker pods by label, route by ``policy``."""
+    return ["--host", "0.0.0.0", "--port", str(DEFAULT_PORT), "--policy", policy,
+            "--service-discovery", "--selector", f"{PART_OF}={fleet}", f"{ROLE}=aggregated",
+            "--service-discovery-port", str(DEFAULT_PORT), "--service-discovery-namespace", "$(POD_NAMESPACE)"]
+
+
+def router_manifests(fleet: str, policy: str, note: str) -> list[dict[str, Any]]:
+    """The SGLang router in front of the fleet: RBAC to watch pods, a Deployment and a Service."""
+    name = dns_label(f"{fleet}-router")
+    labels = {"app.kubernetes.io/name": name, PART_OF: fleet, COMPONENT: "router"}
+    script = f'pip install --no-cache-dir sglang-router=={SGLANG_ROUTER_VERSION} && exec python -m sglang_router.launch_router "$@"'
+    container = {
+        "name": "router", "image": ROUTER_IMAGE, "command": ["sh", "-c", script, "router"],
+        "args": router_args(fleet, policy),
+        "env": [{"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}],
+        "ports": [{"containerPort": DEFAULT_PORT, "name": "http"}],
+        "resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "4", "memory": "4Gi"}},
+        "startupProbe": _probe("/health", 10, 30),
+        "livenessProbe": _probe("/health", 10, 3),
+        "readinessProbe": _probe("/health", 5, 3),
+    }
+    meta = {"name": name, "labels": labels}
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": meta,
+         "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": meta,
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+         "subjects": [{"kind": "ServiceAccount", "name": name}]},
+        {"apiVersion": "apps/v1", "kind": "Deployment",
+         "metadata": meta | {"annotations": {"inferplan.io/router-policy": note or policy}},
+         "spec": {"replicas": 1, "selector": {"matchLabels": {"app.kubernetes.io/name": name}},
+                  "template": {"metadata": {"labels": labels},
+                               "spec": {"serviceAccountName": name, "containers": [container]}}}},
+        {"apiVersion": "v1", "kind": "Service", "metadata": meta,
+         "spec": {"selector": {"app.kubernetes.io/name": name},
+                  "ports": [{"port": 80, "targetPort": "http", "name": "http"}]}},
+    ]

@@ -1,0 +1,231 @@
+"""deploy/ files of a plan: launch.sh runs under bash, kubernetes.yaml validates against the API schemas."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import shlex
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import numpy as np
+import pytest
+import yaml
+
+from inferplan.api import EngineLimits, build_deployment
+from inferplan.deploy.fleet_files import write_deploy
+from inferplan.deploy.kubernetes import dns_label, gpu_node
+from inferplan.perf.deployment import Deployment
+from inferplan.plan.analytic import estimate
+from inferplan.plan.fleet import Fleet
+from inferplan.plan.pools import Evaluated, ReplicaType
+from inferplan.plan.search import PlanRequest, PlanResult, make_buckets
+from inferplan.plan.space import Candidate
+from inferplan.sim.slo import parse_slos
+from inferplan.workload.presets import make_workload
+from tests.deploy.engine_args import parse
+
+SLOS = parse_slos("ttft_p90=2s,tpot_p90=100ms")
+K8S_VERSIONS = ("1.29.0", "1.33.0")  # schemas bundled by kubernetes-validate; both must accept every manifest
+RFC1123 = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
+CTX = 6000
+
+
+def _evaluated(dep: Deployment) -> Evaluated:
+    lim = dep.limits
+    cand = Candidate(dep.device.name, dep.tp, dep.weights.name, dep.kv.name, lim.max_num_seqs,
+                     lim.max_num_batched_tokens)
+    return Evaluated(cand, estimate(dep, 1000, 200, SLOS), capacity=(1.0, 1.0))
+
+
+def _plan(model: str, types: list[ReplicaType], counts: list[int]) -> PlanResult:
+    """A PlanResult as the planner returns it, without the search: the fleet is given."""
+    wl = make_workload("chat", rate=1, duration_s=20, seed=0)
+    buckets, _ = make_buckets(wl, 2)
+    shares = np.full((len(buckets), len(types)), 1.0 / len(types))
+    fleet = Fleet(tuple(counts), shares, sum(n * t.price_per_hour for n, t in zip(counts, types, strict=True)))
+    summary = {"ttft_s": {"p90": 0.4}, "tpot_s": {"p90": 0.03}}
+    return PlanResult(PlanRequest(model=model, executor="serial"), wl, SLOS, buckets, len(types), 0.0, [],
+                      [t.decode for t in types], fleet, types, True, summary, router="least-outstanding",
+                      context_tokens=CTX)
+
+
+def _agg(dep: Deployment) -> ReplicaType:
+    return ReplicaType(_evaluated(dep), dep)
+
+
+def _files(tmp: Path, r: PlanResult) -> tuple[str, list[dict[str, Any]]]:
+    write_deploy(r, tmp)
+    return (tmp / "launch.sh").read_text(), list(yaml.safe_load_all((tmp / "kubernetes.yaml").read_text()))
+
+
+def _run_lines(launch: str) -> list[list[str]]:
+    """The commands of launch.sh's `run N ...` lines, without `run N`."""
+    return [shlex.split(line)[2:] for line in launch.splitlines() if line.startswith("run ")]
+
+
+def _check_launch(path: Path, launch: str) -> list[list[str]]:
+    lines = launch.splitlines()
+    assert lines[0] == "#!/usr/bin/env bash" and "set -euo pipefail" in lines
+    subprocess.run(["bash", "-n", str(path)], check=True, capture_output=True, timeout=30)
+    cmds = _run_lines(launch)
+    ports = [c[c.index("--port") + 1] for c in cmds]
+    assert len(ports) == len(set(ports))
+    for cmd in cmds:
+        if cmd[:2] == ["vllm", "serve"]:
+            ns = parse("vllm", cmd[2:])
+            assert ns.max_model_len == str(CTX) and ns.host == "127.0.0.1"
+        elif cmd[:3] == ["python", "-m", "sglang_router.launch_router"]:
+            parse("sglang-router", cmd[3:])
+    for line in lines:
+        if line.startswith("# python -m sglang.launch_server"):
+            ns = parse("sglang", shlex.split(line[2:])[3:])
+            assert ns.context_length == CTX
+    return cmds
+
+
+def _check_manifests(docs: list[dict[str, Any]]) -> None:
+    for doc in docs:
+        for version in K8S_VERSIONS:
+            kubernetes_validate.validate(doc, version, strict=True)
+        meta = doc["metadata"]
+        assert RFC1123.fullmatch(meta["name"]), meta["name"]
+        for value in meta.get("labels", {}).values():
+            assert RFC1123.fullmatch(value) and len(value) <= 63, value
+        if doc["kind"] == "Deployment" and doc["metadata"]["labels"]["app.kubernetes.io/component"] == "worker":
+            _check_worker(doc)
+
+
+def _check_worker(doc: dict[str, Any]) -> None:
+    pod = doc["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    assert c["image"] == "vllm/vllm-openai:v0.11.0" and c["command"] == ["vllm", "serve"]
+    ns = parse("vllm", c["args"])
+    assert ns.host == "0.0.0.0" and ns.port == 8000 and ns.max_model_len == str(CTX)
+    token = next(e for e in c["env"] if e["name"] == "HF_TOKEN")["valueFrom"]["secretKeyRef"]
+    assert token == {"name": "hf-token", "key": "token", "optional": True}
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert c[probe]["httpGet"]["path"] == "/health"
+    req, lim = c["resources"]["requests"], c["resources"]["limits"]
+    gpu = next(k for k in req if k.endswith("/gpu"))
+    assert req[gpu] == lim[gpu] >= 1 and req["memory"] and lim["cpu"]
+    assert int(lim["memory"].rstrip("Gi")) > int(req["memory"].rstrip("Gi"))
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["shm"]["emptyDir"]["medium"] == "Memory" and "model-cache" in volumes
+
+
+def test_mixed_fleet_of_formats_and_devices(tmp_path: Path) -> None:
+    """fp8 on H100 (2 replicas), int8 W8A8 on A100, AWQ on L4, and a gated Llama: checkpoints, flags,
+    GFD node selectors, distinct ports, a router, and every manifest valid."""
+    h100 = build_deployment("llama-3.1-8b", "h100-sxm", weights="fp8")
+    a100 = build_deployment("llama-3.1-8b", "a100-80gb", weights="int8")
+    l4 = build_deployment("llama-3.1-8b", "l4", weights="int4-awq", limits=EngineLimits(max_num_seqs=64))
+    r = _plan("llama-3.1-8b", [_agg(h100), _agg(a100), _agg(l4)], [2, 1, 1])
+    launch, docs = _files(tmp_path, r)
+    cmds = _check_launch(tmp_path / "launch.sh", launch)
+    vllm = [c for c in cmds if c[:2] == ["vllm", "serve"]]
+    assert [c[2] for c in vllm] == ["RedHatAI/Meta-Llama-3.1-8B-Instruct-FP8"] * 2 + [
+        "RedHatAI/Meta-Llama-3.1-8B-Instruct-quantized.w8a8", "hugging-quants/Meta-Llama-3.1-8B-Instruct-AWQ-INT4"]
+    assert [c[c.index("--port") + 1] for c in vllm] == ["8000", "8001", "8002", "8003"]
+    assert not any("--quantization" in c for c in vllm)
+    router = next(c for c in cmds if "sglang_router.launch_router" in c)
+    assert router[router.index("--policy") + 1] == "power_of_two"
+    _check_manifests(docs)
+    workers = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["labels"]["app.kubernetes.io/component"] == "worker"]
+    selectors = [d["spec"]["template"]["spec"]["nodeSelector"]["nvidia.com/gpu.product"] for d in workers]
+    assert selectors == ["NVIDIA-H100-80GB-HBM3", "NVIDIA-A100-SXM4-80GB", "NVIDIA-L4"]
+    assert [d["spec"]["replicas"] for d in workers] == [2, 1, 1]
+    kinds = [d["kind"] for d in docs]
+    assert kinds.count("Deployment") == 4 and {"ServiceAccount", "Role", "RoleBinding"} <= set(kinds)
+    rdep = next(d for d in docs if d["kind"] == "Deployment" and d not in workers)
+    args = rdep["spec"]["template"]["spec"]["containers"][0]["args"]
+    ns = parse("sglang-router", args)
+    assert ns.policy == "power_of_two" and ns.service_discovery and "inferplan.io/role=aggregated" in ns.selector
+
+
+def test_moe_with_dp_attention_and_a_placeholder_checkpoint(tmp_path: Path) -> None:
+    """An MoE with DP attention + EP on H100s, int8 without a released W8A8 repo: the placeholder is
+    marked in launch.sh and in the manifest, and a single replica needs no router."""
+    dep = build_deployment("qwen3-30b-a3b", "h100-sxm", weights="int8", tp=4, dp_attention=True)
+    r = _plan("qwen3-30b-a3b", [_agg(dep)], [1])
+    launch, docs = _files(tmp_path, r)
+    cmds = _check_launch(tmp_path / "launch.sh", launch)
+    assert cmds[0][2] == "/models/PLACEHOLDER-qwen3-30b-a3b-instruct-int8" and "llm-compressor" in launch
+    assert "--data-parallel-size" in cmds[0] and "--enable-expert-parallel" in cmds[0]
+    _check_manifests(docs)
+    assert [d["kind"] for d in docs] == ["Deployment", "Service"]
+    notes = docs[0]["metadata"]["annotations"]
+    assert "llm-compressor" in notes["inferplan.io/checkpoint-placeholder"]
+
+
+def test_disaggregated_pools_and_an_unlabelled_device(tmp_path: Path) -> None:
+    """A P/D unit (H100 prefill -> MI300X decode): both pools carry the NIXL connector; the MI300X has no
+    known GFD product label, so no nodeSelector and an annotation that says so, and AMD's GPU resource."""
+    pre = build_deployment("qwen3-8b", "h100-sxm", weights="fp8")
+    dec = build_deployment("qwen3-8b", "mi300x", weights="bf16")
+    unit = ReplicaType(_evaluated(dec), dec, (1, 2), _evaluated(pre), pre)
+    r = _plan("qwen3-8b", [unit], [1])
+    launch, docs = _files(tmp_path, r)
+    cmds = _check_launch(tmp_path / "launch.sh", launch)
+    assert len(cmds) == 3 and all("--kv-transfer-config" in c for c in cmds)
+    assert [c[2] for c in cmds] == ["Qwen/Qwen3-8B-FP8", "Qwen/Qwen3-8B", "Qwen/Qwen3-8B"]
+    _check_manifests(docs)
+    names = [d["metadata"]["name"] for d in docs if d["kind"] == "Deployment"]
+    assert names == ["qwen3-8b-h100-sxm-prefill", "qwen3-8b-mi300x-decode"]
+    amd = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("decode"))
+    pod = amd["spec"]["template"]["spec"]
+    assert "nodeSelector" not in pod and "inferplan.io/node-selector" in amd["metadata"]["annotations"]
+    assert pod["containers"][0]["resources"]["limits"]["amd.com/gpu"] == 1
+    assert any(e["name"] == "VLLM_NIXL_SIDE_CHANNEL_HOST" for e in pod["containers"][0]["env"])
+
+
+def test_edge_pool_gets_llama_server_and_no_manifest(tmp_path: Path) -> None:
+    dep = build_deployment("llama-3.2-3b", "m3-max-128gb", weights="gguf-q4_k_m")
+    r = _plan("llama-3.2-3b", [_agg(dep)], [2])
+    launch, docs = _files(tmp_path, r)
+    cmds = _check_launch(tmp_path / "launch.sh", launch)
+    assert [c[:3] for c in cmds[:2]] == [["llama-server", "-hf", "bartowski/Llama-3.2-3B-Instruct-GGUF:Q4_K_M"]] * 2
+    assert docs == []
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("My_Model-V2-l4", "my-model-v2-l4"),
+    ("llama-3.1-8b-h100-sxm", "llama-3-1-8b-h100-sxm"),
+    ("8b--model.", "m-8b-model"),
+])
+def test_names_become_rfc1123_labels(raw: str, expected: str) -> None:
+    assert dns_label(raw) == expected
+
+
+def test_long_names_stay_unique_and_short() -> None:
+    a, b = dns_label("x" * 80 + "-prefill"), dns_label("x" * 80 + "-decode")
+    assert a != b and len(a) <= 63 and RFC1123.fullmatch(a) and RFC1123.fullmatch(b)
+
+
+def test_a_model_name_kubernetes_refuses_is_made_valid(tmp_path: Path) -> None:
+    base = build_deployment("llama-3.1-8b", "l4")
+    dep = dataclasses.replace(base, model=dataclasses.replace(base.model, name="My_Model-V2"))
+    r = _plan("My_Model-V2", [_agg(dep)], [1])
+    _, docs = _files(tmp_path, r)
+    _check_manifests(docs)
+    assert docs[0]["metadata"]["name"] == "my-model-v2-l4"
+
+
+def test_the_validator_refuses_a_broken_manifest(tmp_path: Path) -> None:
+    """The schema check can fail: a Deployment without its selector is refused."""
+    r = _plan("llama-3.1-8b", [_agg(build_deployment("llama-3.1-8b", "l4"))], [1])
+    _, docs = _files(tmp_path, r)
+    del docs[0]["spec"]["selector"]
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(docs[0], K8S_VERSIONS[-1], strict=True)
+
+
+def test_every_gpu_device_in_the_catalog_has_node_facts() -> None:
+    from inferplan.specs.catalog import device_catalog
+
+    for name, dev in device_catalog().items():
+        if dev.kind in ("datacenter-gpu", "workstation-gpu"):
+            node = gpu_node(name)
+            assert node.source and (node.product or node.note), name
