@@ -170,12 +170,14 @@ def test_killed_sweep_resumes_without_repeating_work(tmp_path: Path) -> None:
         time.sleep(0.2)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert 2 <= len(before) < 6, "the sweep should be interrupted part-way (6 capacity searches in all)"
+    assert len(before) >= 2, "the sweep should be interrupted part-way"
     time.sleep(1.1)  # created_utc has one-second resolution: a recomputed row would get a new stamp
     resumed = json.loads(run(tmp_path, *args).stdout)
     after = dict(sqlite3.connect(db_path).execute("SELECT key, created_utc FROM cache").fetchall())
     assert all(after[k] == created for k, created in before)
-    assert len(after) == 6
+    # one search per simulated configuration and bucket: a device's most cost-efficient configuration, plus on
+    # some devices the one whose fleet is as cheap with less quality loss (8 here)
+    assert len(after) == resumed["search"]["simulated"] * 2 > len(before)
     fresh_env_dir = tmp_path / "fresh"
     fresh_env_dir.mkdir()
     fresh = json.loads(run(fresh_env_dir, *args).stdout)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from inferplan.cli import options
 from inferplan.cli.app import app
 from inferplan.cli.output import emit_json, out, print_table
 
@@ -28,22 +29,21 @@ def _gib(x: float) -> str:
 def fit_cmd(
     model: Annotated[str, typer.Argument(help="catalog name or path to a config.json")] = "llama-3.1-8b",
     device: Annotated[str, typer.Argument(help="catalog name or a device .yaml file")] = "l4",
-    weights: Annotated[str | None, typer.Option(help="weight format (see `inferplan formats`; default: the "
-                                                   "checkpoint's own, else bf16)")] = None,
+    weights: options.Weights = None,
     kv: Annotated[str, typer.Option(help="KV-cache format")] = "bf16",
     context: Annotated[int, typer.Option(help="context length per sequence (prompt + output)")] = 8192,
     prompt: Annotated[int | None, typer.Option(help="prompt length for TTFT (default min(context, 1024))")] = None,
     batch: Annotated[int | None, typer.Option(help="decode batch for the throughput figure (default: largest that fits)")] = None,
-    tp: Annotated[int, typer.Option(help="tensor-parallel degree")] = 1,
-    pp: Annotated[int, typer.Option(help="pipeline-parallel degree")] = 1,
-    ep: Annotated[bool, typer.Option("--ep", help="MoE: split whole experts over the --tp devices (expert parallelism)")] = False,
-    dp_attention: Annotated[bool, typer.Option("--dp-attention", help="MoE: attention data-parallel over the --tp devices, experts expert-parallel")] = False,
-    gpu_memory_utilization: Annotated[float, typer.Option(help="share of device memory the engine may use")] = 0.9,
-    max_num_seqs: Annotated[int, typer.Option(help="engine's cap on running sequences")] = 256,
-    max_num_batched_tokens: Annotated[int, typer.Option(help="engine's per-step token budget")] = 8192,
+    tp: options.Tp = 1,
+    pp: options.Pp = 1,
+    ep: options.Ep = False,
+    dp_attention: options.DpAttention = False,
+    gpu_memory_utilization: options.GpuMemoryUtilization = 0.9,
+    max_num_seqs: options.MaxNumSeqs = 256,
+    max_num_batched_tokens: options.MaxBatchedTokens = 8192,
     profile: Annotated[Path | None, typer.Option(help="device profile YAML from `inferplan profile`")] = None,
     all_formats: Annotated[bool, typer.Option("--all-formats", help="compare every weight format")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    as_json: options.Json = False,
 ) -> None:
     """Will MODEL run on DEVICE, with which formats, and how fast?"""
     from inferplan.api import EngineLimits, build_deployment, fit, fit_all_formats

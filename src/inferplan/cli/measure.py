@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from inferplan.cli import options
 from inferplan.cli.app import app
 from inferplan.cli.output import (
     EXIT_INTERRUPTED, ProgressReport, check_out_dir, emit_json, interrupted, out, print_table,
@@ -42,12 +43,12 @@ def bench_cmd(
     url: Annotated[str, typer.Argument(help="API base of an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")],
     model: Annotated[str, typer.Option(help="model name the server knows (default: its first listed model)")] = "",
     api: Annotated[str, typer.Option(help="completions (/v1/completions) or chat (/v1/chat/completions)")] = "completions",
-    workload: Annotated[str, typer.Option(help="preset or trace file, as for `simulate`")] = "chat",
-    rate: Annotated[float | None, typer.Option(help="requests per second")] = None,
-    rate_scale: Annotated[float | None, typer.Option(help="multiply the arrival rate")] = None,
-    duration: Annotated[float | None, typer.Option(help="seconds of arrivals")] = None,
-    num_requests: Annotated[int | None, typer.Option(help="number of requests")] = None,
-    seed: Annotated[int, typer.Option(help="random seed of the workload and the prompt words")] = 0,
+    workload: options.Workload = "chat",
+    rate: options.Rate = None,
+    rate_scale: options.RateScale = None,
+    duration: options.Duration = None,
+    num_requests: options.NumRequests = None,
+    seed: options.Seed = 0,
     max_input_tokens: Annotated[int | None, typer.Option(help="cap prompt lengths (small local models)")] = None,
     max_output_tokens: Annotated[int | None, typer.Option(help="cap output lengths")] = None,
     concurrency: Annotated[int | None, typer.Option(help="at most this many requests in flight")] = None,
@@ -57,11 +58,11 @@ def bench_cmd(
     ignore_eos: Annotated[str, typer.Option(help="auto (use it if the server accepts it), on, off")] = "auto",
     api_key_env: Annotated[str | None, typer.Option(help="environment variable holding a bearer token")] = None,
     slo: Annotated[str | None, typer.Option(help="e.g. ttft_p90=1s,tpot_p90=50ms")] = None,
-    trace_format: Annotated[str | None, typer.Option(help="trace format (default: detect)")] = None,
-    skip_bad_rows: Annotated[bool, typer.Option("--skip-bad-rows")] = False,
-    out_dir: Annotated[Path, typer.Option("--out", help="folder for run outputs")] = Path("inferplan-runs"),
-    registry: Annotated[Path | None, typer.Option(help="run registry SQLite file")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+    trace_format: options.TraceFormat = None,
+    skip_bad_rows: options.SkipBadRows = False,
+    out_dir: options.OutDir = Path("inferplan-runs"),
+    registry: options.RegistryPath = None,
+    as_json: options.Json = False,
 ) -> None:
     """Replay a workload against a live endpoint; record every request like `simulate` does."""
     from inferplan.runs import BenchConfig, run_bench
@@ -117,8 +118,8 @@ def compare_cmd(
     reference: Annotated[str, typer.Argument(help="the reference run, usually a bench run (measured)")],
     other: Annotated[str, typer.Argument(help="the run to check against it, usually a simulation")],
     registry: Annotated[Path | None, typer.Option(help="run registry SQLite file")] = None,
-    out_dir: Annotated[Path, typer.Option("--out", help="folder for the comparison report")] = Path("inferplan-runs"),
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    out_dir: options.OutDir = Path("inferplan-runs"),
+    as_json: options.Json = False,
 ) -> None:
     """Metric by metric: OTHER against REFERENCE, with the error in percent, and overlaid CDFs in a report."""
     from inferplan.report.compare import compare_runs, headline_error, write_compare_report
@@ -161,7 +162,7 @@ def profile_cmd(
     out_file: Annotated[Path | None, typer.Option("--out", help="profile file to write (default: this user's "
                                                   "data folder, where `--device local` finds it)")] = None,
     quick: Annotated[bool, typer.Option("--quick", help="a smaller sweep (~15 s), for a first look")] = False,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: options.Json = False,
 ) -> None:
     """Microbenchmark this machine (matmul, memory bandwidth, attention, framework overhead) into a device profile."""
     from rich.table import Table
@@ -215,9 +216,9 @@ def validate_cmd(
     contexts: Annotated[str, typer.Option(help="decode context lengths")] = "128,1024",
     prompts: Annotated[str, typer.Option(help="prefill prompt lengths")] = "32,128,512",
     checkpoint: Annotated[Path | None, typer.Option(help="a local checkpoint folder (real weights)")] = None,
-    out_dir: Annotated[Path, typer.Option("--out", help="folder for run outputs")] = Path("inferplan-runs"),
-    registry: Annotated[Path | None, typer.Option(help="run registry SQLite file")] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    out_dir: options.OutDir = Path("inferplan-runs"),
+    registry: options.RegistryPath = None,
+    as_json: options.Json = False,
 ) -> None:
     """Time real model steps on this machine against the predicted times; print the error per point."""
     from rich.table import Table
@@ -288,8 +289,8 @@ def calibrate_cmd(
                                                 "sequence)")] = None,
     out_file: Annotated[Path | None, typer.Option("--out", help="calibrated profile to write (default: "
                                                   "replace the local profile, for --device local)")] = None,
-    registry: Annotated[Path | None, typer.Option(help="run registry SQLite file")] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    registry: options.RegistryPath = None,
+    as_json: options.Json = False,
 ) -> None:
     """Fit a device profile's compute, bandwidth and overhead factors to measured runs; with uncertainty."""
     from inferplan.measure.calibrate import (

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from inferplan.cli import options
 from inferplan.cli.app import app
 from inferplan.cli.output import ProgressReport, check_out_dir, emit_json, interrupted, out, print_table
 from inferplan.errors import InputError
@@ -29,11 +30,11 @@ EPILOG = (
 @app.command("plan", epilog=EPILOG)
 def plan_cmd(
     model: Annotated[str, typer.Argument(help="catalog name or path to a config.json")] = "llama-3.1-8b",
-    workload: Annotated[str, typer.Option(help="preset or trace file (see `inferplan simulate --help`)")] = "chat",
-    rate: Annotated[float | None, typer.Option(help="requests per second (presets), or rescale a trace")] = None,
-    rate_scale: Annotated[float | None, typer.Option(help="multiply the arrival rate")] = None,
-    duration: Annotated[float | None, typer.Option(help="seconds of arrivals (presets: default 600)")] = None,
-    num_requests: Annotated[int | None, typer.Option(help="number of requests (first N of a trace)")] = None,
+    workload: options.Workload = "chat",
+    rate: options.Rate = None,
+    rate_scale: options.RateScale = None,
+    duration: options.Duration = None,
+    num_requests: options.NumRequests = None,
     slo: Annotated[str, typer.Option(help="objectives, e.g. ttft_p90=2s,tpot_p90=100ms")] = DEFAULT_SLO,
     devices: Annotated[str, typer.Option(help="comma-separated device types to consider")] = ",".join(DEFAULT_DEVICES),
     max_quality_loss: Annotated[str, typer.Option(help="largest documented quality loss allowed, in percent "
@@ -41,11 +42,11 @@ def plan_cmd(
     allow_unknown_quality: Annotated[bool, typer.Option("--allow-unknown-quality",
                                                         help="allow formats whose quality effect is unknown")] = False,
     buckets: Annotated[int, typer.Option(help="request-size buckets for the fleet program")] = 3,
-    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    seed: options.Seed = 0,
     executor: Annotated[str, typer.Option(help="local (process pool), serial, or ray (RAY_ADDRESS or a local "
                                                 "instance; pip install 'inferplan[ray]')")] = "local",
-    out_dir: Annotated[Path, typer.Option("--out", help="folder for run outputs")] = Path("inferplan-runs"),
-    registry: Annotated[Path | None, typer.Option(help="run registry SQLite file (also caches evaluations)")] = None,
+    out_dir: options.OutDir = Path("inferplan-runs"),
+    registry: options.RegistryPath = None,
     disaggregation: Annotated[str, typer.Option(help="off, on (prefill/decode pools) or auto (the cheaper "
                                                      "verified of both)")] = "off",
     autoscale: Annotated[bool, typer.Option("--autoscale", help="also plan replicas per time window")] = False,
@@ -53,7 +54,7 @@ def plan_cmd(
     scale_down_delay: Annotated[str, typer.Option(help="keep a replica this long after it is no longer needed")] = "5m",
     profile: Annotated[Path | None, typer.Option(help="device profile (from `inferplan profile` or `calibrate`) "
                                                  "for the device it names")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="print the plan as JSON")] = False,
+    as_json: options.Json = False,
 ) -> None:
     """Find the cheapest fleet that meets the SLOs for MODEL under a workload, verified by simulation."""
     from inferplan.plan.search import PlanRequest

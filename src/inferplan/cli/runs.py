@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from inferplan.cli import options
 from inferplan.cli.app import runs_app
 from inferplan.cli.output import emit_json, out
 from inferplan.cli.render import ms, print_comparison, print_summary
@@ -23,8 +24,8 @@ RUNS_EPILOG = ("Examples:\n\n  inferplan runs list\n\n  inferplan runs list --ki
 def runs_list(
     limit: Annotated[int, typer.Option(min=1, help="how many, newest first")] = 20,
     kind: Annotated[str | None, typer.Option(help="only runs of this kind: sim, plan, bench, validate")] = None,
-    registry: Annotated[Path | None, typer.Option(help="run registry SQLite file")] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    registry: options.RegistryPath = None,
+    as_json: options.Json = False,
 ) -> None:
     """Recorded runs, newest first: one line each, the id first, whole, so it can be copied."""
     from inferplan.store import Registry
@@ -57,7 +58,7 @@ def _headline(r: RunRecord) -> str:
 def runs_show(
     run_id: Annotated[str, typer.Argument(help="run id (or a unique part of it)")],
     registry: Annotated[Path | None, typer.Option(help="run registry SQLite file")] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: options.Json = False,
 ) -> None:
     """One run's inputs, summary and files, whatever its kind."""
     from inferplan.store import Registry
@@ -91,7 +92,7 @@ def runs_compare(
     run_a: Annotated[str, typer.Argument(help="baseline run")],
     run_b: Annotated[str, typer.Argument(help="other run")],
     registry: Annotated[Path | None, typer.Option(help="run registry SQLite file")] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: options.Json = False,
 ) -> None:
     """Main metrics of two runs side by side (any kinds), with the change from A to B."""
     from inferplan.report.compare import compare_runs

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from inferplan.cli import options
 from inferplan.cli.app import app
 from inferplan.cli.output import ProgressReport, check_out_dir, emit_json, interrupted, out
 from inferplan.cli.render import print_summary
@@ -30,18 +31,17 @@ SIM_EPILOG = (
 def simulate_cmd(
     model: Annotated[str, typer.Argument(help="catalog name or path to a config.json")] = "llama-3.1-8b",
     device: Annotated[str, typer.Option(help="device name or YAML file")] = "h100-sxm",
-    workload: Annotated[str, typer.Option(help="preset (chat, code, summarize, batch, diurnal-chat, bursty-chat) "
-                                               "or a trace file (Azure/BurstGPT CSV, Mooncake JSONL, generic)")] = "chat",
-    rate: Annotated[float | None, typer.Option(help="requests per second (presets), or rescale a trace to it")] = None,
-    rate_scale: Annotated[float | None, typer.Option(help="multiply the arrival rate (e.g. 3 = 3x faster)")] = None,
-    duration: Annotated[float | None, typer.Option(help="seconds of arrivals (presets: default 600)")] = None,
-    num_requests: Annotated[int | None, typer.Option(help="number of requests (first N of a trace)")] = None,
-    seed: Annotated[int, typer.Option(help="random seed: same seed, same result")] = 0,
+    workload: options.Workload = "chat",
+    rate: options.Rate = None,
+    rate_scale: options.RateScale = None,
+    duration: options.Duration = None,
+    num_requests: options.NumRequests = None,
+    seed: options.Seed = 0,
     slo: Annotated[str | None, typer.Option(help="e.g. ttft_p90=1s,tpot_p90=50ms (metrics: ttft, tpot, itl, e2e)")] = None,
-    tp: Annotated[int, typer.Option(help="tensor-parallel degree per replica")] = 1,
-    pp: Annotated[int, typer.Option(help="pipeline-parallel degree per replica")] = 1,
-    ep: Annotated[bool, typer.Option("--ep", help="MoE: split whole experts over the --tp devices (expert parallelism)")] = False,
-    dp_attention: Annotated[bool, typer.Option("--dp-attention", help="MoE: attention data-parallel over the --tp devices, experts expert-parallel")] = False,
+    tp: options.Tp = 1,
+    pp: options.Pp = 1,
+    ep: options.Ep = False,
+    dp_attention: options.DpAttention = False,
     replicas: Annotated[int, typer.Option(help="number of replicas")] = 1,
     router: Annotated[str, typer.Option(help="round-robin, least-outstanding, least-kv, power-of-two, "
                                              "session-affinity")] = "round-robin",
@@ -49,28 +49,27 @@ def simulate_cmd(
     chunk_size: Annotated[int, typer.Option(help="sarathi: tokens per step")] = 512,
     parallel: Annotated[int, typer.Option(help="llamacpp: server slots (-np)")] = 4,
     ctx_size: Annotated[int | None, typer.Option(help="llamacpp: total context (-c), split across slots")] = None,
-    weights: Annotated[str | None, typer.Option(help="weight format (default: the checkpoint's own, else "
-                                               "bf16)")] = None,
+    weights: options.Weights = None,
     kv: Annotated[str, typer.Option(help="KV-cache format")] = "bf16",
-    max_num_seqs: Annotated[int, typer.Option(help="engine: max running sequences")] = 256,
-    max_num_batched_tokens: Annotated[int, typer.Option(help="engine: token budget per step")] = 8192,
-    gpu_memory_utilization: Annotated[float, typer.Option(help="engine: share of device memory")] = 0.9,
+    max_num_seqs: options.MaxNumSeqs = 256,
+    max_num_batched_tokens: options.MaxBatchedTokens = 8192,
+    gpu_memory_utilization: options.GpuMemoryUtilization = 0.9,
     prefix_caching: Annotated[bool, typer.Option("--prefix-caching/--no-prefix-caching",
                                                  help="cache full prompt blocks for reuse")] = False,
     chunked_prefill: Annotated[bool, typer.Option("--chunked-prefill/--no-chunked-prefill")] = True,
     priority: Annotated[bool, typer.Option("--priority", help="schedule by request priority, not FCFS")] = False,
     max_waiting: Annotated[int, typer.Option(help="reject arrivals when this many wait on a replica (0: never)")] = 0,
-    skip_bad_rows: Annotated[bool, typer.Option("--skip-bad-rows", help="skip malformed trace rows, counted")] = False,
-    trace_format: Annotated[str | None, typer.Option(help="azure, burstgpt, mooncake, generic (default: detect)")] = None,
+    skip_bad_rows: options.SkipBadRows = False,
+    trace_format: options.TraceFormat = None,
     profile: Annotated[Path | None, typer.Option(help="device profile YAML from `inferplan profile`")] = None,
     prefill_replicas: Annotated[int, typer.Option(help="disaggregate: this many prefill replicas; --replicas "
                                                        "then counts decode replicas (0: aggregated)")] = 0,
     prefill_device: Annotated[str | None, typer.Option(help="device of the prefill pool (default --device)")] = None,
     prefill_tp: Annotated[int | None, typer.Option(help="tensor parallelism of the prefill pool (default --tp)")] = None,
     kv_link_gb_s: Annotated[float | None, typer.Option(help="KV transfer link, GB/s (default: the device's link)")] = None,
-    out_dir: Annotated[Path, typer.Option("--out", help="folder for run outputs")] = Path("inferplan-runs"),
-    registry: Annotated[Path | None, typer.Option(help="run registry SQLite file")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+    out_dir: options.OutDir = Path("inferplan-runs"),
+    registry: options.RegistryPath = None,
+    as_json: options.Json = False,
     no_report: Annotated[bool, typer.Option("--no-report", help="skip the HTML report")] = False,
 ) -> None:
     """Simulate serving MODEL under a workload; print a summary and write a report."""

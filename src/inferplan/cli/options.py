@@ -1,0 +1,37 @@
+"""Options that several verbs share, each written once: the same flag, type and help everywhere."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+Json = Annotated[bool, typer.Option("--json", help="print machine-readable JSON on stdout (progress stays on stderr)")]
+RegistryPath = Annotated[Path | None, typer.Option(
+    "--registry", help="run registry SQLite file (default: INFERPLAN_REGISTRY, else the user data folder)")]
+OutDir = Annotated[Path, typer.Option("--out", help="folder for run outputs (checked before the work starts)")]
+Workload = Annotated[str, typer.Option(
+    help="preset (chat, code, summarize, batch, diurnal-chat, bursty-chat) or a trace file (Azure/BurstGPT CSV, "
+         "Mooncake JSONL, generic CSV/JSONL)")]
+Rate = Annotated[float | None, typer.Option(help="requests per second (presets), or rescale a trace to it")]
+RateScale = Annotated[float | None, typer.Option(help="multiply the arrival rate (e.g. 3 = 3x faster)")]
+Duration = Annotated[float | None, typer.Option(help="seconds of arrivals (presets: default 600; a trace: its "
+                                                     "first N seconds)")]
+NumRequests = Annotated[int | None, typer.Option(help="number of requests (the first N of a trace)")]
+Seed = Annotated[int, typer.Option(help="random seed: the same seed gives the same result")]
+SkipBadRows = Annotated[bool, typer.Option("--skip-bad-rows", help="skip malformed trace rows, counted")]
+TraceFormat = Annotated[str | None, typer.Option(help="azure, burstgpt, mooncake, generic (default: detect)")]
+Model = Annotated[str, typer.Argument(help="catalog name (see `inferplan models`) or path to a config.json")]
+Weights = Annotated[str | None, typer.Option(help="weight format (see `inferplan formats`; default: the "
+                                                  "checkpoint's own, else bf16)")]
+KvFormat = Annotated[str, typer.Option("--kv", help="KV-cache format (see `inferplan formats`)")]
+Tp = Annotated[int, typer.Option(help="tensor-parallel degree per replica")]
+Pp = Annotated[int, typer.Option(help="pipeline-parallel degree per replica")]
+Ep = Annotated[bool, typer.Option("--ep", help="MoE: split whole experts over the --tp devices (expert parallelism)")]
+DpAttention = Annotated[bool, typer.Option(
+    "--dp-attention", help="MoE: attention data-parallel over the --tp devices, experts expert-parallel")]
+MaxNumSeqs = Annotated[int, typer.Option(help="engine: max running sequences")]
+MaxBatchedTokens = Annotated[int, typer.Option(help="engine: token budget per step")]
+GpuMemoryUtilization = Annotated[float, typer.Option(help="engine: share of device memory it may use")]
+ProfileFile = Annotated[Path | None, typer.Option(help="device profile YAML from `inferplan profile` or `calibrate`")]
