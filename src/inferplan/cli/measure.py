@@ -122,16 +122,11 @@ def compare_cmd(
     as_json: options.Json = False,
 ) -> None:
     """Metric by metric: OTHER against REFERENCE, with the error in percent, and overlaid CDFs in a report."""
-    from inferplan.report.compare import compare_runs, headline_error, write_compare_report
-    from inferplan.store import Registry
+    from inferplan.cli.runs import compared
+    from inferplan.report.compare import headline_error, write_compare_report
 
     folder = check_out_dir(out_dir)
-    reg = Registry(registry)
-    a, b = reg.get(reference), reg.get(other)
-    rows = compare_runs(a.summary, b.summary)
-    if not rows:
-        raise InputError(f"runs {a.id} ({a.kind}) and {b.id} ({b.kind}) report no metric in common; compare a "
-                         "bench run with a simulate run of its requests.csv")
+    a, b, rows = compared(registry, reference, other)
     report = write_compare_report(folder / f"compare-{a.id}-vs-{b.id}.html", a, b, rows)
     if as_json:
         emit_json({"reference": a.id, "other": b.id, "metrics": rows, "report": str(report)})

@@ -95,6 +95,15 @@ def runs_compare(
     as_json: options.Json = False,
 ) -> None:
     """Main metrics of two runs side by side (any kinds), with the change from A to B."""
+    a, b, rows = compared(registry, run_a, run_b)
+    if as_json:
+        emit_json({"a": a.id, "b": b.id, "metrics": rows})
+        return
+    print_comparison(rows, f"A = {a.id}   B = {b.id}", ("A", "B", "B - A", "change"))
+
+
+def compared(registry: Path | None, run_a: str, run_b: str) -> tuple[RunRecord, RunRecord, list[dict[str, Any]]]:
+    """Two recorded runs and their metric-by-metric rows; runs with no metric in common are an error."""
     from inferplan.report.compare import compare_runs
     from inferplan.store import Registry
 
@@ -104,10 +113,7 @@ def runs_compare(
     if not rows:
         raise InputError(f"runs {a.id} ({a.kind}) and {b.id} ({b.kind}) report no metric in common; compare "
                          "simulate, bench and plan runs with each other")
-    if as_json:
-        emit_json({"a": a.id, "b": b.id, "metrics": rows})
-        return
-    print_comparison(rows, f"A = {a.id}   B = {b.id}", ("A", "B", "B - A", "change"))
+    return a, b, rows
 
 
 def _brief(r: RunRecord) -> dict[str, Any]:
