@@ -66,4 +66,10 @@ def test_profile_and_validate_in_a_terminal(tmp_path: Path) -> None:
     assert "profile:" in assert_ok(s.text, s.exit_code) and profile.exists()
     v = in_terminal(tmp_path, "validate", "llama-3.2-1b", "--profile", str(profile), "--layers", "2",
                     "--batches", "1,4", "--contexts", "128", "--prompts", "32,128", timeout=300)
-    assert "median absolute percentage error" in assert_ok(v.text, v.exit_code)
+    text = " ".join(assert_ok(v.text, v.exit_code).split())
+    assert "median absolute percentage error" in text
+    run_id = re.search(r"run (validate-\d{8}-\d{6}-[0-9a-f]{6})", text)
+    assert run_id, text
+    c = in_terminal(tmp_path, "calibrate", "--from", run_id.group(1), "--profile", str(profile), "--out",
+                    str(tmp_path / "calibrated.yaml"))
+    assert "median absolute error" in assert_ok(c.text, c.exit_code) and (tmp_path / "calibrated.yaml").exists()

@@ -1,0 +1,41 @@
+"""The README's other `plan` and `simulate` examples in a pseudo-terminal, shortened to test-sized traffic."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.cli.conftest import in_terminal
+from tests.cli.test_terminal import assert_ok
+from tests.conftest import TRACES
+
+
+def test_plan_with_autoscaling_recommends_one_provisioning(tmp_path: Path) -> None:
+    s = in_terminal(tmp_path, "plan", "llama-3.1-8b", "--workload", "diurnal-chat", "--autoscale", "--window", "5m",
+                    timeout=600)
+    flat = " ".join(assert_ok(s.text, s.exit_code).split())
+    assert "autoscaled: replicas" in flat and "recommendation: " in flat
+    assert any(x in flat for x in ("recommendation: autoscale:", "recommendation: static peak",
+                                   "recommendation: neither"))
+
+
+def test_plan_70b_on_the_azure_trace_and_qwen_as_json(tmp_path: Path) -> None:
+    big = in_terminal(tmp_path, "plan", "llama-3.1-70b", "--workload", str(TRACES / "azure_llm_2023_conv.csv"),
+                      "--rate-scale", "4", "--num-requests", "1500", "--slo", "ttft_p90=2s,tpot_p90=80ms",
+                      "--devices", "h100-sxm,a100-80gb,l40s,l4", "--max-quality-loss", "1", timeout=600)
+    flat = " ".join(assert_ok(big.text, big.exit_code).split())
+    assert "planning llama-3.1-70b" in flat and "why this fleet:" in flat and "deploy files in" in flat
+    qwen = in_terminal(tmp_path, "plan", "qwen3-32b", "--workload", "chat", "--rate", "40", "--duration", "60",
+                       "--slo", "ttft_p99=1.5s,tpot_p90=60ms", "--json", "--out", "plans", timeout=600)
+    assert qwen.exit_code == 0, qwen.text[-2000:]
+    doc = json.loads(qwen.text[qwen.text.index("{"):])
+    assert doc["slo"] == "ttft_p99=1.5s,tpot_p90=60ms" and Path(doc["artifacts"]["plan"]).is_file()
+    assert Path(doc["artifacts"]["plan"]).is_relative_to(tmp_path / "plans")
+
+
+def test_disaggregated_simulate_example(tmp_path: Path) -> None:
+    s = in_terminal(tmp_path, "simulate", "llama-3.1-8b", "--device", "h100-sxm", "--workload", "summarize", "--rate",
+                    "8", "--duration", "60", "--prefill-replicas", "1", "--replicas", "1", "--slo",
+                    "ttft_p90=1s,tpot_p90=15ms")
+    flat = " ".join(assert_ok(s.text, s.exit_code).split())
+    assert "prefill 1x" in flat and "SLO ttft_p90" in flat
