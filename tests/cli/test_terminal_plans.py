@@ -11,7 +11,7 @@ from tests.conftest import TRACES
 
 
 def test_plan_with_autoscaling_recommends_one_provisioning(tmp_path: Path) -> None:
-    s = in_terminal(tmp_path, "plan", "llama-3.1-8b", "--workload", "diurnal-chat", "--autoscale", "--window", "5m",
+    s = in_terminal(tmp_path, "plan", "llama-3.1-8b", "--workload", "diurnal-chat", "--autoscale", "--window", "2m",
                     timeout=600)
     flat = " ".join(assert_ok(s.text, s.exit_code).split())
     assert "autoscaled: replicas" in flat and "recommendation: " in flat
@@ -21,11 +21,11 @@ def test_plan_with_autoscaling_recommends_one_provisioning(tmp_path: Path) -> No
 
 def test_plan_70b_on_the_azure_trace_and_qwen_as_json(tmp_path: Path) -> None:
     big = in_terminal(tmp_path, "plan", "llama-3.1-70b", "--workload", str(TRACES / "azure_llm_2023_conv.csv"),
-                      "--rate-scale", "4", "--num-requests", "1500", "--slo", "ttft_p90=2s,tpot_p90=80ms",
+                      "--rate-scale", "4", "--num-requests", "600", "--slo", "ttft_p90=2s,tpot_p90=80ms",
                       "--devices", "h100-sxm,a100-80gb,l40s,l4", "--max-quality-loss", "1", timeout=600)
     flat = " ".join(assert_ok(big.text, big.exit_code).split())
     assert "planning llama-3.1-70b" in flat and "why this fleet:" in flat and "deploy files in" in flat
-    qwen = in_terminal(tmp_path, "plan", "qwen3-32b", "--workload", "chat", "--rate", "40", "--duration", "60",
+    qwen = in_terminal(tmp_path, "plan", "qwen3-32b", "--workload", "chat", "--rate", "40", "--duration", "20",
                        "--slo", "ttft_p99=1.5s,tpot_p90=60ms", "--json", "--out", "plans", timeout=600)
     assert qwen.exit_code == 0, qwen.text[-2000:]
     doc = json.loads(qwen.text[qwen.text.index("{"):])
