@@ -69,7 +69,7 @@ def build_deployment(
     return Deployment(
         model=spec,
         device=dev,
-        weights=get_weight_format(weights or spec.checkpoint_format or "bf16"),
+        weights=get_weight_format(weights or spec.default_weights),
         kv=get_kv_format(kv),
         tp=tp,
         pp=pp,

@@ -80,7 +80,7 @@ class SimulationConfig(WorkloadSpec):
         return Deployment(
             model=spec,
             device=(prof.resolve_device(name) if prof else None) or get_device(name),
-            weights=get_weight_format(self.weights or spec.checkpoint_format or "bf16"),
+            weights=get_weight_format(self.weights or spec.default_weights),
             kv=get_kv_format(self.kv),
             tp=tp or self.tp,
             pp=self.pp,

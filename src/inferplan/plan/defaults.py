@@ -4,4 +4,3 @@ from __future__ import annotations
 
 DEFAULT_SLO = "ttft_p90=2s,tpot_p90=100ms"
 DEFAULT_DEVICES = ("l4", "a10g", "l40s", "a100-80gb", "h100-sxm")
-DEFAULT_MAX_QUALITY_LOSS_PCT = 1.0

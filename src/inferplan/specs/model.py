@@ -93,6 +93,11 @@ class ModelSpec:
     checkpoint_format: str | None = None
     _layer_counts: tuple[int, int, int] = field(init=False, repr=False, compare=False, default=(0, 0, 0))
 
+    @property
+    def default_weights(self) -> str:
+        """The weight format to serve when none is asked for: the checkpoint's own, else bf16."""
+        return self.checkpoint_format or "bf16"
+
     def __post_init__(self) -> None:
         if not self.layer_attention:
             object.__setattr__(self, "layer_attention", (ATTN_FULL,) * self.num_layers)
