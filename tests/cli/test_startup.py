@@ -1,11 +1,11 @@
-"""`fit`, `--help` and the catalogs start without loading the planner, the simulator, scipy or plotly."""
+"""`fit`, `--help` and the catalogs start without loading numpy, the planner, the simulator, scipy or plotly."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 
-HEAVY = ("scipy", "plotly", "inferplan.sim.loop", "inferplan.plan.search", "inferplan.runs", "httpx", "jinja2")
+HEAVY = ("numpy", "scipy", "plotly", "inferplan.sim.loop", "inferplan.plan.search", "inferplan.runs", "httpx", "jinja2")
 
 
 def _loaded_after(*args: str) -> set[str]:
@@ -22,3 +22,20 @@ def test_fit_models_devices_and_help_load_nothing_heavy() -> None:
         loaded = _loaded_after(*args)
         heavy = {m for m in loaded if m.split(".")[0] in HEAVY or m in HEAVY}
         assert not heavy, (args, sorted(heavy)[:10])
+
+
+def _output(code: str) -> str:
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       env={"COLUMNS": "100", "PATH": "/usr/bin:/bin", "NO_COLOR": "1"})
+    return r.stdout + r.stderr
+
+
+def test_running_one_verb_reads_exactly_as_the_whole_app() -> None:
+    """`run` builds only the verb it runs; its help and usage errors must not change by it."""
+    for args in (["fit", "--help"], ["fit", "--bogus"], ["simulate", "--help"], ["plan", "--rate"]):
+        whole = _output("import sys\nfrom inferplan.cli import app\n"
+                        f"app(args={args!r}, prog_name='inferplan')")
+        one = _output(f"import sys\nfrom inferplan.cli import run\nsys.exit(run({args!r}))")
+        assert one == whole, args
+        if "--help" in args:
+            assert f"Usage: inferplan {args[0]} [OPTIONS]" in one

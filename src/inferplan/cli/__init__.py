@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from inferplan.cli.app import app
+from inferplan.cli.app import app, app_for
 
 # each module registers its verbs on `app`, in the order `--help` lists them
 from inferplan.cli import plan, sim, catalog, measure, calibrate, runs  # noqa: E402, F401, I001
@@ -25,7 +25,7 @@ def main() -> None:
 def run(argv: list[str]) -> int:
     """Run one command line; the exit code (2 bad input, 130 interrupted, 1 an internal error)."""
     try:
-        code = app(args=argv, prog_name="inferplan", standalone_mode=False)
+        code = app_for(argv)(args=argv, prog_name="inferplan", standalone_mode=False)
     except InputError as exc:
         return _fail(f"error: {exc}", 2)  # one line, never wrapped, so scripts can grep it
     except KeyboardInterrupt:

@@ -20,13 +20,16 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable
-from typing import NamedTuple
-
-import numpy as np
+from typing import TYPE_CHECKING, NamedTuple
 
 from inferplan.perf.deployment import Deployment
 from inferplan.perf.memory import kv_bytes_per_token_per_device
 
+if TYPE_CHECKING:
+    import numpy as np
+
+# numpy is imported where arrays are made (a measured matmul curve, the decode leap), not here:
+# `inferplan fit` prices scalar steps and answers without paying numpy's ~0.1 s import.
 _ACT_BYTES = 2
 
 
@@ -116,7 +119,8 @@ class StepCost:
         self.linear_flops_per_s = dev.peak_flops(dtype) * prof.matmul_efficiency * slow
         self.curve_a = prof.matmul_curve_exponent
         self.half_tokens = prof.matmul_half_tokens ** self.curve_a
-        self._curve = (np.log([r for r, _ in prof.matmul_curve]), np.array([e for _, e in prof.matmul_curve]))
+        self._has_curve = bool(prof.matmul_curve)
+        self._curve: tuple[np.ndarray, np.ndarray] | None = None  # (log rows, efficiency), built on first use
         if prof.matmul_curve:  # measured: efficiency relative to matmul_efficiency, interpolated in log(rows)
             self.linear_flops_per_s /= prof.matmul_efficiency
         # attention runs in the activation dtype: 16-bit, or fp32 for an fp32 model
@@ -185,7 +189,7 @@ class StepCost:
         self.per_seq_overhead_s = prof.per_sequence_overhead_s
         self.idle_w = dev.idle_power_w * dep.num_devices
         self.dynamic_w = (dev.peak_power_w - dev.idle_power_w) * dep.num_devices
-        self._decode_fixed = np.zeros((3, 0))  # rows: dense + experts + head, communication, overhead
+        self._decode_fixed: np.ndarray | None = None  # rows: dense + experts + head, communication, overhead
 
     # ---- pricing ------------------------------------------------------------------------
     def groups(self, s: BatchShape) -> tuple[float, float, float, float, float, float]:
@@ -244,8 +248,14 @@ class StepCost:
 
     def matmul_eff(self, rows: int) -> float:
         """Share of the large-matmul rate a GEMM with ``rows`` rows reaches (tiles are not full)."""
-        if self._curve[1].size:
-            return float(np.interp(np.log(rows), self._curve[0], self._curve[1]))
+        if self._has_curve:
+            import numpy as np  # noqa: PLC0415  (see the note on imports above)
+
+            curve = self._curve
+            if curve is None:
+                measured = self.dep.device_profile.matmul_curve
+                self._curve = curve = (np.log([r for r, _ in measured]), np.array([e for _, e in measured]))
+            return float(np.interp(np.log(rows), curve[0], curve[1]))
         r_a = rows if self.curve_a == 1.0 else rows**self.curve_a
         return float(r_a / (r_a + self.half_tokens))
 
@@ -274,8 +284,12 @@ class StepCost:
         attention term as an array, so a run of decode steps is priced in a few numpy
         operations and matches single steps bit for bit.
         """
+        import numpy as np  # noqa: PLC0415  (see the note on imports above)
+
         tokens = num_decodes
         table = self._decode_fixed
+        if table is None:
+            self._decode_fixed = table = np.zeros((3, 0))
         try:
             dense, c, o = table.take(tokens, axis=1)
         except IndexError:  # a batch larger than any seen: grow the table
@@ -295,9 +309,11 @@ class StepCost:
 
     def _fixed_decode_parts(self, max_batch: int) -> np.ndarray:
         """Per batch size: the step-time groups that do not depend on context (cached, grown on demand)."""
+        import numpy as np  # noqa: PLC0415  (see the note on imports above)
+
         table = self._decode_fixed
-        if table.shape[1] <= max_batch:
-            size = max(max_batch + 1, 2 * table.shape[1])
+        if table is None or table.shape[1] <= max_batch:
+            size = max(max_batch + 1, 0 if table is None else 2 * table.shape[1])
             rows = [self.groups(BatchShape(0, 0.0, 0.0, 0, 0, k, 0, 0, k)) for k in range(size)]
             self._decode_fixed = table = np.array([[r[0] + r[1] + r[2] for r in rows], [r[4] for r in rows],
                                                    [r[5] for r in rows]])
@@ -329,6 +345,7 @@ def expected_max_standard_normal(n: int) -> float:
     """
     if n < 2:
         return 0.0
+    import numpy as np  # noqa: PLC0415  (see the note on imports above)
     from scipy.special import ndtr  # noqa: PLC0415  (only expert-parallel deployments need it; keeps `fit` quick)
 
     x = np.linspace(-8.0, 8.0, 16001)
