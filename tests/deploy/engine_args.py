@@ -52,6 +52,8 @@ def parser(engine: str) -> argparse.ArgumentParser:
             kw["action"] = "store_true"
         else:
             kw["nargs"] = entry["nargs"]
+            if entry.get("append"):
+                kw["action"] = "append"
             kind = _TYPES[entry["type"]] if entry["type"] else str
             if entry["type"]:
                 kw["type"] = kind

@@ -28,6 +28,8 @@ def _options(parser: argparse.ArgumentParser) -> dict[str, dict[str, Any]]:
                  "type": kind.__name__ if kind else None,
                  "choices": sorted(map(str, action.choices)) if action.choices else None,
                  "option_strings": list(action.option_strings)}
+        if isinstance(action, argparse._AppendAction):  # repeatable: --prefill URL PORT --prefill URL PORT
+            entry["append"] = True
         for opt in action.option_strings:
             out[opt] = entry
     return dict(sorted(out.items()))

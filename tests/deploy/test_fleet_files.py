@@ -79,10 +79,18 @@ def _check_launch(path: Path, launch: str) -> list[list[str]]:
             assert ns.max_model_len == str(CTX) and ns.host == "127.0.0.1"
         elif cmd[:3] == ["python", "-m", "sglang_router.launch_router"]:
             parse("sglang-router", cmd[3:])
+        elif cmd[:3] == ["python", "-m", "sglang.launch_server"]:
+            ns = parse("sglang", cmd[3:])
+            assert ns.context_length == CTX and ns.host == "127.0.0.1"
+        else:
+            assert cmd[0] == "llama-server", cmd
     for line in lines:
         if line.startswith("# python -m sglang.launch_server"):
             ns = parse("sglang", shlex.split(line[2:])[3:])
             assert ns.context_length == CTX
+        elif line.startswith("# vllm serve"):
+            ns = parse("vllm", shlex.split(line[2:])[2:])
+            assert ns.max_model_len == str(CTX)
     return cmds
 
 
@@ -101,9 +109,14 @@ def _check_manifests(docs: list[dict[str, Any]]) -> None:
 def _check_worker(doc: dict[str, Any]) -> None:
     pod = doc["spec"]["template"]["spec"]
     c = pod["containers"][0]
-    assert c["image"] == "vllm/vllm-openai:v0.11.0" and c["command"] == ["vllm", "serve"]
-    ns = parse("vllm", c["args"])
-    assert ns.host == "0.0.0.0" and ns.port == 8000 and ns.max_model_len == str(CTX)
+    if c["name"] == "sglang":
+        assert c["image"] == "lmsysorg/sglang:v0.5.3" and c["command"] == ["python3", "-m", "sglang.launch_server"]
+        ns = parse("sglang", c["args"])
+        assert ns.host == "0.0.0.0" and ns.port == 8000 and ns.context_length == CTX
+    else:
+        assert c["image"] == "vllm/vllm-openai:v0.11.0" and c["command"] == ["vllm", "serve"]
+        ns = parse("vllm", c["args"])
+        assert ns.host == "0.0.0.0" and ns.port == 8000 and ns.max_model_len == str(CTX)
     token = next(e for e in c["env"] if e["name"] == "HF_TOKEN")["valueFrom"]["secretKeyRef"]
     assert token == {"name": "hf-token", "key": "token", "optional": True}
     for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
@@ -160,25 +173,73 @@ def test_moe_with_dp_attention_and_a_placeholder_checkpoint(tmp_path: Path) -> N
     assert "llm-compressor" in notes["inferplan.io/checkpoint-placeholder"]
 
 
-def test_disaggregated_pools_and_an_unlabelled_device(tmp_path: Path) -> None:
-    """A P/D unit (H100 prefill -> MI300X decode): both pools carry the NIXL connector; the MI300X has no
-    known GFD product label, so no nodeSelector and an annotation that says so, and AMD's GPU resource."""
+def _servers(cmds: list[list[str]], mode: str) -> list[Any]:
+    return [parse("sglang", c[3:]) for c in cmds
+            if c[:3] == ["python", "-m", "sglang.launch_server"] and parse("sglang", c[3:]).disaggregation_mode == mode]
+
+
+def test_disaggregated_pools_launch_as_sglang_behind_a_pd_router(tmp_path: Path) -> None:
+    """A P/D unit (H100 prefill -> MI300X decode, two units): SGLang prefill and decode servers, and
+    sglang-router in P/D mode whose --prefill URL/bootstrap pairs and --decode URLs are exactly those
+    servers; in Kubernetes the router's selectors pick exactly the unit's pods, and the prefill pods
+    carry the bootstrap-port annotation the router reads. The MI300X has no known GFD product label."""
     pre = build_deployment("qwen3-8b", "h100-sxm", weights="fp8")
     dec = build_deployment("qwen3-8b", "mi300x", weights="bf16")
     unit = ReplicaType(_evaluated(dec), dec, (1, 2), _evaluated(pre), pre)
-    r = _plan("qwen3-8b", [unit], [1])
+    r = _plan("qwen3-8b", [unit], [2])
     launch, docs = _files(tmp_path, r)
     cmds = _check_launch(tmp_path / "launch.sh", launch)
-    assert len(cmds) == 3 and all("--kv-transfer-config" in c for c in cmds)
-    assert [c[2] for c in cmds] == ["Qwen/Qwen3-8B-FP8", "Qwen/Qwen3-8B", "Qwen/Qwen3-8B"]
+    prefill, decode = _servers(cmds, "prefill"), _servers(cmds, "decode")
+    assert len(prefill) == 2 and len(decode) == 4 and len(cmds) == 7
+    assert [ns.model_path for ns in prefill + decode] == ["Qwen/Qwen3-8B-FP8"] * 2 + ["Qwen/Qwen3-8B"] * 4
+    assert {ns.disaggregation_transfer_backend for ns in prefill + decode} == {"nixl"}
+    router = parse("sglang-router", next(c for c in cmds if "sglang_router.launch_router" in c)[3:])
+    assert router.pd_disaggregation and router.port == 30000 and router.decode_policy == "power_of_two"
+    assert router.prefill == [[f"http://127.0.0.1:{ns.port}", str(ns.disaggregation_bootstrap_port)] for ns in prefill]
+    assert len({ns.disaggregation_bootstrap_port for ns in prefill}) == 2  # one host: distinct bootstrap ports
+    assert router.decode == [[f"http://127.0.0.1:{ns.port}"] for ns in decode]
+    assert "inferplan does not generate it" in launch and "vLLM 0.11.0 equivalent" in launch
     _check_manifests(docs)
-    names = [d["metadata"]["name"] for d in docs if d["kind"] == "Deployment"]
-    assert names == ["qwen3-8b-h100-sxm-prefill", "qwen3-8b-mi300x-decode"]
-    amd = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("decode"))
+    workers = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Deployment"
+               and d["metadata"]["labels"]["app.kubernetes.io/component"] == "worker"}
+    assert list(workers) == ["qwen3-8b-h100-sxm-prefill", "qwen3-8b-mi300x-decode"]
+    assert [d["spec"]["replicas"] for d in workers.values()] == [2, 4]
+    rdep = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("router"))
+    ns = parse("sglang-router", rdep["spec"]["template"]["spec"]["containers"][0]["args"])
+    assert ns.pd_disaggregation and ns.service_discovery
+    for role, selector in (("prefill", ns.prefill_selector), ("decode", ns.decode_selector)):
+        wanted = dict(item.split("=", 1) for item in selector)
+        picked = [n for n, d in workers.items()
+                  if wanted.items() <= d["spec"]["template"]["metadata"]["labels"].items()]
+        assert picked == [n for n in workers if n.endswith(role)], (role, wanted)
+    template = workers["qwen3-8b-h100-sxm-prefill"]["spec"]["template"]
+    container = template["spec"]["containers"][0]
+    boot = parse("sglang", container["args"]).disaggregation_bootstrap_port
+    assert template["metadata"]["annotations"]["sglang.ai/bootstrap-port"] == str(boot)
+    assert {"containerPort": boot, "name": "bootstrap"} in container["ports"]
+    amd = workers["qwen3-8b-mi300x-decode"]
     pod = amd["spec"]["template"]["spec"]
     assert "nodeSelector" not in pod and "inferplan.io/node-selector" in amd["metadata"]["annotations"]
     assert pod["containers"][0]["resources"]["limits"]["amd.com/gpu"] == 1
-    assert any(e["name"] == "VLLM_NIXL_SIDE_CHANNEL_HOST" for e in pod["containers"][0]["env"])
+    assert "ROCm" in amd["metadata"]["annotations"]["inferplan.io/image"]
+    assert "inferplan.io/image" not in workers["qwen3-8b-h100-sxm-prefill"]["metadata"]["annotations"]
+
+
+def test_a_pd_unit_sglang_cannot_serve_keeps_vllm_and_says_a_proxy_is_needed(tmp_path: Path) -> None:
+    """A format only vLLM serves: vLLM servers with the NIXL connector, and the note that a P/D proxy
+    is the user's to bring (no router is written that could not pair them)."""
+    base = build_deployment("qwen3-8b", "h100-sxm", weights="fp8")
+    dep = dataclasses.replace(base, weights=base.weights.model_copy(update={"engines": ("vllm",)}))
+    unit = ReplicaType(_evaluated(dep), dep, (1, 1), _evaluated(dep), dep)
+    r = _plan("qwen3-8b", [unit], [1])
+    launch, docs = _files(tmp_path, r)
+    cmds = _check_launch(tmp_path / "launch.sh", launch)
+    assert len(cmds) == 2 and all(c[:2] == ["vllm", "serve"] and "--kv-transfer-config" in c for c in cmds)
+    assert "inferplan does not generate it" in launch and "sglang_router" not in launch
+    _check_manifests(docs)
+    assert [d["kind"] for d in docs] == ["Deployment", "Service"] * 2
+    env = docs[0]["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert any(e["name"] == "VLLM_NIXL_SIDE_CHANNEL_HOST" for e in env)
 
 
 def test_edge_pool_gets_llama_server_and_no_manifest(tmp_path: Path) -> None:

@@ -18,7 +18,14 @@ VLLM_VERSION = "0.11.0"
 SGLANG_VERSION = "0.5.3"
 SGLANG_ROUTER_VERSION = "0.3.2"
 VLLM_IMAGE = f"vllm/vllm-openai:v{VLLM_VERSION}"
+SGLANG_IMAGE = f"lmsysorg/sglang:v{SGLANG_VERSION}"  # the release's CUDA image (sgl-project/sglang release-docker.yml)
 DEFAULT_PORT = 8000
+# SGLang's P/D bootstrap server (--disaggregation-bootstrap-port; server_args.py default 8998): a decode
+# server asks a prefill server's bootstrap port where to fetch a request's KV cache from
+BOOTSTRAP_PORT = 8998
+# KV transfer between SGLang's prefill and decode servers: NIXL (pip install nixl) runs over UCX on
+# any network; mooncake, SGLang's default, needs RDMA devices (--disaggregation-ib-device)
+PD_TRANSFER_BACKEND = "nixl"
 # vLLM's NIXL connector for disaggregated prefill/decode (docs.vllm.ai, "Disaggregated Prefilling")
 NIXL_KV_TRANSFER = json.dumps({"kv_connector": "NixlConnector", "kv_role": "kv_both"}, separators=(",", ":"))
 
@@ -61,8 +68,12 @@ def vllm_command(dep: Deployment, *, context_tokens: int, host: str = "0.0.0.0",
 
 
 def sglang_command(dep: Deployment, *, context_tokens: int, host: str = "0.0.0.0", port: int = DEFAULT_PORT,
-                   checkpoint: Checkpoint | None = None, variant: Variant = "instruct") -> list[str]:
-    """`python -m sglang.launch_server` for one replica, the same checkpoint as vLLM's."""
+                   checkpoint: Checkpoint | None = None, variant: Variant = "instruct",
+                   disaggregation: str | None = None, bootstrap_port: int = BOOTSTRAP_PORT) -> list[str]:
+    """`python -m sglang.launch_server` for one replica, the same checkpoint as vLLM's.
+
+    ``disaggregation``: "prefill" or "decode" for a server of a P/D pair (a prefill server
+    also listens on ``bootstrap_port`` for its decode servers)."""
     ck = checkpoint or resolve(dep, variant)
     lim = dep.limits
     args = ["python", "-m", "sglang.launch_server", "--model-path", ck.repo, "--served-model-name", dep.model.name,
@@ -82,6 +93,25 @@ def sglang_command(dep: Deployment, *, context_tokens: int, host: str = "0.0.0.0
         args += ["--kv-cache-dtype", "fp8_e4m3"]
     if ck.sglang_quantization:
         args += ["--quantization", ck.sglang_quantization]
+    if disaggregation:
+        args += ["--disaggregation-mode", disaggregation, "--disaggregation-transfer-backend", PD_TRANSFER_BACKEND]
+        if disaggregation == "prefill":
+            args += ["--disaggregation-bootstrap-port", str(bootstrap_port)]
+    return args
+
+
+def pd_router_command(prefill: list[tuple[str, int]], decode: list[str], *, host: str, port: int,
+                      prefill_policy: str, decode_policy: str) -> list[str]:
+    """sglang-router in P/D mode: each request prefills on one server, then decodes on another.
+
+    ``prefill``: (URL, bootstrap port) per prefill server; ``decode``: URLs. Flags as in
+    sglang_router/router_args.py (0.3.2): --prefill URL BOOTSTRAP_PORT and --decode URL repeat."""
+    args = ["python", "-m", "sglang_router.launch_router", "--pd-disaggregation", "--host", host, "--port", str(port),
+            "--prefill-policy", prefill_policy, "--decode-policy", decode_policy]
+    for url, bootstrap in prefill:
+        args += ["--prefill", url, str(bootstrap)]
+    for url in decode:
+        args += ["--decode", url]
     return args
 
 

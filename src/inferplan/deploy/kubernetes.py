@@ -19,7 +19,8 @@ from typing import Any
 import yaml
 
 from inferplan.deploy.checkpoints import Checkpoint
-from inferplan.deploy.commands import (DEFAULT_PORT, SGLANG_ROUTER_VERSION, VLLM_IMAGE, vllm_command)
+from inferplan.deploy.commands import (BOOTSTRAP_PORT, DEFAULT_PORT, SGLANG_IMAGE, SGLANG_ROUTER_VERSION, VLLM_IMAGE,
+                                       sglang_command, vllm_command)
 from inferplan.perf.deployment import Deployment
 from inferplan.perf.memory import weights_bytes
 
@@ -33,6 +34,8 @@ ROUTER_IMAGE = "python:3.11.11-slim"
 PART_OF = "app.kubernetes.io/part-of"
 COMPONENT = "app.kubernetes.io/component"
 ROLE = "inferplan.io/role"
+UNIT = "inferplan.io/unit"  # the P/D unit a prefill or decode pool belongs to: its router selects by it
+BOOTSTRAP_ANNOTATION = "sglang.ai/bootstrap-port"  # read by sglang-router's service discovery (router_args.py)
 _INVALID = re.compile(r"[^a-z0-9-]+")
 
 
@@ -87,6 +90,8 @@ class Pool:
     checkpoint: Checkpoint
     context_tokens: int
     annotations: dict[str, str] = field(default_factory=dict)
+    engine: str = "vllm"  # vllm | sglang (the P/D pools: sglang-router pairs SGLang servers only)
+    unit: str = ""  # P/D pools: the unit's name, shared by its prefill and decode pools and its router
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -127,7 +132,7 @@ def _env(pool: Pool) -> list[dict[str, Any]]:
         # optional: ungated models download without it; gated ones (Llama, Gemma, Mistral) need it
         {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": HF_SECRET, "key": HF_SECRET_KEY, "optional": True}}},
     ]
-    if pool.role != "aggregated":  # NIXL's side channel listens on the pod's own address
+    if pool.role != "aggregated" and pool.engine == "vllm":  # NIXL's side channel listens on the pod's own address
         env.append({"name": "VLLM_NIXL_SIDE_CHANNEL_HOST", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}})
     return env
 
@@ -146,24 +151,42 @@ def _annotations(pool: Pool, node: GpuNode) -> dict[str, str]:
                                                "add a nodeSelector that picks its nodes")
     if node.note:
         notes["inferplan.io/device-note"] = node.note
+    if pool.dep.device.vendor != "NVIDIA":  # both engines' release images are CUDA builds
+        notes["inferplan.io/image"] = (f"the image is a CUDA build: on {pool.dep.device.vendor} GPUs use the engine's "
+                                       "ROCm build (rocm/vllm, or lmsysorg/sglang's -rocm tags) of the same version")
     if pool.dep.pp > 1:
         notes["inferplan.io/multi-node"] = (f"{pool.dep.pp} pipeline stages span {pool.dep.pp} nodes: run this pool "
                                             "as a LeaderWorkerSet with a Ray cluster, not as this single-pod Deployment")
     return notes
 
 
+def _server(pool: Pool) -> dict[str, Any]:
+    """The container's name, image, command, args and ports: vLLM, or an SGLang server of a P/D pair."""
+    ports: list[dict[str, Any]] = [{"containerPort": DEFAULT_PORT, "name": "http"}]
+    if pool.engine == "sglang":
+        mode = None if pool.role == "aggregated" else pool.role
+        cmd = sglang_command(pool.dep, context_tokens=pool.context_tokens, host="0.0.0.0", port=DEFAULT_PORT,
+                             checkpoint=pool.checkpoint, disaggregation=mode)
+        if pool.role == "prefill":
+            ports.append({"containerPort": BOOTSTRAP_PORT, "name": "bootstrap"})
+        return {"name": "sglang", "image": SGLANG_IMAGE, "command": ["python3", *cmd[1:3]], "args": cmd[3:],
+                "ports": ports}
+    cmd = vllm_command(pool.dep, context_tokens=pool.context_tokens, host="0.0.0.0", port=DEFAULT_PORT,
+                       checkpoint=pool.checkpoint, kv_transfer=pool.role != "aggregated")
+    return {"name": "vllm", "image": VLLM_IMAGE, "command": cmd[:2], "args": cmd[2:], "ports": ports}
+
+
 def pool_manifests(pool: Pool, fleet: str) -> list[dict[str, Any]]:
     """Deployment + Service for one pool; pods carry the labels the router discovers them by."""
     dep, size, node = pool.dep, pod_sizing(pool.dep), gpu_node(pool.dep.device.name)
-    cmd = vllm_command(dep, context_tokens=pool.context_tokens, host="0.0.0.0", port=DEFAULT_PORT,
-                       checkpoint=pool.checkpoint, kv_transfer=pool.role != "aggregated")
     labels = {"app.kubernetes.io/name": pool.name, PART_OF: fleet, COMPONENT: "worker", ROLE: pool.role}
+    if pool.unit:
+        labels[UNIT] = pool.unit
     gpus = dep.num_devices
     resources_ = {"requests": {node.resource: gpus, "cpu": str(size.cpu_request), "memory": f"{size.memory_request_gib}Gi"},
                   "limits": {node.resource: gpus, "cpu": str(size.cpu_limit), "memory": f"{size.memory_limit_gib}Gi"}}
     container = {
-        "name": "vllm", "image": VLLM_IMAGE, "command": cmd[:2], "args": cmd[2:],
-        "ports": [{"containerPort": DEFAULT_PORT, "name": "http"}],
+        **_server(pool),
         "env": _env(pool), "resources": resources_,
         "volumeMounts": [{"name": "shm", "mountPath": "/dev/shm"}, {"name": "model-cache", "mountPath": CACHE_PATH}],
         "startupProbe": _probe("/health", 10, size.startup_failure_threshold),
@@ -179,11 +202,14 @@ def pool_manifests(pool: Pool, fleet: str) -> list[dict[str, Any]]:
     }
     if node.product:
         spec["nodeSelector"] = {"nvidia.com/gpu.product": node.product}
+    template: dict[str, Any] = {"labels": labels}
+    if pool.engine == "sglang" and pool.role == "prefill":
+        template["annotations"] = {BOOTSTRAP_ANNOTATION: str(BOOTSTRAP_PORT)}
     deployment = {
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": pool.name, "labels": labels, "annotations": _annotations(pool, node)},
         "spec": {"replicas": pool.replicas, "selector": {"matchLabels": {"app.kubernetes.io/name": pool.name}},
-                 "template": {"metadata": {"labels": labels}, "spec": spec}},
+                 "template": {"metadata": template, "spec": spec}},
     }
     service = {
         "apiVersion": "v1", "kind": "Service", "metadata": {"name": pool.name, "labels": labels},
@@ -193,21 +219,32 @@ def pool_manifests(pool: Pool, fleet: str) -> list[dict[str, Any]]:
     return [deployment, service]
 
 
+_DISCOVERY = ["--service-discovery-port", str(DEFAULT_PORT), "--service-discovery-namespace", "$(POD_NAMESPACE)"]
+
+
 def router_args(fleet: str, policy: str) -> list[str]:
     """sglang-router arguments: find the fleet's aggregated worker pods by label, route by ``policy``."""
     return ["--host", "0.0.0.0", "--port", str(DEFAULT_PORT), "--policy", policy,
-            "--service-discovery", "--selector", f"{PART_OF}={fleet}", f"{ROLE}=aggregated",
-            "--service-discovery-port", str(DEFAULT_PORT), "--service-discovery-namespace", "$(POD_NAMESPACE)"]
+            "--service-discovery", "--selector", f"{PART_OF}={fleet}", f"{ROLE}=aggregated", *_DISCOVERY]
 
 
-def router_manifests(fleet: str, policy: str, note: str) -> list[dict[str, Any]]:
-    """The SGLang router in front of the fleet: RBAC to watch pods, a Deployment and a Service."""
-    name = dns_label(f"{fleet}-router")
+def pd_router_args(fleet: str, unit: str, prefill_policy: str, decode_policy: str) -> list[str]:
+    """sglang-router in P/D mode: the unit's prefill and decode pods by label; each prefill pod's
+    bootstrap port comes from its ``sglang.ai/bootstrap-port`` annotation."""
+    pods = [f"{PART_OF}={fleet}", f"{UNIT}={unit}"]
+    return ["--pd-disaggregation", "--host", "0.0.0.0", "--port", str(DEFAULT_PORT),
+            "--prefill-policy", prefill_policy, "--decode-policy", decode_policy, "--service-discovery",
+            "--prefill-selector", *pods, f"{ROLE}=prefill", "--decode-selector", *pods, f"{ROLE}=decode", *_DISCOVERY]
+
+
+def router_manifests(fleet: str, name: str, args: list[str], note: str) -> list[dict[str, Any]]:
+    """An SGLang router named ``name`` in front of (part of) the fleet: RBAC to watch pods, a
+    Deployment and a Service. ``args``: router_args or pd_router_args."""
     labels = {"app.kubernetes.io/name": name, PART_OF: fleet, COMPONENT: "router"}
     script = f'pip install --no-cache-dir sglang-router=={SGLANG_ROUTER_VERSION} && exec python -m sglang_router.launch_router "$@"'
     container = {
         "name": "router", "image": ROUTER_IMAGE, "command": ["sh", "-c", script, "router"],
-        "args": router_args(fleet, policy),
+        "args": args,
         "env": [{"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}],
         "ports": [{"containerPort": DEFAULT_PORT, "name": "http"}],
         "resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "4", "memory": "4Gi"}},
@@ -224,7 +261,7 @@ def router_manifests(fleet: str, policy: str, note: str) -> list[dict[str, Any]]
          "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
          "subjects": [{"kind": "ServiceAccount", "name": name}]},
         {"apiVersion": "apps/v1", "kind": "Deployment",
-         "metadata": meta | {"annotations": {"inferplan.io/router-policy": note or policy}},
+         "metadata": meta | {"annotations": {"inferplan.io/router-policy": note}},
          "spec": {"replicas": 1, "selector": {"matchLabels": {"app.kubernetes.io/name": name}},
                   "template": {"metadata": {"labels": labels},
                                "spec": {"serviceAccountName": name, "containers": [container]}}}},
