@@ -63,7 +63,7 @@ def _files(tmp: Path, r: PlanResult) -> tuple[str, list[dict[str, Any]]]:
 
 def _run_lines(launch: str) -> list[list[str]]:
     """The commands of launch.sh's `run N ...` lines, without `run N`."""
-    return [shlex.split(line)[2:] for line in launch.splitlines() if line.startswith("run ")]
+    return [shlex.split(line)[3:] for line in launch.splitlines() if line.startswith("run ")]
 
 
 def _check_launch(path: Path, launch: str) -> list[list[str]]:
@@ -290,3 +290,48 @@ def test_every_gpu_device_in_the_catalog_has_node_facts() -> None:
         if dev.kind in ("datacenter-gpu", "workstation-gpu"):
             node = gpu_node(name)
             assert node.source and (node.product or node.note), name
+
+
+def _stub_bin(tmp: Path, gpus: int) -> Path:
+    """Stand-ins for the engines and nvidia-smi: each logs the GPUs it was given and its arguments."""
+    bin_ = tmp / "bin"
+    bin_.mkdir()
+    log = tmp / "started.log"
+    for name in ("vllm", "python", "llama-server"):
+        (bin_ / name).write_text(f'#!/bin/sh\necho "${{CUDA_VISIBLE_DEVICES-unset}} {name} $*" >> {shlex.quote(str(log))}\n')
+    (bin_ / "nvidia-smi").write_text("#!/bin/sh\n" + "".join(f'echo "GPU {i}: stub"\n' for i in range(gpus)))
+    for f in bin_.iterdir():
+        f.chmod(0o755)
+    return bin_
+
+
+def _launch(tmp: Path, bin_: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    env = {"PATH": f"{bin_}:/usr/bin:/bin", "HOME": str(tmp)}
+    log = bin_.parent / "started.log"
+    log.unlink(missing_ok=True)
+    run = subprocess.run(["bash", str(tmp / "launch.sh"), *args], capture_output=True, text=True, env=env, timeout=60)
+    return run, sorted(log.read_text().splitlines()) if log.exists() else []
+
+
+def test_launch_sh_gives_each_replica_its_own_gpus_or_starts_one(tmp_path: Path) -> None:
+    """Run launch.sh with stand-in engines: all replicas on one host get disjoint GPUs (a TP2 replica two),
+    the router none; too few GPUs stops before starting anything; `launch.sh N` starts replica N alone."""
+    tp2 = build_deployment("llama-3.1-8b", "h100-sxm", weights="fp8", tp=2)
+    a100 = build_deployment("llama-3.1-8b", "a100-80gb", weights="bf16")
+    r = _plan("llama-3.1-8b", [_agg(tp2), _agg(a100)], [2, 1])
+    write_deploy(r, tmp_path)
+    (tmp_path / "a").mkdir()
+    run, started = _launch(tmp_path, _stub_bin(tmp_path / "a", gpus=8))
+    assert run.returncode == 0, run.stderr
+    gpus = {line.split()[0]: line for line in started}
+    assert sorted(gpus) == ["0,1", "2,3", "4", "unset"], started
+    assert "sglang_router.launch_router" in gpus["unset"] and "--tensor-parallel-size 2" in gpus["0,1"]
+
+    (tmp_path / "b").mkdir()
+    run, started = _launch(tmp_path, _stub_bin(tmp_path / "b", gpus=4))
+    assert run.returncode == 1 and started == []
+    assert "this host has 4 GPUs and the fleet needs 5" in run.stderr
+
+    run, started = _launch(tmp_path, tmp_path / "b" / "bin", "3")
+    assert run.returncode == 0 and len(started) == 1 and started[0].startswith("unset vllm serve")
+    assert "--port 8002" in started[0]

@@ -54,7 +54,7 @@ def test_launch_files_use_engine_spellings_and_parse(default_plan: tuple[Path, d
     launch = launch if launch.is_absolute() else tmp / launch
     text = launch.read_text()
     assert text.startswith("#!/usr/bin/env bash") and "set -euo pipefail" in text
-    cmds = [shlex.split(line)[2:] for line in text.splitlines() if line.startswith("run ") and "vllm serve" in line]
+    cmds = [shlex.split(line)[3:] for line in text.splitlines() if line.startswith("run ") and "vllm serve" in line]
     assert len(cmds) == sum(p["count"] for p in doc["fleet"])
     for argv, pool in zip(cmds, doc["fleet"], strict=False):
         assert argv[:2] == ["vllm", "serve"]
@@ -138,7 +138,9 @@ def test_plan_disaggregated_fleet_and_its_manifests(tmp_path: Path) -> None:
     names = [o["metadata"]["name"] for o in objs if o["kind"] == "Deployment"]
     assert any(n.endswith("-prefill") for n in names) and any(n.endswith("-decode") for n in names)
     args = next(o for o in objs if o["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert "--kv-transfer-config" in args
+    assert args[args.index("--disaggregation-mode") + 1] == "prefill"  # SGLang servers behind a P/D router
+    assert any(o["kind"] == "Deployment" and "--pd-disaggregation" in o["spec"]["template"]["spec"]["containers"][0]["args"]
+               for o in objs)
 
 
 def test_plan_auto_compares_both_modes(tmp_path: Path) -> None:

@@ -118,12 +118,14 @@ def test_deploy_files_for_units_that_share_a_prefill_configuration(tmp_path: Pat
                    router=out.router, router_results=out.routers, mode="disaggregated")
     write_deploy(r, tmp_path)
     docs = [d for d in yaml.safe_load_all((tmp_path / "kubernetes.yaml").read_text()) if d["kind"] == "Deployment"]
-    names = [d["metadata"]["name"] for d in docs]
+    names = [d["metadata"]["name"] for d in docs if d["metadata"]["labels"]["app.kubernetes.io/component"] == "worker"]
     assert len(names) == 4 and len(set(names)) == 4
+    routers = [d["metadata"]["name"] for d in docs if d["metadata"]["labels"]["app.kubernetes.io/component"] == "router"]
+    assert len(routers) == 2 and not set(routers) & set(names)  # a P/D router per unit
     decode = sorted(n for n in names if n.endswith("decode"))
     assert decode == ["llama-3-1-8b-a100-80gb-decode", "llama-3-1-8b-h100-sxm-decode"]
     routing = json.loads((tmp_path / "routing.json").read_text())
     assert routing["router"] == out.router and len(routing["buckets"]) == len(buckets)
-    assert "--policy" in (tmp_path / "launch.sh").read_text()
+    assert (tmp_path / "launch.sh").read_text().count("--pd-disaggregation") == 2
     html = write_plan_report(r, tmp_path / "report.html", {}).read_text()
     assert f"router {out.router}" in html
