@@ -92,7 +92,7 @@ def resolve(dep: Deployment, variant: Variant = "instruct") -> Checkpoint:
     fmt = dep.weights.name
     listed = (entry or {}).get("formats" if variant == "instruct" else "base_formats") or {}
     key = "gguf" if fmt.startswith("gguf-") else fmt
-    if key in listed:
+    if key in listed and _has_type(dep, listed[key]):
         return _listed(dep, listed[key], variant, gated)
     if fmt in ("bf16", "fp16", "fp32"):
         return Checkpoint(repo=repo16, prequantized=False, source=_card(repo16), note=_model_note(entry),
@@ -106,6 +106,13 @@ def resolve(dep: Deployment, variant: Variant = "instruct") -> Checkpoint:
     return _placeholder(dep, variant, repo16, gated)
 
 
+def _has_type(dep: Deployment, item: dict[str, Any]) -> bool:
+    """A GGUF repo that lists its ``types`` holds only those files (llama-server -hf REPO:TYPE finds no other)."""
+    types = item.get("types")
+    return not (types and dep.weights.name.startswith("gguf-") and not item.get("serve_type")
+                and dep.weights.llamacpp_type not in types)
+
+
 def _listed(dep: Deployment, item: dict[str, Any], variant: Variant, gated: bool) -> Checkpoint:
     if item.get("placeholder"):
         return Checkpoint(repo=placeholder_path(dep, variant), prequantized=False, source="", placeholder=True,
@@ -113,7 +120,10 @@ def _listed(dep: Deployment, item: dict[str, Any], variant: Variant, gated: bool
     repo = str(item["repo"])
     gguf = dep.weights.llamacpp_type if dep.weights.name.startswith("gguf-") else None
     note = f"quant_method {item['method']} read from the checkpoint's config" if item.get("method") else ""
-    if gguf:
+    if gguf and item.get("serve_type"):  # the repo's one type, whatever GGUF type the plan assumed
+        gguf = str(item["serve_type"])
+        note = f"the repo's only GGUF type, {gguf}, for any GGUF format (llama-server -hf {repo}:{gguf})"
+    elif gguf:
         note = f"GGUF file of type {gguf} from this repo (llama-server -hf {repo}:{gguf})"
     return Checkpoint(repo=repo, prequantized=True, source=_card(repo), note=note, gated=gated, gguf_type=gguf)
 
