@@ -21,7 +21,7 @@ from inferplan.specs.catalog import get_device, get_model
 def shapes() -> list[BatchShape]:
     """Compute-bound prefills, bandwidth-bound decodes and overhead-heavy tiny steps."""
     out = [batch_shape([(n, 0)]) for n in (256, 1024, 4096)]
-    out += [BatchShape(0, 0.0, 0.0, 0, 0, b, b * c, 0, b) for b in (1, 8, 64) for c in (128, 2048)]
+    out += [BatchShape.decodes(b, b * c) for b in (1, 8, 64) for c in (128, 2048)]
     return out
 
 

@@ -54,7 +54,7 @@ def test_expert_parallel_decode_of_one_token_waits_for_the_busiest_device() -> N
     """Mixtral on 4 devices, one token choosing 2 of 8 experts: TP reads a quarter of both,
     EP's busiest device reads whole experts. Normal approximation, by hand:
     local experts 2, p = 0.25, busiest = 0.5 + E[max of 4] * sqrt(2 * 0.25 * 0.75)."""
-    shape = BatchShape(0, 0.0, 0.0, 0, 0, 1, 2048, 0, 1)
+    shape = BatchShape.decodes(1, 2048)
     tp = StepCost(build_deployment("mixtral-8x7b", "h100-sxm", tp=4)).groups(shape)[1]
     ep = StepCost(build_deployment("mixtral-8x7b", "h100-sxm", tp=4, ep=True)).groups(shape)[1]
     busiest = 0.5 + expected_max_standard_normal(4) * math.sqrt(2 * 0.25 * 0.75)
@@ -62,7 +62,7 @@ def test_expert_parallel_decode_of_one_token_waits_for_the_busiest_device() -> N
 
 
 def test_expert_imbalance_vanishes_for_large_batches() -> None:
-    shape = BatchShape(0, 0.0, 0.0, 0, 0, 8192, 8192 * 512, 0, 8192)
+    shape = BatchShape.decodes(8192, 8192 * 512)
     tp = StepCost(build_deployment("qwen3-30b-a3b", "h100-sxm", tp=4)).groups(shape)[1]
     ep = StepCost(build_deployment("qwen3-30b-a3b", "h100-sxm", tp=4, ep=True)).groups(shape)[1]
     assert 1.0 <= ep / tp < 1.03

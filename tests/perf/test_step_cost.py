@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from inferplan.api import build_deployment
 from inferplan.perf.memory import weights_bytes
-from inferplan.perf.step_cost import StepCost, batch_shape, chunk_pairs, chunk_pairs_window
+from inferplan.perf.step_cost import BatchShape, StepCost, batch_shape, chunk_pairs, chunk_pairs_window
 from inferplan.specs.catalog import device_catalog
 
 CASES = [
@@ -98,3 +98,12 @@ def test_energy_is_between_idle_and_peak_power() -> None:
     dep = build_deployment("llama-3.1-8b", "h100-sxm")
     seconds, joules = StepCost(dep).cost(batch_shape([(512, 0)], [1000] * 32))
     assert 70 * seconds <= joules <= 700 * seconds
+
+
+def test_a_decode_shape_by_name_is_the_same_step() -> None:
+    """BatchShape.decodes(k, ctx, window) names the fields a pure-decode step sets, and prices alike."""
+    shape = BatchShape.decodes(4, 4 * 6000, 4 * 4096)
+    assert shape == BatchShape(num_decodes=4, decode_ctx_tokens=24000, decode_ctx_window=16384, num_sampled=4)
+    assert shape.num_tokens == shape.num_seqs == 4 and shape.prefill_tokens == shape.num_prefills == 0
+    cost = StepCost(build_deployment("gemma-2-9b", "a100-80gb"))  # half its layers slide over 4096 tokens
+    assert cost.seconds(shape) == cost.decode_seconds(4, 6000) > cost.seconds(BatchShape.decodes(4, 24000))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +11,9 @@ from inferplan.api import build_deployment
 from inferplan.perf.memory import plan_memory
 from inferplan.perf.profile import DeviceProfile
 from inferplan.plan.analytic import estimate, screen
-from inferplan.plan.capacity import Bucket, capacity
-from inferplan.sim.slo import parse_slos
+from inferplan.perf.deployment import Deployment
+from inferplan.plan.capacity import Bucket, capacity, capacity_key
+from inferplan.sim.slo import SLO, parse_slos
 from inferplan.store import Registry
 from inferplan.plan.space import QualityBudget, enumerate_candidates
 from inferplan.specs.catalog import get_model
@@ -103,3 +104,41 @@ def test_the_screen_shares_step_costs_without_changing_any_estimate() -> None:
     assert len(cands) > 8
     shared = [e for _, _, e in screen(cands, 1500, 300, slos)]
     assert shared == [estimate(d, 1500, 300, slos) for _, d in cands]
+
+
+def test_the_capacity_key_changes_with_every_field_of_the_search() -> None:
+    """Change each Deployment field and each argument of the search: every change gives a new key, so
+    no changed replica reuses a cached capacity. A field added to Deployment fails here until it is varied."""
+    base = build_deployment("qwen3-30b-a3b", "h100-sxm", tp=2)
+    bucket = Bucket("all", np.full(50, 256), np.full(50, 64), 1.0)
+    slos = parse_slos("ttft_p90=2s,tpot_p90=50ms")
+
+    def key(dep: Deployment = base, b: Bucket = bucket, s: tuple[SLO, ...] = slos, *, num_requests: int = 50,
+            seed: int = 0, iterations: int = 6, unit: tuple[int, int] = (0, 1),
+            prefill_dep: Deployment | None = None) -> str:
+        return capacity_key(dep, b, s, num_requests=num_requests, seed=seed, iterations=iterations, unit=unit,
+                            prefill_dep=prefill_dep)
+
+    varied = {
+        "model": replace(base, model=replace(base.model, max_position_embeddings=4096)),
+        "device": replace(base, device=base.device.model_copy(update={"memory_bw_gb_s": 3000.0})),
+        "weights": build_deployment("qwen3-30b-a3b", "h100-sxm", tp=2, weights="fp8"),
+        "kv": build_deployment("qwen3-30b-a3b", "h100-sxm", tp=2, kv="fp8"),
+        "tp": build_deployment("qwen3-30b-a3b", "h100-sxm", tp=4),
+        "pp": build_deployment("qwen3-30b-a3b", "h100-sxm", tp=2, pp=2),
+        "limits": replace(base, limits=replace(base.limits, max_num_seqs=128)),
+        "profile": replace(base, profile=base.device_profile.model_copy(update={"step_overhead_s": 0.01})),
+        "ep": build_deployment("qwen3-30b-a3b", "h100-sxm", tp=2, ep=True),
+        "dp_attention": build_deployment("qwen3-30b-a3b", "h100-sxm", tp=2, dp_attention=True),
+    }
+    assert set(varied) == {f.name for f in fields(Deployment)}
+    keys = {"base": key()} | {name: key(dep) for name, dep in varied.items()}
+    long = np.full(2501, 256)
+    keys["bucket"] = key(b=Bucket("all", long, np.full(2501, 64), 1.0))
+    long[-1] = 300  # the last request alone differs: every length is part of the key
+    keys["bucket-tail"] = key(b=Bucket("all", long, np.full(2501, 64), 1.0))
+    keys["slos"] = key(s=parse_slos("ttft_p90=1s"))
+    keys |= {"num_requests": key(num_requests=60), "seed": key(seed=1), "iterations": key(iterations=7),
+             "unit": key(unit=(1, 1)), "prefill_dep": key(prefill_dep=varied["tp"])}
+    assert len(set(keys.values())) == len(keys), keys
+    assert key() == keys["base"]  # and stable

@@ -171,7 +171,7 @@ def from_validate_summary(summary: dict[str, Any], model: str, layers: int | Non
             shape = batch_shape([(int(p["tokens"]), int(p["context"]))] * int(p["batch"]))
         else:
             b, c = int(p["batch"]), int(p["context"])
-            shape = BatchShape(0, 0.0, 0.0, 0, 0, b, b * c, 0, b)
+            shape = BatchShape.decodes(b, b * c)
         out.append(Observation(spec, weights, kv, shape, float(p["measured_s"]), f"validate {run_id}"))
     return out
 
@@ -229,7 +229,7 @@ def from_llama_bench(path: Path, model: str, weights: str, kv: str = "bf16") -> 
                                        new / tps, f"llama-bench {path.name}"))
         elif n_gen:
             mid = depth + n_prompt + n_gen // 2
-            out.append(Observation(spec, weights, kv, BatchShape(0, 0.0, 0.0, 0, 0, 1, mid, 0, 1), 1.0 / tps,
+            out.append(Observation(spec, weights, kv, BatchShape.decodes(1, mid), 1.0 / tps,
                                    f"llama-bench {path.name}"))
     return out
 

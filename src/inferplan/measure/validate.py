@@ -44,7 +44,7 @@ class Point:
     def shape(self) -> BatchShape:
         if self.phase == "prefill":
             return batch_shape([(self.tokens, self.context)] * self.batch)
-        return BatchShape(0, 0.0, 0.0, 0, 0, self.batch, self.batch * self.context, 0, self.batch)
+        return BatchShape.decodes(self.batch, self.batch * self.context)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self) | {"ape_pct": self.ape_pct}

@@ -6,7 +6,7 @@ how many KV blocks it has; StepCost decides how long its steps take.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, fields, is_dataclass, replace
 
 from inferplan.errors import InputError
 from inferplan.perf.profile import DeviceProfile
@@ -120,6 +120,23 @@ class Deployment:
     def price_per_hour(self) -> float | None:
         price = self.device.price_per_hour_usd
         return None if price is None else price * self.num_devices
+
+    def fingerprint(self) -> dict[str, object]:
+        """Every field as JSON-able data, for cache keys: a key built from it changes whenever any part of
+        the replica does (a field added later included), so a changed replica never reuses a stale result.
+        A profile's raw measurements are left out: the fitted numbers beside them are what prices steps."""
+        out: dict[str, object] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, DeviceProfile):
+                out[f.name] = value.model_dump(mode="json", exclude={"measurements"})
+            elif hasattr(value, "model_dump"):
+                out[f.name] = value.model_dump(mode="json")
+            elif is_dataclass(value) and not isinstance(value, type):  # ModelSpec, EngineLimits
+                out[f.name] = asdict(value)
+            else:
+                out[f.name] = value
+        return out
 
     def describe(self) -> str:
         return (f"{self.model.name} on {self.num_devices}x {self.device.name} ({self.parallelism}, "

@@ -50,6 +50,12 @@ class BatchShape(NamedTuple):
     decode_ctx_window: int = 0  # keys the decodes read, sliding layers
     num_sampled: int = 0  # sequences emitting a token this step
 
+    @classmethod
+    def decodes(cls, batch: int, ctx_tokens: int, window_tokens: int = 0) -> BatchShape:
+        """A pure-decode step: ``batch`` sequences, reading ``ctx_tokens`` keys in all on full-attention
+        layers (``window_tokens`` on sliding ones), each sampling one token."""
+        return cls(0, 0.0, 0.0, 0, 0, batch, ctx_tokens, window_tokens, batch)
+
     @property
     def num_tokens(self) -> int:
         return self.prefill_tokens + self.num_decodes
@@ -57,6 +63,7 @@ class BatchShape(NamedTuple):
     @property
     def num_seqs(self) -> int:
         return self.num_prefills + self.num_decodes
+
 
 
 def batch_shape(
@@ -314,7 +321,7 @@ class StepCost:
         table = self._decode_fixed
         if table is None or table.shape[1] <= max_batch:
             size = max(max_batch + 1, 0 if table is None else 2 * table.shape[1])
-            rows = [self.groups(BatchShape(0, 0.0, 0.0, 0, 0, k, 0, 0, k)) for k in range(size)]
+            rows = [self.groups(BatchShape.decodes(k, 0)) for k in range(size)]
             self._decode_fixed = table = np.array([[r[0] + r[1] + r[2] for r in rows], [r[4] for r in rows],
                                                    [r[5] for r in rows]])
         return table
@@ -334,7 +341,7 @@ class StepCost:
     def decode_seconds(self, batch: int, context: int) -> float:
         """One decode step of ``batch`` sequences, each with ``context`` tokens cached."""
         window = min(context, self.window) if self.window else 0
-        return self.seconds(BatchShape(0, 0.0, 0.0, 0, 0, batch, batch * context, batch * window, batch))
+        return self.seconds(BatchShape.decodes(batch, batch * context, batch * window))
 
 
 @functools.cache

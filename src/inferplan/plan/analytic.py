@@ -79,5 +79,5 @@ def estimate(dep: Deployment, mean_input: float, mean_output: float, slos: tuple
     per_request = ttft + mean_output * t_step / lo
     rate = HEADROOM / per_request
     window = min(ctx, cost.window) if cost.window else 0
-    _, joules = cost.cost(BatchShape(0, 0.0, 0.0, 0, 0, lo, lo * ctx, lo * window, lo))
+    _, joules = cost.cost(BatchShape.decodes(lo, lo * ctx, lo * window))
     return Estimate(rate, lo, t_step, ttft, price / rate, joules / lo, dep.weights.quality_loss_pct())

@@ -7,6 +7,7 @@ the run registry, so an interrupted sweep resumes without repeating work.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,7 +31,10 @@ class Bucket:
     rate_per_s: float
 
     def fingerprint(self) -> str:
-        return config_hash([self.name, self.input_tokens.tolist()[:2000], self.output_tokens.tolist()[:2000]])
+        """The bucket's name and every request's lengths (its rate is not: capacity searches over rates)."""
+        lengths = [hashlib.sha256(np.ascontiguousarray(a, dtype=np.int64).tobytes()).hexdigest()
+                   for a in (self.input_tokens, self.output_tokens)]
+        return config_hash([self.name, *lengths])
 
 
 def probe_workload(bucket: Bucket, rate: float, num_requests: int, seed: int) -> Workload:
@@ -51,6 +55,15 @@ def meets(dep: Deployment, wl: Workload, slos: tuple[SLO, ...], unit: tuple[int,
     return s["num_rejected"] == 0 and all(c["met"] for c in s["slos"])
 
 
+def capacity_key(dep: Deployment, bucket: Bucket, slos: tuple[SLO, ...], *, num_requests: int, seed: int,
+                 iterations: int, unit: tuple[int, int], prefill_dep: Deployment | None) -> str:
+    """The registry key of one capacity search: every argument that shapes its answer, each replica whole
+    (model, device, formats, limits and the profile: a recalibrated profile must not reuse old results)."""
+    parts: list[object] = [list(unit), dep.fingerprint(), bucket.fingerprint(), [str(s) for s in slos],
+                           num_requests, seed, iterations, None if prefill_dep is None else prefill_dep.fingerprint()]
+    return "capacity:" + config_hash(parts)
+
+
 def capacity(
     dep: Deployment,
     bucket: Bucket,
@@ -65,13 +78,8 @@ def capacity(
     prefill_dep: Deployment | None = None,
 ) -> float:
     """Requests/s one replica (or a ``(prefill, decode)`` unit) sustains on this bucket within the SLOs (0: none)."""
-    # the device's numbers and the profile are part of the key: a recalibrated profile must not reuse old results
-    key = "capacity:" + config_hash([list(unit), dep.describe(), dep.limits, bucket.fingerprint(),
-                                     [str(s) for s in slos], num_requests, seed, iterations,
-                                     dep.device.model_dump(mode="json"),
-                                     dep.device_profile.model_dump(mode="json", exclude={"measurements"})]
-                                    + ([] if prefill_dep is None else [prefill_dep.describe(), prefill_dep.limits,
-                                                                       prefill_dep.device.model_dump(mode="json")]))
+    key = capacity_key(dep, bucket, slos, num_requests=num_requests, seed=seed, iterations=iterations, unit=unit,
+                       prefill_dep=prefill_dep)
     if cache is not None:
         hit = cache.cache_get(key)
         if hit is not None:

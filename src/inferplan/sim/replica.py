@@ -373,7 +373,7 @@ class Replica:
         dctx = int(np.add.reduce(c0)) + n0
         dwin = int(np.add.reduce(np.minimum(c0 + 1, w))) if w else 0
         if n0 == n:
-            return BatchShape(0, 0.0, 0.0, 0, 0, n, dctx, dwin, n), True
+            return BatchShape.decodes(n, dctx, dwin), True
         ptok = pctx = npre = prod = tri = 0
         wprod = wtri = wrest = 0
         sampled = n0
