@@ -6,10 +6,10 @@ With ``RAY_ADDRESS`` set it joins that cluster; otherwise it starts a local Ray 
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor
 from typing import TypeVar
 
 from inferplan.errors import InputError
@@ -33,18 +33,13 @@ def run_all(fn: Callable[[T], R], items: Iterable[T], *, executor: str = "local"
 
 def _run_pool(fn: Callable[[T], R], jobs: list[T], workers: int) -> list[R]:
     """A process pool whose workers leave Ctrl-C to the parent: on an interrupt the parent stops them at
-    once (jobs that finished have already written their cache entries) and re-raises."""
-    pool = ProcessPoolExecutor(max_workers=workers, initializer=_ignore_sigint)
-    try:
-        results = list(pool.map(fn, jobs))
-    except KeyboardInterrupt:
-        workers_now = list(getattr(pool, "_processes", {}).values())  # the executor has no public kill
-        pool.shutdown(wait=False, cancel_futures=True)
-        for proc in workers_now:
-            proc.terminate()
-        raise
-    pool.shutdown()
-    return results
+    once (jobs that finished have already written their cache entries) and re-raises.
+
+    multiprocessing's Pool, not concurrent.futures': its ``terminate()`` is made for stopping workers
+    mid-job, while killing a ProcessPoolExecutor's workers races its manager thread, which can fail
+    on a cancelled future (InvalidStateError) and leave the process hanging at exit."""
+    with multiprocessing.get_context().Pool(processes=workers, initializer=_ignore_sigint) as pool:
+        return pool.map(fn, jobs, chunksize=1)  # leaving the block terminates the pool, interrupted or not
 
 
 def _ignore_sigint() -> None:
