@@ -1,0 +1,65 @@
+"""Are this checkout's simulations bit-identical to another checkout's? Per-request arrays, hashed.
+
+Run: python benchmarks/sim_identity.py OTHER_SRC
+
+OTHER_SRC is the ``src`` directory of another checkout (for example a ``git worktree`` of an older
+commit). Each side runs the same scenarios in its own process (chat; Sarathi; disaggregated;
+prefix caching; sliding-window Gemma on two least-KV replicas; three round-robin replicas) and
+hashes every per-request array of the result; the script prints both hashes per scenario and
+exits 1 if any differ. A refactor that claims "behaviour does not change" runs this.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+SCENARIOS: list[dict[str, object]] = [
+    {"workload": "chat", "rate": 8.0, "duration_s": 120},
+    {"workload": "chat", "rate": 6.0, "duration_s": 120, "policy": "sarathi"},
+    {"workload": "chat", "rate": 6.0, "duration_s": 120, "prefill_replicas": 1, "replicas": 1},
+    {"workload": "chat", "rate": 6.0, "duration_s": 120, "enable_prefix_caching": True},
+    {"model": "gemma-2-9b", "device": "a100-80gb", "workload": "chat", "rate": 5.0, "duration_s": 120,
+     "replicas": 2, "router": "least-kv"},
+    {"workload": "chat", "rate": 10.0, "duration_s": 120, "replicas": 3, "device": "a10g"},
+]
+
+_HASH = """
+import hashlib, json, sys
+import numpy as np
+from inferplan.runs import SimulationConfig, simulate_config
+out = []
+for kw in json.loads(sys.argv[1]):
+    table = simulate_config(SimulationConfig(**kw))[0].table
+    h = hashlib.sha256()
+    for name in sorted(vars(table)):
+        value = getattr(table, name)
+        if isinstance(value, np.ndarray):
+            h.update(name.encode()); h.update(np.ascontiguousarray(value).tobytes())
+    out.append(h.hexdigest()[:16])
+print(json.dumps(out))
+"""
+
+
+def hashes(src: str | None) -> list[str]:
+    env = dict(os.environ)
+    if src:
+        env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
+    run = subprocess.run([sys.executable, "-c", _HASH, json.dumps(SCENARIOS)], capture_output=True, text=True,
+                         env=env, check=True)
+    return list(json.loads(run.stdout.splitlines()[-1]))
+
+
+def main() -> None:
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    other, this = hashes(sys.argv[1]), hashes(None)
+    for kw, a, b in zip(SCENARIOS, other, this, strict=True):
+        print(f"{'same' if a == b else 'DIFFERENT':<9} other {a}  this {b}  {kw}")
+    sys.exit(0 if other == this else 1)
+
+
+if __name__ == "__main__":
+    main()
