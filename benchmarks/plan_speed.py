@@ -29,7 +29,8 @@ def main() -> None:
     rss = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)) / 1024
     per_sim = wall / max(1, len(r.survivors))
     print(f"default plan: {wall:.1f} s wall, verified={r.verified}, ${r.fleet.cost_per_hour:.2f}/h, "
-          f"{r.num_candidates} configurations screened, {len(r.survivors)} simulated, peak RSS of any process {rss:,.0f} MiB")
+          f"{r.num_candidates} configurations screened, {len(r.survivors)} simulated, "
+          f"peak RSS of any process {rss:,.0f} MiB")
     model = get_model("llama-3.1-70b")
     slos = parse_slos("ttft_p90=2s,tpot_p90=100ms")
     devices = ("l4", "a10g", "l40s", "a100-80gb", "h100-sxm", "h200", "b200")
@@ -39,7 +40,8 @@ def main() -> None:
     for _ in screen(cands, 1000, 200, slos):
         pass
     t2 = time.perf_counter()
-    print(f"screen: {len(cands)} configurations of llama-3.1-70b; enumerate + memory prune {len(cands) / (t1 - t0):,.0f}/s, "
+    print(f"screen: {len(cands)} configurations of llama-3.1-70b; "
+          f"enumerate + memory prune {len(cands) / (t1 - t0):,.0f}/s, "
           f"analytical estimate {len(cands) / (t2 - t1):,.0f}/s; one simulated capacity search costs "
           f"~{per_sim:.1f} s in the default plan")
 

@@ -121,7 +121,8 @@ def simulate_config(cfg: SimulationConfig, *, progress: Progress | None = None) 
     summary["workload"] = wl.describe()
     summary["deployment"] = dep.describe()
     if prefill:
-        summary["deployment"] = f"prefill {cfg.prefill_replicas}x [{prefill[0].describe()}] + decode {cfg.replicas}x [{dep.describe()}]"
+        summary["deployment"] = (f"prefill {cfg.prefill_replicas}x [{prefill[0].describe()}] + "
+                                 f"decode {cfg.replicas}x [{dep.describe()}]")
     summary["prefill_replicas"] = cfg.prefill_replicas
     summary["step_time_range_pct"] = speed_range_pct(dep)  # +- 1 s.d. from a calibrated profile, else None
     return res, summary
@@ -228,7 +229,8 @@ def run_bench(cfg: BenchConfig, *, out_dir: Path | None = None, registry: Regist
     key = os.environ.get(cfg.api_key_env) if cfg.api_key_env else None
     if cfg.api_key_env and key is None:
         raise InputError(f"--api-key-env {cfg.api_key_env}: that environment variable is not set")
-    ep, notes = asyncio.run(probe(Endpoint(cfg.url.rstrip("/"), cfg.model, cfg.api, cfg.timeout_s, key, cfg.ignore_eos)))
+    ep, notes = asyncio.run(probe(Endpoint(cfg.url.rstrip("/"), cfg.model, cfg.api, cfg.timeout_s, key,
+                                           cfg.ignore_eos)))
     inputs = asdict(cfg) | {"model": ep.model, "ignore_eos": ep.ignore_eos}
     registry = registry or Registry()
     run_id = registry.new_run_id("bench", inputs)
@@ -239,7 +241,8 @@ def run_bench(cfg: BenchConfig, *, out_dir: Path | None = None, registry: Regist
     interrupted = False
     wall = 0.0
     try:
-        wall = asyncio.run(replay(ep, wl, ReplayOptions(cfg.concurrency, cfg.honour_arrivals, cfg.seed), records, on_done))
+        wall = asyncio.run(replay(ep, wl, ReplayOptions(cfg.concurrency, cfg.honour_arrivals, cfg.seed), records,
+                                  on_done))
     except KeyboardInterrupt:
         interrupted = True
         notes.append("the run was interrupted; requests not finished are recorded as failed")

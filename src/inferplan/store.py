@@ -104,7 +104,8 @@ class Registry:
                          str(out_dir) if out_dir else None, str(report) if report else None)
 
     def list(self, limit: int = 50, kind: str | None = None) -> list[RunRecord]:
-        query = "SELECT * FROM runs" + (" WHERE kind = ?" if kind else "") + " ORDER BY created_utc DESC, id DESC LIMIT ?"
+        query = ("SELECT * FROM runs" + (" WHERE kind = ?" if kind else "")
+                 + " ORDER BY created_utc DESC, id DESC LIMIT ?")
         args: tuple[Any, ...] = (kind, limit) if kind else (limit,)
         with self._connect() as db:
             rows = db.execute(query, args).fetchall()
@@ -114,7 +115,8 @@ class Registry:
         with self._connect() as db:
             row = db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
             if row is None:
-                like = db.execute("SELECT * FROM runs WHERE id LIKE ? ORDER BY created_utc DESC", (f"%{run_id}%",)).fetchall()
+                like = db.execute("SELECT * FROM runs WHERE id LIKE ? ORDER BY created_utc DESC",
+                                  (f"%{run_id}%",)).fetchall()
         if row is not None:
             return _record(row)
         if len(like) == 1:

@@ -80,7 +80,8 @@ def test_a_gguf_repo_that_lacks_the_type_is_not_named() -> None:
     """SmolLM2's GGUF repo holds Q4_K_M only and TheBloke's Mixtral Q8_0 is split in parts -hf cannot join:
     other types get the conversion recipe; gpt-oss's repos hold MXFP4 only, served for any GGUF format."""
     smol = resolve(build_deployment("smollm2-1.7b", "raspberry-pi-5", weights="gguf-q4_k_m"))
-    assert (smol.repo, smol.gguf_type, smol.prequantized) == ("HuggingFaceTB/SmolLM2-1.7B-Instruct-GGUF", "Q4_K_M", True)
+    assert (smol.repo, smol.gguf_type, smol.prequantized) == (
+        "HuggingFaceTB/SmolLM2-1.7B-Instruct-GGUF", "Q4_K_M", True)
     smol8 = resolve(build_deployment("smollm2-1.7b", "raspberry-pi-5", weights="gguf-q8_0"))
     assert smol8.placeholder and smol8.repo.endswith(".gguf") and "llama-quantize" in smol8.note
     mixtral = resolve(build_deployment("mixtral-8x7b", "m3-max-128gb", weights="gguf-q8_0"))

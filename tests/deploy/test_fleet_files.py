@@ -146,7 +146,8 @@ def test_mixed_fleet_of_formats_and_devices(tmp_path: Path) -> None:
     router = next(c for c in cmds if "sglang_router.launch_router" in c)
     assert router[router.index("--policy") + 1] == "power_of_two"
     _check_manifests(docs)
-    workers = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["labels"]["app.kubernetes.io/component"] == "worker"]
+    workers = [d for d in docs
+               if d["kind"] == "Deployment" and d["metadata"]["labels"]["app.kubernetes.io/component"] == "worker"]
     selectors = [d["spec"]["template"]["spec"]["nodeSelector"]["nvidia.com/gpu.product"] for d in workers]
     assert selectors == ["NVIDIA-H100-80GB-HBM3", "NVIDIA-A100-SXM4-80GB", "NVIDIA-L4"]
     assert [d["spec"]["replicas"] for d in workers] == [2, 1, 1]
@@ -298,7 +299,8 @@ def _stub_bin(tmp: Path, gpus: int) -> Path:
     bin_.mkdir()
     log = tmp / "started.log"
     for name in ("vllm", "python", "llama-server"):
-        (bin_ / name).write_text(f'#!/bin/sh\necho "${{CUDA_VISIBLE_DEVICES-unset}} {name} $*" >> {shlex.quote(str(log))}\n')
+        (bin_ / name).write_text(f'#!/bin/sh\necho "${{CUDA_VISIBLE_DEVICES-unset}} {name} $*" '
+                                 f'>> {shlex.quote(str(log))}\n')
     (bin_ / "nvidia-smi").write_text("#!/bin/sh\n" + "".join(f'echo "GPU {i}: stub"\n' for i in range(gpus)))
     for f in bin_.iterdir():
         f.chmod(0o755)

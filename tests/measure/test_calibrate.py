@@ -11,7 +11,12 @@ import pytest
 
 from inferplan.errors import InputError
 from inferplan.measure.calibrate import (
-    Observation, calibrate, from_llama_bench, predict, read_llama_bench, scaled_profile,
+    Observation,
+    calibrate,
+    from_llama_bench,
+    predict,
+    read_llama_bench,
+    scaled_profile,
 )
 from inferplan.perf.profile import DeviceProfile
 from inferplan.perf.step_cost import BatchShape, batch_shape
@@ -33,7 +38,8 @@ def test_calibration_recovers_the_factors_that_generated_the_data() -> None:
     model = get_model("llama-3.1-8b")
     obs = [Observation(model, "bf16", "bf16", s, 0.0, "synthetic") for s in shapes()]
     times = predict(obs, true_prof, true_dev)
-    obs = [Observation(o.model, o.weights, o.kv, o.shape, float(t), "synthetic") for o, t in zip(obs, times, strict=True)]
+    obs = [Observation(o.model, o.weights, o.kv, o.shape, float(t), "synthetic")
+           for o, t in zip(obs, times, strict=True)]
     cal = calibrate(obs, base, device)
     assert cal.factors["compute"] == pytest.approx(0.8, rel=0.02)
     assert cal.factors["bandwidth"] == pytest.approx(1.1, rel=0.02)

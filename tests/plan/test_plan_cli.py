@@ -15,9 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.deploy import engine_args
-
 from inferplan.specs.catalog import weight_format_catalog
+from tests.deploy import engine_args
 
 CLI = [sys.executable, "-m", "inferplan.cli"]
 
@@ -139,7 +138,8 @@ def test_plan_disaggregated_fleet_and_its_manifests(tmp_path: Path) -> None:
     assert any(n.endswith("-prefill") for n in names) and any(n.endswith("-decode") for n in names)
     args = next(o for o in objs if o["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
     assert args[args.index("--disaggregation-mode") + 1] == "prefill"  # SGLang servers behind a P/D router
-    assert any(o["kind"] == "Deployment" and "--pd-disaggregation" in o["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert any(o["kind"] == "Deployment"
+               and "--pd-disaggregation" in o["spec"]["template"]["spec"]["containers"][0]["args"]
                for o in objs)
 
 
@@ -158,7 +158,8 @@ def test_plan_auto_compares_both_modes(tmp_path: Path) -> None:
 def test_killed_sweep_resumes_without_repeating_work(tmp_path: Path) -> None:
     """Kill a plan after some capacity searches are cached; the rerun keeps those rows untouched (no repeated
     work) and reaches the same plan as an uninterrupted run."""
-    args = ["plan", "--devices", "l4,a10g,l40s", "--duration", "120", "--buckets", "2", "--json", "--executor", "serial"]
+    args = ["plan", "--devices", "l4,a10g,l40s", "--duration", "120", "--buckets", "2", "--json",
+            "--executor", "serial"]
     env = os.environ | {"INFERPLAN_REGISTRY": str(tmp_path / "runs.sqlite")}
     proc = subprocess.Popen([*CLI, *args], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     db_path = tmp_path / "runs.sqlite"

@@ -11,8 +11,8 @@ import yaml
 from inferplan.api import build_deployment
 from inferplan.perf.deployment import Deployment
 from inferplan.plan.analytic import estimate
-from inferplan.plan.pools import Evaluated, ReplicaType, cluster, router_options, simulate_fleet
 from inferplan.plan.outputs import write_deploy, write_plan_report
+from inferplan.plan.pools import Evaluated, ReplicaType, cluster, router_options, simulate_fleet
 from inferplan.plan.search import PlanRequest, PlanResult, _fleet_for, _types_for, _verify, make_buckets
 from inferplan.plan.space import Candidate
 from inferplan.sim.slo import parse_slos
@@ -120,7 +120,8 @@ def test_deploy_files_for_units_that_share_a_prefill_configuration(tmp_path: Pat
     docs = [d for d in yaml.safe_load_all((tmp_path / "kubernetes.yaml").read_text()) if d["kind"] == "Deployment"]
     names = [d["metadata"]["name"] for d in docs if d["metadata"]["labels"]["app.kubernetes.io/component"] == "worker"]
     assert len(names) == 4 and len(set(names)) == 4
-    routers = [d["metadata"]["name"] for d in docs if d["metadata"]["labels"]["app.kubernetes.io/component"] == "router"]
+    routers = [d["metadata"]["name"] for d in docs
+               if d["metadata"]["labels"]["app.kubernetes.io/component"] == "router"]
     assert len(routers) == 2 and not set(routers) & set(names)  # a P/D router per unit
     decode = sorted(n for n in names if n.endswith("decode"))
     assert decode == ["llama-3-1-8b-a100-80gb-decode", "llama-3-1-8b-h100-sxm-decode"]

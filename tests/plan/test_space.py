@@ -8,15 +8,15 @@ from pathlib import Path
 import numpy as np
 
 from inferplan.api import build_deployment
+from inferplan.perf.deployment import Deployment
 from inferplan.perf.memory import plan_memory
 from inferplan.perf.profile import DeviceProfile
 from inferplan.plan.analytic import estimate, screen
-from inferplan.perf.deployment import Deployment
 from inferplan.plan.capacity import Bucket, capacity, capacity_key
-from inferplan.sim.slo import SLO, parse_slos
-from inferplan.store import Registry
 from inferplan.plan.space import QualityBudget, enumerate_candidates
+from inferplan.sim.slo import SLO, parse_slos
 from inferplan.specs.catalog import get_model
+from inferplan.store import Registry
 
 
 def test_every_candidate_fits() -> None:
@@ -81,9 +81,8 @@ def test_moe_candidates_include_expert_splits_and_dense_ones_do_not() -> None:
 def test_analytic_screen_prefers_dp_attention_for_an_mla_model_under_load() -> None:
     """DeepSeek-V2-Lite's latent KV is replicated on every TP rank; DP attention keeps one copy per
     sequence, so a TP4 replica's batch (and rate at a loose TPOT) is far below DP4-attention's."""
-    from inferplan.plan.analytic import estimate
-
     from inferplan.api import EngineLimits
+    from inferplan.plan.analytic import estimate
 
     slos = parse_slos("ttft_p90=10s,tpot_p90=150ms")
     # the same 1024 sequences in flight allowed to both: only the KV cache differs

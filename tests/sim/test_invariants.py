@@ -156,9 +156,10 @@ def test_a_lone_replica_takes_most_arrivals_in_inside_its_leaps() -> None:
 def test_a_lone_replica_taking_arrivals_inside_a_leap_matches_stepping(
     n: int, mean_gap: float, policy: str, budget: int, max_seqs: int, util: float, seed: int, replicas: int
 ) -> None:
-    """Random traffic on one to three replicas behind round-robin with a small KV cache (Llama-3.1-8B on an L4 at 78% memory: 350 to
-    740 blocks), tight budgets and few slots: leaps that take arrivals in give the same per-request
-    timings as stepping one by one, whatever stops them (a queue, a long prompt, blocks, slots)."""
+    """Random traffic on one to three replicas behind round-robin with a small KV cache (Llama-3.1-8B
+    on an L4 at 78% memory: 350 to 740 blocks), tight budgets and few slots: leaps that take arrivals
+    in give the same per-request timings as stepping one by one, whatever stops them (a queue, a
+    long prompt, blocks, slots)."""
     rng = np.random.default_rng(seed)
     wl = Workload.build(np.cumsum(rng.exponential(mean_gap, n)), rng.integers(1, 3000, n), rng.integers(1, 400, n))
     limits = EngineLimits(max_num_seqs=max_seqs, max_num_batched_tokens=budget, gpu_memory_utilization=util)

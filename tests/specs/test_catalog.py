@@ -63,7 +63,8 @@ def test_user_device_file(tmp_path: Path) -> None:
 def test_user_device_file_names_bad_field(tmp_path: Path) -> None:
     """A device file with a wrong field says which."""
     f = tmp_path / "bad.yaml"
-    f.write_text("kind: gpu\nmemory_gib: 48\nmemory_bw_gb_s: 960\npeak_tflops: {bf16: 300}\npeak_power_w: 1\nsource: x\n")
+    f.write_text("kind: gpu\nmemory_gib: 48\nmemory_bw_gb_s: 960\npeak_tflops: {bf16: 300}\n"
+                 "peak_power_w: 1\nsource: x\n")
     with pytest.raises(InputError, match="kind"):
         load_device_file(f)
 

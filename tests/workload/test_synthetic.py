@@ -48,7 +48,8 @@ def test_every_preset_builds() -> None:
 
 def test_transforms() -> None:
     """scale_rate, window, head and mix do what they say."""
-    wl = synthesize(np.random.default_rng(0), n=1000, rate=2.0, inputs=Lengths("fixed", 10), outputs=Lengths("fixed", 5))
+    wl = synthesize(np.random.default_rng(0), n=1000, rate=2.0, inputs=Lengths("fixed", 10),
+                    outputs=Lengths("fixed", 5))
     fast = scale_rate(wl, 8.0)
     assert fast.mean_rate == pytest.approx(8.0)
     assert len(head(wl, 10)) == 10

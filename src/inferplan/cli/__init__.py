@@ -1,6 +1,6 @@
 """The `inferplan` command line: one entry point, a verb per job, clear errors (exit 2), Ctrl-C exit 130."""
 
-from __future__ import annotations
+from __future__ import annotations  # noqa: I001  # verb imports below keep --help order
 
 import os
 import sys

@@ -47,11 +47,16 @@ def calibrate_cmd(
     as_json: options.Json = False,
 ) -> None:
     """Fit a device profile's compute, bandwidth and overhead factors to measured runs; with uncertainty."""
-    from inferplan.measure.calibrate import (
-        DEFAULT_FIT, FACTORS, base_for, calibrate, from_llama_bench, from_validate_summary,
-    )
     from rich.table import Table
 
+    from inferplan.measure.calibrate import (
+        DEFAULT_FIT,
+        FACTORS,
+        base_for,
+        calibrate,
+        from_llama_bench,
+        from_validate_summary,
+    )
     from inferplan.specs.catalog import local_profile_path
     from inferplan.store import Registry
 
@@ -112,7 +117,8 @@ def calibrate_cmd(
     out.print(f"profile: {target}")
 
 
-def _factors_for(factors: tuple[str, ...], asked: str | None, n_obs: int, llama_bench: bool) -> tuple[tuple[str, ...], str]:
+def _factors_for(factors: tuple[str, ...], asked: str | None, n_obs: int,
+                 llama_bench: bool) -> tuple[tuple[str, ...], str]:
     """The factors to fit and a note: a standard llama-bench file (pp512 and tg128: two measured steps)
     determines compute and bandwidth; asking for more factors than steps is an error saying what to add."""
     if n_obs >= len(factors):

@@ -23,8 +23,10 @@ def _gib(x: float) -> str:
 
 @app.command(
     "fit",
-    epilog="Examples:\n\n  inferplan fit\n\n  inferplan fit llama-3.1-70b h100-sxm --weights int4-awq --context 32768\n\n"
-    "  inferplan fit ./my-model/config.json rtx-4090 --all-formats\n\n  inferplan fit qwen3-30b-a3b m3-max-128gb --json",
+    epilog="Examples:\n\n  inferplan fit\n\n"
+    "  inferplan fit llama-3.1-70b h100-sxm --weights int4-awq --context 32768\n\n"
+    "  inferplan fit ./my-model/config.json rtx-4090 --all-formats\n\n"
+    "  inferplan fit qwen3-30b-a3b m3-max-128gb --json",
 )
 def fit_cmd(
     model: Annotated[str, typer.Argument(help="catalog name or path to a config.json")] = "llama-3.1-8b",
@@ -33,7 +35,8 @@ def fit_cmd(
     kv: Annotated[str, typer.Option(help="KV-cache format")] = "bf16",
     context: Annotated[int, typer.Option(help="context length per sequence (prompt + output)")] = 8192,
     prompt: Annotated[int | None, typer.Option(help="prompt length for TTFT (default min(context, 1024))")] = None,
-    batch: Annotated[int | None, typer.Option(help="decode batch for the throughput figure (default: largest that fits)")] = None,
+    batch: Annotated[int | None,
+                     typer.Option(help="decode batch for the throughput figure (default: largest that fits)")] = None,
     tp: options.Tp = 1,
     pp: options.Pp = 1,
     ep: options.Ep = False,
@@ -75,7 +78,8 @@ def _print_fit(r: FitResult, arch: str) -> None:
     from rich.table import Table
 
     out.print(f"[bold]{r.model}[/] ({r.params_total / 1e9:.2f}B params, {r.params_active / 1e9:.2f}B active; {arch})")
-    out.print(f"on {r.tp * r.pp}x [bold]{r.device}[/] ({r.parallelism}) - weights {r.weights_format}, KV {r.kv_format}, context {r.context:,}")
+    out.print(f"on {r.tp * r.pp}x [bold]{r.device}[/] ({r.parallelism}) - weights {r.weights_format}, "
+              f"KV {r.kv_format}, context {r.context:,}")
     mem = Table(title="Memory per device", show_header=True)
     mem.add_column("part")
     mem.add_column("size", justify="right")
@@ -128,7 +132,8 @@ def _print_formats_table(rows: list[FitResult], title: str) -> None:
     from rich.table import Table
 
     t = Table(title=title)
-    for col in ("weights", "GiB", "fits", "max ctx", "conc.", "dec b1 tok/s", "dec max tok/s", "TTFT ms", "quality loss"):
+    for col in ("weights", "GiB", "fits", "max ctx", "conc.", "dec b1 tok/s", "dec max tok/s", "TTFT ms",
+                "quality loss"):
         t.add_column(col, justify="left" if col == "weights" else "right")
     for r in rows:
         q = "unknown" if r.quality_loss_pct is None else f"{r.quality_loss_pct:.2f}%"
@@ -203,7 +208,8 @@ def formats_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> Non
 
     wcat, kcat = weight_format_catalog(), kv_format_catalog()
     if as_json:
-        emit_json({"weights": [f.model_dump() for f in wcat.values()], "kv_cache": [f.model_dump() for f in kcat.values()]})
+        emit_json({"weights": [f.model_dump() for f in wcat.values()],
+                   "kv_cache": [f.model_dump() for f in kcat.values()]})
         return
     t = Table(title="weight formats")
     for col in ("name", "bits/weight", "compute", "fast on", "quality loss", "measured on"):

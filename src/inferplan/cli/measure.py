@@ -11,7 +11,13 @@ import typer
 from inferplan.cli import options
 from inferplan.cli.app import app
 from inferplan.cli.output import (
-    EXIT_INTERRUPTED, ProgressReport, check_out_dir, emit_json, interrupted, out, print_table,
+    EXIT_INTERRUPTED,
+    ProgressReport,
+    check_out_dir,
+    emit_json,
+    interrupted,
+    out,
+    print_table,
 )
 from inferplan.cli.render import print_comparison, print_summary
 from inferplan.errors import InputError
@@ -38,7 +44,8 @@ COMPARE_EPILOG = (
 def bench_cmd(
     url: Annotated[str, typer.Argument(help="API base of an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")],
     model: Annotated[str, typer.Option(help="model name the server knows (default: its first listed model)")] = "",
-    api: Annotated[str, typer.Option(help="completions (/v1/completions) or chat (/v1/chat/completions)")] = "completions",
+    api: Annotated[str,
+                   typer.Option(help="completions (/v1/completions) or chat (/v1/chat/completions)")] = "completions",
     workload: options.Workload = "chat",
     rate: options.Rate = None,
     rate_scale: options.RateScale = None,
@@ -137,12 +144,14 @@ def compare_cmd(
 
 PROFILE_EPILOG = (
     "Examples:\n\n  inferplan profile\n\n  inferplan profile --out my-laptop.yaml\n\n"
-    "  inferplan fit llama-3.2-1b local --weights fp32\n\n  inferplan simulate llama-3.2-1b --device local --weights fp32 "
+    "  inferplan fit llama-3.2-1b local --weights fp32\n\n"
+    "  inferplan simulate llama-3.2-1b --device local --weights fp32 "
     "--kv fp32 --workload chat --rate 0.2 --duration 60"
 )
 VALIDATE_EPILOG = (
     "Examples:\n\n  inferplan validate llama-3.2-1b --device local\n\n"
-    "  inferplan validate qwen2.5-7b --layers 2 --json\n\n  inferplan validate ./my-model/config.json --checkpoint ./my-model"
+    "  inferplan validate qwen2.5-7b --layers 2 --json\n\n"
+    "  inferplan validate ./my-model/config.json --checkpoint ./my-model"
 )
 
 
@@ -199,8 +208,10 @@ def profile_cmd(
 @app.command("validate", epilog=VALIDATE_EPILOG)
 def validate_cmd(
     model: Annotated[str, typer.Argument(help="catalog name or config.json path")] = "llama-3.2-1b",
-    device: Annotated[str, typer.Option(help="the device the prediction is for; `local` = the profiled machine")] = "local",
-    profile: Annotated[Path | None, typer.Option(help="profile file (default: the one `inferplan profile` wrote)")] = None,
+    device: Annotated[str,
+                      typer.Option(help="the device the prediction is for; `local` = the profiled machine")] = "local",
+    profile: Annotated[Path | None,
+                       typer.Option(help="profile file (default: the one `inferplan profile` wrote)")] = None,
     layers: Annotated[int | None, typer.Option(help="keep only the first N layers (same shapes, faster)")] = None,
     dtype: Annotated[str, typer.Option(help="fp32 or bf16")] = "fp32",
     batches: Annotated[str, typer.Option(help="decode batch sizes")] = "1,4,16",

@@ -95,7 +95,8 @@ def print_targets(req: PlanRequest) -> None:
     if req.rate_scale is not None:
         rate += f" x {req.rate_scale:g}"
     quality = f"at most {req.max_quality_loss_pct:g}% documented quality loss" + (
-        " (formats of unknown effect allowed)" if req.allow_unknown_quality else " (formats of unknown effect excluded)")
+        " (formats of unknown effect allowed)" if req.allow_unknown_quality
+        else " (formats of unknown effect excluded)")
     out.print(f"planning {req.model} for workload {req.workload} at {rate}; SLOs {req.slo}; {quality}; "
               f"devices {', '.join(req.devices)}; disaggregation {req.disaggregation}", soft_wrap=True)
 

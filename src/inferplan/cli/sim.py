@@ -13,8 +13,6 @@ from inferplan.cli.output import ProgressReport, check_out_dir, emit_json, inter
 from inferplan.cli.render import print_summary
 from inferplan.errors import InputError
 
-
-
 SIM_EPILOG = (
     "Examples:\n\n"
     "  inferplan simulate llama-3.1-8b --device h100-sxm --workload chat --rate 12 --duration 600 "
@@ -37,7 +35,8 @@ def simulate_cmd(
     duration: options.Duration = None,
     num_requests: options.NumRequests = None,
     seed: options.Seed = 0,
-    slo: Annotated[str | None, typer.Option(help="e.g. ttft_p90=1s,tpot_p90=50ms (metrics: ttft, tpot, itl, e2e)")] = None,
+    slo: Annotated[str | None,
+                   typer.Option(help="e.g. ttft_p90=1s,tpot_p90=50ms (metrics: ttft, tpot, itl, e2e)")] = None,
     tp: options.Tp = 1,
     pp: options.Pp = 1,
     ep: options.Ep = False,
@@ -65,8 +64,10 @@ def simulate_cmd(
     prefill_replicas: Annotated[int, typer.Option(help="disaggregate: this many prefill replicas; --replicas "
                                                        "then counts decode replicas (0: aggregated)")] = 0,
     prefill_device: Annotated[str | None, typer.Option(help="device of the prefill pool (default --device)")] = None,
-    prefill_tp: Annotated[int | None, typer.Option(help="tensor parallelism of the prefill pool (default --tp)")] = None,
-    kv_link_gb_s: Annotated[float | None, typer.Option(help="KV transfer link, GB/s (default: the device's link)")] = None,
+    prefill_tp: Annotated[int | None,
+                          typer.Option(help="tensor parallelism of the prefill pool (default --tp)")] = None,
+    kv_link_gb_s: Annotated[float | None,
+                            typer.Option(help="KV transfer link, GB/s (default: the device's link)")] = None,
     out_dir: options.OutDir = Path("inferplan-runs"),
     registry: options.RegistryPath = None,
     as_json: options.Json = False,

@@ -15,11 +15,20 @@ from typing import Any
 import yaml
 
 from inferplan.deploy.checkpoints import Checkpoint, Variant, resolve
-from inferplan.deploy.commands import (BOOTSTRAP_PORT, DEFAULT_PORT, PD_TRANSFER_BACKEND, SGLANG_ROUTER_VERSION,
-                                       SGLANG_VERSION, VLLM_VERSION, llama_server_command, pd_router_command, shell,
-                                       sglang_command, vllm_command)
-from inferplan.deploy.kubernetes import (Pool, dns_label, pd_router_args, pool_manifests, router_args,
-                                         router_manifests)
+from inferplan.deploy.commands import (
+    BOOTSTRAP_PORT,
+    DEFAULT_PORT,
+    PD_TRANSFER_BACKEND,
+    SGLANG_ROUTER_VERSION,
+    SGLANG_VERSION,
+    VLLM_VERSION,
+    llama_server_command,
+    pd_router_command,
+    sglang_command,
+    shell,
+    vllm_command,
+)
+from inferplan.deploy.kubernetes import Pool, dns_label, pd_router_args, pool_manifests, router_args, router_manifests
 from inferplan.fileio import write_text_atomic
 from inferplan.perf.deployment import Deployment
 from inferplan.plan.pools import ReplicaType
@@ -54,7 +63,7 @@ def _prelude(gpus_needed: int) -> list[str]:
         'if [[ "$only" == all ]] && command -v nvidia-smi >/dev/null 2>&1; then',
         "  have=$(nvidia-smi -L | wc -l)",
         '  if (( have < gpus_needed )); then',
-        '    echo "this host has $have GPUs and the fleet needs $gpus_needed: run \'bash launch.sh N\' for replica N' 
+        '    echo "this host has $have GPUs and the fleet needs $gpus_needed: run \'bash launch.sh N\' for replica N'
         ' on each host" >&2',
         "    exit 1",
         "  fi",
@@ -197,7 +206,8 @@ class _Fleet:
         if not (dep.device.is_gpu_like and engine in dep.weights.engines):
             return
         name = _unique(_pool_name(dep) + ("" if role == "aggregated" else f"-{role}"), self.names)
-        ann = {f"inferplan.io/{k}": str(v) for k, v in (notes | ({} if role == "aggregated" else {"role": role})).items()}
+        ann = {f"inferplan.io/{k}": str(v)
+               for k, v in (notes | ({} if role == "aggregated" else {"role": role})).items()}
         self.docs += pool_manifests(Pool(name=name, dep=dep, replicas=n, role=role, checkpoint=ck, engine=engine,
                                          unit=unit, context_tokens=self.r.context_tokens, annotations=ann), self.name)
 
@@ -304,7 +314,8 @@ def _write(folder: Path, lines: list[str], docs: list[dict[str, Any]], route: di
     k8s = folder / "kubernetes.yaml"
     header = (f"# Fleet for {r.request.model}: verified={r.verified}, cost ${r.fleet.cost_per_hour:.2f}/hour\n"
               f"# Apply: kubectl create secret generic hf-token --from-literal=token=<your HF token>  (gated models)\n"
-              f"#        kubectl apply -f kubernetes.yaml   (needs the NVIDIA GPU operator: device plugin + GPU feature "
+              f"#        kubectl apply -f kubernetes.yaml   (needs the NVIDIA GPU operator: "
+              f"device plugin + GPU feature "
               f"discovery labels); see docs/deploy.md\n")
     write_text_atomic(k8s, header + yaml.dump_all(docs, Dumper=_Dumper, sort_keys=False))
     routing = folder / "routing.json"

@@ -19,8 +19,15 @@ from typing import Any
 import yaml
 
 from inferplan.deploy.checkpoints import Checkpoint
-from inferplan.deploy.commands import (BOOTSTRAP_PORT, DEFAULT_PORT, SGLANG_IMAGE, SGLANG_ROUTER_VERSION, VLLM_IMAGE,
-                                       sglang_command, vllm_command)
+from inferplan.deploy.commands import (
+    BOOTSTRAP_PORT,
+    DEFAULT_PORT,
+    SGLANG_IMAGE,
+    SGLANG_ROUTER_VERSION,
+    VLLM_IMAGE,
+    sglang_command,
+    vllm_command,
+)
 from inferplan.perf.deployment import Deployment
 from inferplan.perf.memory import weights_bytes
 
@@ -130,7 +137,8 @@ def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
 def _env(pool: Pool) -> list[dict[str, Any]]:
     env: list[dict[str, Any]] = [
         # optional: ungated models download without it; gated ones (Llama, Gemma, Mistral) need it
-        {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": HF_SECRET, "key": HF_SECRET_KEY, "optional": True}}},
+        {"name": "HF_TOKEN",
+         "valueFrom": {"secretKeyRef": {"name": HF_SECRET, "key": HF_SECRET_KEY, "optional": True}}},
     ]
     if pool.role != "aggregated" and pool.engine == "vllm":  # NIXL's side channel listens on the pod's own address
         env.append({"name": "VLLM_NIXL_SIDE_CHANNEL_HOST", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}})
@@ -156,7 +164,8 @@ def _annotations(pool: Pool, node: GpuNode) -> dict[str, str]:
                                        "ROCm build (rocm/vllm, or lmsysorg/sglang's -rocm tags) of the same version")
     if pool.dep.pp > 1:
         notes["inferplan.io/multi-node"] = (f"{pool.dep.pp} pipeline stages span {pool.dep.pp} nodes: run this pool "
-                                            "as a LeaderWorkerSet with a Ray cluster, not as this single-pod Deployment")
+                                            "as a LeaderWorkerSet with a Ray cluster, "
+                                            "not as this single-pod Deployment")
     return notes
 
 
@@ -183,7 +192,8 @@ def pool_manifests(pool: Pool, fleet: str) -> list[dict[str, Any]]:
     if pool.unit:
         labels[UNIT] = pool.unit
     gpus = dep.num_devices
-    resources_ = {"requests": {node.resource: gpus, "cpu": str(size.cpu_request), "memory": f"{size.memory_request_gib}Gi"},
+    resources_ = {"requests": {node.resource: gpus, "cpu": str(size.cpu_request),
+                               "memory": f"{size.memory_request_gib}Gi"},
                   "limits": {node.resource: gpus, "cpu": str(size.cpu_limit), "memory": f"{size.memory_limit_gib}Gi"}}
     container = {
         **_server(pool),
@@ -241,7 +251,8 @@ def router_manifests(fleet: str, name: str, args: list[str], note: str) -> list[
     """An SGLang router named ``name`` in front of (part of) the fleet: RBAC to watch pods, a
     Deployment and a Service. ``args``: router_args or pd_router_args."""
     labels = {"app.kubernetes.io/name": name, PART_OF: fleet, COMPONENT: "router"}
-    script = f'pip install --no-cache-dir sglang-router=={SGLANG_ROUTER_VERSION} && exec python -m sglang_router.launch_router "$@"'
+    script = (f'pip install --no-cache-dir sglang-router=={SGLANG_ROUTER_VERSION} '
+              '&& exec python -m sglang_router.launch_router "$@"')
     container = {
         "name": "router", "image": ROUTER_IMAGE, "command": ["sh", "-c", script, "router"],
         "args": args,

@@ -347,7 +347,8 @@ async def probe(ep: Endpoint) -> tuple[Endpoint, list[str]]:
         last = ""
         for ignore in tries:
             rec = RequestRecord(-1, 0.0, 4, 2)
-            await stream_one(client, ep, request_body(ep, prompt_text(0, 4, -1, 0, 0), 2, ignore), rec, time.perf_counter)
+            await stream_one(client, ep, request_body(ep, prompt_text(0, 4, -1, 0, 0), 2, ignore), rec,
+                             time.perf_counter)
             if rec.status == "finished":
                 if ep.ignore_eos is None and not ignore:
                     notes.append("the server rejects or does not honour ignore_eos; outputs may stop before "

@@ -52,7 +52,8 @@ class Observation:
     source: str
 
 
-def scaled_profile(base: DeviceProfile, device: DeviceSpec, factors: Sequence[float]) -> tuple[DeviceProfile, DeviceSpec]:
+def scaled_profile(base: DeviceProfile, device: DeviceSpec,
+                   factors: Sequence[float]) -> tuple[DeviceProfile, DeviceSpec]:
     """The profile (and device) with compute, bandwidth, per-step and per-sequence overhead multiplied by ``factors``.
 
     Efficiencies stay at most 1: beyond that the device's own peak moves, which is only
@@ -77,7 +78,8 @@ def scaled_profile(base: DeviceProfile, device: DeviceSpec, factors: Sequence[fl
     return prof, spec
 
 
-def predict(obs: Sequence[Observation], prof: DeviceProfile, device: DeviceSpec) -> np.ndarray[Any, np.dtype[np.float64]]:
+def predict(obs: Sequence[Observation], prof: DeviceProfile,
+            device: DeviceSpec) -> np.ndarray[Any, np.dtype[np.float64]]:
     costs: dict[tuple[str, str, str], StepCost] = {}
     out = np.empty(len(obs))
     for i, o in enumerate(obs):
@@ -192,21 +194,24 @@ def read_llama_bench(path: Path) -> list[tuple[int, int, int, float]]:
     stripped = text.strip()
     if stripped.startswith(("[", "{")):
         try:
-            data = json.loads(stripped) if stripped.startswith("[") else [json.loads(x) for x in stripped.splitlines() if x.strip()]
+            data = (json.loads(stripped) if stripped.startswith("[")
+                    else [json.loads(x) for x in stripped.splitlines() if x.strip()])
         except json.JSONDecodeError as exc:
             raise InputError(f"{path}: not valid llama-bench JSON ({exc.msg} at line {exc.lineno})") from None
         for i, r in enumerate(data):
             try:
                 rows.append((int(r["n_prompt"]), int(r["n_gen"]), int(r.get("n_depth", 0)), float(r["avg_ts"])))
             except (KeyError, TypeError, ValueError):
-                raise InputError(f"{path}: entry {i} lacks n_prompt, n_gen or avg_ts (use `llama-bench -o json`)") from None
+                raise InputError(f"{path}: entry {i} lacks n_prompt, n_gen or avg_ts "
+                                 "(use `llama-bench -o json`)") from None
     else:
         for line in text.splitlines():
             m = _MD_ROW.search(line)
             if m:
                 n = int(m.group(2))
                 depth = int(m.group(3) or 0)
-                rows.append((n, 0, depth, float(m.group(4))) if m.group(1) == "pp" else (0, n, depth, float(m.group(4))))
+                rows.append((n, 0, depth, float(m.group(4))) if m.group(1) == "pp"
+                            else (0, n, depth, float(m.group(4))))
     if not rows:
         raise InputError(f"{path}: no llama-bench results found (expected pp512/tg128 rows or `-o json` output)")
     return rows

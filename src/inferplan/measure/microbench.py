@@ -12,10 +12,10 @@ from __future__ import annotations
 import os
 import platform
 import time
-from functools import partial
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -145,7 +145,7 @@ def _overhead(torch: Any) -> list[dict[str, float]]:
             model(input_ids=ids, use_cache=True, **{key: cache})
             step = torch.randint(0, 256, (batch, 1))
 
-            def run(step: Any = step, cache: Any = cache, key: str = key) -> None:
+            def run(step: Any = step, cache: Any = cache, key: str = key, model: Any = model) -> None:
                 model(input_ids=step, use_cache=True, **{key: cache})
                 cache.crop(-1)
 

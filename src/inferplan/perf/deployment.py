@@ -69,7 +69,8 @@ class Deployment:
                 raise InputError("--ep/--dp-attention spread experts over the --tp devices; give --tp 2 or more")
             if m.moe.num_experts % self.tp:
                 raise InputError(f"--tp {self.tp} does not divide {m.name}'s {m.moe.num_experts} experts for --ep; "
-                                 f"use one of {divisors(m.moe.num_experts, limit=self.device.max_devices_per_node * 8)}")
+                                 "use one of "
+                                 f"{divisors(m.moe.num_experts, limit=self.device.max_devices_per_node * 8)}")
             object.__setattr__(self, "ep", True)  # data-parallel attention always pairs with expert-parallel MoE
         if m.num_attention_heads % self.attention_tp:
             raise InputError(
@@ -111,7 +112,9 @@ class Deployment:
 
     @property
     def kv_shards(self) -> int:
-        """How many ways one layer's KV is split across TP ranks (heads replicate past num_kv_heads; MLA latent never splits)."""
+        """How many ways one layer's KV is split across TP ranks.
+
+        Heads replicate past num_kv_heads; an MLA latent never splits."""
         if self.model.mla is not None:
             return 1
         return min(self.attention_tp, self.model.num_kv_heads)

@@ -122,7 +122,8 @@ def suggest(dep: Deployment, mem: MemoryPlan, context: int) -> list[str]:
     """What would make it fit: a smaller format, more devices, or CPU offload (with its cost)."""
     tips: list[str] = []
     for fmt in sorted(weight_format_catalog().values(), key=lambda f: -f.bits_per_weight):
-        if fmt.bits_per_weight >= dep.weights.bits_per_weight or not fmt.is_fast_on(dep.device.kind, dep.device.features):
+        if (fmt.bits_per_weight >= dep.weights.bits_per_weight or
+                not fmt.is_fast_on(dep.device.kind, dep.device.features)):
             continue
         alt = replace(dep, weights=fmt)
         if _fits(alt, context):
@@ -139,7 +140,8 @@ def suggest(dep: Deployment, mem: MemoryPlan, context: int) -> list[str]:
         total = mem.weights_bytes * dep.num_devices + context * mem.kv_bytes_per_token * dep.num_devices
         if per_device > 0:
             n = math.ceil(total / per_device)
-            tips.append(f"needs at least {n} devices of this type for weights plus one sequence (e.g. --tp/--pp across nodes)")
+            tips.append(f"needs at least {n} devices of this type for weights plus one sequence "
+                        "(e.g. --tp/--pp across nodes)")
     need = mem.shortfall_bytes + context * mem.kv_bytes_per_token
     if need > 0 and dep.device.is_gpu_like:
         host_bw = dep.device.host_load_bytes_per_s

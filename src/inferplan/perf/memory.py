@@ -57,7 +57,8 @@ class MemoryPlan:
     @property
     def shortfall_bytes(self) -> float:
         """How much more memory would be needed for one KV block (0 when it fits)."""
-        need = self.weights_bytes + self.activation_bytes + self.overhead_bytes + self.block_size * self.kv_bytes_per_token
+        need = (self.weights_bytes + self.activation_bytes + self.overhead_bytes
+                + self.block_size * self.kv_bytes_per_token)
         return max(0.0, need - self.budget_bytes)
 
 

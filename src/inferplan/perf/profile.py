@@ -38,7 +38,8 @@ class DeviceProfile(BaseModel):
     attention_efficiency: float = Field(default=0.5, gt=0, le=1, description="fraction of peak in attention kernels")
     bandwidth_efficiency: float = Field(default=0.8, gt=0, le=1, description="fraction of peak memory bandwidth")
     link_efficiency: float = Field(default=0.7, gt=0, le=1, description="fraction of link bandwidth for collectives")
-    step_overhead_s: float = Field(default=0.002, ge=0, description="per-step engine time: scheduling, launch, sampling")
+    step_overhead_s: float = Field(default=0.002, ge=0,
+                                   description="per-step engine time: scheduling, launch, sampling")
     per_sequence_overhead_s: float = Field(default=2e-5, ge=0, description="per-sequence per-step host time")
     per_layer_overhead_s: float = Field(
         default=0.0, ge=0, description="per-layer per-step dispatch time (eager frameworks; 0 under CUDA graphs)"

@@ -221,7 +221,8 @@ class StepCost:
             load = 1.0
             if self.ep > 1:  # the busiest device's routed tokens and touched experts, relative to the mean
                 load, touched = self._ep_imbalance(tokens, p)
-            experts = max(load * tokens * self.expert_flops_per_token / flops_rate, touched * self.expert_bytes_each / bw)
+            experts = max(load * tokens * self.expert_flops_per_token / flops_rate,
+                          touched * self.expert_bytes_each / bw)
         rows = s.num_sampled
         head = 0.0
         if rows:
@@ -235,7 +236,8 @@ class StepCost:
             keys += self.sliding_layers * (window_ctx + s.decode_ctx_window + tokens)
         attention = max(skew * pairs * self.attn_flops_per_pair / self.attn_flops_per_s,
                         keys * self.kv_bytes_per_token_layer / bw)
-        comm = tokens * (self.allreduce_s_per_token + self.pp_s_per_token) + self.allreduce_latency_s + self.pp_latency_s
+        comm = (tokens * (self.allreduce_s_per_token + self.pp_s_per_token) + self.allreduce_latency_s
+                + self.pp_latency_s)
         overhead = self.step_overhead_s + self.per_seq_overhead_s * s.num_seqs
         return (dense, experts, head, attention, comm, overhead)
 

@@ -141,7 +141,8 @@ def fleets_per_window(rates: np.ndarray, capacity: np.ndarray, prices: np.ndarra
     return counts, shares
 
 
-def uptime_intervals(counts: tuple[int, ...], window_s: float, delay_s: float) -> tuple[tuple[tuple[float, float], ...], ...]:
+def uptime_intervals(counts: tuple[int, ...], window_s: float,
+                     delay_s: float) -> tuple[tuple[tuple[float, float], ...], ...]:
     """Per replica: the intervals it accepts requests (wanted windows, plus the scale-down delay, merged)."""
     spans: list[tuple[tuple[float, float], ...]] = []
     for k in range(max(counts)):
@@ -197,7 +198,8 @@ def plan_autoscale_fleet(deps: list[Deployment], labels: list[str], capacity: np
     owner: list[int] = []
     uptime: list[tuple[tuple[float, float], ...]] = []
     for c, d in enumerate(deps):
-        spans = uptime_intervals(tuple(int(x) for x in counts[:, c]), window_s, scale_down_delay_s) if counts[:, c].any() else ()
+        spans = (uptime_intervals(tuple(int(x) for x in counts[:, c]), window_s, scale_down_delay_s)
+                 if counts[:, c].any() else ())
         auto_deps += [d] * len(spans)
         owner += [c] * len(spans)
         uptime += list(spans)

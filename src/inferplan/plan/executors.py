@@ -18,7 +18,8 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-def run_all(fn: Callable[[T], R], items: Iterable[T], *, executor: str = "local", workers: int | None = None) -> list[R]:
+def run_all(fn: Callable[[T], R], items: Iterable[T], *, executor: str = "local",
+            workers: int | None = None) -> list[R]:
     """``[fn(x) for x in items]``, in parallel processes when there is more than one item and core."""
     jobs = list(items)
     if executor == "ray":

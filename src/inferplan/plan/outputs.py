@@ -127,10 +127,12 @@ def write_plan_report(r: PlanResult, path: Path, inputs: dict[str, Any]) -> Path
     if slo:
         sections.append(slo)
     cap_rows = [[ev.candidate.describe(), f"{ev.estimate.rate_per_s:.2f}", *[f"{c:.2f}" for c in ev.capacity],
-                 f"${r.single_type_costs[ev.candidate.describe()]:.2f}" if ev.candidate.describe() in r.single_type_costs else "-"]
+                 f"${r.single_type_costs[ev.candidate.describe()]:.2f}"
+                 if ev.candidate.describe() in r.single_type_costs else "-"]
                 for ev in r.survivors]
     sections.append(Section("Measured capacity (requests/s per replica, by simulation)",
-                            table=Table(["configuration", "analytical", *[b.name for b in r.buckets], "single-type fleet $/h"],
+                            table=Table(["configuration", "analytical", *[b.name for b in r.buckets],
+                                         "single-type fleet $/h"],
                                         cap_rows)))
     if r.autoscale is not None:
         a = r.autoscale.to_dict()
@@ -141,7 +143,8 @@ def write_plan_report(r: PlanResult, path: Path, inputs: dict[str, Any]) -> Path
         sections.append(Section(
             f"Autoscaling ({a['window_s']:g} s windows, {r.autoscale_config})",
             note=(f"cold start {a['cold_start_s']:.0f} s (weights at the host load bandwidth + engine start-up), "
-                  f"scale-down delay {a['scale_down_delay_s']:g} s; saving {a['saving_pct']:.1f}% against static peak provisioning"),
+                  f"scale-down delay {a['scale_down_delay_s']:g} s; saving {a['saving_pct']:.1f}% "
+                  "against static peak provisioning"),
             table=Table(["provisioning", "replicas", "cost per day", "SLO attainment", "SLOs met"], rows)))
     front = pareto(r)
     fig = go.Figure()

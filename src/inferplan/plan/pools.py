@@ -86,7 +86,8 @@ class ReplicaType:
             return text
         if self.prefill_dep is None:
             return f"{self.unit[0]} prefill + {self.unit[1]} decode of [{text}]"
-        return f"{self.unit[0]} prefill of [{self.prefill_config.candidate.describe()}] + {self.unit[1]} decode of [{text}]"
+        return (f"{self.unit[0]} prefill of [{self.prefill_config.candidate.describe()}] + "
+                f"{self.unit[1]} decode of [{text}]")
 
 
 @dataclass(frozen=True, slots=True)

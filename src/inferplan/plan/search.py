@@ -28,17 +28,16 @@ from inferplan.perf.profile import DeviceProfile
 from inferplan.plan.analytic import estimate, screen
 from inferplan.plan.autoscale import AutoscaleResult, plan_autoscale_fleet
 from inferplan.plan.capacity import Bucket, capacity
+from inferplan.plan.defaults import DEFAULT_DEVICES, DEFAULT_SLO
 from inferplan.plan.executors import run_all
 from inferplan.plan.fleet import Fleet, solve_fleet
 from inferplan.plan.pools import Evaluated, ReplicaType, preference_penalty, router_options, verify_job
-from inferplan.plan.defaults import DEFAULT_DEVICES, DEFAULT_SLO
 from inferplan.plan.space import QualityBudget, enumerate_candidates
 from inferplan.sim.slo import SLO, parse_slos
 from inferplan.specs.catalog import get_model
 from inferplan.store import Registry
 from inferplan.workload.presets import WorkloadSpec
 from inferplan.workload.request import Workload
-
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -108,7 +107,8 @@ def _measure(job: tuple[Deployment, Bucket, tuple[SLO, ...], float, int, int, st
                     cache=Registry(Path(registry_path)) if registry_path else None)
 
 
-def plan(req: PlanRequest, *, registry: Registry | None = None, progress: Callable[[str], None] | None = None) -> PlanResult:
+def plan(req: PlanRequest, *, registry: Registry | None = None,
+         progress: Callable[[str], None] | None = None) -> PlanResult:
     say = progress or (lambda _msg: None)
     model = get_model(req.model)
     slos = parse_slos(req.slo)
@@ -297,7 +297,8 @@ def _fleet_for(mode: str, types: list[ReplicaType], caps: np.ndarray, req: PlanR
         if list(resolved.replicas) != replicas and resolved.cost_per_hour < float(prices @ np.array(grown)):
             fleet, replicas = resolved, list(resolved.replicas)
             names = ", ".join(types[u].label() for u in used)
-            adjustments.append(f"re-planned with less capacity assumed for {names} after the simulation missed {missed}")
+            adjustments.append(f"re-planned with less capacity assumed for {names} "
+                               f"after the simulation missed {missed}")
         else:
             replicas = grown
             adjustments.append(f"added one {types[busiest].label()} after the simulation missed {missed}")

@@ -9,12 +9,11 @@ from inferplan.errors import InputError
 from inferplan.perf.deployment import Deployment, EngineLimits, parallelism_label
 from inferplan.perf.memory import max_concurrent_sequences, plan_memory
 from inferplan.perf.profile import DeviceProfile
+from inferplan.plan.defaults import DEFAULT_DEVICES
 from inferplan.specs.catalog import get_device, kv_format_catalog, weight_format_catalog
 from inferplan.specs.hardware import DeviceSpec
 from inferplan.specs.model import ModelSpec
 from inferplan.specs.precision import KVFormat, WeightFormat
-
-from inferplan.plan.defaults import DEFAULT_DEVICES
 
 __all__ = ["DEFAULT_DEVICES"]
 

@@ -31,7 +31,8 @@ def _over_time(records: list[RequestRecord], wall_s: float) -> Section:
     width = max(wall_s / 60, 1.0)
     bins = max(1, int(np.ceil(wall_s / width)))
     edges = np.arange(bins + 1, dtype=np.float64) * width
-    tokens = np.concatenate([np.asarray(r.token_times_s) + r.sent_s for r in records if r.token_times_s] or [np.zeros(0)])
+    tokens = np.concatenate([np.asarray(r.token_times_s) + r.sent_s for r in records if r.token_times_s]
+                            or [np.zeros(0)])
     tok_counts, _ = np.histogram(tokens, bins=edges)
     sent = np.array([r.sent_s for r in records if np.isfinite(r.sent_s)])
     done = np.array([r.done_s for r in records if np.isfinite(r.done_s)])

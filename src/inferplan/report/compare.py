@@ -17,8 +17,8 @@ COMPARED = [
     ("ttft_s", "p50"), ("ttft_s", "p90"), ("ttft_s", "p99"), ("tpot_s", "p50"), ("tpot_s", "p90"), ("tpot_s", "p99"),
     ("itl_s", "p50"), ("itl_s", "p99"), ("e2e_s", "p50"), ("e2e_s", "p90"), ("e2e_s", "p99"),
     ("throughput_output_tokens_per_s", None), ("throughput_requests_per_s", None), ("goodput_requests_per_s", None),
-    ("slo_attainment", None), ("num_preemptions", None), ("num_rejected", None), ("cost_per_million_output_tokens", None),
-    ("energy_j_per_output_token", None),
+    ("slo_attainment", None), ("num_preemptions", None), ("num_rejected", None),
+    ("cost_per_million_output_tokens", None), ("energy_j_per_output_token", None),
 ]
 HEADLINE = ("ttft_s.p50", "ttft_s.p90", "tpot_s.p50", "tpot_s.p90", "e2e_s.p50", "e2e_s.p90",
             "throughput_output_tokens_per_s")

@@ -94,6 +94,6 @@ def write_sim_report(path: Path, res: SimResult, summary: dict[str, Any], inputs
         cdf_figure("Queue delay", {"queue": lat["queue"][fin]}),
     ]))
     sections.append(timeseries_section(res))
-    subtitle = (f"{summary['num_requests']:,} requests, {summary['num_replicas']} replica(s), policy {summary['policy']}, "
-                f"router {summary['router']}")
+    subtitle = (f"{summary['num_requests']:,} requests, {summary['num_replicas']} replica(s), "
+                f"policy {summary['policy']}, router {summary['router']}")
     return render(path, title, subtitle, sections, inputs)

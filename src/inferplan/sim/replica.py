@@ -461,7 +461,8 @@ class Replica:
         remaining -= k
         tokens = b.num_tokens[:n]
         tokens += k
-        np.subtract(tokens, 1, out=b.num_computed[:n])  # every row sampled in each step it ran: all but the last token computed
+        # every row sampled in each step it ran: all but the last token computed
+        np.subtract(tokens, 1, out=b.num_computed[:n])
         if st.prefix_caching:
             self._register_prompt_blocks(plan)
         last = b.last_t[:n]

@@ -122,5 +122,6 @@ def overload_note(arrival: npt.NDArray[np.float64], queue: npt.NDArray[np.float6
     last = float(np.median(queue[order[-quarter:]]))
     if last > 1.0 and last > 4.0 * max(first, 0.05):
         return (f"overloaded: the median queueing delay grows from {first:,.1f} s (first quarter of arrivals) to "
-                f"{last:,.1f} s (last quarter), so latencies grow with the run's length; add replicas or lower the rate")
+                f"{last:,.1f} s (last quarter), so latencies grow with the run's length; "
+                "add replicas or lower the rate")
     return None

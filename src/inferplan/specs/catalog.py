@@ -79,7 +79,8 @@ def _load_yaml(name: str) -> dict[str, Any]:
 
 @cache
 def device_catalog() -> MappingProxyType[str, DeviceSpec]:
-    devices = {name: DeviceSpec.model_validate({"name": name, **fields}) for name, fields in _load_yaml("devices.yaml").items()}
+    devices = {name: DeviceSpec.model_validate({"name": name, **fields})
+               for name, fields in _load_yaml("devices.yaml").items()}
     return MappingProxyType(devices)
 
 

@@ -34,7 +34,8 @@ class DeviceSpec(BaseModel):
     )
     memory_bw_gb_s: float = Field(gt=0, description="peak memory bandwidth, decimal GB/s")
     peak_tflops: dict[Dtype, float] = Field(description="dense peak per dtype, TFLOP/s (TOPS for integers)")
-    features: tuple[str, ...] = Field(default=(), description="fast kernels this device has: fp8, int8, int4, gguf, fp4")
+    features: tuple[str, ...] = Field(default=(),
+                                      description="fast kernels this device has: fp8, int8, int4, gguf, fp4")
     max_devices_per_node: int = Field(default=1, ge=1)
     intra_node_link_gb_s: float = Field(default=0.0, ge=0, description="per-device bidirectional link (NVLink etc.)")
     inter_node_link_gb_s: float = Field(default=0.0, ge=0, description="per-device network bandwidth between nodes")

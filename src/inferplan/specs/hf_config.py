@@ -20,7 +20,8 @@ Config = Mapping[str, Any]
 
 def _req(cfg: Config, key: str, where: str) -> Any:
     if key not in cfg or cfg[key] is None:
-        raise InputError(f"{where}: config.json has no '{key}'; it is required for model_type '{cfg.get('model_type')}'")
+        raise InputError(f"{where}: config.json has no '{key}'; "
+                         f"it is required for model_type '{cfg.get('model_type')}'")
     return cfg[key]
 
 

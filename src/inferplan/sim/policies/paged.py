@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from inferplan.sim.policies.base import StepPlan
 from inferplan.perf.deployment import EngineLimits
+from inferplan.sim.policies.base import StepPlan
 from inferplan.sim.state import ReplicaState, RequestTable
 
 
@@ -151,7 +151,7 @@ class PagedScheduler:
     def _schedule_running_with_preemption(
         self, rep: ReplicaState, alloc: np.ndarray, budget: int, preempted: list[int]
     ) -> int:
-        b, bs, pool = rep.batch, rep.block_size, rep.pool
+        b, pool = rep.batch, rep.pool
         i = 0
         while i < b.n and budget > 0:
             rem = int(b.num_tokens[i] - b.num_computed[i])
