@@ -84,8 +84,9 @@ def simulate(
     route = get_router(router, np.random.default_rng(seed), wl)
     # Where no router reads a replica's load (one replica, or a router that assigns arrivals up front),
     # each replica is fed its own arrivals: its leaps run through finishes and may take arrivals in.
-    assign = getattr(route, "assign", None)  # see ``Router``
-    fed = not prefill and (len(roles) == 1 or (uptime is None and assign is not None))
+    multi = not prefill and uptime is None and len(roles) > 1
+    assigned = route.assign(len(wl.arrival_s), len(roles)) if multi else None
+    fed = not prefill and (len(roles) == 1 or assigned is not None)
     replicas = tuple(
         Replica(i, dep, policy, table, itl=itl, bucket_s=bucket_s, max_waiting=max_waiting, priority=priority,
                 leap=leap, solo=fed, role=role)
@@ -111,8 +112,7 @@ def simulate(
     owner: list[int] = []  # each arrival's replica, when the router assigned them up front
     if fed and len(replicas) == 1:
         replicas[0].feed = ArrivalFeed(arrivals)
-    elif fed and n and assign is not None:
-        assigned = assign(n, len(replicas))
+    elif assigned is not None and n:
         owner = assigned.tolist()
         for rep in replicas:
             mine = (assigned == rep.index).nonzero()[0]

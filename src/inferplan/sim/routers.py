@@ -13,13 +13,25 @@ from inferplan.workload.request import Workload
 
 
 class Router(Protocol):
-    """Picks a replica per arrival. A router whose choice never reads replica state may also offer
-    ``assign(count, num_replicas) -> array``, every arrival's replica up front (see ``RoundRobin``);
-    the simulator then lets each replica take its own arrivals in inside its leaps."""
+    """Picks a replica per arrival (``choose``, given the replicas that accept arrivals now).
+
+    ``assign`` gives every arrival's replica up front when the choice never reads replica state
+    (``RoundRobin``), and None otherwise (``ReadsLoad``). With an assignment the simulator lets
+    each replica take its own arrivals in inside its leaps, which is much faster for big fleets.
+    """
 
     name: str
 
     def choose(self, rid: int, replicas: Sequence[Replica]) -> int: ...
+
+    def assign(self, count: int, num_replicas: int) -> np.ndarray | None: ...
+
+
+class ReadsLoad:
+    """Base of the routers whose choice reads replica state: nothing can be assigned up front."""
+
+    def assign(self, count: int, num_replicas: int) -> None:
+        return None
 
 
 def _least_outstanding(replicas: Sequence[Replica]) -> int:
@@ -49,14 +61,14 @@ class RoundRobin:
         return np.arange(self._next, self._next + count) % num_replicas
 
 
-class LeastOutstanding:
+class LeastOutstanding(ReadsLoad):
     name = "least-outstanding"
 
     def choose(self, rid: int, replicas: Sequence[Replica]) -> int:
         return _least_outstanding(replicas)
 
 
-class LeastKV:
+class LeastKV(ReadsLoad):
     """Lowest KV-cache use, counting the blocks its waiting requests will need; ties by queue length."""
 
     name = "least-kv"
@@ -67,7 +79,7 @@ class LeastKV:
         return min(keys)[2]
 
 
-class PowerOfTwo:
+class PowerOfTwo(ReadsLoad):
     """Two random replicas, the less loaded wins (Mitzenmacher's power of two choices)."""
 
     name = "power-of-two"
@@ -82,7 +94,7 @@ class PowerOfTwo:
         return int(a) if replicas[a].num_outstanding <= replicas[b].num_outstanding else int(b)
 
 
-class SessionAffinity:
+class SessionAffinity(ReadsLoad):
     """Same session (or shared prefix) -> same replica, so its prefix cache is reused; others least-outstanding."""
 
     name = "session-affinity"
@@ -102,7 +114,7 @@ class SessionAffinity:
         return (key * 2654435761) % (1 << 32) % len(replicas)
 
 
-class PlannedRouter:
+class PlannedRouter(ReadsLoad):
     """Sends each request's size bucket to replica types in the planned shares (smooth weighted round-robin),
     then to the least-loaded replica of that type.
 
