@@ -180,14 +180,7 @@ def simulate(
             target = group[to_decode.choose(rid, group)]
             table.replica[rid] = target.index
             table.kv_ready[rid] = table.input[rid]
-            reason = target.reject_reason(rid)
-            if reason:
-                table.status[rid] = REJECTED
-                table.reject_reason[rid] = reason
-            else:
-                target.enqueue(rid)
-                if not target.busy:
-                    start(target)
+            _offer(target, rid, table, start)
             continue
         assert t_arrival >= now, "clock went back"
         now = t_arrival
@@ -199,15 +192,7 @@ def simulate(
             next_change += 1
         target = replicas[owner[rid]] if owner else accepting[route.choose(rid, accepting)]
         table.replica[rid] = target.index
-        reason = target.reject_reason(rid)
-        if reason:
-            table.status[rid] = REJECTED
-            table.reject_reason[rid] = reason
-        else:
-            table.status[rid] = WAITING
-            target.enqueue(rid)
-            if not target.busy:
-                start(target)
+        _offer(target, rid, table, start, status=WAITING)
     if progress is not None:
         progress(n, n)
     return SimResult(wl, table, replicas, itl, now, time.perf_counter() - wall0, steps, route.name, policy.name,
@@ -246,3 +231,19 @@ def _check(rep: Replica) -> None:
     assert held >= 0
     if not st.prefix_caching:
         assert held == st.pool.num_used, (held, st.pool.num_used)
+
+
+def _offer(target: Replica, rid: int, table: RequestTable, start: Callable[[Replica], None], *,
+           status: int | None = None) -> None:
+    """Reject ``rid`` with the replica's reason, or queue it there (as ``status``, if given) and start
+    the replica if it is idle. An arrival and a prompt whose KV reached its decode replica both land here."""
+    reason = target.reject_reason(rid)
+    if reason:
+        table.status[rid] = REJECTED
+        table.reject_reason[rid] = reason
+        return
+    if status is not None:
+        table.status[rid] = status
+    target.enqueue(rid)
+    if not target.busy:
+        start(target)

@@ -17,7 +17,7 @@ from inferplan.perf.step_cost import BatchShape, StepCost
 from inferplan.sim.metrics import LogHistogram, ReplicaSeries
 from inferplan.sim.policies.base import StepPlan
 from inferplan.sim.policies.paged import PagedScheduler
-from inferplan.sim.state import FINISHED, PENDING, WAITING, RequestTable
+from inferplan.sim.state import FINISHED, PENDING, WAITING, RejectReason, RequestTable
 
 
 class ArrivalFeed:
@@ -109,7 +109,7 @@ class Replica:
 
     def reject_reason(self, rid: int) -> int:
         if self.max_waiting and len(self.state.waiting) >= self.max_waiting:
-            return 1
+            return RejectReason.QUEUE_FULL
         if self._reasons is None:  # once, for every request (after the limits are final)
             self._reasons = self.policy.reject_reasons(self.state)
         return int(self._reasons[rid])

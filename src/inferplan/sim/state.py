@@ -9,6 +9,7 @@ from __future__ import annotations
 import heapq
 from collections import deque
 from collections.abc import Hashable
+from enum import IntEnum
 from typing import Protocol
 
 import numpy as np
@@ -22,13 +23,32 @@ F64 = npt.NDArray[np.float64]
 
 # request status codes
 PENDING, WAITING, RUNNING, FINISHED, REJECTED = 0, 1, 2, 3, 4
-REJECT_REASONS = (
-    "",
-    "queue full",
-    "longer than the replica's KV cache",
-    "longer than the per-slot context",
-    "longer than the token budget with chunked prefill off",
-)
+
+
+class RejectReason(IntEnum):
+    """Why a request was rejected, stored by value in ``RequestTable.reject_reason`` (0: it was not)."""
+
+    NONE = 0
+    QUEUE_FULL = 1
+    KV_CACHE = 2
+    SLOT_CONTEXT = 3
+    TOKEN_BUDGET = 4
+
+
+    @property
+    def text(self) -> str:
+        """What the reason says in summaries and request records."""
+        return _REJECT_TEXT[self]
+
+
+_REJECT_TEXT = {
+    RejectReason.NONE: "",
+    RejectReason.QUEUE_FULL: "queue full",
+    RejectReason.KV_CACHE: "longer than the replica's KV cache",
+    RejectReason.SLOT_CONTEXT: "longer than the per-slot context",
+    RejectReason.TOKEN_BUDGET: "longer than the token budget with chunked prefill off",
+}
+REJECT_REASONS = tuple(r.text for r in RejectReason)  # indexed by the stored value
 
 
 class RequestTable:

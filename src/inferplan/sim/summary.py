@@ -10,7 +10,7 @@ import numpy.typing as npt
 
 from inferplan.sim.loop import SimResult
 from inferplan.sim.slo import SLO
-from inferplan.sim.state import FINISHED, REJECT_REASONS, REJECTED, RequestTable
+from inferplan.sim.state import FINISHED, REJECTED, RejectReason, RequestTable
 
 
 def latency_stats(x: npt.NDArray[np.float64]) -> dict[str, float | None]:
@@ -73,7 +73,7 @@ def summarize(res: SimResult, slos: tuple[SLO, ...] = ()) -> dict[str, Any]:
     idle_j = sum(r.cost.idle_w * max(res.makespan_s - r.busy_s, 0.0) for r in res.replicas)
     energy = sum(r.energy_j for r in res.replicas) + idle_j
     rejected = t.status == REJECTED
-    reasons = {REJECT_REASONS[k]: int((t.reject_reason[rejected] == k).sum()) for k in range(1, len(REJECT_REASONS))}
+    reasons = {r.text: int((t.reject_reason[rejected] == r).sum()) for r in RejectReason if r}
     return {
         "num_requests": len(t),
         "num_finished": n_fin,

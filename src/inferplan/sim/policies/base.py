@@ -43,5 +43,5 @@ class SchedulerPolicy(Protocol):
     def schedule(self, rep: ReplicaState) -> StepPlan: ...
 
     def reject_reasons(self, rep: ReplicaState) -> npt.NDArray[np.int8]:
-        """Per request of the replica's table: 0 if it can ever run there, else an index into REJECT_REASONS."""
+        """Per request of the replica's table: 0 if it can ever run there, else a RejectReason (its value)."""
         ...

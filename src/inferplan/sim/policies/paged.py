@@ -24,7 +24,7 @@ import numpy.typing as npt
 
 from inferplan.perf.deployment import EngineLimits
 from inferplan.sim.policies.base import StepPlan
-from inferplan.sim.state import ReplicaState, RequestTable
+from inferplan.sim.state import RejectReason, ReplicaState, RequestTable
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,17 +64,17 @@ class PagedScheduler:
         )
 
     def reject_reasons(self, rep: ReplicaState) -> npt.NDArray[np.int8]:
-        """Per request of the table: 0 if it can ever run on this replica, else an index into REJECT_REASONS."""
+        """Per request of the table: 0 if it can ever run on this replica, else a RejectReason."""
         t = rep.table
         target = np.ones_like(t.output) if rep.role == "prefill" else t.output  # as ``output_target``
         total = t.input + target
         reasons = np.zeros(total.shape[0], dtype=np.int8)  # the first matching reason below wins
         if not rep.enable_chunked_prefill:
             # vLLM requires max_num_batched_tokens >= max_model_len without chunking; a resume recomputes all
-            reasons[total > rep.max_num_batched_tokens] = 4
-        reasons[-(-total // rep.block_size) > rep.seq_block_limit] = 2
+            reasons[total > rep.max_num_batched_tokens] = RejectReason.TOKEN_BUDGET
+        reasons[-(-total // rep.block_size) > rep.seq_block_limit] = RejectReason.KV_CACHE
         if rep.slot_context:
-            reasons[total > rep.slot_context] = 3
+            reasons[total > rep.slot_context] = RejectReason.SLOT_CONTEXT
         return reasons
 
     def admits_whole(self, rep: ReplicaState, prompt: int, running: int) -> bool:
