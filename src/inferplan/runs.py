@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from inferplan.deploy.fleet_files import write_deploy
 from inferplan.errors import InputError
 from inferplan.fileio import write_text_atomic
 from inferplan.measure.bench import Api, Endpoint, ReplayOptions, RequestRecord, probe, replay
@@ -17,9 +18,9 @@ from inferplan.measure.bench_records import bench_summary, write_bench_records
 from inferplan.perf.deployment import Deployment, EngineLimits
 from inferplan.perf.fit import speed_range_pct
 from inferplan.perf.profile import DeviceProfile
-from inferplan.plan.outputs import plan_json, write_deploy, write_plan_report
 from inferplan.plan.search import PlanRequest, PlanResult, plan
 from inferplan.report.bench_report import write_bench_report
+from inferplan.report.plan_report import plan_json, write_plan_report
 from inferplan.report.records import write_request_records
 from inferplan.report.sim_report import write_sim_report
 from inferplan.sim.loop import Progress, SimResult, simulate

@@ -9,12 +9,13 @@ import numpy as np
 import yaml
 
 from inferplan.api import build_deployment
+from inferplan.deploy.fleet_files import write_deploy
 from inferplan.perf.deployment import Deployment
 from inferplan.plan.analytic import estimate
-from inferplan.plan.outputs import write_deploy, write_plan_report
 from inferplan.plan.pools import Evaluated, ReplicaType, cluster, router_options, simulate_fleet
 from inferplan.plan.search import PlanRequest, PlanResult, _fleet_for, _types_for, _verify, make_buckets
 from inferplan.plan.space import Candidate
+from inferplan.report.plan_report import write_plan_report
 from inferplan.sim.slo import parse_slos
 from inferplan.sim.state import FINISHED
 from inferplan.workload.presets import make_workload

@@ -105,7 +105,7 @@ def print_plan(r: PlanResult, doc: dict[str, Any]) -> None:
     """The chosen fleet, why it won, the ranking behind it, and the verification."""
     from rich.table import Table
 
-    from inferplan.plan.outputs import router_attainment
+    from inferplan.deploy.fleet_files import router_attainment
 
     t = Table(title=f"Chosen fleet for {r.request.model} - ${doc['cost_per_hour']:.2f}/hour")
     for col in ("replicas", "device", "parallelism", "weights", "KV", "quality loss", "max_num_seqs",

@@ -18,13 +18,13 @@ import numpy.typing as npt
 
 from inferplan.fileio import write_text_atomic
 from inferplan.measure.bench import RequestRecord
-from inferplan.report.records import COLUMNS
 from inferplan.sim.metrics import LogHistogram
 from inferplan.sim.slo import SLO
+from inferplan.sim.state import REQUEST_COLUMNS
 from inferplan.sim.summary import check_slos, latency_stats, meets_slos
 
 F64 = npt.NDArray[np.float64]
-BENCH_COLUMNS = [*COLUMNS, "requested_output_tokens", "server_prompt_tokens", "finish_reason", "error",
+BENCH_COLUMNS = [*REQUEST_COLUMNS, "requested_output_tokens", "server_prompt_tokens", "finish_reason", "error",
                  "received_tokens"]
 
 

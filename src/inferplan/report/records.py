@@ -11,12 +11,8 @@ import numpy as np
 
 from inferplan.fileio import publish
 from inferplan.sim.loop import SimResult
-from inferplan.sim.state import REJECT_REASONS
+from inferplan.sim.state import REJECT_REASONS, REQUEST_COLUMNS, STATUS_NAMES
 from inferplan.sim.summary import request_latencies
-
-COLUMNS = ["request_id", "arrival_s", "input_tokens", "output_tokens", "replica", "status", "reject_reason",
-           "queue_s", "ttft_s", "tpot_s", "e2e_s", "max_itl_s", "preemptions", "prefix_hit_tokens"]
-_STATUS = ["pending", "waiting", "running", "finished", "rejected"]
 
 
 def write_request_records(path: Path, res: SimResult) -> Path:
@@ -32,7 +28,7 @@ def write_request_records(path: Path, res: SimResult) -> Path:
         t.input.astype(str).tolist(),
         t.output.astype(str).tolist(),
         t.replica.astype(str).tolist(),
-        [_STATUS[s] for s in t.status.tolist()],
+        [STATUS_NAMES[s] for s in t.status.tolist()],
         [REJECT_REASONS[r] for r in t.reject_reason.tolist()],
         fmt(lat["queue"]),
         fmt(lat["ttft"]),
@@ -47,7 +43,7 @@ def write_request_records(path: Path, res: SimResult) -> Path:
     try:
         with os.fdopen(fd, "w", newline="") as fh:
             w = csv.writer(fh)
-            w.writerow(COLUMNS)
+            w.writerow(REQUEST_COLUMNS)
             w.writerows(zip(*cols, strict=True))
         publish(tmp, path)
     except BaseException:

@@ -21,8 +21,13 @@ from inferplan.workload.request import Workload
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
 
-# request status codes
+# request status codes, and their names in request records
 PENDING, WAITING, RUNNING, FINISHED, REJECTED = 0, 1, 2, 3, 4
+STATUS_NAMES = ("pending", "waiting", "running", "finished", "rejected")
+# the columns of requests.csv, written for simulations (report/records.py) and bench runs
+# (measure/bench_records.py, which adds its own after these)
+REQUEST_COLUMNS = ("request_id", "arrival_s", "input_tokens", "output_tokens", "replica", "status", "reject_reason",
+                   "queue_s", "ttft_s", "tpot_s", "e2e_s", "max_itl_s", "preemptions", "prefix_hit_tokens")
 
 
 class RejectReason(IntEnum):

@@ -1,4 +1,4 @@
-"""What a plan writes: plan.json, deploy/ (launch commands, Kubernetes YAML) and report.html."""
+"""A plan's plan.json and report.html (its deploy/ files are inferplan.deploy.fleet_files')."""
 
 from __future__ import annotations
 
@@ -8,11 +8,7 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
-from inferplan.deploy.fleet_files import router_attainment, routing_json, write_deploy
-
-# deploy/ files are written by inferplan.deploy.fleet_files; these names stay importable from here
-__all__ = ["fleet_json", "pareto", "plan_json", "router_attainment", "routing_json", "write_deploy",
-           "write_plan_report"]
+from inferplan.deploy.fleet_files import router_attainment
 from inferplan.perf.deployment import Deployment
 from inferplan.plan.search import PlanResult
 from inferplan.report.html import Section, Table, figure_html, render

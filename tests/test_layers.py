@@ -1,0 +1,55 @@
+"""Layers import one way: no module imports from a layer above its own (docs/architecture.md)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "inferplan"
+
+# each top-level module or package of inferplan, and its layer; a module may import only from lower layers
+LAYERS = {
+    "errors": 0, "fileio": 0,
+    "store": 1, "specs": 1, "workload": 1,
+    "perf": 2,
+    "sim": 3,
+    "plan": 4, "measure": 4,
+    "deploy": 5,
+    "report": 6,
+    "runs": 7,
+    "api": 8,
+    "cli": 9,
+}
+
+
+def _imports(path: Path) -> set[str]:
+    """The inferplan top-level parts one file imports, at any depth (also inside functions)."""
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+            [node.module] if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 else []
+        out |= {n.split(".")[1] for n in names if n.startswith("inferplan.")}
+    return out
+
+
+def _edges() -> list[tuple[str, str, str]]:
+    edges = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        part = path.relative_to(PACKAGE).parts[0].removesuffix(".py")
+        if part in ("__init__", "__main__"):
+            continue
+        edges += [(part, target, str(path.relative_to(PACKAGE))) for target in _imports(path) if target != part]
+    return edges
+
+
+def test_every_part_has_a_layer() -> None:
+    parts = {p.name.removesuffix(".py") for p in PACKAGE.iterdir()
+             if (p.suffix == ".py" or (p.is_dir() and (p / "__init__.py").exists()))} - {"__init__", "__main__"}
+    assert parts == set(LAYERS), parts ^ set(LAYERS)
+
+
+def test_no_import_goes_up_or_sideways() -> None:
+    bad = [f"{where}: {part} (layer {LAYERS[part]}) imports {target} (layer {LAYERS[target]})"
+           for part, target, where in _edges() if LAYERS[target] >= LAYERS[part]]
+    assert not bad, "\n".join(bad)
+    assert ("deploy", "plan", "deploy/fleet_files.py") in _edges()  # the walk sees real edges
