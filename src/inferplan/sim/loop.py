@@ -18,7 +18,7 @@ import numpy as np
 
 from inferplan.perf.deployment import Deployment
 from inferplan.sim.metrics import LogHistogram
-from inferplan.sim.policies.paged import PagedScheduler
+from inferplan.sim.policies.base import EnginePolicy
 from inferplan.sim.replica import ArrivalFeed, Replica
 from inferplan.sim.routers import LeastKV, Router, get_router
 from inferplan.sim.state import PENDING, REJECTED, WAITING, RequestTable
@@ -44,7 +44,7 @@ class SimResult:
 def simulate(
     wl: Workload,
     deployments: Sequence[Deployment],
-    policy: PagedScheduler,
+    policy: EnginePolicy,
     *,
     router: str | Router = "round-robin",
     seed: int = 0,

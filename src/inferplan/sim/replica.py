@@ -15,8 +15,7 @@ from inferplan.perf.deployment import Deployment
 from inferplan.perf.memory import plan_memory
 from inferplan.perf.step_cost import BatchShape, StepCost
 from inferplan.sim.metrics import LogHistogram, ReplicaSeries
-from inferplan.sim.policies.base import StepPlan
-from inferplan.sim.policies.paged import PagedScheduler
+from inferplan.sim.policies.base import EnginePolicy, StepPlan
 from inferplan.sim.state import FINISHED, PENDING, WAITING, RejectReason, RequestTable
 
 
@@ -49,7 +48,7 @@ class Replica:
         self,
         index: int,
         dep: Deployment,
-        policy: PagedScheduler,
+        policy: EnginePolicy,
         table: RequestTable,
         *,
         itl: LogHistogram,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from inferplan.errors import InputError, unknown_name
-from inferplan.sim.policies.base import SchedulerPolicy, StepPlan
+from inferplan.sim.policies.base import EnginePolicy, StepPlan
 from inferplan.sim.policies.paged import PagedScheduler
 
 PolicyOptions = dict[str, int]
@@ -56,4 +56,4 @@ def get_policy(name: str, options: PolicyOptions | None = None) -> PagedSchedule
     return POLICIES[name](options or {})
 
 
-__all__ = ["POLICIES", "PagedScheduler", "SchedulerPolicy", "StepPlan", "get_policy"]
+__all__ = ["POLICIES", "PagedScheduler", "EnginePolicy", "StepPlan", "get_policy"]

@@ -1,4 +1,4 @@
-"""What a scheduling policy is: a small object whose ``schedule`` returns a frozen StepPlan."""
+"""What an engine policy is: a small object whose ``schedule`` returns a frozen StepPlan (``EnginePolicy``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from typing import NamedTuple, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from inferplan.sim.state import ReplicaState
+from inferplan.perf.deployment import EngineLimits
+from inferplan.sim.state import ReplicaState, RequestTable
 
 
 class StepPlan(NamedTuple):
@@ -35,13 +36,28 @@ class StepPlan(NamedTuple):
         return self.total_tokens == 0
 
 
-class SchedulerPolicy(Protocol):
-    """An engine's scheduling rules. ``schedule`` mutates the replica's queues and returns the plan."""
+class EnginePolicy(Protocol):
+    """An engine's scheduling rules: everything a replica asks of them.
 
-    name: str
+    ``state_for`` builds the replica's state once (the engine's limits with the policy's own
+    overrides); ``schedule`` mutates that state's queues each step and returns the plan;
+    ``reject_reasons`` and ``admits_whole`` answer the simulator's two questions about arrivals.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    def state_for(self, table: RequestTable, limits: EngineLimits, num_blocks: int, *, priority: bool = False,
+                  role: str = "both") -> ReplicaState: ...
 
     def schedule(self, rep: ReplicaState) -> StepPlan: ...
 
     def reject_reasons(self, rep: ReplicaState) -> npt.NDArray[np.int8]:
         """Per request of the replica's table: 0 if it can ever run there, else a RejectReason (its value)."""
+        ...
+
+    def admits_whole(self, rep: ReplicaState, prompt: int, running: int) -> bool:
+        """Whether a fresh request alone in the queue is admitted with its whole prompt in a step where
+        ``running`` requests each decode one token (KV blocks aside). It lets a lone replica take arrivals
+        in during a leap; returning False is always correct (the replica then steps normally)."""
         ...
