@@ -31,10 +31,6 @@ class Candidate:
     pp: int = 1
     moe_split: str = "tp"  # MoE only: "tp" (slice every expert), "ep" (whole experts), "dp-attention"
 
-    def key(self) -> tuple[object, ...]:
-        return (self.device, self.tp, self.pp, self.weights, self.kv, self.max_num_seqs, self.max_num_batched_tokens,
-                self.moe_split)
-
     def describe(self) -> str:
         par = parallelism_label(self.tp, self.pp, self.moe_split)
         return (f"{self.tp * self.pp}x {self.device} ({par}), weights {self.weights}, KV {self.kv}, "

@@ -79,6 +79,8 @@ class Replica:
         self.series = ReplicaSeries(bucket_s)
         self.busy = False
         self.plan: StepPlan | None = None
+        # every running row sampled in the last step (set after a leap): the next schedule need not check them
+        self.rows_decoding = False
         self.leap_steps = 0  # steps being run as one event (0: a single step)
         self.allow_leap = leap
         self.solo = solo  # no router reads its load between events (a lone replica, or round-robin)
@@ -124,7 +126,8 @@ class Replica:
         something arrives (``horizon``) is run together with them as one event: the
         same tokens at the same times as stepping one by one, for one scheduler call.
         """
-        plan = self.policy.schedule(self.state)
+        plan = self.policy.schedule(self.state, rows_decoding=self.rows_decoding)
+        self.rows_decoding = False
         if plan.is_empty:
             self.busy, self.plan = False, None
             return None
@@ -505,7 +508,7 @@ class Replica:
         if done.size > 1:  # release in the order stepping one by one would: by finishing step, then row
             done = done[last_step[done].argsort(kind="stable")]
         num_done = self._retire(done, b.last_t[done])
-        st.all_decoding = True
+        self.rows_decoding = True
         self.plan, self.leap_steps, self.busy, self.leap_join = None, 0, False, None
         return num_done
 

@@ -228,9 +228,6 @@ class ReplicaState:
             PriorityQueue(table.wl.priority, table.arrival) if priority else FcfsQueue()
         )
         self.num_preemptions = 0
-        # set by the replica when every running row sampled in its last step (after a leap);
-        # read and cleared by the next schedule(), so the rows need not be checked again
-        self.all_decoding = False
 
     def output_target(self, rid: int) -> int:
         """Outputs this replica produces for the request: just the first token on a prefill replica."""

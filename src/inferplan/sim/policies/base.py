@@ -50,7 +50,10 @@ class EnginePolicy(Protocol):
     def state_for(self, table: RequestTable, limits: EngineLimits, num_blocks: int, *, priority: bool = False,
                   role: str = "both") -> ReplicaState: ...
 
-    def schedule(self, rep: ReplicaState) -> StepPlan: ...
+    def schedule(self, rep: ReplicaState, *, rows_decoding: bool = False) -> StepPlan:
+        """The next step's plan. ``rows_decoding``: the replica knows every running row sampled in its
+        last step (it just applied a leap), so the policy may skip checking them; False is always correct."""
+        ...
 
     def reject_reasons(self, rep: ReplicaState) -> npt.NDArray[np.int8]:
         """Per request of the replica's table: 0 if it can ever run there, else a RejectReason (its value)."""

@@ -86,15 +86,14 @@ class PagedScheduler:
         return running < rep.max_num_seqs and 0 < prompt <= rep.max_num_batched_tokens - running
 
     # ---- the step ------------------------------------------------------------------------
-    def schedule(self, rep: ReplicaState) -> StepPlan:
+    def schedule(self, rep: ReplicaState, *, rows_decoding: bool = False) -> StepPlan:
         start_budget = budget = rep.max_num_batched_tokens
         b = rep.batch
         alloc = np.zeros(b.n + rep.max_num_seqs, dtype=np.int64)
         preempted: list[int] = []
         running_decode = True  # vacuously, with nothing running
-        decoding, rep.all_decoding = rep.all_decoding, False
         if b.n:
-            budget, running_decode = self._schedule_running(rep, alloc, budget, preempted, decoding)
+            budget, running_decode = self._schedule_running(rep, alloc, budget, preempted, rows_decoding)
         num_running = b.n
         if not preempted and not (self.static_batches and b.n):
             budget = self._admit_waiting(rep, alloc, budget)
