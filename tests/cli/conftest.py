@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -29,10 +30,23 @@ def environment(tmp: Path, **extra: str) -> dict[str, str]:
     return env | {"INFERPLAN_REGISTRY": str(tmp / "runs.sqlite"), "TERM": "xterm-256color"} | extra
 
 
+def default_sigint() -> None:
+    """In the child: Ctrl-C as a person's shell delivers it. A job started in the background (CI's, or
+    ``cmd &``) runs with SIGINT ignored, which its children inherit, and Python then never raises
+    KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def terminal(tmp: Path, *args: str, columns: int = 120, timeout: float = 300, **env: str) -> pexpect.spawn:
+    """``inferplan ARGS`` started in a pseudo-terminal of ``columns`` columns, with its own registry."""
+    return pexpect.spawn(CLI[0], [*CLI[1:], *args], cwd=str(tmp), env=environment(tmp, **env), encoding="utf-8",
+                         codec_errors="replace", dimensions=(40, columns), timeout=timeout,
+                         preexec_fn=default_sigint)
+
+
 def in_terminal(tmp: Path, *args: str, columns: int = 100, timeout: float = 300, **env: str) -> Screen:
     """Run ``inferplan ARGS`` in a pseudo-terminal of ``columns`` columns and return everything it showed."""
-    child = pexpect.spawn(CLI[0], [*CLI[1:], *args], cwd=str(tmp), env=environment(tmp, **env), encoding="utf-8",
-                          codec_errors="replace", dimensions=(40, columns), timeout=timeout)
+    child = terminal(tmp, *args, columns=columns, timeout=timeout, **env)
     child.expect(pexpect.EOF)
     child.close()
     return Screen(child.before or "", child.exitstatus, child.signalstatus)
@@ -41,8 +55,7 @@ def in_terminal(tmp: Path, *args: str, columns: int = 100, timeout: float = 300,
 def interrupt_when(tmp: Path, args: tuple[str, ...], ready: str | None = None, *, after_s: float = 0.0,
                    timeout: float = 120) -> Screen:
     """Start ``inferplan ARGS`` in a terminal, press Ctrl-C once ``ready`` was shown (and ``after_s`` passed)."""
-    child = pexpect.spawn(CLI[0], [*CLI[1:], *args], cwd=str(tmp), env=environment(tmp), encoding="utf-8",
-                          codec_errors="replace", dimensions=(40, 120), timeout=timeout)
+    child = terminal(tmp, *args, timeout=timeout)
     seen = ""
     if ready:
         child.expect(ready)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pexpect
 
-from tests.cli.conftest import CLI, environment, interrupt_when, piped
+from tests.cli.conftest import CLI, default_sigint, environment, interrupt_when, piped, terminal
 
 
 def test_ctrl_c_during_simulate_exits_130_and_records_nothing(tmp_path: Path) -> None:
@@ -34,8 +34,7 @@ def test_ctrl_c_during_plan_keeps_finished_capacity_searches_and_the_rerun_reuse
     """SIGINT once some capacity searches are cached: exit 130 and a note naming the registry; the same
     command then completes, reading (not redoing) what was cached."""
     registry = tmp_path / "runs.sqlite"
-    child = pexpect.spawn(CLI[0], [*CLI[1:], "plan"], cwd=str(tmp_path), env=environment(tmp_path),
-                          encoding="utf-8", codec_errors="replace", dimensions=(40, 120), timeout=300)
+    child = terminal(tmp_path, "plan")
     deadline = time.monotonic() + 240
     while not _cache_rows(registry) and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -61,15 +60,10 @@ def test_ctrl_c_with_sigint_from_a_script(tmp_path: Path) -> None:
     """A script sending SIGINT (not a terminal) gets the same exit code and note."""
     proc = subprocess.Popen([*CLI, "simulate", "--rate", "30", "--duration", "6000", "--no-report"], cwd=tmp_path,
                             env=environment(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True, preexec_fn=_default_sigint)
+                            start_new_session=True, preexec_fn=default_sigint)
     time.sleep(4)
     proc.send_signal(2)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "interrupted:" in err and "Traceback" not in err
 
-
-def _default_sigint() -> None:
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_DFL)  # a background job starts with SIGINT ignored; a user's does not

@@ -12,7 +12,7 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from tests.cli.conftest import CLI, environment, in_terminal
+from tests.cli.conftest import in_terminal, terminal
 from tests.cli.test_terminal import assert_ok, clean
 from tests.measure.misbehaving_server import misbehaving_server, write_trace
 
@@ -44,9 +44,7 @@ def test_bench_then_simulate_its_trace_then_compare(server: str, tmp_path: Path)
 
 def test_ctrl_c_during_bench_exits_130_and_keeps_what_finished(server: str, tmp_path: Path) -> None:
     trace = write_trace(tmp_path / "t.csv", ["ok"] * 4 + ["stall:2"] * 2, gap_s=0.05)
-    child = pexpect.spawn(CLI[0], [*CLI[1:], "bench", server, "--workload", str(trace), "--timeout", "60"],
-                          cwd=str(tmp_path), env=environment(tmp_path), encoding="utf-8", codec_errors="replace",
-                          dimensions=(40, 120), timeout=120)
+    child = terminal(tmp_path, "bench", server, "--workload", str(trace), "--timeout", "60", timeout=120)
     time.sleep(4)  # the four good requests finish; the stalled ones wait
     child.sendintr()
     child.expect(pexpect.EOF)
