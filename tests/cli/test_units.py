@@ -40,3 +40,24 @@ def test_a_busy_machine_overhead_is_flagged() -> None:
     warnings = implausible(busy)
     assert len(warnings) == 1 and warnings[0].startswith("per layer overhead measured 92.00 ms")
     assert implausible(DeviceProfile(per_layer_overhead_s=0.0002, step_overhead_s=0.003)) == []
+
+
+def test_simulate_help_names_every_router_and_policy() -> None:
+    """The --router and --policy help lists are written out (the CLI must not import the simulator to
+    start); this keeps them equal to the registries a new router or policy is added to."""
+    import contextlib
+    import io
+    import re
+
+    from inferplan.cli import run
+    from inferplan.sim.policies import POLICIES
+    from inferplan.sim.routers import ROUTERS
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert run(["simulate", "--help"]) == 0
+    text = " ".join(out.getvalue().split())
+    for option, names in (("--router", ROUTERS), ("--policy", POLICIES)):
+        listed = re.search(rf"{option} <str>\s+([a-z, -]+?)\s+\[default", text)
+        assert listed, (option, text[:400])
+        assert {n.strip() for n in listed.group(1).split(",")} == set(names), (option, listed.group(1))
