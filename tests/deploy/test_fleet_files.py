@@ -47,8 +47,9 @@ def _plan(model: str, types: list[ReplicaType], counts: list[int]) -> PlanResult
     shares = np.full((len(buckets), len(types)), 1.0 / len(types))
     fleet = Fleet(tuple(counts), shares, sum(n * t.price_per_hour for n, t in zip(counts, types, strict=True)))
     summary = {"ttft_s": {"p90": 0.4}, "tpot_s": {"p90": 0.03}}
-    return PlanResult(PlanRequest(model=model, executor="serial"), wl, SLOS, buckets, len(types), 0.0, [],
-                      [t.decode for t in types], fleet, types, True, summary, router="least-outstanding",
+    return PlanResult(request=PlanRequest(model=model, executor="serial"), workload=wl, slos=SLOS, buckets=buckets,
+                      num_candidates=len(types), screen_s=0.0, screened=[], survivors=[t.decode for t in types],
+                      fleet=fleet, types=types, verified=True, summary=summary, router="least-outstanding",
                       context_tokens=CTX)
 
 

@@ -115,8 +115,9 @@ def test_deploy_files_for_units_that_share_a_prefill_configuration(tmp_path: Pat
     caps = np.array([[100.0, 0.0], [0.0, 100.0]])
     req = PlanRequest(executor="serial")
     out = _fleet_for("disaggregated", types, caps, req, wl, SLOS, buckets, bucket_of, lambda _m: None)
-    r = PlanResult(req, wl, SLOS, buckets, 2, 0.0, [], out.measured, out.fleet, types, out.verified, out.summary,
-                   router=out.router, router_results=out.routers, mode="disaggregated")
+    r = PlanResult(request=req, workload=wl, slos=SLOS, buckets=buckets, num_candidates=2, screen_s=0.0,
+                   screened=[], survivors=out.measured, fleet=out.fleet, types=types, verified=out.verified,
+                   summary=out.summary, router=out.router, router_results=out.routers, mode="disaggregated")
     write_deploy(r, tmp_path)
     docs = [d for d in yaml.safe_load_all((tmp_path / "kubernetes.yaml").read_text()) if d["kind"] == "Deployment"]
     names = [d["metadata"]["name"] for d in docs if d["metadata"]["labels"]["app.kubernetes.io/component"] == "worker"]

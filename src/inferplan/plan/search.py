@@ -57,8 +57,10 @@ class PlanRequest(WorkloadSpec):
     profile: str | None = None  # a DeviceProfile file for the device it names (from profile/calibrate)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class PlanResult:
+    """What a plan found: the searched space, the chosen fleet and its verification, by name."""
+
     request: PlanRequest
     workload: Workload
     slos: tuple[SLO, ...]
@@ -166,9 +168,12 @@ def plan(req: PlanRequest, *, registry: Registry | None = None,
         if len(kinds) == 2:
             outcomes.append(_fleet_for("mixed", types, caps, req, wl, slos, buckets, bucket_of, say))
     chosen = min(outcomes, key=lambda o: (not o.verified, o.fleet.cost_per_hour))
-    result = PlanResult(req, wl, slos, buckets, len(screened), screen_s, [e for e, _ in screened], chosen.measured,
-                        chosen.fleet, chosen.types, chosen.verified, chosen.summary, chosen.adjustments,
-                        chosen.singles, chosen.capacity_used, chosen.router, chosen.routers, mode=chosen.mode,
+    result = PlanResult(request=req, workload=wl, slos=slos, buckets=buckets, num_candidates=len(screened),
+                        screen_s=screen_s, screened=[e for e, _ in screened], survivors=chosen.measured,
+                        fleet=chosen.fleet, types=chosen.types, verified=chosen.verified, summary=chosen.summary,
+                        adjustments=chosen.adjustments, single_type_costs=chosen.singles,
+                        capacity_used=chosen.capacity_used, router=chosen.router, router_results=chosen.routers,
+                        mode=chosen.mode,
                         mode_costs={o.mode: o.fleet.cost_per_hour for o in outcomes},
                         mode_verified={o.mode: o.verified for o in outcomes},
                         mode_fleets={o.mode: o.describe_fleet() for o in outcomes}, context_tokens=context)
