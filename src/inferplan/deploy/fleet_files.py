@@ -103,9 +103,14 @@ ROUTER_POLICIES = {
 }
 
 
+def router_policy(router: str) -> tuple[str, str]:
+    """The sglang-router policy nearest a simulated router, and a note on how near it is."""
+    return ROUTER_POLICIES.get(router, ("round_robin", ""))
+
+
 def routing_json(r: PlanResult) -> dict[str, Any]:
     """The router the plan was verified with, and the bucket-to-pool shares the fleet program chose."""
-    policy, note = ROUTER_POLICIES.get(r.router, ("round_robin", ""))
+    policy, note = router_policy(r.router)
     pools = {c: r.types[c].label() for c, n in enumerate(r.fleet.replicas) if n}
     return {
         "router": r.router,
@@ -178,8 +183,12 @@ class _Fleet:
         """launch.sh lines of one pool: the checkpoint, one `run` line per replica; the ports used."""
         ctx = self.r.context_tokens
         self.lines.append(ck.comment())
+        vllm = dep.device.is_gpu_like and "vllm" in dep.weights.engines
+        if not vllm and "llamacpp" not in dep.weights.engines:
+            self.lines.append(f"# no serving engine runs {dep.weights.name} weights: nothing to launch for this pool")
+            return []
         used = [self.ports.take() for _ in range(replicas)]
-        if dep.device.is_gpu_like and "vllm" in dep.weights.engines:
+        if vllm:
             if dep.pp > 1:
                 self.lines.append(f"# {dep.pp} pipeline stages span {dep.pp} nodes: start a Ray cluster over them "
                                   "first (vLLM multi-node serving); the Kubernetes Deployment needs LeaderWorkerSet")
@@ -188,14 +197,11 @@ class _Fleet:
                                            kv_transfer=kv_transfer))
             sg = sglang_command(dep, context_tokens=ctx, host=LOCAL_HOST, port=used[0], checkpoint=ck)
             self.lines += [f"# SGLang {SGLANG_VERSION} equivalent (first replica):", "# " + shell(sg)]
-        elif "llamacpp" in dep.weights.engines:
+        else:
             slots = dep.limits.max_num_seqs  # edge devices and GGUF formats: llama.cpp's server, a slot per sequence
             for port in used:
                 self.run(dep, llama_server_command(dep, parallel=slots, ctx_size=slots * ctx, host=LOCAL_HOST,
                                                    port=port, checkpoint=ck))
-        else:
-            self.lines.append(f"# no serving engine runs {dep.weights.name} weights: nothing to launch for this pool")
-            return []
         return used
 
     def router(self, port: int, cmd: list[str], comment: str) -> None:
@@ -212,14 +218,19 @@ class _Fleet:
                                          unit=unit, context_tokens=self.r.context_tokens, annotations=ann), self.name)
 
 
+def _pd_pools(t: ReplicaType, count: int) -> tuple[tuple[str, Deployment, int], ...]:
+    """(role, deployment, replicas) of ``count`` P/D units of type ``t``: prefill first, then decode."""
+    return (("prefill", t.prefill_deployment, t.unit[0] * count), ("decode", t.dep, t.unit[1] * count))
+
+
 def _pd_unit(f: _Fleet, t: ReplicaType, count: int, notes: dict[str, str]) -> None:
     """A P/D unit's SGLang prefill and decode servers, its P/D router, and their manifests."""
     r = f.r
     unit = _unique(_pool_name(t.dep) + "-pd", f.names)
-    prefill_policy = str(routing_json(r)["sglang_router_policy"])
+    prefill_policy = router_policy(r.router)[0]
     f.lines.append(f"# {PD_ENGINE_NOTE}")
     pools: dict[str, list[tuple[int, int]]] = {"prefill": [], "decode": []}
-    for role, dep, n in (("prefill", t.prefill_deployment, t.unit[0] * count), ("decode", t.dep, t.unit[1] * count)):
+    for role, dep, n in _pd_pools(t, count):
         ck = resolve(dep, f.variant)
         f.lines += [f"# {role} pool: {n} replica(s) of {dep.describe()}", ck.comment()]
         for _ in range(n):
@@ -248,7 +259,7 @@ def _pd_unit(f: _Fleet, t: ReplicaType, count: int, notes: dict[str, str]) -> No
 
 def _pool_with_proxy_note(f: _Fleet, t: ReplicaType, count: int, notes: dict[str, str]) -> None:
     """A P/D unit SGLang cannot serve: vLLM servers with the NIXL connector, behind a proxy the user brings."""
-    for role, dep, n in (("prefill", t.prefill_deployment, t.unit[0] * count), ("decode", t.dep, t.unit[1] * count)):
+    for role, dep, n in _pd_pools(t, count):
         ck = resolve(dep, f.variant)
         f.lines.append(f"# {role} pool: {n} replica(s) of {dep.describe()}, with vLLM's NIXL KV connector, "
                        f"{PD_PROXY_NOTE}")
