@@ -16,6 +16,9 @@ from inferplan.sim.state import RequestTable
 from inferplan.workload.request import Workload
 
 TRACES = Path(__file__).resolve().parents[2] / "shared" / "data" / "traces"
+# the README's trace examples read the shared Azure traces beside the checkout (CI has them there)
+needs_azure_trace = pytest.mark.skipif(not (TRACES / "azure_llm_2023_conv.csv").exists(),
+                                       reason="shared Azure traces not present (../shared/data/traces)")
 
 
 def make_requests(n: int, prompt: int | list[int], out: int | list[int], *, gap_s: float = 0.0,

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli.conftest import in_terminal, piped
-from tests.conftest import TRACES
+from tests.conftest import TRACES, needs_azure_trace
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
@@ -73,6 +73,7 @@ def test_readme_fit_examples(tmp_path: Path) -> None:
         assert needle in assert_ok(s.text, s.exit_code)
 
 
+@needs_azure_trace
 def test_readme_simulate_examples_and_runs(tmp_path: Path) -> None:
     trace = tmp_path / "trace.jsonl"
     trace.write_text("".join(json.dumps({"arrival_s": i * 0.5, "input_tokens": 200 + i, "output_tokens": 20})

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tests.cli.conftest import in_terminal
 from tests.cli.test_terminal import assert_ok
-from tests.conftest import TRACES
+from tests.conftest import TRACES, needs_azure_trace
 
 
 def test_plan_with_autoscaling_recommends_one_provisioning(tmp_path: Path) -> None:
@@ -19,6 +19,7 @@ def test_plan_with_autoscaling_recommends_one_provisioning(tmp_path: Path) -> No
                                    "recommendation: neither"))
 
 
+@needs_azure_trace
 def test_plan_70b_on_the_azure_trace_and_qwen_as_json(tmp_path: Path) -> None:
     big = in_terminal(tmp_path, "plan", "llama-3.1-70b", "--workload", str(TRACES / "azure_llm_2023_conv.csv"),
                       "--rate-scale", "4", "--num-requests", "600", "--slo", "ttft_p90=2s,tpot_p90=80ms",
