@@ -160,7 +160,7 @@ def simulate(
             rep = replicas[r]
             events += 1
             step_end[r] = float("inf")
-            steps += rep.leap_steps or 1
+            steps += rep.leap.steps if rep.leap is not None else 1
             rep.finish_step(now)
             if check_invariants:
                 _check(rep)
