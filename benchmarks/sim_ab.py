@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import re
 import shutil
 import statistics
@@ -48,8 +49,12 @@ def _runner(package: str, scenario: str, requests: int) -> Callable[[], float]:
     wl = presets.make_workload("chat", num_requests=requests, seed=0)
     dep = api.build_deployment(model, device)
 
+    fleet: object = [dep] * replicas  # checkouts before the cluster value took a list of deployments
+    if importlib.util.find_spec(f"{package}.sim.cluster") is not None:
+        fleet = importlib.import_module(f"{package}.sim.cluster").Cluster.replicas(fleet)
+
     def run() -> float:
-        return float(loop.simulate(wl, [dep] * replicas, policies.get_policy("vllm"), router=router).wall_s)
+        return float(loop.simulate(wl, fleet, policies.get_policy("vllm"), router=router).wall_s)
 
     return run
 
@@ -66,7 +71,7 @@ def main() -> None:
         sys.exit(f"error: {args.other_src} has no inferplan/sim/loop.py; pass the src directory of a checkout")
     with tempfile.TemporaryDirectory() as tmp:
         _copy_as(package, "inferplan_other", Path(tmp))
-        sys.path.insert(0, tmp)
+        sys.path[:0] = [tmp, str(Path(__file__).resolve().parents[1] / "src")]  # this checkout, not an install
         other, this = _runner("inferplan_other", args.scenario, args.requests), _runner("inferplan", args.scenario,
                                                                                           args.requests)
         other(), this()  # warm up both

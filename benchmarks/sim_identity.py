@@ -1,12 +1,13 @@
-"""Are this checkout's simulations bit-identical to another checkout's? Per-request arrays, hashed.
+"""Are this checkout's simulations bit-identical to another checkout's? Their results, hashed.
 
 Run: python benchmarks/sim_identity.py OTHER_SRC
 
 OTHER_SRC is the ``src`` directory of another checkout (for example a ``git worktree`` of an older
 commit). Each side runs the same scenarios in its own process (chat; Sarathi; disaggregated;
 prefix caching; sliding-window Gemma on two least-KV replicas; three round-robin replicas) and
-hashes every per-request array of the result; the script prints both hashes per scenario and
-exits 1 if any differ. A refactor that claims "behaviour does not change" runs this.
+hashes every per-request array, every replica's time series and totals, and the summary; the
+script prints both hashes per scenario and exits 1 if any differ. A refactor that claims
+"behaviour does not change" runs this.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
+
+THIS_SRC = Path(__file__).resolve().parents[1] / "src"  # this checkout, not the installed package
 
 SCENARIOS: list[dict[str, object]] = [
     {"workload": "chat", "rate": 8.0, "duration_s": 120},
@@ -32,21 +36,30 @@ import numpy as np
 from inferplan.runs import SimulationConfig, simulate_config
 out = []
 for kw in json.loads(sys.argv[1]):
-    table = simulate_config(SimulationConfig(**kw))[0].table
+    res, summary = simulate_config(SimulationConfig(**kw))
+    summary = summary if isinstance(summary, dict) else summary.to_json()
+    table = res.table
     h = hashlib.sha256()
     for name in sorted(vars(table)):
         value = getattr(table, name)
         if isinstance(value, np.ndarray):
             h.update(name.encode()); h.update(np.ascontiguousarray(value).tobytes())
+    for rep in res.replicas:  # each replica's time series and totals
+        for name, arr in sorted(rep.series.as_arrays().items()):
+            h.update(name.encode()); h.update(np.ascontiguousarray(arr).tobytes())
+        h.update(repr((rep.busy_s, rep.energy_j, rep.num_steps, rep.max_kv_blocks_used)).encode())
+    h.update(repr((res.itl.n, res.itl.total, res.num_steps, res.makespan_s)).encode())
+    h.update(json.dumps(summary, sort_keys=True, default=str).encode())
     out.append(h.hexdigest()[:16])
 print(json.dumps(out))
 """
 
 
-def hashes(src: str | None) -> list[str]:
+def hashes(src: str) -> list[str]:
+    """The scenarios' hashes with the ``inferplan`` package under ``src`` (first on the path, whatever
+    is installed)."""
     env = dict(os.environ)
-    if src:
-        env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
     run = subprocess.run([sys.executable, "-c", _HASH, json.dumps(SCENARIOS)], capture_output=True, text=True,
                          env=env, check=True)
     return list(json.loads(run.stdout.splitlines()[-1]))
@@ -55,7 +68,7 @@ def hashes(src: str | None) -> list[str]:
 def main() -> None:
     if len(sys.argv) != 2:
         sys.exit(__doc__)
-    other, this = hashes(sys.argv[1]), hashes(None)
+    other, this = hashes(sys.argv[1]), hashes(str(THIS_SRC))
     for kw, a, b in zip(SCENARIOS, other, this, strict=True):
         print(f"{'same' if a == b else 'DIFFERENT':<9} other {a}  this {b}  {kw}")
     sys.exit(0 if other == this else 1)

@@ -11,6 +11,7 @@ import argparse
 import resource
 
 from inferplan.api import build_deployment
+from inferplan.sim.cluster import Cluster
 from inferplan.sim.loop import simulate
 from inferplan.sim.policies import get_policy
 from inferplan.sim.summary import summarize
@@ -27,7 +28,7 @@ def main() -> None:
     args = ap.parse_args()
     base = rss_mib()
     wl = make_workload("chat", num_requests=args.requests, rate=12, seed=0)
-    res = simulate(wl, [build_deployment("llama-3.1-8b", "h100-sxm")], get_policy("vllm"))
+    res = simulate(wl, Cluster.replicas([build_deployment("llama-3.1-8b", "h100-sxm")]), get_policy("vllm"))
     s = summarize(res)
     print(f"{len(wl):,} requests: wall {res.wall_s:.1f} s, finished {s['num_finished']:,}")
     print(f"peak RSS {rss_mib():,.0f} MiB (after imports: {base:,.0f} MiB)")

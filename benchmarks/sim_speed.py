@@ -14,6 +14,7 @@ import argparse
 import numpy as np
 
 from inferplan.api import build_deployment
+from inferplan.sim.cluster import Cluster, SimOptions
 from inferplan.sim.loop import simulate
 from inferplan.sim.policies import get_policy
 from inferplan.workload.presets import make_workload
@@ -27,14 +28,14 @@ def main() -> None:
     args = ap.parse_args()
     wl = make_workload("chat", num_requests=args.requests, rate=args.rate, seed=0)
     dep = build_deployment("llama-3.1-8b", "h100-sxm")
-    res = simulate(wl, [dep], get_policy("vllm"))
+    res = simulate(wl, Cluster.replicas([dep]), get_policy("vllm"))
     print(f"{len(wl):,} chat requests at {wl.mean_rate:.2f} req/s, Llama-3.1-8B on 1x H100 (vllm policy)")
     print(f"  wall {res.wall_s:.2f} s | {len(wl) / res.wall_s:,.0f} requests/s | {res.num_steps / res.wall_s:,.0f} "
           f"engine steps/s ({res.num_steps:,} steps, {res.makespan_s / 3600:.2f} h simulated)")
     print(f"  {res.num_events:,} events: arrivals the replica did not take in itself, and leap or step ends")
     sub = head(wl, 10_000)
-    fast = simulate(sub, [dep], get_policy("vllm"))
-    slow = simulate(sub, [dep], get_policy("vllm"), leap=False)
+    fast = simulate(sub, Cluster.replicas([dep]), get_policy("vllm"))
+    slow = simulate(sub, Cluster.replicas([dep]), get_policy("vllm"), options=SimOptions(leap=False))
     same = all(np.array_equal(getattr(fast.table, f), getattr(slow.table, f), equal_nan=True)
                for f in ("t_first_token", "t_finish", "max_itl"))
     print(f"  first 10,000: {fast.wall_s:.2f} s vs {slow.wall_s:.2f} s stepping one by one "

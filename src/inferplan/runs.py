@@ -23,6 +23,7 @@ from inferplan.report.bench_report import write_bench_report
 from inferplan.report.plan_report import plan_json, write_plan_report
 from inferplan.report.records import write_request_records
 from inferplan.report.sim_report import write_sim_report
+from inferplan.sim.cluster import Cluster, SimOptions
 from inferplan.sim.loop import Progress, SimResult, simulate
 from inferplan.sim.policies import get_policy
 from inferplan.sim.slo import parse_slos
@@ -116,8 +117,10 @@ def simulate_config(cfg: SimulationConfig, *, progress: Progress | None = None) 
     prefill = []
     if cfg.prefill_replicas:
         prefill = [cfg.deployment(device=cfg.prefill_device, tp=cfg.prefill_tp)] * cfg.prefill_replicas
-    res = simulate(wl, [dep] * cfg.replicas, policy, router=cfg.router, seed=cfg.seed, max_waiting=cfg.max_waiting,
-                   priority=cfg.priority_scheduling, progress=progress, prefill=prefill, kv_link_gb_s=cfg.kv_link_gb_s)
+    cluster = (Cluster.disaggregated(prefill, [dep] * cfg.replicas, kv_link_gb_s=cfg.kv_link_gb_s) if prefill
+               else Cluster.replicas([dep] * cfg.replicas))
+    options = SimOptions(max_waiting=cfg.max_waiting, priority=cfg.priority_scheduling)
+    res = simulate(wl, cluster, policy, router=cfg.router, seed=cfg.seed, options=options, progress=progress)
     summary = summarize(res, slos)
     summary["workload"] = wl.describe()
     summary["deployment"] = dep.describe()

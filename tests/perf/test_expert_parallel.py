@@ -104,6 +104,7 @@ def test_bad_expert_parallel_requests_are_explained(model: str, tp: int, needle:
 
 def test_a_sequence_longer_than_one_ranks_cache_is_rejected() -> None:
     """Under DP attention a sequence's KV lives on one rank: the pooled cache does not hold it."""
+    from inferplan.sim.cluster import Cluster
     from inferplan.sim.loop import simulate
     from inferplan.sim.policies import get_policy
     from inferplan.sim.state import REJECT_REASONS
@@ -112,6 +113,6 @@ def test_a_sequence_longer_than_one_ranks_cache_is_rejected() -> None:
     dep = build_deployment("deepseek-v2-lite", "l40s", tp=2, dp_attention=True)
     per_rank_tokens = plan_memory(dep).num_kv_blocks // 2 * dep.limits.block_size
     wl = Workload.build([0.0, 0.1], [per_rank_tokens + 64, 1000], [16, 16])
-    res = simulate(wl, [dep], get_policy("vllm"))
+    res = simulate(wl, Cluster.replicas([dep]), get_policy("vllm"))
     assert res.table.status.tolist() == [4, 3]  # rejected, finished
     assert REJECT_REASONS[res.table.reject_reason[0]] == "longer than the replica's KV cache"

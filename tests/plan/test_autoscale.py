@@ -18,6 +18,7 @@ from inferplan.plan.autoscale import (
     uptime_intervals,
     window_of,
 )
+from inferplan.sim.cluster import Cluster
 from inferplan.sim.loop import simulate
 from inferplan.sim.policies import get_policy
 from inferplan.sim.routers import PlannedRouter
@@ -57,7 +58,7 @@ def test_requests_only_go_to_replicas_that_are_up() -> None:
     wl = make_workload("chat", rate=4, duration_s=200, seed=0)
     dep = build_deployment("llama-3.1-8b", "h100-sxm")
     uptime = (((0.0, float("inf")),), ((50.0, 120.0),))
-    res = simulate(wl, [dep, dep], get_policy("vllm"), router="round-robin", uptime=uptime)
+    res = simulate(wl, Cluster.replicas([dep, dep], uptime=uptime), get_policy("vllm"), router="round-robin")
     on_second = res.table.replica == 1
     assert on_second.any()
     assert ((wl.arrival_s[on_second] >= 50.0) & (wl.arrival_s[on_second] < 120.0)).all()
@@ -112,5 +113,5 @@ def test_the_planned_router_follows_each_windows_shares() -> None:
     shares = np.array([[[1.0, 0.0]], [[0.0, 1.0]]])  # (windows, buckets, types)
     router = PlannedRouter(np.zeros(len(wl), dtype=np.int64), shares, [0, 1], windows)
     dep = build_deployment("llama-3.1-8b", "h100-sxm")
-    res = simulate(wl, [dep, dep], get_policy("vllm"), router=router)
+    res = simulate(wl, Cluster.replicas([dep, dep]), get_policy("vllm"), router=router)
     assert np.array_equal(res.table.replica, windows)

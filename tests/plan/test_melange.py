@@ -6,6 +6,7 @@ from pathlib import Path
 
 from inferplan.api import EngineLimits, build_deployment
 from inferplan.plan.search import PlanRequest, plan
+from inferplan.sim.cluster import Cluster
 from inferplan.sim.loop import simulate
 from inferplan.sim.policies import get_policy
 from inferplan.sim.slo import parse_slos
@@ -24,5 +25,5 @@ def test_mixed_fleet_beats_every_single_type_on_chat_at_14_rps(tmp_path: Path) -
     slos = parse_slos(req.slo)
     wl = make_workload("chat", rate=14, seed=0)
     h100 = build_deployment("llama-3.1-8b", "h100-sxm", weights="fp8", limits=EngineLimits(max_num_batched_tokens=2048))
-    single = summarize(simulate(wl, [h100], get_policy("vllm")), slos)
+    single = summarize(simulate(wl, Cluster.replicas([h100]), get_policy("vllm")), slos)
     assert single["slos_met"] and r.fleet.cost_per_hour < single["cost_per_hour"]

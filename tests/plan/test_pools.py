@@ -12,7 +12,7 @@ from inferplan.api import build_deployment
 from inferplan.deploy.fleet_files import write_deploy
 from inferplan.perf.deployment import Deployment
 from inferplan.plan.analytic import estimate
-from inferplan.plan.pools import Evaluated, ReplicaType, cluster, router_options, simulate_fleet
+from inferplan.plan.pools import Evaluated, ReplicaType, fleet_layout, router_options, simulate_fleet
 from inferplan.plan.search import PlanRequest, PlanResult, _fleet_for, _types_for, _verify, make_buckets
 from inferplan.plan.space import Candidate
 from inferplan.report.plan_report import write_plan_report
@@ -36,16 +36,18 @@ A100 = build_deployment("llama-3.1-8b", "a100-80gb", weights="int8")
 L4 = build_deployment("llama-3.1-8b", "l4", weights="fp8")
 
 
-def test_cluster_lays_out_prefill_then_aggregated_then_decode() -> None:
+def test_fleet_layout_puts_prefill_then_aggregated_then_decode() -> None:
     """Two aggregated A100s and one unit (1 H100 prefill -> 2 A100 decode): the simulator's numbering,
     the unit's handoff pool and each replica's type."""
     agg = ReplicaType(_evaluated(A100), A100)
     unit = ReplicaType(_evaluated(A100), A100, (1, 2), _evaluated(H100), H100)
-    cl = cluster([agg, unit], [2, 1])
+    layout = fleet_layout([agg, unit], [2, 1])
+    cl = layout.cluster
     assert [d.device.name for d in cl.prefill] == ["h100-sxm"]
     assert [d.device.name for d in cl.aggregated] == ["a100-80gb"] * 2
     assert [d.device.name for d in cl.decode] == ["a100-80gb"] * 2
-    assert cl.handoff == [[0, 1]] and cl.owner == [1, 0, 0, 1, 1]
+    assert cl.handoff == ((0, 1),) and layout.owner == (1, 0, 0, 1, 1)
+    assert cl.roles == ("prefill", "both", "both", "decode", "decode")
     assert unit.price_per_hour == (H100.price_per_hour or 0) + 2 * (A100.price_per_hour or 0)
     assert "prefill of [1x h100-sxm" in unit.label()
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from inferplan.api import build_deployment
+from inferplan.sim.cluster import Cluster, SimOptions
 from inferplan.sim.loop import kv_transfer_s, simulate
 from inferplan.sim.policies import get_policy
 from inferplan.sim.slo import parse_slos
@@ -20,7 +21,8 @@ def test_requests_prefill_on_one_pool_and_decode_on_the_other() -> None:
     """Every request finishes with all its tokens; the first token comes from the prefill pool and the
     second token waits at least for the KV transfer."""
     wl = make_workload("chat", rate=4, duration_s=60, seed=2)
-    res = simulate(wl, [H100], get_policy("vllm"), prefill=[H100], check_invariants=True)
+    res = simulate(wl, Cluster.disaggregated([H100], [H100]), get_policy("vllm"),
+                   options=SimOptions(check_invariants=True))
     t = res.table
     assert (t.status == FINISHED).all() and np.array_equal(t.out_done, t.output)
     multi = t.output > 1
@@ -40,8 +42,8 @@ def test_disaggregation_meets_a_tpot_slo_that_aggregation_misses() -> None:
     8 req/s, TPOT p90 <= 15 ms: aggregated misses it, one prefill + one decode replica meets both SLOs."""
     slos = parse_slos("ttft_p90=1s,tpot_p90=15ms")
     wl = make_workload("summarize", rate=8, duration_s=300, seed=1)
-    agg = summarize(simulate(wl, [H100, H100], get_policy("vllm"), router="least-outstanding"), slos)
-    dis = summarize(simulate(wl, [H100], get_policy("vllm"), prefill=[H100]), slos)
+    agg = summarize(simulate(wl, Cluster.replicas([H100, H100]), get_policy("vllm"), router="least-outstanding"), slos)
+    dis = summarize(simulate(wl, Cluster.disaggregated([H100], [H100]), get_policy("vllm")), slos)
     assert not agg["slos_met"] and dis["slos_met"]
     assert dis["tpot_s"]["p90"] < agg["tpot_s"]["p90"]
 
@@ -51,8 +53,8 @@ def test_disaggregation_does_not_help_prefill_heavy_traffic_with_a_tight_ttft() 
     replicas share the prefill work and meet it; one prefill replica alone cannot."""
     slos = parse_slos("ttft_p90=500ms,tpot_p90=50ms")
     wl = make_workload("code", rate=20, duration_s=300, seed=1)
-    agg = summarize(simulate(wl, [H100, H100], get_policy("vllm"), router="least-outstanding"), slos)
-    dis = summarize(simulate(wl, [H100], get_policy("vllm"), prefill=[H100]), slos)
+    agg = summarize(simulate(wl, Cluster.replicas([H100, H100]), get_policy("vllm"), router="least-outstanding"), slos)
+    dis = summarize(simulate(wl, Cluster.disaggregated([H100], [H100]), get_policy("vllm")), slos)
     assert agg["slos_met"] and not dis["slos_met"]
 
 
@@ -64,7 +66,8 @@ def test_kv_goes_over_the_network_between_device_types() -> None:
     network link (x 0.7) instead of NVLink; the second token waits at least that long."""
     assert kv_transfer_s(H100, 2000, None, across_nodes=True) == 2000 * 131_072 / (50e9 * 0.7) + 2e-6
     wl = make_workload("chat", rate=2, duration_s=60, seed=3)
-    res = simulate(wl, [A100], get_policy("vllm"), prefill=[H100], check_invariants=True)
+    res = simulate(wl, Cluster.disaggregated([H100], [A100]), get_policy("vllm"),
+                   options=SimOptions(check_invariants=True))
     t = res.table
     multi = t.output > 1
     assert (t.status == FINISHED).all() and (t.replica[multi] == 1).all()
@@ -76,8 +79,8 @@ def test_a_fleet_mixing_aggregated_replicas_and_a_prefill_decode_unit() -> None:
     """Arrivals go to the prefill replica (0) and the aggregated one (1); prompts prefilled on 0 decode on
     its own pool only (replica 3, not 2), and requests served whole stay on 1. Nothing is lost."""
     wl = make_workload("chat", rate=6, duration_s=60, seed=4)
-    res = simulate(wl, [H100, H100], get_policy("vllm"), prefill=[H100], aggregated=[H100], handoff=[[1]],
-                   router="round-robin", check_invariants=True)
+    res = simulate(wl, Cluster.mixed([H100], [H100], [H100, H100], [[1]]), get_policy("vllm"),
+                   router="round-robin", options=SimOptions(check_invariants=True))
     t = res.table
     assert (t.status == FINISHED).all() and np.array_equal(t.out_done, t.output)
     assert set(np.unique(t.replica).tolist()) <= {0, 1, 3}
@@ -86,6 +89,5 @@ def test_a_fleet_mixing_aggregated_replicas_and_a_prefill_decode_unit() -> None:
 
 
 def test_handoff_must_name_decode_replicas_for_every_prefill_replica() -> None:
-    wl = make_workload("chat", rate=1, duration_s=10, seed=0)
     with pytest.raises(ValueError, match="handoff"):
-        simulate(wl, [H100], get_policy("vllm"), prefill=[H100, H100], handoff=[[0]])
+        Cluster.mixed([H100, H100], [], [H100], [[0]])

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from inferplan.api import EngineLimits, build_deployment
 from inferplan.perf.step_cost import StepCost, batch_shape
 from inferplan.runs import SimulationConfig, simulate_config
+from inferplan.sim.cluster import Cluster, SimOptions
 from inferplan.sim.loop import simulate
 from inferplan.sim.policies import POLICIES, get_policy
 from inferplan.sim.state import FINISHED, REJECTED
@@ -47,8 +48,8 @@ def test_every_request_finishes_or_is_rejected_with_a_reason(
     limits = EngineLimits(max_num_seqs=max_seqs, max_num_batched_tokens=budget, gpu_memory_utilization=util,
                           enable_prefix_caching=prefix)
     dep = build_deployment("llama-3.2-1b", "l4", limits=limits)
-    res = simulate(wl, [dep] * replicas, get_policy(policy, {"chunk_size": budget}), router=router,
-                   check_invariants=True)
+    res = simulate(wl, Cluster.replicas([dep] * replicas), get_policy(policy, {"chunk_size": budget}), router=router,
+                   options=SimOptions(check_invariants=True))
     t = res.table
     fin, rej = t.status == FINISHED, t.status == REJECTED
     assert (fin | rej).all()
@@ -84,8 +85,9 @@ def test_decode_leaps_match_stepping_one_by_one() -> None:
 
     wl = make_workload("chat", rate=6, duration_s=120, seed=5)
     dep = build_deployment("gemma-2-9b", "l40s")  # sliding-window layers exercise the windowed sums too
-    a = simulate(wl, [dep, dep], get_policy("vllm"), router="least-kv", leap=True)
-    b = simulate(wl, [dep, dep], get_policy("vllm"), router="least-kv", leap=False)
+    two = Cluster.replicas([dep, dep])
+    a = simulate(wl, two, get_policy("vllm"), router="least-kv", options=SimOptions(leap=True))
+    b = simulate(wl, two, get_policy("vllm"), router="least-kv", options=SimOptions(leap=False))
     for field in ("t_first_token", "t_finish", "t_first_scheduled", "out_done", "num_preemptions", "max_itl"):
         assert np.array_equal(getattr(a.table, field), getattr(b.table, field), equal_nan=True), field
     assert a.num_steps == b.num_steps and a.itl.n == b.itl.n
@@ -110,9 +112,9 @@ def test_leaps_match_stepping_one_by_one_on_a_single_replica(
 
     wl = make_workload(preset, rate=rate, duration_s=240, seed=7)
     dep = build_deployment(model, device)
-    kw = {"prefill": [dep]} if prefill else {}
-    a = simulate(wl, [dep] * replicas, get_policy(policy), leap=True, **kw)
-    b = simulate(wl, [dep] * replicas, get_policy(policy), leap=False, **kw)
+    cluster = Cluster.disaggregated([dep], [dep] * replicas) if prefill else Cluster.replicas([dep] * replicas)
+    a = simulate(wl, cluster, get_policy(policy), options=SimOptions(leap=True))
+    b = simulate(wl, cluster, get_policy(policy), options=SimOptions(leap=False))
     assert a.num_steps > b.table.status.shape[0], case  # many decode steps per request: leaps were taken
     for field in ("t_first_token", "t_finish", "t_first_scheduled", "out_done", "max_itl", "status"):
         assert np.array_equal(getattr(a.table, field), getattr(b.table, field), equal_nan=True), (case, field)
@@ -134,11 +136,11 @@ def test_a_lone_replica_takes_most_arrivals_in_inside_its_leaps() -> None:
 
     wl = make_workload("chat", num_requests=3000, seed=3)
     dep = build_deployment("llama-3.1-8b", "h100-sxm")
-    res = simulate(wl, [dep], get_policy("vllm"))
+    res = simulate(wl, Cluster.replicas([dep]), get_policy("vllm"))
     assert res.num_events < len(wl) / 3
-    two = simulate(wl, [dep, dep], get_policy("vllm"), router="least-kv")  # a router reads loads: no taking in
+    two = simulate(wl, Cluster.replicas([dep, dep]), get_policy("vllm"), router="least-kv")  # a router reads loads
     assert two.num_events > len(wl)
-    blind = simulate(wl, [dep, dep], get_policy("vllm"), router="round-robin")  # assigned up front: taken in
+    blind = simulate(wl, Cluster.replicas([dep, dep]), get_policy("vllm"), router="round-robin")  # assigned up front
     assert blind.num_events < len(wl) / 2
 
 
@@ -165,8 +167,9 @@ def test_a_lone_replica_taking_arrivals_inside_a_leap_matches_stepping(
     limits = EngineLimits(max_num_seqs=max_seqs, max_num_batched_tokens=budget, gpu_memory_utilization=util)
     dep = build_deployment("llama-3.1-8b", "l4", limits=limits)
     pol = get_policy(policy, {"chunk_size": budget})
-    a = simulate(wl, [dep] * replicas, pol, leap=True, check_invariants=True)  # round-robin: loads not read
-    b = simulate(wl, [dep] * replicas, pol, leap=False)
+    fleet = Cluster.replicas([dep] * replicas)  # round-robin: loads not read
+    a = simulate(wl, fleet, pol, options=SimOptions(leap=True, check_invariants=True))
+    b = simulate(wl, fleet, pol, options=SimOptions(leap=False))
     for field in ("t_first_token", "t_finish", "t_first_scheduled", "out_done", "max_itl", "num_preemptions",
                   "status", "reject_reason"):
         assert np.array_equal(getattr(a.table, field), getattr(b.table, field), equal_nan=True), field
@@ -184,7 +187,7 @@ def test_md1_queue_matches_pollaczek_khinchine() -> None:
     rng = np.random.default_rng(11)
     arrivals = np.cumsum(rng.exponential(service / rho, n))
     wl = Workload.build(arrivals, [256] * n, [1] * n)
-    res = simulate(wl, [dep], get_policy("vllm"))
+    res = simulate(wl, Cluster.replicas([dep]), get_policy("vllm"))
     t = res.table
     wait = float(np.mean(t.t_first_scheduled - t.arrival))
     expected = rho * service / (2 * (1 - rho))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from inferplan.api import build_deployment
+from inferplan.sim.cluster import Cluster
 from inferplan.sim.loop import simulate
 from inferplan.sim.policies import get_policy
 from inferplan.sim.routers import ROUTERS, get_router
@@ -39,8 +40,8 @@ def test_round_robin_up_front_gives_what_choosing_per_arrival_gives() -> None:
 
     wl = make_workload("chat", rate=6, duration_s=60, seed=3)
     deps = [build_deployment("llama-3.1-8b", "a10g")] * 3
-    fed = simulate(wl, deps, get_policy("vllm"), router="round-robin", seed=0)
-    chosen = simulate(wl, deps, get_policy("vllm"), router=PerArrival(), seed=0)
+    fed = simulate(wl, Cluster.replicas(deps), get_policy("vllm"), router="round-robin", seed=0)
+    chosen = simulate(wl, Cluster.replicas(deps), get_policy("vllm"), router=PerArrival(), seed=0)
     assert np.array_equal(fed.table.replica, chosen.table.replica)
     for times in ("t_first_token", "t_finish"):
         assert np.allclose(getattr(fed.table, times), getattr(chosen.table, times), rtol=1e-12, atol=1e-9)

@@ -56,6 +56,12 @@ class BatchShape(NamedTuple):
         layers (``window_tokens`` on sliding ones), each sampling one token."""
         return cls(0, 0.0, 0.0, 0, 0, batch, ctx_tokens, window_tokens, batch)
 
+    @classmethod
+    def prefill_beside_decodes(cls, prompt: int, batch: int, ctx_tokens: int) -> BatchShape:
+        """A whole ``prompt`` (nothing cached, full attention) beside ``batch`` decodes reading ``ctx_tokens``
+        keys: the step that admits one arrival into a running batch."""
+        return cls(prompt, prompt * (prompt + 1) / 2, 0.0, 0, 1, batch, ctx_tokens, 0, batch + 1)
+
     @property
     def num_tokens(self) -> int:
         return self.prefill_tokens + self.num_decodes
@@ -94,7 +100,9 @@ def batch_shape(
         if window:
             d_ctx_w += min(ctx, window)
     sampled = n_dec + (n_pre if prefills_completing is None else prefills_completing)
-    return BatchShape(p_tok, pairs, pairs_w, p_ctx, n_pre, n_dec, d_ctx, d_ctx_w, sampled)
+    return BatchShape(prefill_tokens=p_tok, prefill_pairs=pairs, prefill_pairs_window=pairs_w, prefill_ctx_tokens=p_ctx,
+                      num_prefills=n_pre, num_decodes=n_dec, decode_ctx_tokens=d_ctx, decode_ctx_window=d_ctx_w,
+                      num_sampled=sampled)
 
 
 def chunk_pairs(new: int, cached: int) -> float:
@@ -300,10 +308,11 @@ class StepCost:
         if table is None:
             self._decode_fixed = table = np.zeros((3, 0))
         try:
-            dense, c, o = table.take(tokens, axis=1)
+            parts = table.take(tokens, axis=1)
         except IndexError:  # a batch larger than any seen: grow the table
             table = self._fixed_decode_parts(int(np.max(tokens)))
-            dense, c, o = table.take(tokens, axis=1)
+            parts = table.take(tokens, axis=1)
+        dense, c, o = parts[0], parts[1], parts[2]  # indexing: unpacking an array iterates it, 2x slower
         pairs = self.full_layers * ctx_sums
         keys = self.full_layers * (ctx_sums + tokens)
         if self.sliding_layers and window_sums is not None:

@@ -24,6 +24,7 @@ import numpy as np
 from inferplan.perf.deployment import Deployment
 from inferplan.perf.memory import weights_bytes
 from inferplan.plan.fleet import solve_fleet
+from inferplan.sim.cluster import Cluster
 from inferplan.sim.loop import simulate
 from inferplan.sim.policies import get_policy
 from inferplan.sim.routers import PlannedRouter, Router
@@ -211,8 +212,8 @@ def plan_autoscale_fleet(deps: list[Deployment], labels: list[str], capacity: np
         auto_router = PlannedRouter(bucket_of, shares, owner, window_of(wl, window_s))
         static_router = PlannedRouter(bucket_of, static.shares, static_owner)
     policy = get_policy("vllm")
-    auto = simulate(wl, auto_deps, policy, router=auto_router, seed=seed, uptime=uptime)
-    static_sim = simulate(wl, static_deps, policy, router=static_router, seed=seed)
+    auto = simulate(wl, Cluster.replicas(auto_deps, uptime=uptime), policy, router=auto_router, seed=seed)
+    static_sim = simulate(wl, Cluster.replicas(static_deps), policy, router=static_router, seed=seed)
     auto_cost = sum(billed_seconds((spans,), auto.makespan_s, colds[c]) * prices[c] / 3600
                     for c, spans in zip(owner, uptime, strict=True))
     static_cost = float(static_counts @ prices) * static_sim.makespan_s / 3600

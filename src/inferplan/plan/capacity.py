@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from inferplan.perf.deployment import Deployment
+from inferplan.sim.cluster import Cluster
 from inferplan.sim.loop import simulate
 from inferplan.sim.policies import get_policy
 from inferplan.sim.slo import SLO
@@ -49,8 +50,9 @@ def meets(dep: Deployment, wl: Workload, slos: tuple[SLO, ...], unit: tuple[int,
     """Does one replica (or a disaggregated unit of ``(prefill, decode)`` replicas, the prefill ones
     of ``prefill_dep`` when given) meet every SLO?"""
     prefill, decode = unit
-    res = simulate(wl, [dep] * decode, get_policy("vllm"), prefill=[prefill_dep or dep] * prefill,
-                   router="least-outstanding")
+    cluster = (Cluster.disaggregated([prefill_dep or dep] * prefill, [dep] * decode) if prefill
+               else Cluster.replicas([dep] * decode))
+    res = simulate(wl, cluster, get_policy("vllm"), router="least-outstanding")
     s = summarize(res, slos)
     return s["num_rejected"] == 0 and all(c["met"] for c in s["slos"])
 

@@ -19,6 +19,7 @@ import numpy as np
 from inferplan.perf.deployment import Deployment
 from inferplan.plan.analytic import Estimate
 from inferplan.plan.space import Candidate
+from inferplan.sim.cluster import Cluster
 from inferplan.sim.loop import SimResult, simulate
 from inferplan.sim.policies import get_policy
 from inferplan.sim.routers import PlannedRouter
@@ -91,21 +92,15 @@ class ReplicaType:
 
 
 @dataclass(frozen=True, slots=True)
-class Cluster:
-    """A fleet laid out as the simulator numbers replicas: prefill, then aggregated, then decode."""
+class FleetLayout:
+    """A fleet as the simulator lays it out (``cluster``), and the type of each of its replicas."""
 
-    prefill: list[Deployment]
-    aggregated: list[Deployment]
-    decode: list[Deployment]
-    handoff: list[list[int]]  # per prefill replica: the decode replicas of its type
-    owner: list[int]  # per replica (simulator order): its type
-
-    @property
-    def disaggregated(self) -> bool:
-        return bool(self.prefill)
+    cluster: Cluster
+    owner: tuple[int, ...]  # per replica (simulator order): its type
 
 
-def cluster(types: Sequence[ReplicaType], replicas: Sequence[int]) -> Cluster:
+def fleet_layout(types: Sequence[ReplicaType], replicas: Sequence[int]) -> FleetLayout:
+    """Every prefill replica of a unit hands off within its unit type's decode pool."""
     prefill: list[Deployment] = []
     aggregated: list[Deployment] = []
     decode: list[Deployment] = []
@@ -128,8 +123,8 @@ def cluster(types: Sequence[ReplicaType], replicas: Sequence[int]) -> Cluster:
             handoff.append(pool)
             pre_owner.append(c)
     if not prefill:  # all aggregated: plain replicas
-        return Cluster([], [], aggregated, [], agg_owner)
-    return Cluster(prefill, aggregated, decode, handoff, pre_owner + agg_owner + dec_owner)
+        return FleetLayout(Cluster.replicas(aggregated), tuple(agg_owner))
+    return FleetLayout(Cluster.mixed(prefill, aggregated, decode, handoff), tuple(pre_owner + agg_owner + dec_owner))
 
 
 def router_options(types: Sequence[ReplicaType], replicas: Sequence[int], wl: Workload) -> tuple[str, ...]:
@@ -148,21 +143,18 @@ def router_options(types: Sequence[ReplicaType], replicas: Sequence[int], wl: Wo
 
 def simulate_fleet(types: Sequence[ReplicaType], replicas: Sequence[int], shares: np.ndarray, wl: Workload,
                    bucket_of: np.ndarray, seed: int, router: str = "planned", *,
-                   layout: Cluster | None = None) -> SimResult:
+                   layout: FleetLayout | None = None) -> SimResult:
     """The whole workload on the fleet; ``planned`` routes each bucket to types in the fleet program's shares.
-    ``layout``: the fleet's ``cluster``, when the caller already built it."""
-    cl = layout or cluster(types, replicas)
+    ``layout``: the fleet's ``fleet_layout``, when the caller already built it."""
+    lay = layout or fleet_layout(types, replicas)
     route: str | PlannedRouter = router
     if router == "planned":
-        route = PlannedRouter(bucket_of, shares_for(shares, replicas), cl.owner)
-    if not cl.disaggregated:
-        return simulate(wl, cl.decode, get_policy("vllm"), router=route, seed=seed)
-    return simulate(wl, cl.decode, get_policy("vllm"), prefill=cl.prefill, aggregated=cl.aggregated,
-                    handoff=cl.handoff, router=route, seed=seed)
+        route = PlannedRouter(bucket_of, shares_for(shares, replicas), list(lay.owner))
+    return simulate(wl, lay.cluster, get_policy("vllm"), router=route, seed=seed)
 
 
 def busiest_type(sim: SimResult, owner: Sequence[int]) -> int:
-    """The type (``owner``: per replica, from ``cluster``) whose replica was busiest in the simulation."""
+    """The type (``owner``: per replica, from ``fleet_layout``) whose replica was busiest in the simulation."""
     busiest = max(range(len(sim.replicas)), key=lambda i: sim.replicas[i].busy_s)
     return owner[busiest]
 
@@ -180,7 +172,7 @@ def verify_job(job: tuple[Sequence[ReplicaType], Sequence[int], np.ndarray, Work
                           tuple[SLO, ...]]) -> tuple[dict[str, Any], int]:
     """One verification run (picklable for the executors): the summary and the busiest type."""
     types, replicas, shares, wl, bucket_of, seed, router, slos = job
-    layout = cluster(types, replicas)
+    layout = fleet_layout(types, replicas)
     sim = simulate_fleet(types, replicas, shares, wl, bucket_of, seed, router, layout=layout)
     return summarize(sim, slos), busiest_type(sim, layout.owner)
 

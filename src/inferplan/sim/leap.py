@@ -18,7 +18,7 @@ first step (``offset[i] = c1[i] - join[i]``) and samples its last token at ``las
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -27,7 +27,7 @@ from inferplan.sim.policies.base import StepPlan
 from inferplan.sim.state import WAITING, ReplicaState
 
 if TYPE_CHECKING:
-    from inferplan.sim.replica import Replica
+    from inferplan.sim.replica import ArrivalFeed, Replica
 
 _STEP_INDEX = np.arange(2, 258)  # step numbers 2.. of a leap, sliced instead of rebuilt (spans grow 64, 256, ...)
 _STEP_INDEX_M1 = _STEP_INDEX - 1
@@ -51,206 +51,174 @@ class DecodeLeap:
         return int(self.ends.shape[0])
 
 
-class _Priced(NamedTuple):
-    """One segment of a leap, priced up to the horizon."""
-
-    ends: np.ndarray  # end times of its steps (``steps`` of them)
-    durs: np.ndarray  # durations of the decode steps after its first
-    joules: np.ndarray
-    active: np.ndarray
-    steps: int
-    decode_j: float
-    decoded: int
-
-
-class _Arrival(NamedTuple):
-    """The next arrival, admitted whole at ``step`` beside ``running`` rows."""
-
-    rid: int
-    prompt: int
-    blocks: int
-    running: int
-    step: int
-    step_cap: int  # past this step the blocks of every row might not all fit
+# One segment of a leap, priced up to the horizon (a plain tuple: built and read once per segment, on the hot
+# path): end times of its steps, the last of them, durations, joules and rows decoding of the decode steps after
+# its first, its number of steps, and the joules and tokens of those decode steps.
+_Priced = tuple[np.ndarray, float, np.ndarray, np.ndarray, np.ndarray, int, float, int]
+# The next arrival, admitted whole at ``step`` beside ``running`` rows: (rid, prompt, blocks, running, step,
+# step_cap); past step_cap the blocks of every row might not all fit.
+_Arrival = tuple[int, int, int, int, int, int]
 
 
 def run_leap(rep: Replica, plan: StepPlan, first: BatchShape, now: float, horizon: float) -> DecodeLeap:
-    """Run ``plan`` (a decode step priced as ``first``) and the identical steps after it, up to ``horizon``."""
-    return _LeapRun(rep, plan, first, now, horizon).run()
-
-
-class _LeapRun:
-    """The state of one leap while it is built, segment by segment."""
-
-    __slots__ = ("rep", "state", "through", "feed", "c1", "offset", "last", "join", "cols", "limit", "last_max",
-                 "horizon", "m0", "free0", "prompt_blocks", "seg", "ends", "last_sorted", "offset_tail")
-
-    def __init__(self, rep: Replica, plan: StepPlan, first: BatchShape, now: float, horizon: float) -> None:
-        st = rep.state
-        b = st.batch
-        n = b.n
-        rep.mark_first_scheduled(plan, now)
-        d0, j0 = rep.cost.cost(first)
-        self.rep, self.state = rep, st
-        self.c1 = plan.num_computed_before + plan.num_new  # computed after the first step; each row then holds c1 + 1
-        r = b.remaining[:n]  # steps each request takes part in: 1..r
-        # crossing finishes is exact only when no router looks at this replica's load meanwhile
-        self.through = rep.solo and not len(st.waiting) and not rep.window
-        self.last_max = int(np.maximum.reduce(r)) if self.through else 0  # the last step of any row
-        self.limit = steps_blocks_allow(st, self.c1, b.held[:n], r,
-                                        self.last_max if self.through else int(np.minimum.reduce(r)))
-        self.feed = rep.feed if self.through else None
-        self.join: np.ndarray | None = None
-        self.cols = np.zeros((4, 0), dtype=np.int64)
-        self.offset = self.c1 - 1
-        self.last = r
-        self.horizon = horizon
-        self.m0 = 1  # global number of the segment's first step
-        self.free0 = st.pool.num_free
-        self.prompt_blocks = 0  # blocks taken by requests admitted inside the leap
-        # this segment's first step: start, duration, joules, prefill tokens, decodes, running
-        self.seg: tuple[float, float, float, int, int, int] = (now, d0, j0, first.prefill_tokens,
-                                                               first.num_decodes, n)
-        self.ends: list[np.ndarray] = []
-
-    def run(self) -> DecodeLeap:
-        while True:
-            seg = self._price()
-            g_end = self.m0 + seg.steps - 1
-            arrival = self._next_arrival(seg, g_end)
-            if arrival is None:
-                self._allocate_blocks(g_end)
-            self._record(seg)
-            if arrival is None:
-                break
-            self._take_in(arrival, float(seg.ends[-1]))
-        ends = self.ends[0] if len(self.ends) == 1 else np.concatenate(self.ends)
-        return DecodeLeap(ends, seg.active, seg.decoded, self.join, self.last)
-
-    def _price(self) -> _Priced:
-        """This segment's steps, priced in growing prefixes until one passes the horizon."""
-        rows = self.last.shape[0]
-        if self.through:  # array methods: the np.* wrappers cost more than the work at these sizes
-            order = self.last.argsort(kind="stable")
-            self.last_sorted = self.last[order]
-            self.offset_tail = np.zeros(rows + 1, dtype=np.int64)  # sum of offsets over sorted rows k..
-            self.offset_tail[:rows] = self.offset[order][::-1].cumsum()[::-1]
-            ctx0 = 0
+    """Run ``plan`` (a decode step priced as ``first``) and the identical steps after it, up to ``horizon``:
+    one segment, or one per arrival taken in. The loop's state stays in locals: this is the hot path."""
+    st = rep.state
+    b = st.batch
+    n = b.n
+    rep.mark_first_scheduled(plan, now)
+    d0, j0 = rep.cost.cost(first)
+    c1 = plan.num_computed_before + plan.num_new  # computed after the first step; each row then holds c1 + 1
+    last = b.remaining[:n]  # steps each request takes part in: 1..last
+    # crossing finishes is exact only when no router looks at this replica's load meanwhile
+    through = rep.solo and not len(st.waiting) and not rep.window
+    last_max = int(np.maximum.reduce(last)) if through else 0  # the last step of any row
+    limit = steps_blocks_allow(st, c1, b.held[:n], last, last_max if through else int(np.minimum.reduce(last)))
+    feed = rep.feed if through else None
+    join: np.ndarray | None = None
+    cols = _NO_COLUMNS
+    offset = c1 - 1
+    m0 = 1  # global number of the segment's first step
+    free0 = st.pool.num_free
+    prompt_blocks = 0  # blocks taken by requests admitted inside the leap
+    seg = (now, d0, j0, first.prefill_tokens, first.num_decodes, n)  # the segment's first step
+    all_ends: list[np.ndarray] = []
+    while True:
+        rows = last.shape[0]
+        if through:  # rows by last step, and the sum of the offsets of sorted rows k.. (0 past the end)
+            order = last.argsort(kind="stable")  # array methods: the np.* wrappers cost more than the work
+            offset_tail = np.zeros(rows + 1, dtype=np.int64)
+            offset_tail[:rows] = offset[order][::-1].cumsum()[::-1]
+            last_sorted = last[order]
         else:
-            ctx0 = int(np.add.reduce(self.c1))
-        limit, horizon, m0 = self.limit, self.horizon, self.m0
-        window = self.rep.window
-        seg_start, seg_d = self.seg[0], self.seg[1]
-        span = min(limit, 64)
-        while True:
-            if span <= _STEP_INDEX.shape[0] + 1:
-                m, m1 = _STEP_INDEX[: span - 1], _STEP_INDEX_M1[: span - 1]  # step numbers 2.. and those minus 1
-            else:
-                m = np.arange(2, span + 1)
-                m1 = m - 1
-            if self.through:
-                g = m if m0 == 1 else m + (m0 - 1)  # global step numbers
-                gone = self.last_sorted.searchsorted(g, side="left")  # requests that finished before step g
-                active = rows - gone
-                ctx = self.offset_tail[gone] + g * active
-            else:
-                active = np.full(m.shape[0], rows, dtype=np.int64)
-                ctx = ctx0 + m1 * rows
-            win = _window_sums(self.c1, m1, window) if window else None
-            buf = np.empty(2 * span + 2)  # [start, first step, the decode steps' durations] then running sums
-            buf[0], buf[1] = seg_start, seg_d
-            durs, joules = self.rep.cost.decode_steps(active, ctx, win, out=buf[2 : span + 1])
-            ends = buf[span + 1 :]
-            buf[: span + 1].cumsum(out=ends)  # sequential sums, as event-by-event
-            ends = ends[1:]
-            if span == limit or ends[-1] > horizon:
-                break
-            span = min(limit, 4 * span)
-        steps = min(int(ends.searchsorted(horizon, side="right")) + 1, span)
-        if steps == 1:
-            return _Priced(ends[:1], durs, joules, active, 1, 0.0, 0)
-        durs, joules, active = durs[: steps - 1], joules[: steps - 1], active[: steps - 1]
-        return _Priced(ends[:steps], durs, joules, active, steps, float(np.add.reduce(joules)),
-                       int(np.add.reduce(active)))
-
-    def _next_arrival(self, seg: _Priced, g_end: int) -> _Arrival | None:
-        """The arrival the leap takes in after step ``g_end``, if stepping one by one would surely admit
-        it whole then: it comes before the segment would go on, alone, and its blocks surely suffice."""
-        feed = self.feed
-        rows = self.last.shape[0]
-        seg_end = seg.ends[-1]
-        if (feed is None or seg.steps >= self.limit or feed.next >= len(feed.times) or seg_end <= self.horizon
-                or (self.join is not None and rows >= self.cols.shape[1])):
-            return None
-        st = self.state
-        rid = feed.rid(feed.next)
-        admit_step = g_end + 1
-        prompt = int(self.rep.table.input[rid])
-        running = rows - int(self.last_sorted.searchsorted(admit_step, side="left"))
-        blocks = -(-prompt // st.block_size)
-        spare = self.free0 - self.prompt_blocks - blocks
-        # every row needs <= g // bs + 1 new blocks by step g: past step_cap they might not all fit
-        step_cap = (spare // (rows + 1)) * st.block_size - 1 if spare > 0 else -1
-        if (step_cap >= admit_step
-                and not (feed.next + 1 < len(feed.times) and feed.times[feed.next + 1] < seg_end)
-                and not self.rep.reject_reason(rid) and self.rep.policy.admits_whole(st, prompt, running)):
-            return _Arrival(rid, prompt, blocks, running, admit_step, step_cap)
-        return None
-
-    def _allocate_blocks(self, g_end: int) -> None:
-        """The leap ends at step ``g_end``: take the blocks every row needs by its last step in it."""
-        st = self.state
-        b = st.batch
-        held = b.held[: b.n]
-        taken = np.minimum(self.last, g_end) if self.join is None else np.minimum(self.last, g_end) - self.join + 1
-        # ceil((c1 - 1 + k) / bs) after k steps = (c1 + k + bs - 2) // bs
-        extra = (self.c1 + taken + (st.block_size - 2)) // st.block_size - held
-        np.maximum(extra, 0, out=extra)
-        assert st.pool.take(int(np.add.reduce(extra)))
-        held += extra
-
-    def _record(self, seg: _Priced) -> None:
-        """The segment's steps in the replica's series and totals."""
-        rep, st = self.rep, self.state
-        start, d, j, prefill, decodes, running = self.seg
-        used = st.pool.num_used  # mid-leap segments: without the decode blocks allocated when it ends
-        if used > rep.max_kv_blocks_used:
-            rep.max_kv_blocks_used = used
-        rep.series.add_step(start, d, prefill, decodes, running, len(st.waiting), used, j)
-        ends = seg.ends
-        seg_end = float(ends[-1])
-        if seg.steps > 1:
-            rep.series.add_decode_run(ends[:-1], seg.durs, seg.active, len(st.waiting), used, seg.joules,
-                                      first_start=float(ends[0]), last_start=float(ends[-2]),
-                                      busy=seg_end - float(ends[0]), energy=seg.decode_j, decoded=seg.decoded)
-        rep.energy_j += j + seg.decode_j
-        rep.busy_s += seg_end - start
-        rep.num_steps += seg.steps
-        self.ends.append(ends)
-
-    def _take_in(self, a: _Arrival, when: float) -> None:
-        """Admit the arrival at ``when`` and start the next segment with its prefill step."""
-        feed = self.feed
-        assert feed is not None
-        self.prompt_blocks += a.blocks
+            last_sorted = offset_tail = last
+        priced = _price(rep, c1, last_sorted, offset_tail, through, limit, horizon, m0, seg[0], seg[1])
+        end, steps = priced[1], priced[5]
+        g_end = m0 + steps - 1
+        arrival = None
+        if (feed is not None and steps < limit and feed.next < len(feed.times) and end > horizon
+                and (join is None or rows < cols.shape[1])):
+            arrival = _admissible(rep, feed, last_sorted, g_end + 1, free0 - prompt_blocks, end)
+        if arrival is None:
+            _allocate_blocks(st, c1, last, join, g_end)
+        _record(rep, seg, priced)
+        all_ends.append(priced[0])
+        if arrival is None or feed is None:
+            break
+        rid, prompt, blocks, running, step, step_cap = arrival
+        prompt_blocks += blocks
         feed.next += 1
-        output = admit(self.rep, a.rid, a.prompt, a.blocks, when)
-        rows = self.last.shape[0]
-        ctx_at = int(self.offset_tail[rows - a.running]) + a.step * a.running  # keys the running rows read
-        shape = BatchShape(prefill_tokens=a.prompt, prefill_pairs=a.prompt * (a.prompt + 1) / 2, num_prefills=1,
-                           num_decodes=a.running, decode_ctx_tokens=ctx_at, num_sampled=a.running + 1)
-        d, j = self.rep.cost.cost(shape)
-        self.seg = (when, d, j, a.prompt, a.running, a.running + 1)
-        if self.join is None:  # rows as columns of one array with room for the requests taken in
+        output = admit(rep, rid, prompt, blocks, end)
+        ctx_at = int(offset_tail[rows - running]) + step * running  # keys the running rows read
+        d, j = rep.cost.cost(BatchShape.prefill_beside_decodes(prompt, running, ctx_at))
+        seg = (end, d, j, prompt, running, running + 1)
+        if join is None:  # rows as columns of one array with room for the requests taken in
             cols = np.empty((4, rows + _MAX_TAKEN_IN), dtype=np.int64)
-            cols[0, :rows], cols[1, :rows], cols[2, :rows], cols[3, :rows] = 1, self.c1, self.offset, self.last
-            self.cols = cols
-        self.cols[:, rows] = (a.step, a.prompt, a.prompt - a.step, a.step + output - 1)
-        self.join, self.c1, self.offset, self.last = self.cols[:, : rows + 1]
-        self.m0 = a.step
-        self.last_max = max(self.last_max, a.step + output - 1)
-        self.limit = min(self.last_max, a.step_cap) - self.m0 + 1
-        self.horizon = feed.times[feed.next] if feed.next < len(feed.times) else float("inf")
+            cols[0, :rows], cols[1, :rows], cols[2, :rows], cols[3, :rows] = 1, c1, offset, last
+        cols[:, rows] = (step, prompt, prompt - step, step + output - 1)
+        join, c1, offset, last = cols[:, : rows + 1]
+        m0 = step
+        last_max = max(last_max, step + output - 1)
+        limit = min(last_max, step_cap) - m0 + 1
+        horizon = feed.times[feed.next] if feed.next < len(feed.times) else float("inf")
+    ends = all_ends[0] if len(all_ends) == 1 else np.concatenate(all_ends)
+    return DecodeLeap(ends, priced[4], priced[7], join, last)
+
+
+_NO_COLUMNS = np.zeros((4, 0), dtype=np.int64)
+_NO_COLUMNS.flags.writeable = False
+
+
+def _price(rep: Replica, c1: np.ndarray, last_sorted: np.ndarray, offset_tail: np.ndarray, through: bool,
+           limit: int, horizon: float, m0: int, seg_start: float, seg_d: float) -> _Priced:
+    """A segment's steps, priced in growing prefixes until one passes the horizon. Its first step
+    (``m0``, global number) starts at ``seg_start`` and lasts ``seg_d``; the decode steps follow."""
+    rows = last_sorted.shape[0]
+    ctx0 = 0 if through else int(np.add.reduce(c1))
+    window, decode_steps = rep.window, rep.cost.decode_steps
+    span = min(limit, 64)
+    while True:
+        if span <= _STEP_INDEX.shape[0] + 1:
+            m, m1 = _STEP_INDEX[: span - 1], _STEP_INDEX_M1[: span - 1]  # step numbers 2.. and those minus 1
+        else:
+            m = np.arange(2, span + 1)
+            m1 = m - 1
+        if through:
+            g = m if m0 == 1 else m + (m0 - 1)  # global step numbers
+            gone = last_sorted.searchsorted(g, side="left")  # requests that finished before step g
+            active = rows - gone
+            ctx = offset_tail[gone] + g * active
+        else:
+            active = np.full(m.shape[0], rows, dtype=np.int64)
+            ctx = ctx0 + m1 * rows
+        win = _window_sums(c1, m1, window) if window else None
+        buf = np.empty(2 * span + 2)  # [start, first step, the decode steps' durations] then running sums
+        buf[0], buf[1] = seg_start, seg_d
+        durs, joules = decode_steps(active, ctx, win, out=buf[2 : span + 1])
+        ends = buf[span + 1 :]
+        buf[: span + 1].cumsum(out=ends)  # sequential sums, as event-by-event
+        ends = ends[1:]
+        if span == limit or ends[-1] > horizon:
+            break
+        span = min(limit, 4 * span)
+    steps = min(int(ends.searchsorted(horizon, side="right")) + 1, span)
+    if steps == 1:
+        return ends[:1], float(ends[0]), durs, joules, active, 1, 0.0, 0
+    durs, joules, active = durs[: steps - 1], joules[: steps - 1], active[: steps - 1]
+    return (ends[:steps], float(ends[steps - 1]), durs, joules, active, steps, float(np.add.reduce(joules)),
+            int(np.add.reduce(active)))
+
+
+def _admissible(rep: Replica, feed: ArrivalFeed, last_sorted: np.ndarray, step: int, free: int,
+                seg_end: float) -> _Arrival | None:
+    """The feed's next arrival, if stepping one by one would surely admit it whole at ``step`` (the
+    segment ends at ``seg_end``): the arrival after it comes later, the policy admits it, and the
+    ``free`` blocks surely suffice for every row until the step cap."""
+    st = rep.state
+    rid = feed.rids[feed.next] if feed.rids is not None else feed.next
+    rows = last_sorted.shape[0]
+    prompt = int(rep.table.input[rid])
+    running = rows - int(last_sorted.searchsorted(step, side="left"))
+    blocks = -(-prompt // st.block_size)
+    spare = free - blocks
+    # every row needs <= g // bs + 1 new blocks by step g: past step_cap they might not all fit
+    step_cap = (spare // (rows + 1)) * st.block_size - 1 if spare > 0 else -1
+    if (step_cap >= step and not (feed.next + 1 < len(feed.times) and feed.times[feed.next + 1] < seg_end)
+            and not rep.reject_reason(rid) and rep.policy.admits_whole(st, prompt, running)):
+        return rid, prompt, blocks, running, step, step_cap
+    return None
+
+
+def _allocate_blocks(st: ReplicaState, c1: np.ndarray, last: np.ndarray, join: np.ndarray | None,
+                     g_end: int) -> None:
+    """The leap ends at step ``g_end``: take the blocks every row needs by its last step in it."""
+    b = st.batch
+    held = b.held[: b.n]
+    taken = np.minimum(last, g_end) if join is None else np.minimum(last, g_end) - join + 1
+    # ceil((c1 - 1 + k) / bs) after k steps = (c1 + k + bs - 2) // bs
+    extra = (c1 + taken + (st.block_size - 2)) // st.block_size - held
+    np.maximum(extra, 0, out=extra)
+    assert st.pool.take(int(np.add.reduce(extra)))
+    held += extra
+
+
+def _record(rep: Replica, seg: tuple[float, float, float, int, int, int], priced: _Priced) -> None:
+    """A segment in the replica's series and totals: its first step, then its decode steps as one run."""
+    st = rep.state
+    start, d, j, prefill, decodes, running = seg
+    used = st.pool.num_used  # mid-leap segments: without the decode blocks allocated when it ends
+    if used > rep.max_kv_blocks_used:
+        rep.max_kv_blocks_used = used
+    waiting = len(st.waiting)
+    ends, end, durs, joules, active, steps, decode_j, decoded = priced
+    if steps > 1:
+        rep.series.add_segment(start, d, prefill, decodes, running, waiting, used, j, ends[:-1], durs, active,
+                               joules, busy=end - float(ends[0]), energy=decode_j, decoded=decoded)
+    else:
+        rep.series.add_step(start, d, prefill, decodes, running, waiting, used, j)
+    rep.energy_j += j + decode_j
+    rep.busy_s += end - start
+    rep.num_steps += steps
 
 
 def admit(rep: Replica, rid: int, prompt: int, blocks: int, when: float) -> int:

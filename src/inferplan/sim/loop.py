@@ -1,9 +1,10 @@
-"""The event loop: arrivals (already sorted) merged with a heap of step completions.
+"""The event loop: arrivals (already sorted) merged with heaps of step ends and KV transfers.
 
-Heap key: ``(time, seq)`` with ``seq`` from this loop's own counter, so ties break
-the same way every run. At equal times a step completion is handled before an
-arrival (tokens produced at t are out before a request arriving at t is routed),
-and arrivals at equal times keep trace order. The clock never goes back.
+One handler per kind of event. Heap keys are ``(time, seq)`` with ``seq`` from this
+loop's own counter, so ties break the same way every run. At equal times a step end is
+handled before a KV transfer, and both before an arrival (tokens produced at t are out
+before a request arriving at t is routed); arrivals at equal times keep trace order. The
+clock never goes back.
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ from __future__ import annotations
 import heapq
 import itertools
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from inferplan.perf.deployment import Deployment
+from inferplan.sim.cluster import Cluster, SimOptions
 from inferplan.sim.metrics import LogHistogram
 from inferplan.sim.policies.base import EnginePolicy
 from inferplan.sim.replica import ArrivalFeed, Replica
@@ -25,6 +27,7 @@ from inferplan.sim.state import PENDING, REJECTED, WAITING, RequestTable
 from inferplan.workload.request import Workload
 
 Progress = Callable[[int, int], None]
+_DEFAULTS = SimOptions()
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -43,168 +46,191 @@ class SimResult:
 
 def simulate(
     wl: Workload,
-    deployments: Sequence[Deployment],
+    cluster: Cluster,
     policy: EnginePolicy,
     *,
     router: str | Router = "round-robin",
     seed: int = 0,
-    max_waiting: int = 0,
-    priority: bool = False,
+    options: SimOptions = _DEFAULTS,
     progress: Progress | None = None,
-    check_invariants: bool = False,
-    leap: bool = True,
-    prefill: Sequence[Deployment] = (),
-    kv_link_gb_s: float | None = None,
-    uptime: Sequence[Sequence[tuple[float, float]]] | None = None,
-    aggregated: Sequence[Deployment] = (),
-    handoff: Sequence[Sequence[int]] | None = None,
 ) -> SimResult:
-    """Run the workload through replicas (one per deployment) until every request finished or was rejected.
+    """Run the workload through the cluster's replicas until every request finished or was rejected.
 
-    With ``prefill`` deployments the cluster is disaggregated (DistServe): arrivals go to the
-    prefill pool, which emits the first token; the prompt's KV then travels to a decode replica
-    (``deployments``) over the link and decoding continues there.
-
-    ``uptime`` (autoscaling) gives, per arrival-facing replica, the intervals in which it
-    accepts new requests; outside them it only finishes what it has.
-
-    A fleet can mix both kinds: ``aggregated`` replicas take arrivals beside the prefill pool
-    and serve them whole. ``handoff`` gives, per prefill replica, the decode replicas (indices
-    into ``deployments``) its prompts may go to (default: all); the least KV-loaded is chosen.
-    Replicas are numbered prefill first, then aggregated, then decode.
+    Arrivals are routed over the front replicas (``router``; those outside their ``uptime``
+    take none). In a disaggregated cluster the prefill pool emits the first token; the
+    prompt's KV then travels over the link to the least KV-loaded decode replica of its
+    ``handoff`` group, and decoding continues there.
     """
     wall0 = time.perf_counter()
-    table = RequestTable(wl)
-    itl = LogHistogram()
-    bucket_s = max(1.0, wl.duration_s / 1000.0)
-    if aggregated and not prefill:
-        raise ValueError("aggregated replicas beside a prefill pool need a prefill pool; pass them as deployments")
-    roles = (["prefill"] * len(prefill) + ["both"] * len(aggregated)
-             + (["decode"] if prefill else ["both"]) * len(deployments))
-    route = get_router(router, np.random.default_rng(seed), wl)
-    # Where no router reads a replica's load (one replica, or a router that assigns arrivals up front),
-    # each replica is fed its own arrivals: its leaps run through finishes and may take arrivals in.
-    multi = not prefill and uptime is None and len(roles) > 1
-    assigned = route.assign(len(wl.arrival_s), len(roles)) if multi else None
-    fed = not prefill and (len(roles) == 1 or assigned is not None)
-    replicas = tuple(
-        Replica(i, dep, policy, table, itl=itl, bucket_s=bucket_s, max_waiting=max_waiting, priority=priority,
-                leap=leap, solo=fed, role=role)
-        for i, (dep, role) in enumerate(zip([*prefill, *aggregated, *deployments], roles, strict=True))
-    )
-    n_front = len(prefill) + len(aggregated)
-    front = replicas[:n_front] if prefill else replicas  # where arrivals go
-    back = replicas[n_front:] if prefill else ()
-    groups = [[back[j] for j in g] for g in handoff] if handoff is not None else [list(back)] * len(prefill)
-    if len(groups) != len(prefill) or any(not g for g in groups):
-        raise ValueError("handoff needs a non-empty list of decode replicas for every prefill replica")
-    # decode on another device type runs on another machine: the KV goes over the network
-    across = [{r.dep.device.name for r in g} != {p.device.name} for p, g in zip(prefill, groups, strict=True)]
-    changes = _uptime_changes(uptime, len(front)) if uptime is not None else []
-    accepting = list(front)
-    next_change = 0
-    to_decode = LeastKV()
-    transfers: list[tuple[float, int, int]] = []  # (KV arrival time, seq, request)
-    heap: list[tuple[float, int, int]] = []
-    seq = itertools.count()
-    arrivals = wl.arrival_s.tolist()
-    n = len(arrivals)
-    owner: list[int] = []  # each arrival's replica, when the router assigned them up front
-    if fed and len(replicas) == 1:
-        replicas[0].feed = ArrivalFeed(arrivals)
-    elif assigned is not None and n:
-        owner = assigned.tolist()
-        for rep in replicas:
-            mine = (assigned == rep.index).nonzero()[0]
-            rep.feed = ArrivalFeed([arrivals[j] for j in mine.tolist()], mine.tolist())
-    status = table.status
-    i = 0  # the next arrival, in trace order, that no replica has taken in
-    now = 0.0
-    steps = events = 0
-    report_every = max(1, n // 200)
+    loop = _Loop(wl, cluster, policy, get_router(router, np.random.default_rng(seed), wl), options)
+    loop.run(progress)
+    return SimResult(wl, loop.table, loop.replicas, loop.itl, loop.now, time.perf_counter() - wall0, loop.steps,
+                     loop.route.name, policy.name, loop.events)
 
-    step_end = [float("inf")] * len(replicas)  # when each busy replica's running step (or leap) ends
 
-    def start(rep: Replica) -> None:
+class _Loop:
+    """One simulation's events: arrivals (a sorted list), KV transfers and step ends (two heaps).
+
+    The next event is the least ``(time, kind, seq)`` with kinds ordered step end, KV ready,
+    arrival: tokens produced at t are out, and prompts that reached their decode replica at t
+    are queued, before a request arriving at t is routed.
+    """
+
+    def __init__(self, wl: Workload, cluster: Cluster, policy: EnginePolicy, route: Router,
+                 options: SimOptions) -> None:
+        self.table = table = RequestTable(wl)
+        self.itl = LogHistogram()
+        self.route = route
+        self.check = options.check_invariants
+        self.kv_link_gb_s = cluster.kv_link_gb_s
+        roles = cluster.roles
+        # Where no router reads a replica's load (one replica, or a router that assigns arrivals up front),
+        # each replica is fed its own arrivals: its leaps run through finishes and may take arrivals in.
+        multi = not cluster.prefill and cluster.uptime is None and len(roles) > 1
+        assigned = route.assign(len(wl.arrival_s), len(roles)) if multi else None
+        self.fed = not cluster.prefill and (len(roles) == 1 or assigned is not None)
+        bucket_s = max(1.0, wl.duration_s / 1000.0)
+        self.replicas = tuple(
+            Replica(i, dep, policy, table, itl=self.itl, bucket_s=bucket_s, max_waiting=options.max_waiting,
+                    priority=options.priority, leap=options.leap, solo=self.fed, role=role)
+            for i, (dep, role) in enumerate(zip(cluster.deployments, roles, strict=True))
+        )
+        self.num_prefill = len(cluster.prefill)
+        self.front = self.replicas[: len(cluster.front)]  # where arrivals go
+        back = self.replicas[len(cluster.front) :]
+        self.groups = [[back[j] for j in g] for g in cluster.handoff]
+        self.across = [cluster.crosses_nodes(k) for k in range(self.num_prefill)]
+        self.changes = cluster.uptime_changes()
+        self.accepting = list(self.front)
+        self.next_change = 0
+        self.to_decode = LeastKV()
+        self.transfers: list[tuple[float, int, int]] = []  # (KV arrival time, seq, request)
+        self.heap: list[tuple[float, int, int]] = []  # (step end, seq, replica)
+        self.seq = itertools.count()
+        self.arrivals = wl.arrival_s.tolist()
+        self.owner = self._feed(assigned)  # each arrival's replica, when the router assigned them up front
+        self.step_end = [float("inf")] * len(self.replicas)  # when each busy replica's step (or leap) ends
+        self.i = 0  # the next arrival, in trace order, that no replica has taken in
+        self.now = 0.0
+        self.steps = self.events = 0
+
+    def _feed(self, assigned: np.ndarray | None) -> list[int]:
+        """Give each replica that no router reads its own arrivals; returns each arrival's replica when
+        the router assigned them up front (else empty)."""
+        arrivals, replicas = self.arrivals, self.replicas
+        if self.fed and len(replicas) == 1:
+            replicas[0].feed = ArrivalFeed(arrivals)
+        elif assigned is not None and arrivals:
+            for rep in replicas:
+                mine = (assigned == rep.index).nonzero()[0]
+                rep.feed = ArrivalFeed([arrivals[j] for j in mine.tolist()], mine.tolist())
+            return list(assigned.tolist())
+        return []
+
+    def run(self, progress: Progress | None) -> None:
+        arrivals, heap, transfers, status = self.arrivals, self.heap, self.transfers, self.table.status
+        fed, n = self.fed, len(arrivals)
+        report_every = max(1, n // 200)
+        next_report = report_every
+        while True:
+            while fed and self.i < n and status[self.i] != PENDING:  # a replica took it in inside a leap
+                self.i += 1
+            i = self.i
+            if not (i < n or heap or transfers):
+                break
+            if progress is not None and i >= next_report:
+                progress(i, n)
+                next_report = i + report_every
+            t_arrival = arrivals[i] if i < n else float("inf")
+            t_transfer = transfers[0][0] if transfers else float("inf")
+            if heap and heap[0][0] <= t_arrival and heap[0][0] <= t_transfer:
+                self._on_step_end()
+            elif t_transfer <= t_arrival:
+                self._on_kv_ready()
+            else:
+                self._on_arrival(t_arrival)
+        if progress is not None:
+            progress(n, n)
+
+    def _advance(self, t: float) -> None:
+        assert t >= self.now, "clock went back"
+        self.now = t
+        self.events += 1
+
+    def _on_step_end(self) -> None:
+        """A replica's step (or leap) ended: apply it, send finished prompts' KV on, start the next one."""
+        t, _, r = heapq.heappop(self.heap)
+        self._advance(t)
+        rep = self.replicas[r]
+        self.step_end[r] = float("inf")
+        self.steps += rep.leap.steps if rep.leap is not None else 1
+        rep.finish_step(t)
+        if self.check:
+            _check(rep)
+        for rid, t_first in rep.handoffs:
+            done = t_first + kv_transfer_s(rep.dep, int(self.table.input[rid]), self.kv_link_gb_s,
+                                           across_nodes=self.across[rep.index])
+            heapq.heappush(self.transfers, (done, next(self.seq), rid))
+        rep.handoffs.clear()
+        self._start(rep)
+
+    def _on_kv_ready(self) -> None:
+        """A prompt's KV reached the decode pool: queue it at the least KV-loaded replica of its group."""
+        t, _, rid = heapq.heappop(self.transfers)
+        self._advance(t)
+        table = self.table
+        group = self.groups[int(table.replica[rid])]  # still the prefill replica's index
+        target = group[self.to_decode.choose(rid, group)]
+        table.replica[rid] = target.index
+        table.kv_ready[rid] = table.input[rid]
+        self._offer(target, rid)
+
+    def _on_arrival(self, t: float) -> None:
+        """A request arrived: route it to an accepting front replica."""
+        self._advance(t)
+        rid = self.i
+        self.i += 1
+        changes = self.changes
+        while self.next_change < len(changes) and changes[self.next_change][0] <= t:
+            self.accepting = [self.front[k] for k in changes[self.next_change][1]] or list(self.front)
+            self.next_change += 1
+        target = self.replicas[self.owner[rid]] if self.owner else self.accepting[
+            self.route.choose(rid, self.accepting)]
+        self.table.replica[rid] = target.index
+        self._offer(target, rid, status=WAITING)
+
+    def _offer(self, target: Replica, rid: int, *, status: int | None = None) -> None:
+        """Reject ``rid`` with the replica's reason, or queue it there (as ``status``, if given) and start
+        the replica if it is idle. An arrival and a prompt whose KV reached its decode replica both land here."""
+        table = self.table
+        reason = target.reject_reason(rid)
+        if reason:
+            table.status[rid] = REJECTED
+            table.reject_reason[rid] = reason
+            return
+        if status is not None:
+            table.status[rid] = status
+        target.enqueue(rid)
+        if not target.busy:
+            self._start(target)
+
+    def _start(self, rep: Replica) -> None:
+        """Start the replica's next step; a leap may run until the next event that could change it."""
         feed = rep.feed
         if feed is not None:
-            horizon = feed.next_time(status)
+            horizon = feed.next_time(self.table.status)
         else:
-            horizon = arrivals[i] if i < n else float("inf")
-        if transfers and transfers[0][0] < horizon:
-            horizon = transfers[0][0]
+            horizon = self.arrivals[self.i] if self.i < len(self.arrivals) else float("inf")
+        if self.transfers and self.transfers[0][0] < horizon:
+            horizon = self.transfers[0][0]
         if rep.state.role == "decode":  # a prefill step ending sooner may hand off a prompt sooner
-            for k in range(len(prefill)):
-                if step_end[k] < horizon:
-                    horizon = step_end[k]
-        end = rep.start_step(now, horizon)
+            for k in range(self.num_prefill):
+                if self.step_end[k] < horizon:
+                    horizon = self.step_end[k]
+        end = rep.start_step(self.now, horizon)
         if end is not None:
-            heapq.heappush(heap, (end, next(seq), rep.index))
-            step_end[rep.index] = end
-
-    next_report = report_every
-    while True:
-        while fed and i < n and status[i] != PENDING:  # a replica took it in inside a leap
-            i += 1
-        if not (i < n or heap or transfers):
-            break
-        if progress is not None and i >= next_report:
-            progress(i, n)
-            next_report = i + report_every
-        t_arrival = arrivals[i] if i < n else float("inf")
-        t_transfer = transfers[0][0] if transfers else float("inf")
-        if heap and heap[0][0] <= t_arrival and heap[0][0] <= t_transfer:
-            t, _, r = heapq.heappop(heap)
-            assert t >= now, "clock went back"
-            now = t
-            rep = replicas[r]
-            events += 1
-            step_end[r] = float("inf")
-            steps += rep.leap.steps if rep.leap is not None else 1
-            rep.finish_step(now)
-            if check_invariants:
-                _check(rep)
-            for rid, t_first in rep.handoffs:
-                done = t_first + kv_transfer_s(rep.dep, int(table.input[rid]), kv_link_gb_s,
-                                               across_nodes=across[rep.index])
-                heapq.heappush(transfers, (done, next(seq), rid))
-            rep.handoffs.clear()
-            start(rep)
-            continue
-        if t_transfer <= t_arrival:  # a prompt's KV reached the decode pool
-            t, _, rid = heapq.heappop(transfers)
-            assert t >= now, "clock went back"
-            now = t
-            events += 1
-            group = groups[int(table.replica[rid])]  # still the prefill replica's index
-            target = group[to_decode.choose(rid, group)]
-            table.replica[rid] = target.index
-            table.kv_ready[rid] = table.input[rid]
-            _offer(target, rid, table, start)
-            continue
-        assert t_arrival >= now, "clock went back"
-        now = t_arrival
-        rid = i
-        i += 1
-        events += 1
-        while next_change < len(changes) and changes[next_change][0] <= now:
-            accepting = [front[k] for k in changes[next_change][1]] or list(front)
-            next_change += 1
-        target = replicas[owner[rid]] if owner else accepting[route.choose(rid, accepting)]
-        table.replica[rid] = target.index
-        _offer(target, rid, table, start, status=WAITING)
-    if progress is not None:
-        progress(n, n)
-    return SimResult(wl, table, replicas, itl, now, time.perf_counter() - wall0, steps, route.name, policy.name,
-                     events)
-
-
-def _uptime_changes(uptime: Sequence[Sequence[tuple[float, float]]], count: int) -> list[tuple[float, list[int]]]:
-    """Times at which the set of accepting replicas changes, with the set from then on."""
-    if len(uptime) != count:
-        raise ValueError(f"uptime lists {len(uptime)} replicas, the pool has {count}")
-    times = sorted({t for spans in uptime for span in spans for t in span} | {0.0})
-    return [(t, [k for k, spans in enumerate(uptime) if any(a <= t < b for a, b in spans)]) for t in times]
+            heapq.heappush(self.heap, (end, next(self.seq), rep.index))
+            self.step_end[rep.index] = end
 
 
 def kv_transfer_s(dep: Deployment, prompt_tokens: int, link_gb_s: float | None, *, across_nodes: bool = False) -> float:
@@ -231,19 +257,3 @@ def _check(rep: Replica) -> None:
     assert held >= 0
     if not st.prefix_caching:
         assert held == st.pool.num_used, (held, st.pool.num_used)
-
-
-def _offer(target: Replica, rid: int, table: RequestTable, start: Callable[[Replica], None], *,
-           status: int | None = None) -> None:
-    """Reject ``rid`` with the replica's reason, or queue it there (as ``status``, if given) and start
-    the replica if it is idle. An arrival and a prompt whose KV reached its decode replica both land here."""
-    reason = target.reject_reason(rid)
-    if reason:
-        table.status[rid] = REJECTED
-        table.reject_reason[rid] = reason
-        return
-    if status is not None:
-        table.status[rid] = status
-    target.enqueue(rid)
-    if not target.busy:
-        start(target)

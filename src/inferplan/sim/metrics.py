@@ -145,6 +145,39 @@ class ReplicaSeries:
         if kv_blocks > self._open_kv_max:
             self._open_kv_max = kv_blocks
 
+    def add_segment(
+        self, t: float, dur: float, prefill: int, decode: int, running: int, waiting: int, kv_blocks: int,
+        joules: float, starts: npt.NDArray[np.float64], durs: npt.NDArray[np.float64],
+        decodes: npt.NDArray[np.int64], run_joules: npt.NDArray[np.float64], *, busy: float, energy: float,
+        decoded: int,
+    ) -> None:
+        """``add_step`` then ``add_decode_run`` (a leap's segment: one step, then decode steps starting at
+        ``starts``), in one call when they all fall in the open bucket, as most do."""
+        k = int(t / self.bucket_s)
+        if k != self._k or int(float(starts[-1]) / self.bucket_s) != k:
+            self.add_step(t, dur, prefill, decode, running, waiting, kv_blocks, joules)
+            self.add_decode_run(starts, durs, decodes, waiting, kv_blocks, run_joules, first_start=float(starts[0]),
+                                last_start=float(starts[-1]), busy=busy, energy=energy, decoded=decoded)
+            return
+        o = self._open
+        o[0] += dur
+        o[1] += 1
+        o[2] += prefill
+        o[3] += decode
+        o[4] += running * dur
+        o[5] += waiting * dur
+        o[6] += kv_blocks * dur
+        o[7] += joules
+        o[0] += busy
+        o[1] += durs.shape[0]
+        o[3] += decoded
+        o[4] += float(decodes.dot(durs))
+        o[5] += waiting * busy
+        o[6] += kv_blocks * busy
+        o[7] += energy
+        if kv_blocks > self._open_kv_max:
+            self._open_kv_max = kv_blocks
+
     def add_decode_run(
         self, starts: npt.NDArray[np.float64], durs: npt.NDArray[np.float64], decodes: npt.NDArray[np.int64],
         waiting: int, kv_blocks: int, joules: npt.NDArray[np.float64], *, first_start: float, last_start: float,
