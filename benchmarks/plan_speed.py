@@ -15,7 +15,7 @@ from pathlib import Path
 
 from inferplan.plan.analytic import screen
 from inferplan.plan.search import PlanRequest, plan
-from inferplan.plan.space import QualityBudget, enumerate_candidates
+from inferplan.plan.space import QualityBudget, SearchSpace, enumerate_candidates
 from inferplan.sim.slo import parse_slos
 from inferplan.specs.catalog import get_model
 from inferplan.store import Registry
@@ -35,7 +35,8 @@ def main() -> None:
     slos = parse_slos("ttft_p90=2s,tpot_p90=100ms")
     devices = ("l4", "a10g", "l40s", "a100-80gb", "h100-sxm", "h200", "b200")
     t0 = time.perf_counter()
-    cands = list(enumerate_candidates(model, devices, QualityBudget(None), context_tokens=4096))
+    space = SearchSpace(devices=devices)
+    cands = list(enumerate_candidates(model, space, QualityBudget(None), context_tokens=4096))
     t1 = time.perf_counter()
     for _ in screen(cands, 1000, 200, slos):
         pass

@@ -35,8 +35,8 @@ CTX = 6000
 
 def _evaluated(dep: Deployment) -> Evaluated:
     lim = dep.limits
-    cand = Candidate(dep.device.name, dep.tp, dep.weights.name, dep.kv.name, lim.max_num_seqs,
-                     lim.max_num_batched_tokens)
+    cand = Candidate(device=dep.device.name, tp=dep.tp, weights=dep.weights.name, kv=dep.kv.name,
+                     max_num_seqs=lim.max_num_seqs, max_num_batched_tokens=lim.max_num_batched_tokens)
     return Evaluated(cand, estimate(dep, 1000, 200, SLOS), capacity=(1.0, 1.0))
 
 

@@ -26,8 +26,8 @@ SLOS = parse_slos("ttft_p90=2s,tpot_p90=100ms")
 
 def _evaluated(dep: Deployment) -> Evaluated:
     lim = dep.limits
-    cand = Candidate(dep.device.name, dep.tp, dep.weights.name, dep.kv.name, lim.max_num_seqs,
-                     lim.max_num_batched_tokens)
+    cand = Candidate(device=dep.device.name, tp=dep.tp, weights=dep.weights.name, kv=dep.kv.name,
+                     max_num_seqs=lim.max_num_seqs, max_num_batched_tokens=lim.max_num_batched_tokens)
     return Evaluated(cand, estimate(dep, 1000, 200, SLOS))
 
 

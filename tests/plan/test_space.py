@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import fields, replace
 from pathlib import Path
 
@@ -12,42 +13,46 @@ from inferplan.perf.deployment import Deployment
 from inferplan.perf.memory import plan_memory
 from inferplan.perf.profile import DeviceProfile
 from inferplan.plan.analytic import estimate, screen
-from inferplan.plan.capacity import Bucket, capacity, capacity_key
-from inferplan.plan.space import QualityBudget, enumerate_candidates
-from inferplan.sim.slo import SLO, parse_slos
+from inferplan.plan.capacity import Bucket, CapacityJob, capacity
+from inferplan.plan.space import Candidate, QualityBudget, SearchSpace, enumerate_candidates
+from inferplan.sim.slo import parse_slos
 from inferplan.specs.catalog import get_model
 from inferplan.store import Registry
 
 
+def _space(devices: Sequence[str]) -> SearchSpace:
+    return SearchSpace(devices=tuple(devices))
+
+
 def test_every_candidate_fits() -> None:
-    for cand, dep in enumerate_candidates(get_model("qwen3-32b"), ("l4", "a100-80gb"), QualityBudget(None),
+    for cand, dep in enumerate_candidates(get_model("qwen3-32b"), _space(("l4", "a100-80gb")), QualityBudget(None),
                                           context_tokens=8192):
         assert plan_memory(dep).fits and dep.tp == cand.tp
 
 
 def test_quality_budget_excludes_lossy_and_unknown_formats() -> None:
     """At 1%: fp8/int8 stay, int4 (2.4%) goes, fp8 KV (unknown) goes unless allowed."""
-    cands = [c for c, _ in enumerate_candidates(get_model("llama-3.1-8b"), ("h100-sxm",), QualityBudget(1.0),
+    cands = [c for c, _ in enumerate_candidates(get_model("llama-3.1-8b"), _space(("h100-sxm",)), QualityBudget(1.0),
                                                 context_tokens=4096)]
     assert {c.weights for c in cands} == {"bf16", "fp16", "fp8", "int8"} and {c.kv for c in cands} == {"bf16"}
-    allowed = [c for c, _ in enumerate_candidates(get_model("llama-3.1-8b"), ("h100-sxm",),
+    allowed = [c for c, _ in enumerate_candidates(get_model("llama-3.1-8b"), _space(("h100-sxm",)),
                                                   QualityBudget(1.0, allow_unknown=True), context_tokens=4096)]
     assert "fp8" in {c.kv for c in allowed}
 
 
 def test_pipeline_stages_when_no_node_holds_the_model() -> None:
     """Llama-3.1-405B in 16-bit (812 GB) exceeds 8x H100: the space adds two-node pipelines; fp8 fits one node."""
-    bf16 = [c for c, _ in enumerate_candidates(get_model("llama-3.1-405b"), ("h100-sxm",), QualityBudget(0.0),
+    bf16 = [c for c, _ in enumerate_candidates(get_model("llama-3.1-405b"), _space(("h100-sxm",)), QualityBudget(0.0),
                                                context_tokens=4096)]
     assert bf16 and all(c.pp == 2 and c.tp == 8 for c in bf16)
-    fp8 = [c for c, _ in enumerate_candidates(get_model("llama-3.1-405b"), ("h100-sxm",), QualityBudget(1.0),
+    fp8 = [c for c, _ in enumerate_candidates(get_model("llama-3.1-405b"), _space(("h100-sxm",)), QualityBudget(1.0),
                                               context_tokens=4096)]
     assert fp8 and all(c.pp == 1 for c in fp8)
 
 
 def test_a_profile_applies_to_the_device_it_names_only() -> None:
     slow = DeviceProfile(device="l4", matmul_efficiency=0.2, step_overhead_s=0.05, source="calibrated (test)")
-    for cand, dep in enumerate_candidates(get_model("llama-3.1-8b"), ("l4", "h100-sxm"), QualityBudget(1.0),
+    for cand, dep in enumerate_candidates(get_model("llama-3.1-8b"), _space(("l4", "h100-sxm")), QualityBudget(1.0),
                                           context_tokens=4096, profile=slow):
         if cand.device == "l4":
             assert dep.device_profile is slow
@@ -62,18 +67,18 @@ def test_capacity_cache_is_keyed_by_the_profile(tmp_path: Path) -> None:
     slos = parse_slos("ttft_p90=2s,tpot_p90=50ms")
     fast = build_deployment("llama-3.2-1b", "l4")
     slow = replace(fast, profile=DeviceProfile(device="l4", step_overhead_s=0.08, source="slow host"))
-    a = capacity(fast, bucket, slos, guess=5.0, num_requests=50, cache=reg)
-    b = capacity(slow, bucket, slos, guess=5.0, num_requests=50, cache=reg)
+    a = capacity(CapacityJob(dep=fast, bucket=bucket, slos=slos, guess=5.0, num_requests=50), cache=reg)
+    b = capacity(CapacityJob(dep=slow, bucket=bucket, slos=slos, guess=5.0, num_requests=50), cache=reg)
     assert a > 0 and b == 0  # 80 ms per step can never meet TPOT p90 50 ms; the cached answer would say it does
 
 
 def test_moe_candidates_include_expert_splits_and_dense_ones_do_not() -> None:
     budget = QualityBudget()
-    moe = {(c.tp, c.moe_split) for c, _ in enumerate_candidates(get_model("deepseek-v2-lite"), ["h100-sxm"], budget,
-                                                                 context_tokens=4096)}
+    moe = {(c.tp, c.moe_split) for c, _ in enumerate_candidates(get_model("deepseek-v2-lite"), _space(["h100-sxm"]),
+                                                                 budget, context_tokens=4096)}
     assert {(4, "tp"), (4, "ep"), (4, "dp-attention"), (1, "tp")} <= moe
     assert (1, "ep") not in moe
-    dense = {c.moe_split for c, _ in enumerate_candidates(get_model("llama-3.1-8b"), ["h100-sxm"], budget,
+    dense = {c.moe_split for c, _ in enumerate_candidates(get_model("llama-3.1-8b"), _space(["h100-sxm"]), budget,
                                                           context_tokens=4096)}
     assert dense == {"tp"}
 
@@ -98,7 +103,7 @@ def test_the_screen_shares_step_costs_without_changing_any_estimate() -> None:
     """One StepCost per configuration, reused for its engine-limit variants, gives exactly the estimates
     that building one per candidate gives."""
     slos = parse_slos("ttft_p90=2s,tpot_p90=100ms")
-    cands = list(enumerate_candidates(get_model("qwen3-30b-a3b"), ("h100-sxm", "l40s"), QualityBudget(),
+    cands = list(enumerate_candidates(get_model("qwen3-30b-a3b"), _space(("h100-sxm", "l40s")), QualityBudget(),
                                       context_tokens=8192))
     assert len(cands) > 8
     shared = [e for _, _, e in screen(cands, 1500, 300, slos)]
@@ -106,18 +111,13 @@ def test_the_screen_shares_step_costs_without_changing_any_estimate() -> None:
 
 
 def test_the_capacity_key_changes_with_every_field_of_the_search() -> None:
-    """Change each Deployment field and each argument of the search: every change gives a new key, so
-    no changed replica reuses a cached capacity. A field added to Deployment fails here until it is varied."""
+    """Change each Deployment field and each field of the job: every change gives a new key, so no changed
+    replica reuses a cached capacity. A field added to Deployment or CapacityJob fails here until it is varied
+    (or, for the job, listed in NOT_IN_KEY with its reason)."""
     base = build_deployment("qwen3-30b-a3b", "h100-sxm", tp=2)
     bucket = Bucket("all", np.full(50, 256), np.full(50, 64), 1.0)
-    slos = parse_slos("ttft_p90=2s,tpot_p90=50ms")
-
-    def key(dep: Deployment = base, b: Bucket = bucket, s: tuple[SLO, ...] = slos, *, num_requests: int = 50,
-            seed: int = 0, iterations: int = 6, unit: tuple[int, int] = (0, 1),
-            prefill_dep: Deployment | None = None) -> str:
-        return capacity_key(dep, b, s, num_requests=num_requests, seed=seed, iterations=iterations, unit=unit,
-                            prefill_dep=prefill_dep)
-
+    job = CapacityJob(dep=base, bucket=bucket, slos=parse_slos("ttft_p90=2s,tpot_p90=50ms"), guess=1.0,
+                      num_requests=50)
     varied = {
         "model": replace(base, model=replace(base.model, max_position_embeddings=4096)),
         "device": replace(base, device=base.device.model_copy(update={"memory_bw_gb_s": 3000.0})),
@@ -131,13 +131,31 @@ def test_the_capacity_key_changes_with_every_field_of_the_search() -> None:
         "dp_attention": build_deployment("qwen3-30b-a3b", "h100-sxm", tp=2, dp_attention=True),
     }
     assert set(varied) == {f.name for f in fields(Deployment)}
-    keys = {"base": key()} | {name: key(dep) for name, dep in varied.items()}
+    keys = {"base": job.key()} | {name: replace(job, dep=dep).key() for name, dep in varied.items()}
     long = np.full(2501, 256)
-    keys["bucket"] = key(b=Bucket("all", long, np.full(2501, 64), 1.0))
+    keys["bucket"] = replace(job, bucket=Bucket("all", long, np.full(2501, 64), 1.0)).key()
     long[-1] = 300  # the last request alone differs: every length is part of the key
-    keys["bucket-tail"] = key(b=Bucket("all", long, np.full(2501, 64), 1.0))
-    keys["slos"] = key(s=parse_slos("ttft_p90=1s"))
-    keys |= {"num_requests": key(num_requests=60), "seed": key(seed=1), "iterations": key(iterations=7),
-             "unit": key(unit=(1, 1)), "prefill_dep": key(prefill_dep=varied["tp"])}
+    keys["bucket-tail"] = replace(job, bucket=Bucket("all", long, np.full(2501, 64), 1.0)).key()
+    jobs = {"slos": replace(job, slos=parse_slos("ttft_p90=1s")), "num_requests": replace(job, num_requests=60),
+            "seed": replace(job, seed=1), "iterations": replace(job, iterations=7), "unit": replace(job, unit=(1, 1)),
+            "prefill_dep": replace(job, prefill_dep=varied["tp"]), "engine": replace(job, engine="sarathi")}
+    assert set(jobs) | {"dep", "bucket"} | set(CapacityJob.NOT_IN_KEY) == {f.name for f in fields(CapacityJob)}
+    keys |= {name: j.key() for name, j in jobs.items()}
     assert len(set(keys.values())) == len(keys), keys
-    assert key() == keys["base"]  # and stable
+    assert job.key() == keys["base"] and replace(job, guess=9.0, registry="elsewhere").key() == job.key()
+
+
+def test_candidate_describes_every_labelled_axis_and_omits_a_quiet_default() -> None:
+    c = Candidate(device="h100-sxm", tp=2, weights="fp8", kv="bf16", max_num_seqs=64, max_num_batched_tokens=2048)
+    assert c.describe() == ("2x h100-sxm (TP2), weights fp8, KV bf16, max_num_seqs 64, "
+                            "max_num_batched_tokens 2048")
+    assert replace(c, engine="sarathi").describe() == ("2x h100-sxm (TP2), engine sarathi, weights fp8, KV bf16, "
+                                                       "max_num_seqs 64, max_num_batched_tokens 2048")
+
+
+def test_every_engine_of_the_space_is_a_candidate() -> None:
+    space = SearchSpace(devices=("h100-sxm",), engines=("vllm", "sarathi"))
+    cands = [c for c, _ in enumerate_candidates(get_model("llama-3.1-8b"), space, QualityBudget(1.0),
+                                                context_tokens=4096)]
+    assert {c.engine for c in cands} == {"vllm", "sarathi"}
+    assert len(cands) == 2 * sum(1 for c in cands if c.engine == "vllm")

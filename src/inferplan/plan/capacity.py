@@ -8,7 +8,8 @@ the run registry, so an interrupted sweep resumes without repeating work.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from pathlib import Path
 
 import numpy as np
 
@@ -46,51 +47,73 @@ def probe_workload(bucket: Bucket, rate: float, num_requests: int, seed: int) ->
 
 
 def meets(dep: Deployment, wl: Workload, slos: tuple[SLO, ...], unit: tuple[int, int] = (0, 1),
-          prefill_dep: Deployment | None = None) -> bool:
+          prefill_dep: Deployment | None = None, engine: str = "vllm") -> bool:
     """Does one replica (or a disaggregated unit of ``(prefill, decode)`` replicas, the prefill ones
-    of ``prefill_dep`` when given) meet every SLO?"""
+    of ``prefill_dep`` when given) running ``engine``'s policy meet every SLO?"""
     prefill, decode = unit
     cluster = (Cluster.disaggregated([prefill_dep or dep] * prefill, [dep] * decode) if prefill
                else Cluster.replicas([dep] * decode))
-    res = simulate(wl, cluster, get_policy("vllm"), router="least-outstanding")
+    res = simulate(wl, cluster, get_policy(engine), router="least-outstanding")
     s = summarize(res, slos)
     return s["num_rejected"] == 0 and all(c["met"] for c in s["slos"])
 
 
-def capacity_key(dep: Deployment, bucket: Bucket, slos: tuple[SLO, ...], *, num_requests: int, seed: int,
-                 iterations: int, unit: tuple[int, int], prefill_dep: Deployment | None) -> str:
-    """The registry key of one capacity search: every argument that shapes its answer, each replica whole
-    (model, device, formats, limits and the profile: a recalibrated profile must not reuse old results)."""
-    parts: list[object] = [list(unit), dep.fingerprint(), bucket.fingerprint(), [str(s) for s in slos],
-                           num_requests, seed, iterations, None if prefill_dep is None else prefill_dep.fingerprint()]
-    return "capacity:" + config_hash(parts)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CapacityJob:
+    """One capacity search, whole: what ``capacity`` runs, what the executors ship to a worker, and
+    (every field but those in ``NOT_IN_KEY``) what its registry key is made of."""
+
+    dep: Deployment
+    bucket: Bucket
+    slos: tuple[SLO, ...]
+    guess: float  # where the bisection starts (req/s): the analytical estimate
+    num_requests: int = 400
+    seed: int = 0
+    iterations: int = 6
+    unit: tuple[int, int] = (0, 1)  # (prefill, decode) replicas; (0, 1): one aggregated replica
+    prefill_dep: Deployment | None = None
+    engine: str = "vllm"  # the engine policy the replicas run
+    registry: str = ""  # the run registry's path, to cache in ("": none)
+
+    # ``guess`` is the analytical estimate of the other fields, so it adds nothing; ``registry`` is where
+    # the answer is kept, not what shapes it
+    NOT_IN_KEY = ("guess", "registry")
+
+    def key(self) -> str:
+        """The registry key: every field that shapes the answer, each replica whole (model, device, formats,
+        limits and the profile: a recalibrated profile must not reuse old results)."""
+        parts = [[f.name, _key_part(getattr(self, f.name))] for f in fields(self) if f.name not in self.NOT_IN_KEY]
+        return "capacity:" + config_hash(parts)
+
+    def run(self) -> float:
+        """The capacity, cached in the job's registry (picklable: a worker process or Ray task calls this)."""
+        return capacity(self, cache=Registry(Path(self.registry)) if self.registry else None)
 
 
-def capacity(
-    dep: Deployment,
-    bucket: Bucket,
-    slos: tuple[SLO, ...],
-    *,
-    guess: float,
-    num_requests: int = 400,
-    seed: int = 0,
-    iterations: int = 6,
-    cache: Registry | None = None,
-    unit: tuple[int, int] = (0, 1),
-    prefill_dep: Deployment | None = None,
-) -> float:
-    """Requests/s one replica (or a ``(prefill, decode)`` unit) sustains on this bucket within the SLOs (0: none)."""
-    key = capacity_key(dep, bucket, slos, num_requests=num_requests, seed=seed, iterations=iterations, unit=unit,
-                       prefill_dep=prefill_dep)
+def _key_part(value: object) -> object:
+    if isinstance(value, (Deployment, Bucket)):
+        return value.fingerprint()
+    if isinstance(value, tuple):
+        return [_key_part(v) for v in value]
+    if isinstance(value, SLO):
+        return str(value)
+    return value
+
+
+def capacity(job: CapacityJob, *, cache: Registry | None = None) -> float:
+    """Requests/s one replica (or a ``(prefill, decode)`` unit) sustains on the bucket within the SLOs (0: none)."""
+    key = job.key()
     if cache is not None:
         hit = cache.cache_get(key)
         if hit is not None:
             return float(hit)
+
     def probe(rate: float) -> bool:
-        return meets(dep, probe_workload(bucket, rate, num_requests, seed), slos, unit, prefill_dep)
+        wl = probe_workload(job.bucket, rate, job.num_requests, job.seed)
+        return meets(job.dep, wl, job.slos, job.unit, job.prefill_dep, job.engine)
 
     # 1. bracket: lo meets the SLOs, hi does not (start from the analytical guess)
-    lo, hi = 0.0, max(guess, 1e-3)
+    lo, hi = 0.0, max(job.guess, 1e-3)
     if probe(hi):
         lo, hi = hi, 2 * hi
         for _ in range(6):
@@ -105,13 +128,12 @@ def capacity(
             hi /= 2
     # 2. bisect (when even the smallest probe failed, lo stays 0: the bucket cannot be served)
     if lo > 0:
-        for _ in range(iterations):
+        for _ in range(job.iterations):
             mid = (lo + hi) / 2
             if probe(mid):
                 lo = mid
             else:
                 hi = mid
-    result = lo
     if cache is not None:
-        cache.cache_put(key, result)
-    return result
+        cache.cache_put(key, lo)
+    return lo

@@ -77,6 +77,15 @@ class ReplicaType:
         return preference_penalty(deps)
 
     @property
+    def engine(self) -> str:
+        """The engine the unit's decode (or only) replicas run."""
+        return self.decode.candidate.engine
+
+    @property
+    def engines(self) -> set[str]:
+        return {self.decode.candidate.engine, self.prefill_config.candidate.engine}
+
+    @property
     def arrival_replicas(self) -> int:
         """Replicas of one unit that take arrivals (its prefill replicas, or the aggregated one)."""
         return 1 if self.aggregated else self.unit[0]
@@ -150,7 +159,15 @@ def simulate_fleet(types: Sequence[ReplicaType], replicas: Sequence[int], shares
     route: str | PlannedRouter = router
     if router == "planned":
         route = PlannedRouter(bucket_of, shares_for(shares, replicas), list(lay.owner))
-    return simulate(wl, lay.cluster, get_policy("vllm"), router=route, seed=seed)
+    return simulate(wl, lay.cluster, get_policy(fleet_engine(types, replicas)), router=route, seed=seed)
+
+
+def fleet_engine(types: Sequence[ReplicaType], replicas: Sequence[int]) -> str:
+    """The engine every replica of the fleet runs (a fleet is simulated under one engine policy)."""
+    engines = {e for t, n in zip(types, replicas, strict=True) if n for e in t.engines}
+    if len(engines) > 1:
+        raise ValueError(f"a fleet mixing engines ({', '.join(sorted(engines))}) cannot be simulated yet")
+    return engines.pop() if engines else "vllm"
 
 
 def busiest_type(sim: SimResult, owner: Sequence[int]) -> int:
@@ -168,13 +185,25 @@ def shares_for(shares: np.ndarray, replicas: Sequence[int]) -> np.ndarray:
     return normalised
 
 
-def verify_job(job: tuple[Sequence[ReplicaType], Sequence[int], np.ndarray, Workload, np.ndarray, int, str,
-                          tuple[SLO, ...]]) -> tuple[dict[str, Any], int]:
-    """One verification run (picklable for the executors): the summary and the busiest type."""
-    types, replicas, shares, wl, bucket_of, seed, router, slos = job
-    layout = fleet_layout(types, replicas)
-    sim = simulate_fleet(types, replicas, shares, wl, bucket_of, seed, router, layout=layout)
-    return summarize(sim, slos), busiest_type(sim, layout.owner)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VerifyJob:
+    """One verification run of a fleet under one router (picklable: the executors ship it to a worker)."""
+
+    types: tuple[ReplicaType, ...]
+    replicas: tuple[int, ...]  # per type
+    shares: np.ndarray  # (buckets, types): the fleet program's split, for the planned router
+    workload: Workload
+    bucket_of: np.ndarray  # each request's bucket
+    seed: int
+    router: str
+    slos: tuple[SLO, ...]
+
+    def run(self) -> tuple[dict[str, Any], int]:
+        """The summary and the busiest type."""
+        layout = fleet_layout(self.types, self.replicas)
+        sim = simulate_fleet(self.types, self.replicas, self.shares, self.workload, self.bucket_of, self.seed,
+                             self.router, layout=layout)
+        return summarize(sim, self.slos), busiest_type(sim, layout.owner)
 
 
 def preference_penalty(deps: list[Deployment]) -> float:

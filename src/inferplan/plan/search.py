@@ -27,12 +27,19 @@ from inferplan.perf.deployment import Deployment
 from inferplan.perf.profile import DeviceProfile
 from inferplan.plan.analytic import estimate, screen
 from inferplan.plan.autoscale import AutoscaleResult, plan_autoscale_fleet
-from inferplan.plan.capacity import Bucket, capacity
+from inferplan.plan.capacity import Bucket, CapacityJob
 from inferplan.plan.defaults import DEFAULT_DEVICES, DEFAULT_SLO
 from inferplan.plan.executors import run_all
 from inferplan.plan.fleet import Fleet, solve_fleet
-from inferplan.plan.pools import Evaluated, ReplicaType, preference_penalty, router_options, verify_job
-from inferplan.plan.space import QualityBudget, enumerate_candidates
+from inferplan.plan.pools import (
+    Evaluated,
+    ReplicaType,
+    VerifyJob,
+    fleet_engine,
+    preference_penalty,
+    router_options,
+)
+from inferplan.plan.space import QualityBudget, SearchSpace, enumerate_candidates
 from inferplan.sim.slo import SLO, parse_slos
 from inferplan.specs.catalog import get_model
 from inferplan.store import Registry
@@ -102,13 +109,6 @@ def make_buckets(wl: Workload, k: int) -> tuple[list[Bucket], np.ndarray]:
     return buckets, np.searchsorted(present, which)
 
 
-def _measure(job: tuple[Deployment, Bucket, tuple[SLO, ...], float, int, int, str, tuple[int, int],
-                        Deployment | None]) -> float:
-    dep, bucket, slos, guess, n, seed, registry_path, unit, prefill_dep = job
-    return capacity(dep, bucket, slos, guess=guess, num_requests=n, seed=seed, unit=unit, prefill_dep=prefill_dep,
-                    cache=Registry(Path(registry_path)) if registry_path else None)
-
-
 def plan(req: PlanRequest, *, registry: Registry | None = None,
          progress: Callable[[str], None] | None = None) -> PlanResult:
     say = progress or (lambda _msg: None)
@@ -127,7 +127,8 @@ def plan(req: PlanRequest, *, registry: Registry | None = None,
     screened: list[tuple[Evaluated, Deployment]] = []
     mean_in, mean_out = float(wl.input_tokens.mean()), float(wl.output_tokens.mean())
     profile = DeviceProfile.load(Path(req.profile)) if req.profile else None
-    candidates = enumerate_candidates(model, req.devices, budget, context_tokens=context, profile=profile)
+    space = SearchSpace(devices=req.devices)
+    candidates = enumerate_candidates(model, space, budget, context_tokens=context, profile=profile)
     for cand, dep, est in screen(candidates, mean_in, mean_out, slos):
         screened.append((Evaluated(cand, est), dep))
     screen_s = time.perf_counter() - t0
@@ -239,7 +240,8 @@ def _types_for(mode: str, survivors: list[tuple[Evaluated, Deployment]]) -> list
     best = sorted(survivors, key=lambda ed: ed[0].estimate.dollars_per_rate)[:2]
     out = [ReplicaType(e, d, u) for e, d in best for u in DISAGG_UNITS]
     for (pe, pd), (de, dd) in itertools.permutations(best, 2):
-        if pd.kv.name == dd.kv.name:  # the decode pool must read the KV layout the prefill pool wrote
+        # the decode pool must read the KV layout the prefill pool wrote, with the same engine
+        if pd.kv.name == dd.kv.name and pe.candidate.engine == de.candidate.engine:
             out += [ReplicaType(de, dd, u, pe, pd) for u in DISAGG_UNITS]
     return out
 
@@ -253,9 +255,10 @@ def _measure_types(mode: str, types: list[ReplicaType], req: PlanRequest, slos: 
     for t in types:
         for bk in buckets:
             guess = estimate(t.dep, float(bk.input_tokens.mean()), float(bk.output_tokens.mean()), slos).rate_per_s
-            jobs.append((t.dep, bk, slos, max(guess, 0.05) * max(t.unit[1], 1), req.probe_requests, req.seed, reg_path,
-                         t.unit, t.prefill_dep))
-    return np.array(run_all(_measure, jobs, executor=req.executor)).reshape(len(types), len(buckets))
+            jobs.append(CapacityJob(dep=t.dep, bucket=bk, slos=slos, guess=max(guess, 0.05) * max(t.unit[1], 1),
+                                    num_requests=req.probe_requests, seed=req.seed, unit=t.unit,
+                                    prefill_dep=t.prefill_dep, engine=t.engine, registry=reg_path))
+    return np.array(run_all(CapacityJob.run, jobs, executor=req.executor)).reshape(len(types), len(buckets))
 
 
 def _fleet_for(mode: str, types: list[ReplicaType], caps: np.ndarray, req: PlanRequest, wl: Workload,
@@ -323,8 +326,9 @@ def _verify(types: list[ReplicaType], replicas: list[int], shares: np.ndarray, w
     options = router_options(types, replicas, wl)
     if only is not None:
         options = tuple(r for r in options if r in only) or options[:1]
-    jobs = [(types, replicas, shares, wl, bucket_of, req.seed, r, slos) for r in options]
-    results = run_all(verify_job, jobs, executor=req.executor)
+    jobs = [VerifyJob(types=tuple(types), replicas=tuple(replicas), shares=shares, workload=wl, bucket_of=bucket_of,
+                      seed=req.seed, router=r, slos=slos) for r in options]
+    results = run_all(VerifyJob.run, jobs, executor=req.executor)
     scores = {r: {"slos_met": bool(s["slos_met"]), "slo_attainment": s["slo_attainment"],
                   "ttft_p90_s": s["ttft_s"]["p90"], "tpot_p90_s": s["tpot_s"]["p90"],
                   "num_rejected": s["num_rejected"]} for r, (s, _) in zip(options, results, strict=True)}
@@ -343,5 +347,6 @@ def _autoscale(req: PlanRequest, wl: Workload, slos: tuple[SLO, ...], result: Pl
     labels = [t.label() for t in result.types]
     auto = plan_autoscale_fleet(deps, labels, result.capacity_used.T, bucket_of, wl, slos,
                                 window_s=req.autoscale_window_s, scale_down_delay_s=req.scale_down_delay_s,
-                                seed=req.seed, router=result.router)
+                                seed=req.seed, router=result.router,
+                                engine=fleet_engine(result.types, result.fleet.replicas))
     return auto, " + ".join(auto.types)

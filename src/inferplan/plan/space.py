@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass, field, fields
 
 from inferplan.errors import InputError
 from inferplan.perf.deployment import Deployment, EngineLimits, parallelism_label
@@ -18,23 +19,46 @@ from inferplan.specs.precision import KVFormat, WeightFormat
 __all__ = ["DEFAULT_DEVICES"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Candidate:
-    """One replica configuration the planner may choose."""
+    """One replica configuration the planner may choose: a value of every axis of the ``SearchSpace``.
+
+    ``describe`` is derived from the fields: the device and its parallelism first, then every
+    field with a ``label`` (one whose metadata says ``quiet`` is left out at its default, so
+    a new axis does not change the text of plans that do not use it).
+    """
 
     device: str
     tp: int
-    weights: str
-    kv: str
-    max_num_seqs: int
-    max_num_batched_tokens: int
     pp: int = 1
     moe_split: str = "tp"  # MoE only: "tp" (slice every expert), "ep" (whole experts), "dp-attention"
+    engine: str = field(default="vllm", metadata={"label": "engine", "quiet": True})
+    weights: str = field(metadata={"label": "weights"})
+    kv: str = field(metadata={"label": "KV"})
+    max_num_seqs: int = field(metadata={"label": "max_num_seqs"})
+    max_num_batched_tokens: int = field(metadata={"label": "max_num_batched_tokens"})
 
     def describe(self) -> str:
         par = parallelism_label(self.tp, self.pp, self.moe_split)
-        return (f"{self.tp * self.pp}x {self.device} ({par}), weights {self.weights}, KV {self.kv}, "
-                f"max_num_seqs {self.max_num_seqs}, max_num_batched_tokens {self.max_num_batched_tokens}")
+        parts = [f"{self.tp * self.pp}x {self.device} ({par})"]
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if "label" in f.metadata and not (f.metadata.get("quiet") and value == f.default):
+                parts.append(f"{f.metadata['label']} {value}")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SearchSpace:
+    """The axes of the replica search. Every combination is a candidate unless a pruning rule below drops
+    it; a new axis is a field here, a field of ``Candidate``, and a line in ``enumerate_candidates``."""
+
+    devices: tuple[str, ...] = DEFAULT_DEVICES
+    engines: tuple[str, ...] = ("vllm",)  # engine policies (``sim.policies``) the replicas may run
+    tp: tuple[int, ...] = (1, 2, 4, 8)
+    pp: tuple[int, ...] = (1, 2, 4)  # pipeline stages span nodes: tried only when no single node fits
+    max_num_seqs: tuple[int, ...] = (64, 256)
+    max_num_batched_tokens: tuple[int, ...] = (2048, 8192)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,46 +90,57 @@ def formats_for(device: str | DeviceSpec, budget: QualityBudget) -> tuple[list[W
 
 def enumerate_candidates(
     model: ModelSpec,
-    devices: Sequence[str],
+    space: SearchSpace,
     budget: QualityBudget,
     *,
     context_tokens: int,
-    max_num_seqs_options: Sequence[int] = (64, 256),
-    batched_tokens_options: Sequence[int] = (2048, 8192),
     profile: DeviceProfile | None = None,
 ) -> Iterator[tuple[Candidate, Deployment]]:
-    """Every configuration that fits in memory with room for one sequence of ``context_tokens``.
+    """Every configuration of ``space`` that fits in memory with room for one sequence of ``context_tokens``.
 
     ``profile`` applies to the device it was measured or calibrated for (``local``: the one it describes).
     """
-    for name in devices:
-        dev = (profile.resolve_device(name) if profile else None) or get_device(name)
-        prof = profile if profile and profile.device in (name, dev.name) else None
-        if dev.price_per_hour_usd is None:
-            raise InputError(f"device '{name}' has no price; give it one in a device file to plan with it")
+    for name in space.devices:
+        dev, prof = _device_and_profile(name, profile)
         weights, kvs = formats_for(dev, budget)
         if model.checkpoint_format:  # a quantized checkpoint is served as what it is
             weights = [w for w in weights if w.name == model.checkpoint_format]
-        tps = [t for t in (1, 2, 4, 8) if t <= dev.max_devices_per_node and model.num_attention_heads % t == 0]
-        found = False
-        for pp in (1, 2, 4):  # pipeline stages span nodes: only when no single node of this device fits
-            if found:
+        tps = [t for t in space.tp if tp_allowed(model, dev, t)]
+        for pp in space.pp:
+            found = False
+            for tp in tps if pp == 1 else tps[-1:]:  # several nodes: each stage as wide as a node allows
+                axes = itertools.product(moe_splits(model, tp), space.engines, weights, kvs, space.max_num_seqs,
+                                         space.max_num_batched_tokens)
+                for split, engine, w, kv, seqs, tokens in axes:
+                    limits = EngineLimits(max_num_seqs=seqs, max_num_batched_tokens=tokens)
+                    dep = Deployment(model=model, device=dev, weights=w, kv=kv, tp=tp, pp=pp, limits=limits,
+                                     profile=prof, ep=split != "tp", dp_attention=split == "dp-attention")
+                    if not fits(dep, context_tokens):
+                        continue
+                    found = True
+                    yield Candidate(device=name, tp=tp, pp=pp, moe_split=split, engine=engine, weights=w.name,
+                                    kv=kv.name, max_num_seqs=seqs, max_num_batched_tokens=tokens), dep
+            if found:  # a pipeline over more nodes only when none of this depth fits
                 break
-            for tp in tps if pp == 1 else tps[-1:]:
-                for split in moe_splits(model, tp):
-                    for w in weights:
-                        for kv in kvs:
-                            for seqs in max_num_seqs_options:
-                                for tokens in batched_tokens_options:
-                                    limits = EngineLimits(max_num_seqs=seqs, max_num_batched_tokens=tokens)
-                                    dep = Deployment(model=model, device=dev, weights=w, kv=kv, tp=tp, pp=pp,
-                                                     limits=limits, profile=prof, ep=split != "tp",
-                                                     dp_attention=split == "dp-attention")
-                                    mem = plan_memory(dep)
-                                    if not mem.fits or max_concurrent_sequences(dep, mem, context_tokens) < 1:
-                                        continue
-                                    found = True
-                                    yield Candidate(name, tp, w.name, kv.name, seqs, tokens, pp, split), dep
+
+
+def _device_and_profile(name: str, profile: DeviceProfile | None) -> tuple[DeviceSpec, DeviceProfile | None]:
+    """The device to plan on (a profile's own device where it names one) and the profile that applies to it."""
+    dev = (profile.resolve_device(name) if profile else None) or get_device(name)
+    if dev.price_per_hour_usd is None:
+        raise InputError(f"device '{name}' has no price; give it one in a device file to plan with it")
+    return dev, profile if profile and profile.device in (name, dev.name) else None
+
+
+def tp_allowed(model: ModelSpec, dev: DeviceSpec, tp: int) -> bool:
+    """Pruning rule: tensor parallelism within one node, over a number of devices that splits the heads."""
+    return tp <= dev.max_devices_per_node and model.num_attention_heads % tp == 0
+
+
+def fits(dep: Deployment, context_tokens: int) -> bool:
+    """Pruning rule: the weights fit with room for at least one sequence of ``context_tokens``."""
+    mem = plan_memory(dep)
+    return mem.fits and max_concurrent_sequences(dep, mem, context_tokens) >= 1
 
 
 def moe_splits(model: ModelSpec, tp: int) -> tuple[str, ...]:
