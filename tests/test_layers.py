@@ -53,3 +53,18 @@ def test_no_import_goes_up_or_sideways() -> None:
            for part, target, where in _edges() if LAYERS[target] >= LAYERS[part]]
     assert not bad, "\n".join(bad)
     assert ("deploy", "plan", "deploy/fleet_files.py") in _edges()  # the walk sees real edges
+
+
+def test_the_command_line_goes_through_the_public_api_only() -> None:
+    """One door: a verb reaches the modelling code through ``inferplan.api``, never a module below it."""
+    cli = [(target, where) for part, target, where in _edges() if part == "cli"]
+    assert {target for target, _ in cli} == {"api"}, sorted(cli)
+
+
+def test_every_name_the_api_loads_on_use_exists() -> None:
+    """Each lazily loaded name of ``inferplan.api`` resolves, and ``__all__`` lists exactly the API's names."""
+    import inferplan.api as api
+
+    for name in api.__all__:
+        assert getattr(api, name) is not None, name
+    assert set(api.__all__) == set(api._LAZY) | {"InputError", "DEFAULT_DEVICES", "DEFAULT_SLO"}

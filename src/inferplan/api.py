@@ -3,78 +3,130 @@
 from __future__ import annotations
 
 import importlib
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from inferplan.perf.deployment import Deployment, EngineLimits
-from inferplan.perf.fit import FitResult, fit, fit_all_formats
-from inferplan.perf.profile import DeviceProfile
-from inferplan.specs.catalog import get_device, get_kv_format, get_model, get_weight_format
+from inferplan.errors import InputError
+from inferplan.plan.defaults import DEFAULT_DEVICES, DEFAULT_SLO
 
 if TYPE_CHECKING:
+    from inferplan.deploy.fleet_files import router_attainment
+    from inferplan.measure.bench import RequestRecord
+    from inferplan.measure.calibrate import (
+        DEFAULT_FIT,
+        FACTORS,
+        base_for,
+        calibrate,
+        fit_to_bench,
+        from_llama_bench,
+        from_validate_summary,
+    )
+    from inferplan.measure.microbench import fit_profile, implausible, measure
+    from inferplan.perf.deployment import Deployment, EngineLimits
+    from inferplan.perf.fit import FitResult, fit, fit_all_formats
+    from inferplan.perf.profile import DeviceProfile
+    from inferplan.perf.resolve import resolve_deployment
+    from inferplan.perf.resolve import resolve_deployment as build_deployment
     from inferplan.plan.search import PlanRequest, PlanResult, plan
-    from inferplan.runs import PlanRun, SimulationConfig, SimulationRun, run_plan, run_simulation, simulate_config
+    from inferplan.report.compare import compare_runs, headline_error, write_compare_report
+    from inferplan.runs import (
+        BenchConfig,
+        PlanRun,
+        SimulationConfig,
+        SimulationRun,
+        run_bench,
+        run_plan,
+        run_simulation,
+        run_validate,
+        simulate_config,
+    )
+    from inferplan.specs.catalog import (
+        device_catalog,
+        kv_format_catalog,
+        local_profile_path,
+        model_catalog,
+        weight_format_catalog,
+    )
+    from inferplan.specs.hardware import DeviceSpec
+    from inferplan.store import Registry, RunRecord
 
-# Loaded on first use: `fit` answers without importing the simulator, the planner or scipy.
-_LAZY = {"PlanRequest": "inferplan.plan.search", "PlanResult": "inferplan.plan.search", "plan": "inferplan.plan.search",
-         "PlanRun": "inferplan.runs", "SimulationConfig": "inferplan.runs", "SimulationRun": "inferplan.runs",
-         "run_plan": "inferplan.runs", "run_simulation": "inferplan.runs", "simulate_config": "inferplan.runs"}
+# Loaded on first use: `--help` loads none of them, `fit` not the simulator, the planner or scipy.
+_LAZY = {name: module for module, names in {
+    "inferplan.perf.deployment": ("Deployment", "EngineLimits"),
+    "inferplan.perf.fit": ("FitResult", "fit", "fit_all_formats"),
+    "inferplan.perf.profile": ("DeviceProfile",),
+    "inferplan.perf.resolve": ("resolve_deployment", "build_deployment"),
+    "inferplan.specs.catalog": ("device_catalog", "kv_format_catalog", "local_profile_path", "model_catalog",
+                                "weight_format_catalog"),
+    "inferplan.specs.hardware": ("DeviceSpec",),
+    "inferplan.store": ("Registry", "RunRecord"),
+    "inferplan.measure.calibrate": ("DEFAULT_FIT", "FACTORS", "base_for", "calibrate", "from_llama_bench",
+                                    "from_validate_summary", "fit_to_bench"),
+    "inferplan.measure.bench": ("RequestRecord",),
+    "inferplan.measure.microbench": ("fit_profile", "implausible", "measure"),
+    "inferplan.report.compare": ("compare_runs", "headline_error", "write_compare_report"),
+    "inferplan.deploy.fleet_files": ("router_attainment",),
+    "inferplan.plan.search": ("PlanRequest", "PlanResult", "plan"),
+    "inferplan.runs": ("BenchConfig", "PlanRun", "SimulationConfig", "SimulationRun", "run_bench", "run_plan",
+                       "run_simulation", "run_validate", "simulate_config"),
+}.items() for name in names}
+
+
+_ALIASES = {"build_deployment": "resolve_deployment"}  # the name the API has always had
 
 
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'inferplan.api' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+    return getattr(importlib.import_module(module), _ALIASES.get(name, name))
 
 __all__ = [
+    "BenchConfig",
+    "DEFAULT_DEVICES",
+    "DEFAULT_FIT",
+    "DEFAULT_SLO",
     "Deployment",
+    "DeviceProfile",
+    "DeviceSpec",
     "EngineLimits",
+    "FACTORS",
     "FitResult",
+    "InputError",
     "PlanRequest",
     "PlanResult",
     "PlanRun",
+    "Registry",
+    "RequestRecord",
+    "RunRecord",
     "SimulationConfig",
     "SimulationRun",
+    "base_for",
     "build_deployment",
+    "calibrate",
+    "compare_runs",
+    "device_catalog",
     "fit",
     "fit_all_formats",
+    "fit_profile",
+    "fit_to_bench",
+    "from_llama_bench",
+    "from_validate_summary",
+    "headline_error",
+    "implausible",
+    "kv_format_catalog",
+    "local_profile_path",
+    "measure",
+    "model_catalog",
     "plan",
+    "resolve_deployment",
+    "router_attainment",
+    "run_bench",
     "run_plan",
     "run_simulation",
+    "run_validate",
     "simulate_config",
+    "weight_format_catalog",
+    "write_compare_report",
 ]
 
 
-def build_deployment(
-    model: str,
-    device: str,
-    *,
-    weights: str | None = None,
-    kv: str = "bf16",
-    tp: int = 1,
-    pp: int = 1,
-    ep: bool = False,
-    dp_attention: bool = False,
-    limits: EngineLimits | None = None,
-    profile: Path | None = None,
-) -> Deployment:
-    """Resolve names (or file paths) into a validated Deployment.
-
-    ``weights`` None: the checkpoint's own format (a quantized config.json), else bf16.
-    """
-    prof = DeviceProfile.load(profile) if profile else None
-    dev = (prof.resolve_device(device) if prof else None) or get_device(device)
-    spec = get_model(model)
-    return Deployment(
-        model=spec,
-        device=dev,
-        weights=get_weight_format(weights or spec.default_weights),
-        kv=get_kv_format(kv),
-        tp=tp,
-        pp=pp,
-        ep=ep,
-        dp_attention=dp_attention,
-        limits=limits or EngineLimits(),
-        profile=prof,
-    )

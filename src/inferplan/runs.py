@@ -17,7 +17,7 @@ from inferplan.measure.bench import Api, Endpoint, ReplayOptions, RequestRecord,
 from inferplan.measure.bench_records import bench_summary, write_bench_records
 from inferplan.perf.deployment import Deployment, EngineLimits
 from inferplan.perf.fit import speed_range_pct
-from inferplan.perf.profile import DeviceProfile
+from inferplan.perf.resolve import resolve_deployment
 from inferplan.plan.search import PlanRequest, PlanResult, plan
 from inferplan.report.bench_report import write_bench_report
 from inferplan.report.plan_report import plan_json, write_plan_report
@@ -28,7 +28,6 @@ from inferplan.sim.loop import Progress, SimResult, simulate
 from inferplan.sim.policies import get_policy
 from inferplan.sim.slo import parse_slos
 from inferplan.sim.summary import summarize
-from inferplan.specs.catalog import get_device, get_kv_format, get_model, get_weight_format
 from inferplan.store import Registry
 from inferplan.workload.presets import WorkloadSpec
 
@@ -76,21 +75,9 @@ class SimulationConfig(WorkloadSpec):
             enable_prefix_caching=self.enable_prefix_caching,
             long_prefill_token_threshold=self.long_prefill_token_threshold,
         )
-        prof = DeviceProfile.load(Path(self.profile)) if self.profile else None
-        name = device or self.device
-        spec = get_model(self.model)
-        return Deployment(
-            model=spec,
-            device=(prof.resolve_device(name) if prof else None) or get_device(name),
-            weights=get_weight_format(self.weights or spec.default_weights),
-            kv=get_kv_format(self.kv),
-            tp=tp or self.tp,
-            pp=self.pp,
-            ep=self.ep,
-            dp_attention=self.dp_attention,
-            limits=limits,
-            profile=prof,
-        )
+        return resolve_deployment(self.model, device or self.device, weights=self.weights, kv=self.kv,
+                                  tp=tp or self.tp, pp=self.pp, ep=self.ep, dp_attention=self.dp_attention,
+                                  limits=limits, profile=Path(self.profile) if self.profile else None)
 
 
 def run_folder(out_dir: Path | None, run_id: str) -> Path:

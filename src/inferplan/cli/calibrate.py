@@ -8,15 +8,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from inferplan.api import InputError
 from inferplan.cli import options
 from inferplan.cli.app import app
 from inferplan.cli.output import emit_json, out, print_table
-from inferplan.errors import InputError
 
 if TYPE_CHECKING:
-    from inferplan.perf.profile import DeviceProfile
-    from inferplan.specs.hardware import DeviceSpec
-    from inferplan.store import RunRecord
+    from inferplan.api import DeviceProfile, DeviceSpec, RunRecord
 
 
 CALIBRATE_EPILOG = (
@@ -49,16 +47,16 @@ def calibrate_cmd(
     """Fit a device profile's compute, bandwidth and overhead factors to measured runs; with uncertainty."""
     from rich.table import Table
 
-    from inferplan.measure.calibrate import (
+    from inferplan.api import (
         DEFAULT_FIT,
         FACTORS,
+        Registry,
         base_for,
         calibrate,
         from_llama_bench,
         from_validate_summary,
+        local_profile_path,
     )
-    from inferplan.specs.catalog import local_profile_path
-    from inferplan.store import Registry
 
     factors = tuple(f.strip() for f in fit.split(",") if f.strip()) if fit else DEFAULT_FIT
     if not factors or any(f not in FACTORS for f in factors):
@@ -137,8 +135,7 @@ def _calibrate_bench(bench_runs: list[RunRecord], model: str | None, weights: st
                      base: DeviceProfile, spec: DeviceSpec, target: Path, as_json: bool,
                      fit: tuple[str, ...] | None) -> None:
     """Fit through the simulator: replay each bench run's requests.csv with candidate profiles."""
-    from inferplan.measure.calibrate import fit_to_bench
-    from inferplan.runs import SimulationConfig, simulate_config
+    from inferplan.api import SimulationConfig, fit_to_bench, simulate_config
 
     if len(bench_runs) != 1 or not model:
         raise InputError("calibrating from a bench run needs exactly one --from BENCH_RUN and --model "

@@ -12,7 +12,7 @@ from inferplan.cli.app import app
 from inferplan.cli.output import emit_json, out, print_table
 
 if TYPE_CHECKING:
-    from inferplan.perf.fit import FitResult
+    from inferplan.api import FitResult
 
 GIB = 1024**3
 
@@ -156,7 +156,7 @@ def models_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> None
     """List the bundled model catalog."""
     from rich.table import Table
 
-    from inferplan.specs.catalog import model_catalog
+    from inferplan.api import model_catalog
 
     cat = model_catalog()
     if as_json:
@@ -183,7 +183,7 @@ def devices_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> Non
     """List the bundled device catalog (datasheet facts with sources)."""
     from rich.table import Table
 
-    from inferplan.specs.catalog import device_catalog
+    from inferplan.api import device_catalog
 
     cat = device_catalog()
     if as_json:
@@ -204,7 +204,7 @@ def formats_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> Non
     """List weight and KV-cache formats with bits, kernels and quality effects (with sources)."""
     from rich.table import Table
 
-    from inferplan.specs.catalog import kv_format_catalog, weight_format_catalog
+    from inferplan.api import kv_format_catalog, weight_format_catalog
 
     wcat, kcat = weight_format_catalog(), kv_format_catalog()
     if as_json:

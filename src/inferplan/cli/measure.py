@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from inferplan.api import InputError
 from inferplan.cli import options
 from inferplan.cli.app import app
 from inferplan.cli.output import (
@@ -20,10 +21,9 @@ from inferplan.cli.output import (
     print_table,
 )
 from inferplan.cli.render import print_comparison, print_summary
-from inferplan.errors import InputError
 
 if TYPE_CHECKING:
-    from inferplan.measure.bench import RequestRecord
+    from inferplan.api import RequestRecord
 
 BENCH_EPILOG = (
     "Examples:\n\n"
@@ -68,8 +68,7 @@ def bench_cmd(
     as_json: options.Json = False,
 ) -> None:
     """Replay a workload against a live endpoint; record every request like `simulate` does."""
-    from inferplan.runs import BenchConfig, run_bench
-    from inferplan.store import Registry
+    from inferplan.api import BenchConfig, Registry, run_bench
 
     if api not in ("completions", "chat"):
         raise InputError(f"--api must be 'completions' or 'chat', got {api!r}")
@@ -125,8 +124,8 @@ def compare_cmd(
     as_json: options.Json = False,
 ) -> None:
     """Metric by metric: OTHER against REFERENCE, with the error in percent, and overlaid CDFs in a report."""
+    from inferplan.api import headline_error, write_compare_report
     from inferplan.cli.runs import compared
-    from inferplan.report.compare import headline_error, write_compare_report
 
     folder = check_out_dir(out_dir)
     a, b, rows = compared(registry, reference, other)
@@ -167,8 +166,7 @@ def profile_cmd(
     """Microbenchmark this machine (matmul, memory bandwidth, attention, framework overhead) into a device profile."""
     from rich.table import Table
 
-    from inferplan.measure.microbench import fit_profile, implausible, measure
-    from inferplan.specs.catalog import local_profile_path
+    from inferplan.api import fit_profile, implausible, local_profile_path, measure
 
     path = out_file or local_profile_path()
     with interrupted(lambda: "profiling stopped before it finished; no profile was written"), \
@@ -225,9 +223,7 @@ def validate_cmd(
     """Time real model steps on this machine against the predicted times; print the error per point."""
     from rich.table import Table
 
-    from inferplan.perf.profile import DeviceProfile
-    from inferplan.runs import run_validate
-    from inferplan.store import Registry
+    from inferplan.api import DeviceProfile, Registry, run_validate
 
     prof = DeviceProfile.load(profile) if profile else None
     folder = check_out_dir(out_dir)

@@ -17,7 +17,7 @@ from typing import Any
 
 from rich.console import Console
 
-from inferplan.errors import InputError
+from inferplan.api import InputError
 
 out = Console(width=None if sys.stdout.isatty() else 120, highlight=False)  # 120 columns when piped
 err = Console(stderr=True, highlight=False)

@@ -7,14 +7,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from inferplan.api import DEFAULT_DEVICES, DEFAULT_SLO, InputError
 from inferplan.cli import options
 from inferplan.cli.app import app
 from inferplan.cli.output import ProgressReport, check_out_dir, emit_json, interrupted, out, print_table
-from inferplan.errors import InputError
-from inferplan.plan.defaults import DEFAULT_DEVICES, DEFAULT_SLO
 
 if TYPE_CHECKING:
-    from inferplan.plan.search import PlanRequest, PlanResult
+    from inferplan.api import PlanRequest, PlanResult
 
 
 EPILOG = (
@@ -57,9 +56,7 @@ def plan_cmd(
     as_json: options.Json = False,
 ) -> None:
     """Find the cheapest fleet that meets the SLOs for MODEL under a workload, verified by simulation."""
-    from inferplan.plan.search import PlanRequest
-    from inferplan.runs import run_plan
-    from inferplan.store import Registry
+    from inferplan.api import PlanRequest, Registry, run_plan
 
     if autoscale and duration is None and not Path(workload).exists():
         duration = 4 * parse_duration(window, "--window")  # a preset: simulate four windows
@@ -105,7 +102,7 @@ def print_plan(r: PlanResult, doc: dict[str, Any]) -> None:
     """The chosen fleet, why it won, the ranking behind it, and the verification."""
     from rich.table import Table
 
-    from inferplan.deploy.fleet_files import router_attainment
+    from inferplan.api import router_attainment
 
     t = Table(title=f"Chosen fleet for {r.request.model} - ${doc['cost_per_hour']:.2f}/hour")
     for col in ("replicas", "device", "parallelism", "weights", "KV", "quality loss", "max_num_seqs",

@@ -7,14 +7,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from inferplan.api import InputError
 from inferplan.cli import options
 from inferplan.cli.app import runs_app
 from inferplan.cli.output import emit_json, out
 from inferplan.cli.render import ms, print_comparison, print_summary
-from inferplan.errors import InputError
 
 if TYPE_CHECKING:
-    from inferplan.store import RunRecord
+    from inferplan.api import RunRecord
 
 RUNS_EPILOG = ("Examples:\n\n  inferplan runs list\n\n  inferplan runs list --kind plan --json\n\n"
                "  inferplan runs show RUN_ID\n\n  inferplan runs compare RUN_A RUN_B")
@@ -28,7 +28,7 @@ def runs_list(
     as_json: options.Json = False,
 ) -> None:
     """Recorded runs, newest first: one line each, the id first, whole, so it can be copied."""
-    from inferplan.store import Registry
+    from inferplan.api import Registry
 
     reg = Registry(registry)
     records = reg.list(limit, kind)
@@ -61,7 +61,7 @@ def runs_show(
     as_json: options.Json = False,
 ) -> None:
     """One run's inputs, summary and files, whatever its kind."""
-    from inferplan.store import Registry
+    from inferplan.api import Registry
 
     r = Registry(registry).get(run_id)
     if as_json:
@@ -104,8 +104,7 @@ def runs_compare(
 
 def compared(registry: Path | None, run_a: str, run_b: str) -> tuple[RunRecord, RunRecord, list[dict[str, Any]]]:
     """Two recorded runs and their metric-by-metric rows; runs with no metric in common are an error."""
-    from inferplan.report.compare import compare_runs
-    from inferplan.store import Registry
+    from inferplan.api import Registry, compare_runs
 
     reg = Registry(registry)
     a, b = reg.get(run_a), reg.get(run_b)

@@ -7,11 +7,11 @@ from typing import Annotated
 
 import typer
 
+from inferplan.api import InputError
 from inferplan.cli import options
 from inferplan.cli.app import app
 from inferplan.cli.output import ProgressReport, check_out_dir, emit_json, interrupted, out
 from inferplan.cli.render import print_summary
-from inferplan.errors import InputError
 
 SIM_EPILOG = (
     "Examples:\n\n"
@@ -74,8 +74,7 @@ def simulate_cmd(
     no_report: Annotated[bool, typer.Option("--no-report", help="skip the HTML report")] = False,
 ) -> None:
     """Simulate serving MODEL under a workload; print a summary and write a report."""
-    from inferplan.runs import SimulationConfig, run_simulation
-    from inferplan.store import Registry
+    from inferplan.api import Registry, SimulationConfig, run_simulation
 
     options = {"chunk_size": chunk_size, "parallel": parallel}
     if ctx_size is not None:

@@ -28,10 +28,10 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from inferplan.errors import InputError
-from inferplan.perf.deployment import Deployment, EngineLimits
 from inferplan.perf.profile import DeviceProfile
+from inferplan.perf.resolve import resolve_deployment
 from inferplan.perf.step_cost import BatchShape, StepCost, batch_shape
-from inferplan.specs.catalog import get_device, get_kv_format, get_model, get_weight_format
+from inferplan.specs.catalog import get_device, get_model, get_weight_format
 from inferplan.specs.hardware import DeviceSpec
 from inferplan.specs.model import ModelSpec
 
@@ -85,9 +85,7 @@ def predict(obs: Sequence[Observation], prof: DeviceProfile,
     for i, o in enumerate(obs):
         key = (o.model.name, o.weights, o.kv)
         if key not in costs:
-            dep = Deployment(model=o.model, device=device, weights=get_weight_format(o.weights),
-                             kv=get_kv_format(o.kv), limits=EngineLimits(), profile=prof)
-            costs[key] = StepCost(dep)
+            costs[key] = StepCost(resolve_deployment(o.model, device, weights=o.weights, kv=o.kv, profile=prof))
         out[i] = costs[key].seconds(o.shape)
     return out
 

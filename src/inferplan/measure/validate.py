@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from inferplan.measure.microbench import _torch, best_time, cache_keyword
-from inferplan.perf.deployment import Deployment, EngineLimits
 from inferplan.perf.profile import DeviceProfile
+from inferplan.perf.resolve import resolve_deployment
 from inferplan.perf.step_cost import BatchShape, StepCost, batch_shape
-from inferplan.specs.catalog import get_device, get_hf_config, get_kv_format, get_weight_format
+from inferplan.specs.catalog import get_hf_config
 from inferplan.specs.hf_config import spec_from_hf_config
 from inferplan.specs.model import ModelSpec
 
@@ -83,10 +83,7 @@ def model_for_validation(model: str, layers: int | None) -> tuple[ModelSpec, dic
 
 def predictor(spec: ModelSpec, dtype: str, device: str, profile: DeviceProfile | None) -> StepCost:
     weights, kv = DTYPE_FORMATS[dtype]
-    dev = (profile.resolve_device(device) if profile else None) or get_device(device)
-    dep = Deployment(model=spec, device=dev, weights=get_weight_format(weights), kv=get_kv_format(kv),
-                     limits=EngineLimits(), profile=profile)
-    return StepCost(dep)
+    return StepCost(resolve_deployment(spec, device, weights=weights, kv=kv, profile=profile))
 
 
 def run_validation(

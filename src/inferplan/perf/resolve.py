@@ -1,0 +1,55 @@
+"""Names (or file paths, or specs already loaded) into a validated Deployment: the one place that does it.
+
+Every edge that turns user input into a replica (``fit``, ``simulate``, ``plan``'s inputs,
+``validate``, ``calibrate``, the public API) calls ``resolve_deployment``, so a name is
+resolved the same way everywhere. It sits here rather than in ``api`` because ``runs``
+and ``measure``, below the API, need it too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from inferplan.perf.deployment import Deployment, EngineLimits
+from inferplan.perf.profile import DeviceProfile
+from inferplan.specs.catalog import get_device, get_kv_format, get_model, get_weight_format
+from inferplan.specs.hardware import DeviceSpec
+from inferplan.specs.model import ModelSpec
+
+
+def resolve_deployment(
+    model: str | ModelSpec,
+    device: str | DeviceSpec,
+    *,
+    weights: str | None = None,
+    kv: str = "bf16",
+    tp: int = 1,
+    pp: int = 1,
+    ep: bool = False,
+    dp_attention: bool = False,
+    limits: EngineLimits | None = None,
+    profile: Path | DeviceProfile | None = None,
+) -> Deployment:
+    """A Deployment of ``model`` on ``device``; names go through the catalogs (or model and device files).
+
+    ``weights`` None: the checkpoint's own format (a quantized config.json), else bf16. ``profile``: a
+    profile file or a loaded profile; ``device`` ``local`` then means the device the profile measured.
+    """
+    prof = DeviceProfile.load(profile) if isinstance(profile, Path) else profile
+    if isinstance(device, DeviceSpec):
+        dev = device
+    else:
+        dev = (prof.resolve_device(device) if prof else None) or get_device(device)
+    spec = model if isinstance(model, ModelSpec) else get_model(model)
+    return Deployment(
+        model=spec,
+        device=dev,
+        weights=get_weight_format(weights or spec.default_weights),
+        kv=get_kv_format(kv),
+        tp=tp,
+        pp=pp,
+        ep=ep,
+        dp_attention=dp_attention,
+        limits=limits or EngineLimits(),
+        profile=prof,
+    )
