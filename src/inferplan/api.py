@@ -10,10 +10,10 @@ from inferplan.plan.defaults import DEFAULT_DEVICES, DEFAULT_SLO
 
 if TYPE_CHECKING:
     from inferplan.deploy.fleet_files import router_attainment
-    from inferplan.measure.bench import RequestRecord
     from inferplan.measure.calibrate import (
         DEFAULT_FIT,
         FACTORS,
+        Calibration,
         base_for,
         calibrate,
         fit_to_bench,
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
         from_validate_summary,
     )
     from inferplan.measure.microbench import fit_profile, implausible, measure
+    from inferplan.measure.request_record import RequestRecord
     from inferplan.perf.deployment import Deployment, EngineLimits
     from inferplan.perf.fit import FitResult, fit, fit_all_formats
     from inferplan.perf.profile import DeviceProfile
@@ -59,9 +60,9 @@ _LAZY = {name: module for module, names in {
                                 "weight_format_catalog"),
     "inferplan.specs.hardware": ("DeviceSpec",),
     "inferplan.store": ("Registry", "RunRecord"),
-    "inferplan.measure.calibrate": ("DEFAULT_FIT", "FACTORS", "base_for", "calibrate", "from_llama_bench",
-                                    "from_validate_summary", "fit_to_bench"),
-    "inferplan.measure.bench": ("RequestRecord",),
+    "inferplan.measure.calibrate": ("Calibration", "DEFAULT_FIT", "FACTORS", "base_for", "calibrate",
+                                    "from_llama_bench", "from_validate_summary", "fit_to_bench"),
+    "inferplan.measure.request_record": ("RequestRecord",),
     "inferplan.measure.microbench": ("fit_profile", "implausible", "measure"),
     "inferplan.report.compare": ("compare_runs", "headline_error", "write_compare_report"),
     "inferplan.deploy.fleet_files": ("router_attainment",),
@@ -82,6 +83,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "BenchConfig",
+    "Calibration",
     "DEFAULT_DEVICES",
     "DEFAULT_FIT",
     "DEFAULT_SLO",

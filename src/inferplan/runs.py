@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any
 from inferplan.deploy.fleet_files import write_deploy
 from inferplan.errors import InputError
 from inferplan.fileio import write_text_atomic
-from inferplan.measure.bench import Api, Endpoint, ReplayOptions, RequestRecord, probe, replay
+from inferplan.measure.bench import ReplayOptions, probe, replay
 from inferplan.measure.bench_records import bench_summary, write_bench_records
+from inferplan.measure.request_record import Api, Endpoint, RequestRecord
 from inferplan.perf.deployment import Deployment, EngineLimits
 from inferplan.perf.fit import speed_range_pct
 from inferplan.perf.resolve import resolve_deployment

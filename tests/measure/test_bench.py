@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from inferplan.measure.bench import RequestRecord
 from inferplan.measure.local_server import free_port, transformers_server
+from inferplan.measure.request_record import RequestRecord
 from inferplan.runs import BenchConfig, BenchRun, run_bench
 from inferplan.store import Registry
 

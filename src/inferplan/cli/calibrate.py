@@ -14,7 +14,7 @@ from inferplan.cli.app import app
 from inferplan.cli.output import emit_json, out, print_table
 
 if TYPE_CHECKING:
-    from inferplan.api import DeviceProfile, DeviceSpec, RunRecord
+    from inferplan.api import Calibration, DeviceProfile, DeviceSpec, RunRecord
 
 
 CALIBRATE_EPILOG = (
@@ -45,8 +45,6 @@ def calibrate_cmd(
     as_json: options.Json = False,
 ) -> None:
     """Fit a device profile's compute, bandwidth and overhead factors to measured runs; with uncertainty."""
-    from rich.table import Table
-
     from inferplan.api import (
         DEFAULT_FIT,
         FACTORS,
@@ -87,6 +85,14 @@ def calibrate_cmd(
     factors, note = _factors_for(factors, fit, len(obs), bool(llama_bench))
     cal = calibrate(obs, base, spec, fit=factors)
     cal.profile.dump(target)
+    _print_calibration(cal, spec.name, len(obs), factors, note, target, as_json)
+
+
+def _print_calibration(cal: Calibration, device: str, num_steps: int, factors: tuple[str, ...], note: str,
+                       target: Path, as_json: bool) -> None:
+    """The fitted factors with their spread, the error before and after, and where the profile went."""
+    from rich.table import Table
+
     undetermined = [name for name, se in cal.std_errors.items() if not math.isfinite(se)]
     if as_json:
         emit_json({"factors": cal.factors, "fitted": list(factors), "note": note, "undetermined": undetermined,
@@ -96,7 +102,7 @@ def calibrate_cmd(
                    "rms_log_error_before": cal.rms_log_before, "rms_log_error_after": cal.rms_log_after,
                    "observations": len(cal.observations), "profile": str(target)})
         return
-    t = Table(title=f"calibration of {spec.name} from {len(obs)} measured steps")
+    t = Table(title=f"calibration of {device} from {num_steps} measured steps")
     for col in ("factor", "value", "± (1 s.e.)"):
         t.add_column(col, justify="left" if col == "factor" else "right")
     for name, value in cal.factors.items():

@@ -76,16 +76,14 @@ def simulate_cmd(
     """Simulate serving MODEL under a workload; print a summary and write a report."""
     from inferplan.api import Registry, SimulationConfig, run_simulation
 
-    options = {"chunk_size": chunk_size, "parallel": parallel}
-    if ctx_size is not None:
-        options["ctx_size"] = ctx_size
+    options = {"chunk_size": chunk_size, "parallel": parallel} | ({} if ctx_size is None else {"ctx_size": ctx_size})
     if replicas < 1 or prefill_replicas < 0:
         raise InputError(f"--replicas must be at least 1 and --prefill-replicas at least 0 "
                          f"(got {replicas}, {prefill_replicas})")
     cfg = SimulationConfig(
         model=model, device=device, weights=weights, kv=kv, tp=tp, pp=pp, ep=ep, dp_attention=dp_attention,
-        replicas=replicas, policy=policy,
-        policy_options=options, router=router, workload=workload, rate=rate, rate_scale=rate_scale,
+        replicas=replicas, policy=policy, policy_options=options, router=router, workload=workload, rate=rate,
+        rate_scale=rate_scale,
         duration_s=duration, num_requests=num_requests, seed=seed, slo=slo, max_num_seqs=max_num_seqs,
         max_num_batched_tokens=max_num_batched_tokens, gpu_memory_utilization=gpu_memory_utilization,
         enable_prefix_caching=prefix_caching, enable_chunked_prefill=chunked_prefill,

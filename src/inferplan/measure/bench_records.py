@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from inferplan.fileio import write_text_atomic
-from inferplan.measure.bench import RequestRecord
+from inferplan.measure.request_record import RequestRecord
 from inferplan.sim.metrics import LogHistogram
 from inferplan.sim.slo import SLO
 from inferplan.sim.state import REQUEST_COLUMNS

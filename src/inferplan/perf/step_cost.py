@@ -185,7 +185,17 @@ class StepCost:
         self.attn_flops_per_pair = m.attention_flops_per_query_key / tp
         # DP attention: each rank reads the KV of its own share of the sequences
         self.kv_bytes_per_token_layer = kv_bytes_per_token_per_device(dep) * dep.pp / m.num_layers / dep.dp
-        # 5. communication
+        self._init_communication(dep, tp)
+        # 6. host overhead and power
+        self.step_overhead_s = prof.step_overhead_s + prof.per_layer_overhead_s * m.num_layers
+        self.per_seq_overhead_s = prof.per_sequence_overhead_s
+        self.idle_w = dev.idle_power_w * dep.num_devices
+        self.dynamic_w = (dev.peak_power_w - dev.idle_power_w) * dep.num_devices
+        self._decode_fixed: np.ndarray | None = None  # rows: dense + experts + head, communication, overhead
+
+    def _init_communication(self, dep: Deployment, tp: int) -> None:
+        """5. Communication: TP all-reduces (or DP-attention all-to-alls) and pipeline-stage sends, per token."""
+        m, dev, prof = dep.model, dep.device, dep.device_profile
         self.tp = tp
         link = dev.tp_link_bytes_per_s() * prof.link_efficiency
         self.allreduce_s_per_token = (
@@ -199,12 +209,6 @@ class StepCost:
         pp_link = (dev.inter_node_link_gb_s or dev.intra_node_link_gb_s or 10.0) * 1e9 * prof.link_efficiency
         self.pp_s_per_token = (dep.pp - 1) * m.hidden_size * _ACT_BYTES / pp_link
         self.pp_latency_s = (dep.pp - 1) * dev.link_latency_us * 1e-6
-        # 6. host overhead and power
-        self.step_overhead_s = prof.step_overhead_s + prof.per_layer_overhead_s * m.num_layers
-        self.per_seq_overhead_s = prof.per_sequence_overhead_s
-        self.idle_w = dev.idle_power_w * dep.num_devices
-        self.dynamic_w = (dev.peak_power_w - dev.idle_power_w) * dep.num_devices
-        self._decode_fixed: np.ndarray | None = None  # rows: dense + experts + head, communication, overhead
 
     # ---- pricing ------------------------------------------------------------------------
     def groups(self, s: BatchShape) -> tuple[float, float, float, float, float, float]:

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from inferplan.measure.bench import RequestRecord
+from inferplan.measure.request_record import RequestRecord
 from inferplan.report.html import Section, Table, cdf_figure, line_figure, render
 from inferplan.report.sim_report import slo_section, summary_section
 
