@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -29,10 +28,10 @@ def _gib(x: float) -> str:
     "  inferplan fit qwen3-30b-a3b m3-max-128gb --json",
 )
 def fit_cmd(
-    model: Annotated[str, typer.Argument(help="catalog name or path to a config.json")] = "llama-3.1-8b",
+    model: options.Model = "llama-3.1-8b",
     device: Annotated[str, typer.Argument(help="catalog name or a device .yaml file")] = "l4",
     weights: options.Weights = None,
-    kv: Annotated[str, typer.Option(help="KV-cache format")] = "bf16",
+    kv: options.KvFormat = "bf16",
     context: Annotated[int, typer.Option(help="context length per sequence (prompt + output)")] = 8192,
     prompt: Annotated[int | None, typer.Option(help="prompt length for TTFT (default min(context, 1024))")] = None,
     batch: Annotated[int | None,
@@ -44,7 +43,7 @@ def fit_cmd(
     gpu_memory_utilization: options.GpuMemoryUtilization = 0.9,
     max_num_seqs: options.MaxNumSeqs = 256,
     max_num_batched_tokens: options.MaxBatchedTokens = 8192,
-    profile: Annotated[Path | None, typer.Option(help="device profile YAML from `inferplan profile`")] = None,
+    profile: options.ProfileFile = None,
     all_formats: Annotated[bool, typer.Option("--all-formats", help="compare every weight format")] = False,
     as_json: options.Json = False,
 ) -> None:

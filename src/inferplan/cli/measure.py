@@ -60,7 +60,7 @@ def bench_cmd(
     timeout: Annotated[float, typer.Option(help="seconds before a request counts as timed out")] = 120.0,
     ignore_eos: Annotated[str, typer.Option(help="auto (use it if the server accepts it), on, off")] = "auto",
     api_key_env: Annotated[str | None, typer.Option(help="environment variable holding a bearer token")] = None,
-    slo: Annotated[str | None, typer.Option(help="e.g. ttft_p90=1s,tpot_p90=50ms")] = None,
+    slo: options.Slo = None,
     trace_format: options.TraceFormat = None,
     skip_bad_rows: options.SkipBadRows = False,
     out_dir: options.OutDir = Path("inferplan-runs"),
@@ -119,7 +119,7 @@ def bench_cmd(
 def compare_cmd(
     reference: Annotated[str, typer.Argument(help="the reference run, usually a bench run (measured)")],
     other: Annotated[str, typer.Argument(help="the run to check against it, usually a simulation")],
-    registry: Annotated[Path | None, typer.Option(help="run registry SQLite file")] = None,
+    registry: options.RegistryPath = None,
     out_dir: options.OutDir = Path("inferplan-runs"),
     as_json: options.Json = False,
 ) -> None:
@@ -205,7 +205,7 @@ def profile_cmd(
 
 @app.command("validate", epilog=VALIDATE_EPILOG)
 def validate_cmd(
-    model: Annotated[str, typer.Argument(help="catalog name or config.json path")] = "llama-3.2-1b",
+    model: options.Model = "llama-3.2-1b",
     device: Annotated[str,
                       typer.Option(help="the device the prediction is for; `local` = the profiled machine")] = "local",
     profile: Annotated[Path | None,

@@ -35,3 +35,5 @@ MaxNumSeqs = Annotated[int, typer.Option(help="engine: max running sequences")]
 MaxBatchedTokens = Annotated[int, typer.Option(help="engine: token budget per step")]
 GpuMemoryUtilization = Annotated[float, typer.Option(help="engine: share of device memory it may use")]
 ProfileFile = Annotated[Path | None, typer.Option(help="device profile YAML from `inferplan profile` or `calibrate`")]
+Slo = Annotated[str | None, typer.Option(help="objectives, e.g. ttft_p90=1s,tpot_p90=50ms (metrics: ttft, tpot, itl, "
+                                              "e2e; any percentile pNN)")]

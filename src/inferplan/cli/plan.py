@@ -28,7 +28,7 @@ EPILOG = (
 
 @app.command("plan", epilog=EPILOG)
 def plan_cmd(
-    model: Annotated[str, typer.Argument(help="catalog name or path to a config.json")] = "llama-3.1-8b",
+    model: options.Model = "llama-3.1-8b",
     workload: options.Workload = "chat",
     rate: options.Rate = None,
     rate_scale: options.RateScale = None,

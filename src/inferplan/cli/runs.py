@@ -57,7 +57,7 @@ def _headline(r: RunRecord) -> str:
 @runs_app.command("show", epilog=RUNS_EPILOG)
 def runs_show(
     run_id: Annotated[str, typer.Argument(help="run id (or a unique part of it)")],
-    registry: Annotated[Path | None, typer.Option(help="run registry SQLite file")] = None,
+    registry: options.RegistryPath = None,
     as_json: options.Json = False,
 ) -> None:
     """One run's inputs, summary and files, whatever its kind."""
@@ -91,7 +91,7 @@ def _show_plan(s: dict[str, Any]) -> None:
 def runs_compare(
     run_a: Annotated[str, typer.Argument(help="baseline run")],
     run_b: Annotated[str, typer.Argument(help="other run")],
-    registry: Annotated[Path | None, typer.Option(help="run registry SQLite file")] = None,
+    registry: options.RegistryPath = None,
     as_json: options.Json = False,
 ) -> None:
     """Main metrics of two runs side by side (any kinds), with the change from A to B."""

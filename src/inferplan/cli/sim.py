@@ -27,7 +27,7 @@ SIM_EPILOG = (
 
 @app.command("simulate", epilog=SIM_EPILOG)
 def simulate_cmd(
-    model: Annotated[str, typer.Argument(help="catalog name or path to a config.json")] = "llama-3.1-8b",
+    model: options.Model = "llama-3.1-8b",
     device: Annotated[str, typer.Option(help="device name or YAML file")] = "h100-sxm",
     workload: options.Workload = "chat",
     rate: options.Rate = None,
@@ -35,8 +35,7 @@ def simulate_cmd(
     duration: options.Duration = None,
     num_requests: options.NumRequests = None,
     seed: options.Seed = 0,
-    slo: Annotated[str | None,
-                   typer.Option(help="e.g. ttft_p90=1s,tpot_p90=50ms (metrics: ttft, tpot, itl, e2e)")] = None,
+    slo: options.Slo = None,
     tp: options.Tp = 1,
     pp: options.Pp = 1,
     ep: options.Ep = False,
@@ -49,7 +48,7 @@ def simulate_cmd(
     parallel: Annotated[int, typer.Option(help="llamacpp: server slots (-np)")] = 4,
     ctx_size: Annotated[int | None, typer.Option(help="llamacpp: total context (-c), split across slots")] = None,
     weights: options.Weights = None,
-    kv: Annotated[str, typer.Option(help="KV-cache format")] = "bf16",
+    kv: options.KvFormat = "bf16",
     max_num_seqs: options.MaxNumSeqs = 256,
     max_num_batched_tokens: options.MaxBatchedTokens = 8192,
     gpu_memory_utilization: options.GpuMemoryUtilization = 0.9,
@@ -60,7 +59,7 @@ def simulate_cmd(
     max_waiting: Annotated[int, typer.Option(help="reject arrivals when this many wait on a replica (0: never)")] = 0,
     skip_bad_rows: options.SkipBadRows = False,
     trace_format: options.TraceFormat = None,
-    profile: Annotated[Path | None, typer.Option(help="device profile YAML from `inferplan profile`")] = None,
+    profile: options.ProfileFile = None,
     prefill_replicas: Annotated[int, typer.Option(help="disaggregate: this many prefill replicas; --replicas "
                                                        "then counts decode replicas (0: aggregated)")] = 0,
     prefill_device: Annotated[str | None, typer.Option(help="device of the prefill pool (default --device)")] = None,
