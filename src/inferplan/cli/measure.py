@@ -69,6 +69,7 @@ def bench_cmd(
 ) -> None:
     """Replay a workload against a live endpoint; record every request like `simulate` does."""
     from inferplan.runs import BenchConfig, run_bench
+    from inferplan.sim.summary_types import BenchContext
     from inferplan.store import Registry
 
     if api not in ("completions", "chat"):
@@ -101,12 +102,14 @@ def bench_cmd(
 
         run = run_bench(cfg, out_dir=folder, registry=reg, on_start=start, on_done=done)
     if as_json:
-        emit_json(run.summary | {"run_id": run.run_id, "out_dir": str(run.out_dir), "report": str(run.report_path),
-                                 "registry": str(reg.path)})
+        emit_json(run.summary.to_json() | {"run_id": run.run_id, "out_dir": str(run.out_dir),
+                                           "report": str(run.report_path), "registry": str(reg.path)})
     else:
         for note in run.notes:
             out.print(f"note: {note}")
-        print_summary(run.summary, title=f"{run.summary['model']} at {run.summary['endpoint']}")
+        ctx = run.summary.context
+        assert isinstance(ctx, BenchContext), "a recorded bench's summary"
+        print_summary(run.summary, title=f"{ctx.model} at {ctx.endpoint}")
         out.print(f"run {run.run_id} recorded in {reg.path}; outputs in {run.out_dir}", soft_wrap=True)
         out.print(f"report: {run.report_path}", soft_wrap=True)
     if run.interrupted:

@@ -52,7 +52,7 @@ def meets(dep: Deployment, wl: Workload, slos: tuple[SLO, ...], unit: tuple[int,
     res = simulate(wl, [dep] * decode, get_policy("vllm"), prefill=[prefill_dep or dep] * prefill,
                    router="least-outstanding")
     s = summarize(res, slos)
-    return s["num_rejected"] == 0 and all(c["met"] for c in s["slos"])
+    return s.num_rejected == 0 and all(c.met for c in s.slos)
 
 
 def capacity_key(dep: Deployment, bucket: Bucket, slos: tuple[SLO, ...], *, num_requests: int, seed: int,

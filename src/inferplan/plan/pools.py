@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -24,6 +23,7 @@ from inferplan.sim.policies import get_policy
 from inferplan.sim.routers import PlannedRouter
 from inferplan.sim.slo import SLO
 from inferplan.sim.summary import summarize
+from inferplan.sim.summary_types import Summary
 from inferplan.workload.request import Workload
 
 # Routers the planner tries on every fleet it verifies, besides the planned bucket router
@@ -177,7 +177,7 @@ def shares_for(shares: np.ndarray, replicas: Sequence[int]) -> np.ndarray:
 
 
 def verify_job(job: tuple[Sequence[ReplicaType], Sequence[int], np.ndarray, Workload, np.ndarray, int, str,
-                          tuple[SLO, ...]]) -> tuple[dict[str, Any], int]:
+                          tuple[SLO, ...]]) -> tuple[Summary, int]:
     """One verification run (picklable for the executors): the summary and the busiest type."""
     types, replicas, shares, wl, bucket_of, seed, router, slos = job
     layout = cluster(types, replicas)
