@@ -14,11 +14,13 @@ from inferplan.specs.catalog import get_device, get_kv_format, get_model, get_we
 if TYPE_CHECKING:
     from inferplan.plan.search import PlanRequest, PlanResult, plan
     from inferplan.runs import PlanRun, SimulationConfig, SimulationRun, run_plan, run_simulation, simulate_config
+    from inferplan.sim.summary_types import Summary
 
 # Loaded on first use: `fit` answers without importing the simulator, the planner or scipy.
 _LAZY = {"PlanRequest": "inferplan.plan.search", "PlanResult": "inferplan.plan.search", "plan": "inferplan.plan.search",
          "PlanRun": "inferplan.runs", "SimulationConfig": "inferplan.runs", "SimulationRun": "inferplan.runs",
-         "run_plan": "inferplan.runs", "run_simulation": "inferplan.runs", "simulate_config": "inferplan.runs"}
+         "run_plan": "inferplan.runs", "run_simulation": "inferplan.runs", "simulate_config": "inferplan.runs",
+         "Summary": "inferplan.sim.summary_types"}
 
 
 def __getattr__(name: str) -> Any:
@@ -36,6 +38,7 @@ __all__ = [
     "PlanRun",
     "SimulationConfig",
     "SimulationRun",
+    "Summary",
     "build_deployment",
     "fit",
     "fit_all_formats",
