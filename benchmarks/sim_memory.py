@@ -30,7 +30,7 @@ def main() -> None:
     wl = make_workload("chat", num_requests=args.requests, rate=12, seed=0)
     res = simulate(wl, Cluster.replicas([build_deployment("llama-3.1-8b", "h100-sxm")]), get_policy("vllm"))
     s = summarize(res)
-    print(f"{len(wl):,} requests: wall {res.wall_s:.1f} s, finished {s['num_finished']:,}")
+    print(f"{len(wl):,} requests: wall {res.wall_s:.1f} s, finished {s.num_finished:,}")
     print(f"peak RSS {rss_mib():,.0f} MiB (after imports: {base:,.0f} MiB)")
 
 

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from inferplan.perf.profile import DeviceProfile
     from inferplan.perf.resolve import resolve_deployment
     from inferplan.perf.resolve import resolve_deployment as build_deployment
+    from inferplan.plan.autoscale import AutoscaleResult
     from inferplan.plan.search import PlanRequest, PlanResult, plan
     from inferplan.report.compare import compare_runs, headline_error, write_compare_report
     from inferplan.runs import (
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
         run_validate,
         simulate_config,
     )
+    from inferplan.sim.summary_types import BenchContext, Latency, SimContext, Summary
     from inferplan.specs.catalog import (
         device_catalog,
         kv_format_catalog,
@@ -67,6 +69,8 @@ _LAZY = {name: module for module, names in {
     "inferplan.report.compare": ("compare_runs", "headline_error", "write_compare_report"),
     "inferplan.deploy.fleet_files": ("router_attainment",),
     "inferplan.plan.search": ("PlanRequest", "PlanResult", "plan"),
+    "inferplan.plan.autoscale": ("AutoscaleResult",),
+    "inferplan.sim.summary_types": ("BenchContext", "Latency", "SimContext", "Summary"),
     "inferplan.runs": ("BenchConfig", "PlanRun", "SimulationConfig", "SimulationRun", "run_bench", "run_plan",
                        "run_simulation", "run_validate", "simulate_config"),
 }.items() for name in names}
@@ -103,6 +107,11 @@ __all__ = [
     "SimulationConfig",
     "SimulationRun",
     "base_for",
+    "Summary",
+    "BenchContext",
+    "Latency",
+    "SimContext",
+    "AutoscaleResult",
     "build_deployment",
     "calibrate",
     "compare_runs",

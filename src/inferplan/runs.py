@@ -6,7 +6,7 @@ import asyncio
 import json
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +29,7 @@ from inferplan.sim.loop import Progress, SimResult, simulate
 from inferplan.sim.policies import get_policy
 from inferplan.sim.slo import parse_slos
 from inferplan.sim.summary import summarize
+from inferplan.sim.summary_types import BenchContext, SimContext, Summary
 from inferplan.store import Registry
 from inferplan.workload.presets import WorkloadSpec
 
@@ -90,13 +91,13 @@ def run_folder(out_dir: Path | None, run_id: str) -> Path:
 class SimulationRun:
     run_id: str
     config: SimulationConfig
-    summary: dict[str, Any]
+    summary: Summary
     result: SimResult
     out_dir: Path | None
     report_path: Path | None
 
 
-def simulate_config(cfg: SimulationConfig, *, progress: Progress | None = None) -> tuple[SimResult, dict[str, Any]]:
+def simulate_config(cfg: SimulationConfig, *, progress: Progress | None = None) -> tuple[SimResult, Summary]:
     """Build the workload and replicas for ``cfg``, simulate, summarise. No files."""
     slos = parse_slos(cfg.slo)
     policy = get_policy(cfg.policy, cfg.policy_options)
@@ -109,15 +110,13 @@ def simulate_config(cfg: SimulationConfig, *, progress: Progress | None = None) 
                else Cluster.replicas([dep] * cfg.replicas))
     options = SimOptions(max_waiting=cfg.max_waiting, priority=cfg.priority_scheduling)
     res = simulate(wl, cluster, policy, router=cfg.router, seed=cfg.seed, options=options, progress=progress)
-    summary = summarize(res, slos)
-    summary["workload"] = wl.describe()
-    summary["deployment"] = dep.describe()
+    deployment = dep.describe()
     if prefill:
-        summary["deployment"] = (f"prefill {cfg.prefill_replicas}x [{prefill[0].describe()}] + "
-                                 f"decode {cfg.replicas}x [{dep.describe()}]")
-    summary["prefill_replicas"] = cfg.prefill_replicas
-    summary["step_time_range_pct"] = speed_range_pct(dep)  # +- 1 s.d. from a calibrated profile, else None
-    return res, summary
+        deployment = (f"prefill {cfg.prefill_replicas}x [{prefill[0].describe()}] + "
+                      f"decode {cfg.replicas}x [{deployment}]")
+    context = SimContext(workload=wl.describe(), deployment=deployment, prefill_replicas=cfg.prefill_replicas,
+                         step_time_range_pct=speed_range_pct(dep))
+    return res, replace(summarize(res, slos), context=context)
 
 
 def run_simulation(
@@ -134,18 +133,19 @@ def run_simulation(
     """
     registry = registry or Registry()
     res, summary = simulate_config(cfg, progress=progress)
+    published = summary.to_json()
     inputs = asdict(cfg)
     run_id = registry.new_run_id("sim", inputs)
     folder = run_folder(out_dir, run_id)
-    write_text_atomic(folder / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    write_text_atomic(folder / "summary.json", json.dumps(published, indent=2, sort_keys=True) + "\n")
     write_text_atomic(folder / "config.json", json.dumps(inputs, indent=2, sort_keys=True) + "\n")
     write_request_records(folder / "requests.csv", res)
     report = None
     if write_report:
-        title = f"Simulation: {summary['deployment']}"
+        title = f"Simulation: {summary.deployment}"
         report = write_sim_report(folder / "report.html", res, summary, inputs, title)
     label = f"{cfg.model} on {cfg.replicas}x{cfg.tp * cfg.pp} {cfg.device}, {cfg.workload}, {cfg.policy}"
-    registry.add(run_id, "sim", label, inputs, summary | {"wall_s": res.wall_s}, folder, report)
+    registry.add(run_id, "sim", label, inputs, published | {"wall_s": res.wall_s}, folder, report)
     return SimulationRun(run_id, cfg, summary, res, folder, report)
 
 
@@ -172,8 +172,8 @@ def run_plan(req: PlanRequest, *, out_dir: Path | None = None, registry: Registr
     doc = plan_json(result, artifacts)
     write_text_atomic(folder / "plan.json", json.dumps(doc, indent=2, default=str) + "\n")
     label = f"plan {req.model}, {req.workload}, {req.slo}"
-    registry.add(run_id, "plan", label, inputs, result.summary | {"plan_cost_per_hour": doc["cost_per_hour"],
-                                                                 "verified": doc["verified"]}, folder, report)
+    registry.add(run_id, "plan", label, inputs, result.summary.to_json() | {"plan_cost_per_hour": doc["cost_per_hour"],
+                                                                           "verified": doc["verified"]}, folder, report)
     return PlanRun(run_id, result, doc, folder, report)
 
 
@@ -196,7 +196,7 @@ class BenchConfig(WorkloadSpec):
 class BenchRun:
     run_id: str
     config: BenchConfig
-    summary: dict[str, Any]
+    summary: Summary
     records: list[RequestRecord]
     out_dir: Path
     report_path: Path
@@ -247,13 +247,15 @@ def run_bench(cfg: BenchConfig, *, out_dir: Path | None = None, registry: Regist
                                          status="failed", error="not sent: the run stopped before its arrival"))
         if not wall:
             wall = max((r.done_s for r in records if r.done_s == r.done_s), default=0.0)
-        summary = bench_summary(records, slos, wall) | {"workload": wl.describe(), "endpoint": ep.base_url,
-                                                         "model": ep.model, "ignore_eos": ep.ignore_eos, "notes": notes}
+        context = BenchContext(workload=wl.describe(), endpoint=ep.base_url, model=ep.model,
+                               ignore_eos=ep.ignore_eos, notes=tuple(notes))
+        summary = replace(bench_summary(records, slos, wall), context=context)
+        published = summary.to_json()
         write_bench_records(folder, records)
-        write_text_atomic(folder / "summary.json", json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n")
+        write_text_atomic(folder / "summary.json", json.dumps(published, indent=2, sort_keys=True, default=str) + "\n")
         write_text_atomic(folder / "config.json", json.dumps(inputs, indent=2, sort_keys=True) + "\n")
         report = write_bench_report(folder / "report.html", records, summary, inputs, notes)
-        registry.add(run_id, "bench", f"bench {ep.model} at {ep.base_url}, {cfg.workload}", inputs, summary,
+        registry.add(run_id, "bench", f"bench {ep.model} at {ep.base_url}, {cfg.workload}", inputs, published,
                      folder, report)
     return BenchRun(run_id, cfg, summary, records, folder, report, notes, interrupted)
 

@@ -7,14 +7,14 @@ from typing import Any
 from inferplan.measure.microbench import implausible
 from inferplan.perf.profile import DeviceProfile
 from inferplan.plan.autoscale import AutoscaleResult
+from tests.sim.summaries import sample_summary
 
 
 def _auto(auto_cost: float, static_cost: float, auto: dict[str, Any], static: dict[str, Any]) -> AutoscaleResult:
-    filler = {"ttft_s": {}, "tpot_s": {}, "num_rejected": 0}
-    auto, static = filler | auto, filler | static
     return AutoscaleResult(window_s=900, replicas_per_window=(1, 2), static_replicas=2, cold_start_s=80,
                            scale_down_delay_s=300, uptime=(), auto_cost=auto_cost, static_cost=static_cost,
-                           duration_s=3600, auto_summary=auto, static_summary=static)
+                           duration_s=3600, auto_summary=sample_summary(**auto),
+                           static_summary=sample_summary(**static))
 
 
 def test_a_negative_saving_at_lower_attainment_recommends_static() -> None:

@@ -26,6 +26,7 @@ from inferplan.plan.space import Candidate
 from inferplan.sim.slo import parse_slos
 from inferplan.workload.presets import make_workload
 from tests.deploy.engine_args import parse
+from tests.sim.summaries import latency, sample_summary
 
 SLOS = parse_slos("ttft_p90=2s,tpot_p90=100ms")
 K8S_VERSIONS = ("1.29.0", "1.33.0")  # schemas bundled by kubernetes-validate; both must accept every manifest
@@ -46,7 +47,7 @@ def _plan(model: str, types: list[ReplicaType], counts: list[int]) -> PlanResult
     buckets, _ = make_buckets(wl, 2)
     shares = np.full((len(buckets), len(types)), 1.0 / len(types))
     fleet = Fleet(tuple(counts), shares, sum(n * t.price_per_hour for n, t in zip(counts, types, strict=True)))
-    summary = {"ttft_s": {"p90": 0.4}, "tpot_s": {"p90": 0.03}}
+    summary = sample_summary(ttft_s=latency(0.4), tpot_s=latency(0.03))
     return PlanResult(request=PlanRequest(model=model, executor="serial"), workload=wl, slos=SLOS, buckets=buckets,
                       num_candidates=len(types), screen_s=0.0, screened=[], survivors=[t.decode for t in types],
                       fleet=fleet, types=types, verified=True, summary=summary, router="least-outstanding",

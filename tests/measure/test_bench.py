@@ -171,4 +171,4 @@ def test_a_server_dying_mid_run_keeps_the_records_already_collected(tiny_model: 
     assert all("connection" in r.error or "Error" in r.error for r in failed)
     on_disk = rows(result[0].out_dir)
     assert [x["status"] for x in on_disk] == [r.status for r in recs]
-    assert result[0].summary["num_rejected"] == len(failed)
+    assert result[0].summary.num_rejected == len(failed)

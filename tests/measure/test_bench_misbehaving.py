@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from inferplan.runs import BenchConfig, BenchRun, run_bench
+from inferplan.sim.summary_types import BenchContext
 from inferplan.store import Registry
 from tests.measure.misbehaving_server import misbehaving_server, write_trace
 
@@ -55,6 +56,11 @@ def bench(url: str, tmp: Path, modes: list[str], **cfg: Any) -> BenchRun:
     return run_bench(config, out_dir=tmp, registry=Registry(tmp / "r.sqlite"))
 
 
+def bench_context(run: BenchRun) -> BenchContext:
+    assert isinstance(run.summary.context, BenchContext)
+    return run.summary.context
+
+
 def rows(folder: Path) -> list[dict[str, str]]:
     with (folder / "requests.csv").open(newline="") as fh:
         return list(csv.DictReader(fh))
@@ -64,7 +70,7 @@ def rows(folder: Path) -> list[dict[str, str]]:
 def test_a_misbehaving_response_is_a_failed_request_with_its_reason(url: str, tmp_path: Path, mode: str) -> None:
     error, kept = FAILURES[mode]
     run = bench(url, tmp_path, ["ok", mode, "ok"])
-    assert run.summary["ignore_eos"] is True
+    assert bench_context(run).ignore_eos is True
     ok1, bad, ok2 = run.records
     assert (ok1.status, ok2.status) == ("finished", "finished")  # the failure did not stop the run
     assert (ok1.output_tokens, len(ok2.token_times_s)) == (16, 16)
@@ -72,10 +78,11 @@ def test_a_misbehaving_response_is_a_failed_request_with_its_reason(url: str, tm
     assert len(bad.token_times_s) == kept == bad.output_tokens  # the partial timing stays visible
     s = run.summary
     kind = error.split(":")[0]
-    assert (s["num_finished"], s["num_failed"], s["num_rejected"]) == (2, 1, 1)
-    assert s["failed_by_reason"] == s["rejected_by_reason"] == {kind: 1}
-    assert s["goodput_requests_per_s"] == pytest.approx(2 / s["makespan_s"])
-    assert s["output_tokens"] == 32  # only the finished requests' tokens
+    assert s.bench is not None
+    assert (s.num_finished, s.bench.num_failed, s.num_rejected) == (2, 1, 1)
+    assert s.bench.failed_by_reason == s.rejected_by_reason == {kind: 1}
+    assert s.goodput_requests_per_s == pytest.approx(2 / s.makespan_s)
+    assert s.bench.output_tokens == 32  # only the finished requests' tokens
     csv_bad = rows(run.out_dir)[1]
     assert (csv_bad["status"], csv_bad["reject_reason"], csv_bad["error"]) == ("failed", kind, error)
     assert (csv_bad["output_tokens"], csv_bad["received_tokens"], csv_bad["ttft_s"]) == ("16", str(kept), "")
@@ -92,24 +99,25 @@ def test_the_chat_api_is_held_to_the_same_rules(url: str, tmp_path: Path) -> Non
 def test_without_ignore_eos_a_stop_is_an_early_finish_but_a_short_length_is_a_truncation(tmp_path: Path) -> None:
     with misbehaving_server(accept_ignore_eos=False) as u:
         run = bench(u, tmp_path, ["stop:3", "length:3", "cut:3", "ok"])
-    assert run.summary["ignore_eos"] is False  # the server answered ignore_eos with HTTP 400; the probe found out
+    assert bench_context(run).ignore_eos is False  # the server answered ignore_eos with HTTP 400; the probe found out
     stop, length, cut, ok = run.records
     assert (stop.status, stop.finish_reason, stop.output_tokens) == ("finished", "stop", 3)
     assert (length.status, length.error) == ("failed", "truncated: finish_reason 'length' after 3 of 16 tokens")
     assert (cut.status, cut.error) == ("failed", CUT)
     assert ok.status == "finished"
     s = run.summary
-    assert (s["num_finished"], s["num_output_short"], s["failed_by_reason"]) == (2, 1, {"truncated": 2})
+    assert s.bench is not None
+    assert (s.num_finished, s.bench.num_output_short, s.bench.failed_by_reason) == (2, 1, {"truncated": 2})
 
 
 def test_a_server_that_accepts_ignore_eos_but_stops_early_is_benched_without_it(tmp_path: Path) -> None:
     """The probe asks for 2 forced tokens and gets 1: the field is not honoured, so the run goes without it."""
     with misbehaving_server(early_stop=1) as u:
         run = bench(u, tmp_path, ["ok", "ok"])
-    assert run.summary["ignore_eos"] is False
+    assert bench_context(run).ignore_eos is False
     assert any("does not honour ignore_eos" in n for n in run.notes)
     assert [(r.status, r.output_tokens) for r in run.records] == [("finished", 1), ("finished", 1)]
-    assert run.summary["num_output_short"] == 2
+    assert run.summary.bench is not None and run.summary.bench.num_output_short == 2
 
 
 def test_cli_bench_counts_failures_by_reason_and_keeps_them_out_of_the_trace_as_finished(url: str,

@@ -26,4 +26,5 @@ def test_mixed_fleet_beats_every_single_type_on_chat_at_14_rps(tmp_path: Path) -
     wl = make_workload("chat", rate=14, seed=0)
     h100 = build_deployment("llama-3.1-8b", "h100-sxm", weights="fp8", limits=EngineLimits(max_num_batched_tokens=2048))
     single = summarize(simulate(wl, Cluster.replicas([h100]), get_policy("vllm")), slos)
-    assert single["slos_met"] and r.fleet.cost_per_hour < single["cost_per_hour"]
+    assert single.sim is not None and single.sim.cost_per_hour is not None
+    assert single.slos_met and r.fleet.cost_per_hour < single.sim.cost_per_hour

@@ -73,8 +73,8 @@ def test_verification_picks_a_router_that_rescues_a_bad_split() -> None:
     buckets, bucket_of = make_buckets(wl, 1)
     shares = np.array([[0.0, 1.0]])
     router, results, summary, _ = _verify(types, [1, 1], shares, wl, bucket_of, SLOS, PlanRequest(executor="serial"))
-    assert not results["planned"]["slos_met"]
-    assert router != "planned" and summary["slos_met"] and results[router]["slos_met"]
+    assert not results["planned"].slos_met
+    assert router != "planned" and summary.slos_met and results[router].slos_met
     assert set(results) == {"planned", "least-outstanding", "least-kv", "power-of-two"}
 
 
@@ -98,7 +98,7 @@ def test_a_mixed_fleet_is_solved_and_verified_in_one_simulation() -> None:
     out = _fleet_for("mixed", types, caps, PlanRequest(executor="serial"), wl, SLOS, buckets, bucket_of,
                      lambda _m: None)
     assert out.fleet.replicas == (1, 1) and out.verified
-    assert out.summary["num_finished"] == len(wl)
+    assert out.summary.num_finished == len(wl)
     sim = simulate_fleet(types, [1, 1], out.fleet.shares, wl, bucket_of, 0, "planned")
     t = sim.table
     assert (t.status == FINISHED).all()

@@ -44,8 +44,8 @@ def test_disaggregation_meets_a_tpot_slo_that_aggregation_misses() -> None:
     wl = make_workload("summarize", rate=8, duration_s=300, seed=1)
     agg = summarize(simulate(wl, Cluster.replicas([H100, H100]), get_policy("vllm"), router="least-outstanding"), slos)
     dis = summarize(simulate(wl, Cluster.disaggregated([H100], [H100]), get_policy("vllm")), slos)
-    assert not agg["slos_met"] and dis["slos_met"]
-    assert dis["tpot_s"]["p90"] < agg["tpot_s"]["p90"]
+    assert not agg.slos_met and dis.slos_met
+    assert dis.tpot_s.p90 is not None and agg.tpot_s.p90 is not None and dis.tpot_s.p90 < agg.tpot_s.p90
 
 
 def test_disaggregation_does_not_help_prefill_heavy_traffic_with_a_tight_ttft() -> None:
@@ -55,7 +55,7 @@ def test_disaggregation_does_not_help_prefill_heavy_traffic_with_a_tight_ttft() 
     wl = make_workload("code", rate=20, duration_s=300, seed=1)
     agg = summarize(simulate(wl, Cluster.replicas([H100, H100]), get_policy("vllm"), router="least-outstanding"), slos)
     dis = summarize(simulate(wl, Cluster.disaggregated([H100], [H100]), get_policy("vllm")), slos)
-    assert agg["slos_met"] and not dis["slos_met"]
+    assert agg.slos_met and not dis.slos_met
 
 
 A100 = build_deployment("llama-3.1-8b", "a100-80gb")

@@ -67,8 +67,8 @@ def test_same_seed_gives_a_byte_identical_summary() -> None:
     """Two runs of the same configuration produce the same summary JSON, byte for byte."""
     cfg = SimulationConfig(model="llama-3.1-8b", device="l4", workload="bursty-chat", rate=3, duration_s=120, seed=7,
                            replicas=2, router="power-of-two", slo="ttft_p90=1s,tpot_p90=80ms")
-    a = json.dumps(simulate_config(cfg)[1], sort_keys=True)
-    b = json.dumps(simulate_config(cfg)[1], sort_keys=True)
+    a = json.dumps(simulate_config(cfg)[1].to_json(), sort_keys=True)
+    b = json.dumps(simulate_config(cfg)[1].to_json(), sort_keys=True)
     assert a == b
 
 
@@ -76,7 +76,7 @@ def test_different_seed_gives_a_different_run() -> None:
     """The seed reaches the workload generator."""
     a = simulate_config(SimulationConfig(workload="chat", rate=5, duration_s=60, seed=1))[1]
     b = simulate_config(SimulationConfig(workload="chat", rate=5, duration_s=60, seed=2))[1]
-    assert a["ttft_s"] != b["ttft_s"]
+    assert a.ttft_s != b.ttft_s
 
 
 def test_decode_leaps_match_stepping_one_by_one() -> None:

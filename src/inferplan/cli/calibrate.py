@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -141,7 +141,7 @@ def _calibrate_bench(bench_runs: list[RunRecord], model: str | None, weights: st
                      base: DeviceProfile, spec: DeviceSpec, target: Path, as_json: bool,
                      fit: tuple[str, ...] | None) -> None:
     """Fit through the simulator: replay each bench run's requests.csv with candidate profiles."""
-    from inferplan.api import SimulationConfig, fit_to_bench, simulate_config
+    from inferplan.api import SimulationConfig, Summary, fit_to_bench, simulate_config
 
     if len(bench_runs) != 1 or not model:
         raise InputError("calibrating from a bench run needs exactly one --from BENCH_RUN and --model "
@@ -150,9 +150,10 @@ def _calibrate_bench(bench_runs: list[RunRecord], model: str | None, weights: st
     trace = Path(rec.out_dir or "") / "requests.csv"
     if not trace.exists():
         raise InputError(f"run {rec.id}: {trace} is missing; was the folder moved?")
+    measured = Summary.from_json(rec.summary, f"run {rec.id}")
     tmp = target.with_suffix(".candidate.yaml")
 
-    def simulate(prof: DeviceProfile) -> dict[str, Any]:
+    def simulate(prof: DeviceProfile) -> Summary:
         prof.dump(tmp)
         cfg = SimulationConfig(model=model, device=device, weights=weights, kv=kv, policy=policy,
                                workload=str(trace), profile=str(tmp))
@@ -160,9 +161,9 @@ def _calibrate_bench(bench_runs: list[RunRecord], model: str | None, weights: st
 
     try:
         if fit:
-            prof, factors, before, after = fit_to_bench(rec.summary, simulate, base, spec, fit=fit)
+            prof, factors, before, after = fit_to_bench(measured, simulate, base, spec, fit=fit)
         else:
-            prof, factors, before, after = fit_to_bench(rec.summary, simulate, base, spec)
+            prof, factors, before, after = fit_to_bench(measured, simulate, base, spec)
     finally:
         tmp.unlink(missing_ok=True)
     prof.dump(target)

@@ -68,7 +68,7 @@ def bench_cmd(
     as_json: options.Json = False,
 ) -> None:
     """Replay a workload against a live endpoint; record every request like `simulate` does."""
-    from inferplan.api import BenchConfig, Registry, run_bench
+    from inferplan.api import BenchConfig, BenchContext, Registry, run_bench
 
     if api not in ("completions", "chat"):
         raise InputError(f"--api must be 'completions' or 'chat', got {api!r}")
@@ -100,12 +100,14 @@ def bench_cmd(
 
         run = run_bench(cfg, out_dir=folder, registry=reg, on_start=start, on_done=done)
     if as_json:
-        emit_json(run.summary | {"run_id": run.run_id, "out_dir": str(run.out_dir), "report": str(run.report_path),
-                                 "registry": str(reg.path)})
+        emit_json(run.summary.to_json() | {"run_id": run.run_id, "out_dir": str(run.out_dir),
+                                           "report": str(run.report_path), "registry": str(reg.path)})
     else:
         for note in run.notes:
             out.print(f"note: {note}")
-        print_summary(run.summary, title=f"{run.summary['model']} at {run.summary['endpoint']}")
+        ctx = run.summary.context
+        assert isinstance(ctx, BenchContext), "a recorded bench's summary"
+        print_summary(run.summary, title=f"{ctx.model} at {ctx.endpoint}")
         out.print(f"run {run.run_id} recorded in {reg.path}; outputs in {run.out_dir}", soft_wrap=True)
         out.print(f"report: {run.report_path}", soft_wrap=True)
     if run.interrupted:

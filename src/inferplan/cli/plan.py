@@ -13,7 +13,7 @@ from inferplan.cli.app import app
 from inferplan.cli.output import ProgressReport, check_out_dir, emit_json, interrupted, out, print_table
 
 if TYPE_CHECKING:
-    from inferplan.api import PlanRequest, PlanResult
+    from inferplan.api import AutoscaleResult, PlanRequest, PlanResult
 
 
 EPILOG = (
@@ -116,9 +116,9 @@ def print_plan(r: PlanResult, doc: dict[str, Any]) -> None:
     s = r.summary
     verdict = "[green]verified[/]" if r.verified else "[red]NOT verified: the simulation missed an SLO[/]"
     wl = r.workload.describe()
-    out.print(f"{verdict} by simulating all {s['num_requests']:,} requests ({wl['name']}, {wl['mean_rate_per_s']:g} "
-              f"req/s): TTFT p90 {s['ttft_s']['p90'] * 1e3:,.0f} ms, TPOT p90 {s['tpot_s']['p90'] * 1e3:,.1f} ms, "
-              f"SLO attainment {s['slo_attainment']:.1%}")
+    out.print(f"{verdict} by simulating all {s.num_requests:,} requests ({wl['name']}, {wl['mean_rate_per_s']:g} "
+              f"req/s): TTFT p90 {_ms(s.ttft_s.p90, '{:,.0f}')} ms, TPOT p90 {_ms(s.tpot_s.p90, '{:,.1f}')} ms, "
+              f"SLO attainment {s.slo_attainment:.1%}")
     out.print(f"why this fleet: {why_chosen(r)}", soft_wrap=True)
     if len(r.router_results) > 1:
         out.print(f"router: {r.router} (SLO attainment by router: {router_attainment(r.router_results)})")
@@ -133,7 +133,11 @@ def print_plan(r: PlanResult, doc: dict[str, Any]) -> None:
     out.print(f"searched {r.num_candidates:,} configurations ({r.num_candidates / max(r.screen_s, 1e-9):,.0f}/s), "
               f"simulated {len(r.survivors)}")
     if r.autoscale is not None:
-        _print_autoscale(r.autoscale.to_dict())
+        _print_autoscale(r.autoscale)
+
+
+def _ms(x: float | None, fmt: str) -> str:
+    return "-" if x is None else fmt.format(x * 1e3)
 
 
 def _fleet_row(p: dict[str, Any]) -> list[str]:
@@ -184,12 +188,13 @@ def why_chosen(r: PlanResult) -> str:
             f"quality loss and fewer parts (this fleet: {loss:.2f}% documented loss)")
 
 
-def _print_autoscale(auto: dict[str, Any]) -> None:
+def _print_autoscale(a: AutoscaleResult) -> None:
+    auto = a.to_dict()
     by_type = "; ".join(f"{name}: {counts}" for name, counts in auto["replicas_per_window_by_type"].items())
     out.print(f"autoscaling in {auto['window_s']:g} s windows, replicas per window by type - {by_type}")
     out.print(f"autoscaled: replicas {auto['replicas_per_window']} - ${auto['cost_per_day']:,.2f}/day (SLO attainment "
-              f"{auto['autoscaled']['slo_attainment']:.1%}) vs static peak provisioning ({auto['static_replicas']} "
-              f"replicas) - ${auto['static_cost_per_day']:,.2f}/day ({auto['static']['slo_attainment']:.1%}); "
+              f"{a.auto_summary.slo_attainment:.1%}) vs static peak provisioning ({auto['static_replicas']} "
+              f"replicas) - ${auto['static_cost_per_day']:,.2f}/day ({a.static_summary.slo_attainment:.1%}); "
               f"saving {auto['saving_pct']:.1f}%")
     out.print(f"recommendation: {auto['recommendation']}", soft_wrap=True)
 

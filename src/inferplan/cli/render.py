@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from inferplan.cli.output import out, print_table
 
-LATENCIES = (("ttft_s", "TTFT ms"), ("tpot_s", "TPOT ms"), ("itl_s", "ITL ms"), ("e2e_s", "E2E ms"),
-             ("queue_delay_s", "queue ms"))
+if TYPE_CHECKING:
+    from inferplan.api import Latency, Summary
 
 
 def ms(x: float | None) -> str:
@@ -18,49 +18,53 @@ def num(x: float | None) -> str:
     return "-" if x is None else f"{x:,.4g}"
 
 
-def print_summary(s: dict[str, Any], title: str | None = None) -> None:
-    """A latency table and the totals of a simulate, bench or plan summary (fields it lacks are left out)."""
+def _latencies(s: Summary) -> tuple[tuple[str, Latency], ...]:
+    return (("TTFT ms", s.ttft_s), ("TPOT ms", s.tpot_s), ("ITL ms", s.itl_s), ("E2E ms", s.e2e_s),
+            ("queue ms", s.queue_delay_s))
+
+
+def print_summary(s: Summary, title: str | None = None) -> None:
+    """A latency table and the totals of a simulate, bench or plan summary (what its kind lacks is left out)."""
     from rich.table import Table
 
-    workload = s.get("workload") or {}
-    head = title or s.get("deployment") or "run"
-    t = Table(title=f"{head} - {workload.get('name', '?')} ({s.get('num_requests', 0):,} requests)")
+    from inferplan.api import SimContext
+
+    workload = s.workload or {}
+    head = title or s.deployment or "run"
+    t = Table(title=f"{head} - {workload.get('name', '?')} ({s.num_requests:,} requests)")
     for col in ("metric", "p50", "p90", "p99", "mean"):
         t.add_column(col, justify="left" if col == "metric" else "right")
-    for key, label in LATENCIES:
-        v = s.get(key)
-        if isinstance(v, dict):
-            t.add_row(label, ms(v.get("p50")), ms(v.get("p90")), ms(v.get("p99")), ms(v.get("mean")))
+    for label, v in _latencies(s):
+        t.add_row(label, ms(v.p50), ms(v.p90), ms(v.p99), ms(v.mean))
     print_table(t)
     out.print(_totals(s))
-    for c in s.get("slos") or []:
-        verdict = "[green]met[/]" if c["met"] else "[red]missed[/]"
-        out.print(f"SLO {c['slo']}: measured {ms(c['value_s'])} ms - {verdict}")
-    if s.get("slo_attainment") is not None:
-        out.print(f"SLO attainment (requests meeting every SLO): {s['slo_attainment']:.1%}")
-    for key, what in (("rejected_by_reason", "rejected"), ("failed_by_reason", "failed")):
-        if s.get(key):
-            out.print(f"{what}: " + ", ".join(f"{k}: {v}" for k, v in s[key].items()))
-    if s.get("overload"):
-        out.print(f"[yellow]warning[/]: {s['overload']}")
-    band = s.get("step_time_range_pct")
+    for c in s.slos:
+        verdict = "[green]met[/]" if c.met else "[red]missed[/]"
+        out.print(f"SLO {c.slo}: measured {ms(c.value_s)} ms - {verdict}")
+    if s.slo_attainment is not None:
+        out.print(f"SLO attainment (requests meeting every SLO): {s.slo_attainment:.1%}")
+    failed = s.bench.failed_by_reason if s.bench else {}
+    for reasons, what in ((s.rejected_by_reason, "rejected"), (failed, "failed")):
+        if reasons:
+            out.print(f"{what}: " + ", ".join(f"{k}: {v}" for k, v in reasons.items()))
+    if s.sim and s.sim.overload:
+        out.print(f"[yellow]warning[/]: {s.sim.overload}")
+    band = s.context.step_time_range_pct if isinstance(s.context, SimContext) else None
     if band is not None:
         out.print(f"calibrated profile: step times are uncertain by +-{band:.0f}% (1 s.d.); latencies scale with them "
                   "at light load and by more near saturation")
 
 
-def _totals(s: dict[str, Any]) -> str:
-    parts = [f"finished {s.get('num_finished', 0):,}, rejected {s.get('num_rejected', 0):,}"
-             + (f", preemptions {s['num_preemptions']:,}" if s.get("num_preemptions") is not None else "")]
-    parts.append(f"{s.get('throughput_output_tokens_per_s', 0):,.0f} output tok/s, "
-                 f"{s.get('throughput_requests_per_s', 0):.2f} req/s")
-    if s.get("goodput_requests_per_s") is not None:
-        parts.append(f"goodput {s['goodput_requests_per_s']:.2f} req/s")
-    cost = s.get("cost_per_million_output_tokens")
-    if cost is not None and s.get("cost_per_hour") is not None:
-        parts.append(f"${s['cost_per_hour']:.2f}/h, ${cost:.3f} per M output tokens")
-    if s.get("energy_j_per_output_token"):
-        parts.append(f"{s['energy_j_per_output_token']:.2f} J/token")
+def _totals(s: Summary) -> str:
+    sim = s.sim
+    parts = [f"finished {s.num_finished:,}, rejected {s.num_rejected:,}"
+             + (f", preemptions {sim.num_preemptions:,}" if sim else "")]
+    parts.append(f"{s.throughput_output_tokens_per_s:,.0f} output tok/s, {s.throughput_requests_per_s:.2f} req/s")
+    parts.append(f"goodput {s.goodput_requests_per_s:.2f} req/s")
+    if sim and sim.cost_per_million_output_tokens is not None and sim.cost_per_hour is not None:
+        parts.append(f"${sim.cost_per_hour:.2f}/h, ${sim.cost_per_million_output_tokens:.3f} per M output tokens")
+    if sim and sim.energy_j_per_output_token:
+        parts.append(f"{sim.energy_j_per_output_token:.2f} J/token")
     return " | ".join(parts)
 
 

@@ -14,7 +14,7 @@ from inferplan.cli.output import emit_json, out
 from inferplan.cli.render import ms, print_comparison, print_summary
 
 if TYPE_CHECKING:
-    from inferplan.api import RunRecord
+    from inferplan.api import RunRecord, Summary
 
 RUNS_EPILOG = ("Examples:\n\n  inferplan runs list\n\n  inferplan runs list --kind plan --json\n\n"
                "  inferplan runs show RUN_ID\n\n  inferplan runs compare RUN_A RUN_B")
@@ -44,14 +44,28 @@ def runs_list(
 
 
 def _headline(r: RunRecord) -> str:
-    s = r.summary
-    ttft, tpot = (s.get(k) or {} for k in ("ttft_s", "tpot_s"))
-    text = f"TTFT p90 {ms(ttft.get('p90'))} ms, TPOT p90 {ms(tpot.get('p90'))} ms" if ttft else ""
-    if r.kind == "plan" and s.get("plan_cost_per_hour") is not None:
-        text += f", ${s['plan_cost_per_hour']:.2f}/h" + ("" if s.get("verified") else " (not verified)")
-    if r.kind == "validate" and s.get("median_ape_pct") is not None:
-        text = f"median error {s['median_ape_pct']:.1f}% over {s.get('num_points', 0)} steps"
+    try:
+        s = stored_summary(r)
+    except InputError:
+        s = None  # one unreadable row must not hide the others; `runs show` says what is wrong with it
+    text = f"TTFT p90 {ms(s.ttft_s.p90)} ms, TPOT p90 {ms(s.tpot_s.p90)} ms" if s else ""
+    row = r.summary  # a plan's cost and verdict, and a validate run's figures, are the row's own fields
+    if r.kind == "plan" and row.get("plan_cost_per_hour") is not None:
+        text += f", ${row['plan_cost_per_hour']:.2f}/h" + ("" if row.get("verified") else " (not verified)")
+    if r.kind == "validate" and row.get("median_ape_pct") is not None:
+        text = f"median error {row['median_ape_pct']:.1f}% over {row.get('num_points', 0)} steps"
     return text or "-"
+
+
+SUMMARY_KINDS = ("sim", "plan", "bench")  # the kinds whose registry row holds a run `Summary`
+
+
+def stored_summary(r: RunRecord) -> Summary | None:
+    """The run's summary, typed; None for a kind without one (validate). One that cannot be read is an
+    InputError naming the run."""
+    from inferplan.api import Summary
+
+    return Summary.from_json(r.summary, f"run {r.id} ({r.kind})") if r.kind in SUMMARY_KINDS else None
 
 
 @runs_app.command("show", epilog=RUNS_EPILOG)
@@ -65,11 +79,12 @@ def runs_show(
 
     r = Registry(registry).get(run_id)
     if as_json:
-        emit_json(_brief(r) | {"inputs": r.inputs, "summary": r.summary})
+        emit_json(_brief(r) | {"inputs": r.inputs, "summary": r.summary})  # the row as stored
         return
+    s = stored_summary(r)
     out.print(f"[bold]{r.id}[/] ({r.kind}, {r.created_utc}): {r.label}", soft_wrap=True)
-    if "ttft_s" in r.summary:
-        print_summary(r.summary, title=r.summary.get("deployment") or r.label)
+    if s is not None:
+        print_summary(s, title=s.deployment or r.label)
     if r.kind == "plan":
         _show_plan(r.summary)
     if r.kind == "validate":
@@ -80,10 +95,10 @@ def runs_show(
         out.print(f"report: {r.report}", soft_wrap=True)
 
 
-def _show_plan(s: dict[str, Any]) -> None:
-    cost = s.get("plan_cost_per_hour")
+def _show_plan(row: dict[str, Any]) -> None:
+    cost = row.get("plan_cost_per_hour")
     if cost is not None:
-        out.print(f"planned fleet: ${cost:.2f}/hour, " + ("verified by simulation" if s.get("verified")
+        out.print(f"planned fleet: ${cost:.2f}/hour, " + ("verified by simulation" if row.get("verified")
                                                        else "[red]not verified[/]: the simulation missed an SLO"))
 
 
@@ -108,7 +123,7 @@ def compared(registry: Path | None, run_a: str, run_b: str) -> tuple[RunRecord, 
 
     reg = Registry(registry)
     a, b = reg.get(run_a), reg.get(run_b)
-    rows = compare_runs(a.summary, b.summary)
+    rows = compare_runs(stored_summary(a), stored_summary(b))
     if not rows:
         raise InputError(f"runs {a.id} ({a.kind}) and {b.id} ({b.kind}) report no metric in common; compare "
                          "simulate, bench and plan runs with each other")

@@ -97,7 +97,7 @@ def simulate_cmd(
             ProgressReport("simulating", quiet=as_json, unit="arrivals") as bar:
         run = run_simulation(cfg, out_dir=folder, registry=reg, write_report=not no_report, progress=bar.update)
     if as_json:
-        emit_json(run.summary | {"run_id": run.run_id, "out_dir": str(run.out_dir), "registry": str(reg.path),
+        emit_json(run.summary.to_json() | {"run_id": run.run_id, "out_dir": str(run.out_dir), "registry": str(reg.path),
                                  "report": str(run.report_path) if run.report_path else None})
         return
     print_summary(run.summary)

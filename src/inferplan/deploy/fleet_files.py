@@ -33,6 +33,7 @@ from inferplan.fileio import write_text_atomic
 from inferplan.perf.deployment import Deployment
 from inferplan.plan.pools import ReplicaType
 from inferplan.plan.search import PlanResult
+from inferplan.sim.summary_types import Headline
 
 LOCAL_HOST = "127.0.0.1"
 ROUTER_PORT = 30000
@@ -81,9 +82,9 @@ def _prelude(gpus_needed: int) -> list[str]:
     ]
 
 
-def router_attainment(results: dict[str, dict[str, Any]]) -> str:
+def router_attainment(results: dict[str, Headline]) -> str:
     """'planned 92.7% (missed), least-kv 99.9%': each simulated router's SLO attainment."""
-    return ", ".join(f"{name} {x['slo_attainment']:.1%}{'' if x['slos_met'] else ' (missed)'}"
+    return ", ".join(f"{name} {x.slo_attainment:.1%}{'' if x.slos_met else ' (missed)'}"
                      for name, x in results.items())
 
 
@@ -121,7 +122,7 @@ def routing_json(r: PlanResult) -> dict[str, Any]:
                      "shares": {pools[c]: round(float(r.fleet.shares[i, c]), 4) for c in pools
                                 if r.fleet.shares[i, c] > 0}}
                     for i, b in enumerate(r.buckets)],
-        "routers_simulated": r.router_results,
+        "routers_simulated": {name: h.to_json() for name, h in r.router_results.items()},
     }
 
 
@@ -280,11 +281,11 @@ def write_deploy(r: PlanResult, folder: Path, *, variant: Variant = "instruct") 
             continue
         t, ev = r.types[c], r.survivors[c]
         notes = {"replicas": count, "capacity_rps_per_bucket": [round(x, 3) for x in ev.capacity],
-                 "predicted_ttft_p90_s": r.summary["ttft_s"]["p90"], "predicted_tpot_p90_s": r.summary["tpot_s"]["p90"],
+                 "predicted_ttft_p90_s": r.summary.ttft_s.p90, "predicted_tpot_p90_s": r.summary.tpot_s.p90,
                  "verified": r.verified}
         f.lines += ["", f"# {count} x {t.label()}",
                     f"# chosen for: capacity per bucket (req/s) {notes['capacity_rps_per_bucket']}; fleet predicted "
-                    f"TTFT p90 {r.summary['ttft_s']['p90']:.3f} s, TPOT p90 {r.summary['tpot_s']['p90']:.4f} s"]
+                    f"TTFT p90 {r.summary.ttft_s.p90:.3f} s, TPOT p90 {r.summary.tpot_s.p90:.4f} s"]
         if t.aggregated:
             ck = resolve(t.dep, variant)
             f.agg_ports += f.serve(t.dep, ck, count)

@@ -1,4 +1,4 @@
-"""Bench records in the simulator's shapes: the same requests.csv columns and the same summary keys.
+"""Bench records in the simulator's shapes: the same requests.csv columns and the same `Summary`.
 
 So `inferplan compare`, `runs` and the report read a bench run exactly like a
 simulation, and a bench's requests.csv replays in `inferplan simulate` as a
@@ -11,7 +11,6 @@ import csv
 import io
 import json
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -21,7 +20,8 @@ from inferplan.measure.request_record import RequestRecord
 from inferplan.sim.metrics import LogHistogram
 from inferplan.sim.slo import SLO
 from inferplan.sim.state import REQUEST_COLUMNS
-from inferplan.sim.summary import check_slos, latency_stats, meets_slos
+from inferplan.sim.summary import measured_summary
+from inferplan.sim.summary_types import BenchCounts, Summary
 
 F64 = npt.NDArray[np.float64]
 BENCH_COLUMNS = [*REQUEST_COLUMNS, "requested_output_tokens", "server_prompt_tokens", "finish_reason", "error",
@@ -47,49 +47,26 @@ def _latencies(records: list[RequestRecord]) -> dict[str, F64]:
     }
 
 
-def bench_summary(records: list[RequestRecord], slos: tuple[SLO, ...], wall_s: float) -> dict[str, Any]:
-    """The simulator's summary keys, measured; plus what only a real server shows (errors, early stops)."""
-    n = len(records)
+def bench_summary(records: list[RequestRecord], slos: tuple[SLO, ...], wall_s: float) -> Summary:
+    """The simulator's summary, measured; plus what only a real server shows (errors, early stops)."""
     finished = np.array([r.status == "finished" for r in records], dtype=bool)
-    lat = _latencies(records)
     itl = LogHistogram()
     gaps = [g for r in records if r.status == "finished" for g in r.gaps_s]
     if gaps:
         itl.add(np.maximum(np.array(gaps), 1e-7))
     fin = [r for r in records if r.status == "finished"]
     out_tokens = sum(r.output_tokens for r in fin)
-    in_tokens = sum(r.prompt_tokens if r.prompt_tokens > 0 else r.input_tokens for r in fin)
-    span = max(wall_s, 1e-9)
-    ok = meets_slos(lat, finished, slos)
     reasons: dict[str, int] = {}
     for r in records:
         if r.status != "finished":
             reasons[failure_kind(r)] = reasons.get(failure_kind(r), 0) + 1
-    short = sum(1 for r in fin if r.output_tokens < r.requested_output_tokens)
-    checks = check_slos(slos, {k: v[finished] for k, v in lat.items()}, itl.quantile)
-    return {
-        "num_requests": n,
-        "num_finished": int(finished.sum()),
-        "num_rejected": n - int(finished.sum()),
-        "rejected_by_reason": reasons,  # the simulator's name, read by compare and the reports
-        "num_failed": n - int(finished.sum()),
-        "failed_by_reason": dict(reasons),
-        "makespan_s": wall_s,
-        "ttft_s": latency_stats(lat["ttft"][finished]),
-        "tpot_s": latency_stats(lat["tpot"][finished]),
-        "itl_s": {"p50": itl.quantile(0.5), "p90": itl.quantile(0.9), "p99": itl.quantile(0.99), "mean": itl.mean},
-        "e2e_s": latency_stats(lat["e2e"][finished]),
-        "queue_delay_s": latency_stats(lat["queue"][finished]),
-        "throughput_output_tokens_per_s": out_tokens / span,
-        "throughput_input_tokens_per_s": in_tokens / span,
-        "throughput_requests_per_s": len(fin) / span,
-        "goodput_requests_per_s": int(ok.sum()) / span,
-        "slo_attainment": float(ok.sum()) / n if slos and n else None,
-        "slos": checks,
-        "slos_met": all(c["met"] for c in checks) and bool(finished.all()) if slos else None,
-        "num_output_short": short,
-        "output_tokens": out_tokens,
-    }
+    failed = len(records) - len(fin)
+    counts = BenchCounts(num_failed=failed, failed_by_reason=dict(reasons), output_tokens=out_tokens,
+                         num_output_short=sum(1 for r in fin if r.output_tokens < r.requested_output_tokens))
+    # every request that did not finish counts under the simulator's name too, read by compare and the reports
+    return measured_summary(_latencies(records), finished, slos, itl, makespan_s=wall_s,
+                            input_tokens=sum(r.prompt_tokens if r.prompt_tokens > 0 else r.input_tokens for r in fin),
+                            output_tokens=out_tokens, num_rejected=failed, rejected_by_reason=reasons, bench=counts)
 
 
 def write_bench_records(folder: Path, records: list[RequestRecord]) -> tuple[Path, Path]:

@@ -31,6 +31,7 @@ from inferplan.errors import InputError
 from inferplan.perf.profile import DeviceProfile
 from inferplan.perf.resolve import resolve_deployment
 from inferplan.perf.step_cost import BatchShape, StepCost, batch_shape
+from inferplan.sim.summary_types import Summary
 from inferplan.specs.catalog import get_device, get_model, get_weight_format
 from inferplan.specs.hardware import DeviceSpec
 from inferplan.specs.model import ModelSpec
@@ -248,7 +249,13 @@ def base_for(device: str, profile: Path | None) -> tuple[DeviceProfile, DeviceSp
     return prof, spec
 
 
-def fit_to_bench(measured: dict[str, Any], simulate: Callable[[DeviceProfile], dict[str, Any]], base: DeviceProfile,
+def fitted_latencies(s: Summary) -> np.ndarray[Any, np.dtype[np.float64]]:
+    """What a bench calibration matches: TTFT p50 and p90, TPOT p50 and p90, E2E p50 (NaN where missing)."""
+    values = [s.ttft_s.p50, s.ttft_s.p90, s.tpot_s.p50, s.tpot_s.p90, s.e2e_s.p50]
+    return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+
+
+def fit_to_bench(measured: Summary, simulate: Callable[[DeviceProfile], Summary], base: DeviceProfile,
                  device: DeviceSpec, *, fit: Sequence[str] = ("compute", "overhead", "sequence"),
                  ) -> tuple[DeviceProfile, dict[str, float], float, float]:
     """Factors that make a simulation's TTFT, TPOT and E2E percentiles match a bench run's.
@@ -256,8 +263,10 @@ def fit_to_bench(measured: dict[str, Any], simulate: Callable[[DeviceProfile], d
     ``simulate(profile)`` runs the bench's workload on the deployment with that profile and
     returns its summary. Returns (profile, factors, error before %, error after %).
     """
-    keys = [("ttft_s", "p50"), ("ttft_s", "p90"), ("tpot_s", "p50"), ("tpot_s", "p90"), ("e2e_s", "p50")]
-    target = np.array([float(measured[k][s]) for k, s in keys])
+    target = fitted_latencies(measured)
+    if not np.isfinite(target).all():
+        raise InputError("the bench run has no TTFT, TPOT or E2E to calibrate against (did any request finish "
+                         "with more than one token?)")
     idx = [FACTORS.index(f) for f in fit]
 
     def err(x: np.ndarray[Any, np.dtype[np.float64]]) -> np.ndarray[Any, np.dtype[np.float64]]:
@@ -266,7 +275,7 @@ def fit_to_bench(measured: dict[str, Any], simulate: Callable[[DeviceProfile], d
             f[j] = math.exp(v)
         prof, _ = scaled_profile(base, device, f)
         s = simulate(prof)
-        got = np.array([float(s[k][sub]) for k, sub in keys])
+        got = fitted_latencies(s)
         r: np.ndarray[Any, np.dtype[np.float64]] = np.log(got) - np.log(target)
         return r
 

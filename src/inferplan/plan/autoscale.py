@@ -30,6 +30,7 @@ from inferplan.sim.policies import get_policy
 from inferplan.sim.routers import PlannedRouter, Router
 from inferplan.sim.slo import SLO
 from inferplan.sim.summary import summarize
+from inferplan.sim.summary_types import Summary
 from inferplan.workload.request import Workload
 
 ENGINE_STARTUP_S = 60.0  # container start, engine init, CUDA-graph capture: a typical vLLM start, measured elsewhere
@@ -46,8 +47,8 @@ class AutoscaleResult:
     auto_cost: float
     static_cost: float
     duration_s: float
-    auto_summary: dict[str, Any]
-    static_summary: dict[str, Any]
+    auto_summary: Summary
+    static_summary: Summary
     types: tuple[str, ...] = ()  # the replica types, in the order of the per-type counts
     replicas_per_window_by_type: tuple[tuple[int, ...], ...] = ()  # (types, windows)
     static_replicas_by_type: tuple[int, ...] = ()
@@ -56,6 +57,7 @@ class AutoscaleResult:
     def to_dict(self) -> dict[str, Any]:
         day = 86_400.0 / max(self.duration_s, 1e-9)
         keys = ("slo_attainment", "slos_met", "ttft_s", "tpot_s", "num_rejected")
+        auto, static = self.auto_summary.to_json(), self.static_summary.to_json()
         return {
             "window_s": self.window_s,
             "replicas_per_window": list(self.replicas_per_window),
@@ -69,8 +71,8 @@ class AutoscaleResult:
                                                     strict=True)),
             "static_replicas_by_type": dict(zip(self.types, self.static_replicas_by_type, strict=True)),
             "router": self.router,
-            "autoscaled": {k: self.auto_summary[k] for k in keys},
-            "static": {k: self.static_summary[k] for k in keys},
+            "autoscaled": {k: auto[k] for k in keys},
+            "static": {k: static[k] for k in keys},
             "recommendation": self.recommendation(),
         }
 
@@ -78,15 +80,15 @@ class AutoscaleResult:
         """Which provisioning to run, and why: a saving counts only if the SLOs still hold."""
         saving = 100 * (1 - self.auto_cost / self.static_cost) if self.static_cost else 0.0
         auto, static = self.auto_summary, self.static_summary
-        if auto["slos_met"] and saving > 0:
+        if auto.slos_met and saving > 0:
             return f"autoscale: it saves {saving:.1f}% against static peak provisioning and meets every SLO"
-        if static["slos_met"]:
+        if static.slos_met:
             why = (f"autoscaling saves nothing here ({saving:+.1f}%)" if saving <= 0 else
                    f"autoscaling would save {saving:.1f}% but misses an SLO (attainment "
-                   f"{auto['slo_attainment']:.1%} vs {static['slo_attainment']:.1%})")
+                   f"{auto.slo_attainment:.1%} vs {static.slo_attainment:.1%})")
             return f"static peak provisioning: {why}"
-        return ("neither meets every SLO (attainment autoscaled {:.1%}, static {:.1%}): add capacity or relax the "
-                "SLOs before choosing").format(auto["slo_attainment"], static["slo_attainment"])
+        return (f"neither meets every SLO (attainment autoscaled {auto.slo_attainment:.1%}, static "
+                f"{static.slo_attainment:.1%}): add capacity or relax the SLOs before choosing")
 
 
 def cold_start_s(dep: Deployment) -> float:

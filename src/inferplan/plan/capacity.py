@@ -55,7 +55,7 @@ def meets(dep: Deployment, wl: Workload, slos: tuple[SLO, ...], unit: tuple[int,
                else Cluster.replicas([dep] * decode))
     res = simulate(wl, cluster, get_policy(engine), router="least-outstanding")
     s = summarize(res, slos)
-    return s["num_rejected"] == 0 and all(c["met"] for c in s["slos"])
+    return s.num_rejected == 0 and all(c.met for c in s.slos)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -25,6 +24,7 @@ from inferplan.sim.policies import get_policy
 from inferplan.sim.routers import PlannedRouter
 from inferplan.sim.slo import SLO
 from inferplan.sim.summary import summarize
+from inferplan.sim.summary_types import Summary
 from inferplan.workload.request import Workload
 
 # Routers the planner tries on every fleet it verifies, besides the planned bucket router
@@ -198,7 +198,7 @@ class VerifyJob:
     router: str
     slos: tuple[SLO, ...]
 
-    def run(self) -> tuple[dict[str, Any], int]:
+    def run(self) -> tuple[Summary, int]:
         """The summary and the busiest type."""
         layout = fleet_layout(self.types, self.replicas)
         sim = simulate_fleet(self.types, self.replicas, self.shares, self.workload, self.bucket_of, self.seed,

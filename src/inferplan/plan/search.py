@@ -18,7 +18,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -41,6 +40,7 @@ from inferplan.plan.pools import (
 )
 from inferplan.plan.space import QualityBudget, SearchSpace, enumerate_candidates
 from inferplan.sim.slo import SLO, parse_slos
+from inferplan.sim.summary_types import Headline, Summary
 from inferplan.specs.catalog import get_model
 from inferplan.store import Registry
 from inferplan.workload.presets import WorkloadSpec
@@ -79,12 +79,12 @@ class PlanResult:
     fleet: Fleet
     types: list[ReplicaType]  # what fleet.replicas counts
     verified: bool
-    summary: dict[str, Any]
+    summary: Summary
     adjustments: list[str] = field(default_factory=list)
     single_type_costs: dict[str, float] = field(default_factory=dict)
     capacity_used: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # (types, buckets) after repairs
     router: str = "least-outstanding"  # the router the verified simulation used
-    router_results: dict[str, dict[str, Any]] = field(default_factory=dict)  # every router tried, last attempt
+    router_results: dict[str, Headline] = field(default_factory=dict)  # every router tried, last attempt
     mode: str = "aggregated"  # aggregated | disaggregated | mixed
     mode_costs: dict[str, float] = field(default_factory=dict)
     mode_verified: dict[str, bool] = field(default_factory=dict)
@@ -221,11 +221,11 @@ class _Outcome:
     measured: list[Evaluated]
     fleet: Fleet
     verified: bool
-    summary: dict[str, Any]
+    summary: Summary
     adjustments: list[str]
     singles: dict[str, float]
     router: str
-    routers: dict[str, dict[str, Any]]
+    routers: dict[str, Headline]
     capacity_used: np.ndarray  # (types, buckets): measured, lowered by repairs
 
     def describe_fleet(self) -> list[str]:
@@ -283,15 +283,15 @@ def _fleet_for(mode: str, types: list[ReplicaType], caps: np.ndarray, req: PlanR
     replicas = list(fleet.replicas)
     adjustments: list[str] = []
     derated = caps.copy()
-    router, routers = "", dict[str, dict[str, Any]]()
+    router, routers = "", dict[str, Headline]()
     for attempt in range(8):
         say(f"{mode}: verifying the fleet by simulation (attempt {attempt + 1})")
         # once every router was tried, repairs re-try the best one (and the planned split, which they change)
         keep = (router, "planned") if len(routers) > 1 else None
         router, routers, summary, busiest = _verify(types, replicas, fleet.shares, wl, bucket_of, slos, req, keep)
-        if summary["slos_met"]:
+        if summary.slos_met:
             break
-        missed = ", ".join(x["slo"] for x in summary["slos"] if not x["met"]) or "no SLO (rejections)"
+        missed = ", ".join(x.slo for x in summary.slos if not x.met) or "no SLO (rejections)"
         # Two repairs; take the cheaper. (a) The short probes overestimated what the types in use sustain
         # on the whole workload: lower their capacities (10% at a time) until the program picks another fleet.
         # (b) Add one replica of the busiest type.
@@ -311,13 +311,13 @@ def _fleet_for(mode: str, types: list[ReplicaType], caps: np.ndarray, req: PlanR
             replicas = grown
             adjustments.append(f"added one {types[busiest].label()} after the simulation missed {missed}")
     final = Fleet(tuple(replicas), fleet.shares, float(prices @ np.array(replicas)))
-    return _Outcome(mode, types, measured, final, bool(summary["slos_met"]), summary, adjustments, singles,
+    return _Outcome(mode, types, measured, final, bool(summary.slos_met), summary, adjustments, singles,
                     router, routers, derated)
 
 
 def _verify(types: list[ReplicaType], replicas: list[int], shares: np.ndarray, wl: Workload,
             bucket_of: np.ndarray, slos: tuple[SLO, ...], req: PlanRequest,
-            only: tuple[str, ...] | None = None) -> tuple[str, dict[str, dict[str, Any]], dict[str, Any], int]:
+            only: tuple[str, ...] | None = None) -> tuple[str, dict[str, Headline], Summary, int]:
     """Simulate the fleet under each router worth trying (in parallel; ``only``: those of them); the
     best one's summary.
 
@@ -329,12 +329,15 @@ def _verify(types: list[ReplicaType], replicas: list[int], shares: np.ndarray, w
     jobs = [VerifyJob(types=tuple(types), replicas=tuple(replicas), shares=shares, workload=wl, bucket_of=bucket_of,
                       seed=req.seed, router=r, slos=slos) for r in options]
     results = run_all(VerifyJob.run, jobs, executor=req.executor)
-    scores = {r: {"slos_met": bool(s["slos_met"]), "slo_attainment": s["slo_attainment"],
-                  "ttft_p90_s": s["ttft_s"]["p90"], "tpot_p90_s": s["tpot_s"]["p90"],
-                  "num_rejected": s["num_rejected"]} for r, (s, _) in zip(options, results, strict=True)}
-    k = max(range(len(options)), key=lambda i: (results[i][0]["slos_met"], results[i][0]["slo_attainment"],
-                                                -results[i][0]["ttft_s"]["p90"], -i))
+    scores = {r: s.headline() for r, (s, _) in zip(options, results, strict=True)}
+    k = max(range(len(options)), key=lambda i: _rank(scores[options[i]], i))
     return options[k], scores, results[k][0], results[k][1]
+
+
+def _rank(h: Headline, i: int) -> tuple[bool, float, float, int]:
+    """Meets every SLO, then the highest SLO attainment, then the lowest TTFT p90, then the earlier router
+    (no attainment or no TTFT, when nothing finished, ranks last)."""
+    return h.slos_met, h.slo_attainment or 0.0, -(math.inf if h.ttft_p90_s is None else h.ttft_p90_s), -i
 
 
 def _autoscale(req: PlanRequest, wl: Workload, slos: tuple[SLO, ...], result: PlanResult,

@@ -10,20 +10,22 @@ import numpy as np
 from inferplan.measure.request_record import RequestRecord
 from inferplan.report.html import Section, Table, cdf_figure, line_figure, render
 from inferplan.report.sim_report import slo_section, summary_section
+from inferplan.sim.summary_types import Summary
 
 
-def _totals(s: dict[str, Any], notes: list[str]) -> Section:
+def _totals(s: Summary, notes: list[str]) -> Section:
+    assert s.bench is not None, "a bench's summary"
     rows = [
-        ["requests (finished / failed)", f"{s['num_finished']:,} / {s['num_rejected']:,}"],
-        ["wall time", f"{s['makespan_s']:,.1f} s"],
-        ["output throughput", f"{s['throughput_output_tokens_per_s']:,.1f} tok/s"],
-        ["input throughput", f"{s['throughput_input_tokens_per_s']:,.1f} tok/s"],
-        ["requests per second", f"{s['throughput_requests_per_s']:,.2f}"],
-        ["goodput (requests meeting all SLOs)", f"{s['goodput_requests_per_s']:,.2f} /s"],
-        ["outputs shorter than requested", f"{s['num_output_short']:,}"],
+        ["requests (finished / failed)", f"{s.num_finished:,} / {s.num_rejected:,}"],
+        ["wall time", f"{s.makespan_s:,.1f} s"],
+        ["output throughput", f"{s.throughput_output_tokens_per_s:,.1f} tok/s"],
+        ["input throughput", f"{s.throughput_input_tokens_per_s:,.1f} tok/s"],
+        ["requests per second", f"{s.throughput_requests_per_s:,.2f}"],
+        ["goodput (requests meeting all SLOs)", f"{s.goodput_requests_per_s:,.2f} /s"],
+        ["outputs shorter than requested", f"{s.bench.num_output_short:,}"],
     ]
-    if s["rejected_by_reason"]:
-        rows.append(["failures", ", ".join(f"{k}: {v}" for k, v in s["rejected_by_reason"].items())])
+    if s.rejected_by_reason:
+        rows.append(["failures", ", ".join(f"{k}: {v}" for k, v in s.rejected_by_reason.items())])
     return Section("Totals", note=" ".join(notes), table=Table(["", "value"], rows))
 
 
@@ -46,7 +48,7 @@ def _over_time(records: list[RequestRecord], wall_s: float) -> Section:
     ])
 
 
-def write_bench_report(path: Path, records: list[RequestRecord], summary: dict[str, Any], inputs: dict[str, Any],
+def write_bench_report(path: Path, records: list[RequestRecord], summary: Summary, inputs: dict[str, Any],
                        notes: list[str]) -> Path:
     fin = [r for r in records if r.status == "finished"]
     gaps = np.array([g for r in fin for g in r.gaps_s])
@@ -60,11 +62,11 @@ def write_bench_report(path: Path, records: list[RequestRecord], summary: dict[s
         cdf_figure("Inter-token gaps", {"gap": gaps}),
         cdf_figure("End to end", {"E2E": np.array([r.e2e_s for r in fin])}),
     ]))
-    sections.append(_over_time(records, summary["makespan_s"]))
+    sections.append(_over_time(records, summary.makespan_s))
     failed = [r for r in records if r.status != "finished"][:50]
     if failed:
         sections.append(Section("Failed requests (first 50)", table=Table(
             ["request", "sent at (s)", "error"], [[str(r.request_id), f"{r.sent_s:.3f}", r.error] for r in failed])))
     title = f"Benchmark: {inputs.get('model') or 'model'} at {inputs['url']}"
-    subtitle = f"{summary['num_requests']:,} requests, {inputs['api']} API, workload {inputs['workload']}"
+    subtitle = f"{summary.num_requests:,} requests, {inputs['api']} API, workload {inputs['workload']}"
     return render(path, title, subtitle, sections, inputs)

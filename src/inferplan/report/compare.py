@@ -11,30 +11,53 @@ import numpy as np
 from inferplan.errors import InputError
 from inferplan.measure.bench_records import read_request_latencies
 from inferplan.report.html import Section, Table, cdf_figure, render
+from inferplan.sim.summary_types import Summary
 from inferplan.store import RunRecord
 
-COMPARED = [
-    ("ttft_s", "p50"), ("ttft_s", "p90"), ("ttft_s", "p99"), ("tpot_s", "p50"), ("tpot_s", "p90"), ("tpot_s", "p99"),
-    ("itl_s", "p50"), ("itl_s", "p99"), ("e2e_s", "p50"), ("e2e_s", "p90"), ("e2e_s", "p99"),
-    ("throughput_output_tokens_per_s", None), ("throughput_requests_per_s", None), ("goodput_requests_per_s", None),
-    ("slo_attainment", None), ("num_preemptions", None), ("num_rejected", None),
-    ("cost_per_million_output_tokens", None), ("energy_j_per_output_token", None),
-]
+COMPARED = (
+    "ttft_s.p50", "ttft_s.p90", "ttft_s.p99", "tpot_s.p50", "tpot_s.p90", "tpot_s.p99", "itl_s.p50", "itl_s.p99",
+    "e2e_s.p50", "e2e_s.p90", "e2e_s.p99", "throughput_output_tokens_per_s", "throughput_requests_per_s",
+    "goodput_requests_per_s", "slo_attainment", "num_preemptions", "num_rejected", "cost_per_million_output_tokens",
+    "energy_j_per_output_token",
+)
 HEADLINE = ("ttft_s.p50", "ttft_s.p90", "tpot_s.p50", "tpot_s.p90", "e2e_s.p50", "e2e_s.p90",
             "throughput_output_tokens_per_s")
 
 
-def compare_runs(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per metric both runs report: a, b, b - a and the change (error) relative to a, in percent."""
+def compared_metrics(s: Summary | None) -> dict[str, float | None]:
+    """The metrics `COMPARED` names, of one run; a metric its kind does not have (a bench's preemptions,
+    anything of a run without a summary) is missing."""
+    if s is None:
+        return {}
+    sim = s.sim
+    return {
+        "ttft_s.p50": s.ttft_s.p50, "ttft_s.p90": s.ttft_s.p90, "ttft_s.p99": s.ttft_s.p99,
+        "tpot_s.p50": s.tpot_s.p50, "tpot_s.p90": s.tpot_s.p90, "tpot_s.p99": s.tpot_s.p99,
+        "itl_s.p50": s.itl_s.p50, "itl_s.p99": s.itl_s.p99,
+        "e2e_s.p50": s.e2e_s.p50, "e2e_s.p90": s.e2e_s.p90, "e2e_s.p99": s.e2e_s.p99,
+        "throughput_output_tokens_per_s": s.throughput_output_tokens_per_s,
+        "throughput_requests_per_s": s.throughput_requests_per_s,
+        "goodput_requests_per_s": s.goodput_requests_per_s,
+        "slo_attainment": s.slo_attainment,
+        "num_rejected": s.num_rejected,
+    } | ({} if sim is None else {
+        "num_preemptions": sim.num_preemptions,
+        "cost_per_million_output_tokens": sim.cost_per_million_output_tokens,
+        "energy_j_per_output_token": sim.energy_j_per_output_token,
+    })
+
+
+def compare_runs(a: Summary | None, b: Summary | None) -> list[dict[str, Any]]:
+    """One row per metric either run reports: a, b, b - a and the change (error) relative to a, in percent."""
+    ma, mb = compared_metrics(a), compared_metrics(b)
     rows = []
-    for key, sub in COMPARED:
-        va = a.get(key, {}).get(sub) if sub else a.get(key)
-        vb = b.get(key, {}).get(sub) if sub else b.get(key)
+    for metric in COMPARED:
+        va, vb = ma.get(metric), mb.get(metric)
         if va is None and vb is None:
             continue
         delta = None if va is None or vb is None else vb - va
         pct = None if delta is None or not va else 100 * delta / abs(va)
-        rows.append({"metric": f"{key}.{sub}" if sub else key, "a": va, "b": vb, "delta": delta, "change_pct": pct})
+        rows.append({"metric": metric, "a": va, "b": vb, "delta": delta, "change_pct": pct})
     return rows
 
 

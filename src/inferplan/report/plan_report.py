@@ -79,6 +79,7 @@ def plan_json(r: PlanResult, artifacts: dict[str, str]) -> dict[str, Any]:
     keys = ("num_requests", "num_finished", "num_rejected", "ttft_s", "tpot_s", "itl_s", "e2e_s",
             "throughput_output_tokens_per_s", "goodput_requests_per_s", "slo_attainment", "cost_per_hour",
             "cost_per_million_output_tokens", "energy_j_per_output_token", "num_preemptions", "slos")
+    predicted = r.summary.to_json()
     return {
         "verified": r.verified,
         "cost_per_hour": r.fleet.cost_per_hour,
@@ -88,8 +89,8 @@ def plan_json(r: PlanResult, artifacts: dict[str, str]) -> dict[str, Any]:
         "fleet_by_mode": r.mode_fleets,
         "fleet": fleet_json(r),
         "router": r.router,
-        "routers_simulated": r.router_results,
-        "predicted": {k: r.summary[k] for k in keys},
+        "routers_simulated": {name: h.to_json() for name, h in r.router_results.items()},
+        "predicted": {k: predicted[k] for k in keys},
         "adjustments": r.adjustments,
         "single_type_cost_per_hour": r.single_type_costs,
         "workload": r.workload.describe(),
@@ -132,10 +133,11 @@ def write_plan_report(r: PlanResult, path: Path, inputs: dict[str, Any]) -> Path
                                         cap_rows)))
     if r.autoscale is not None:
         a = r.autoscale.to_dict()
+        auto, static = r.autoscale.auto_summary, r.autoscale.static_summary
         rows = [["autoscaled", ", ".join(map(str, a["replicas_per_window"])), f"${a['cost_per_day']:,.2f}",
-                 f"{a['autoscaled']['slo_attainment']:.1%}", "yes" if a["autoscaled"]["slos_met"] else "no"],
+                 f"{auto.slo_attainment:.1%}", "yes" if auto.slos_met else "no"],
                 ["static peak", str(a["static_replicas"]), f"${a['static_cost_per_day']:,.2f}",
-                 f"{a['static']['slo_attainment']:.1%}", "yes" if a["static"]["slos_met"] else "no"]]
+                 f"{static.slo_attainment:.1%}", "yes" if static.slos_met else "no"]]
         sections.append(Section(
             f"Autoscaling ({a['window_s']:g} s windows, {r.autoscale_config})",
             note=(f"cold start {a['cold_start_s']:.0f} s (weights at the host load bandwidth + engine start-up), "

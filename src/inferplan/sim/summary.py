@@ -1,27 +1,40 @@
-"""Summaries of a run: latency percentiles, throughput, goodput, SLO attainment, cost and energy."""
+"""Summaries of a run: latency percentiles, throughput, goodput, SLO attainment, cost and energy.
+
+The fields and their JSON live in `summary_types`; a simulation (`summarize`) and a bench
+(`measure.bench_records.bench_summary`) both fill them through `measured_summary`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from inferplan.sim.loop import SimResult
+from inferplan.sim.metrics import LogHistogram
 from inferplan.sim.slo import SLO
 from inferplan.sim.state import FINISHED, REJECTED, RejectReason, RequestTable
+from inferplan.sim.summary_types import BenchCounts, Latency, SimStats, SloCheck, Summary
+
+F64 = npt.NDArray[np.float64]
 
 
-def latency_stats(x: npt.NDArray[np.float64]) -> dict[str, float | None]:
+def latency_stats(x: F64) -> Latency:
+    """p50, p90, p99 and mean of the finite values; all None when there are none."""
     x = x[np.isfinite(x)]
     if x.size == 0:
-        return {"p50": None, "p90": None, "p99": None, "mean": None}
+        return Latency(p50=None, p90=None, p99=None, mean=None)
     p50, p90, p99 = np.percentile(x, [50, 90, 99])
-    return {"p50": float(p50), "p90": float(p90), "p99": float(p99), "mean": float(x.mean())}
+    return Latency(p50=float(p50), p90=float(p90), p99=float(p99), mean=float(x.mean()))
 
 
-def request_latencies(t: RequestTable) -> dict[str, npt.NDArray[np.float64]]:
+def itl_stats(itl: LogHistogram) -> Latency:
+    """Inter-token latency from its histogram (every gap of every request, not one value per request)."""
+    return Latency(p50=itl.quantile(0.5), p90=itl.quantile(0.9), p99=itl.quantile(0.99), mean=itl.mean)
+
+
+def request_latencies(t: RequestTable) -> dict[str, F64]:
     """Per-request TTFT, TPOT (mean gap after the first token), E2E and queue delay; NaN where undefined."""
     ttft = t.t_first_token - t.arrival
     e2e = t.t_finish - t.arrival
@@ -31,7 +44,7 @@ def request_latencies(t: RequestTable) -> dict[str, npt.NDArray[np.float64]]:
     return {"ttft": ttft, "tpot": tpot, "e2e": e2e, "queue": queue}
 
 
-def meets_slos(lat: dict[str, npt.NDArray[np.float64]], finished: npt.NDArray[np.bool_],
+def meets_slos(lat: dict[str, F64], finished: npt.NDArray[np.bool_],
                slos: tuple[SLO, ...]) -> npt.NDArray[np.bool_]:
     """Per request: finished and within every TTFT/TPOT/E2E threshold (ITL SLOs apply to the whole run)."""
     ok = finished.copy()
@@ -43,8 +56,8 @@ def meets_slos(lat: dict[str, npt.NDArray[np.float64]], finished: npt.NDArray[np
     return ok
 
 
-def check_slos(slos: tuple[SLO, ...], finished_lat: dict[str, npt.NDArray[np.float64]],
-               itl_quantile: Callable[[float], float]) -> list[dict[str, Any]]:
+def check_slos(slos: tuple[SLO, ...], finished_lat: dict[str, F64],
+               itl_quantile: Callable[[float], float]) -> tuple[SloCheck, ...]:
     """Each objective's measured percentile over finished requests (ITL over every gap) and its verdict."""
     checks = []
     for slo in slos:
@@ -54,60 +67,67 @@ def check_slos(slos: tuple[SLO, ...], finished_lat: dict[str, npt.NDArray[np.flo
             vals = finished_lat[slo.metric]
             vals = vals[np.isfinite(vals)]
             value = float(np.percentile(vals, slo.percentile)) if vals.size else float("nan")
-        checks.append({"slo": str(slo), "value_s": value, "met": bool(value <= slo.threshold_s)})
-    return checks
+        checks.append(SloCheck(slo=str(slo), value_s=value, met=bool(value <= slo.threshold_s)))
+    return tuple(checks)
 
 
-def summarize(res: SimResult, slos: tuple[SLO, ...] = ()) -> dict[str, Any]:
+def measured_summary(lat: dict[str, F64], finished: npt.NDArray[np.bool_], slos: tuple[SLO, ...],
+                     itl: LogHistogram, *, makespan_s: float, input_tokens: int, output_tokens: int,
+                     num_rejected: int, rejected_by_reason: dict[str, int], sim: SimStats | None = None,
+                     bench: BenchCounts | None = None) -> Summary:
+    """What a simulation and a bench measure alike, from per-request latencies (``request_latencies``'
+    keys, NaN where undefined) and which requests finished; the SLOs count as met only if nothing
+    was rejected (a bench rejects what did not finish)."""
+    n, n_fin = len(finished), int(finished.sum())
+    span = max(makespan_s, 1e-9)
+    ok = meets_slos(lat, finished, slos)
+    checks = check_slos(slos, {k: v[finished] for k, v in lat.items()}, itl.quantile)
+    return Summary(
+        num_requests=n, num_finished=n_fin, num_rejected=num_rejected, rejected_by_reason=rejected_by_reason,
+        makespan_s=makespan_s,
+        ttft_s=latency_stats(lat["ttft"][finished]), tpot_s=latency_stats(lat["tpot"][finished]),
+        itl_s=itl_stats(itl), e2e_s=latency_stats(lat["e2e"][finished]),
+        queue_delay_s=latency_stats(lat["queue"][finished]),
+        throughput_output_tokens_per_s=output_tokens / span, throughput_input_tokens_per_s=input_tokens / span,
+        throughput_requests_per_s=n_fin / span, goodput_requests_per_s=int(ok.sum()) / span,
+        slo_attainment=float(ok.sum()) / n if slos and n else None, slos=checks,
+        slos_met=all(c.met for c in checks) and num_rejected == 0 if slos else None,
+        sim=sim, bench=bench,
+    )
+
+
+def summarize(res: SimResult, slos: tuple[SLO, ...] = ()) -> Summary:
     t = res.table
     lat = request_latencies(t)
     finished = t.status == FINISHED
-    n_fin = int(finished.sum())
     span = max(res.makespan_s, 1e-9)
     out_tokens = int(t.out_done[finished].sum())
-    in_tokens = int(t.input[finished].sum())
-    ok = meets_slos(lat, finished, slos)
-    slo_checks = check_slos(slos, {k: v[finished] for k, v in lat.items()}, res.itl.quantile)
     prices = [r.dep.price_per_hour for r in res.replicas]
     cost_per_hour = None if any(p is None for p in prices) else float(sum(p for p in prices if p is not None))
     idle_j = sum(r.cost.idle_w * max(res.makespan_s - r.busy_s, 0.0) for r in res.replicas)
     energy = sum(r.energy_j for r in res.replicas) + idle_j
     rejected = t.status == REJECTED
     reasons = {r.text: int((t.reject_reason[rejected] == r).sum()) for r in RejectReason if r}
-    return {
-        "num_requests": len(t),
-        "num_finished": n_fin,
-        "num_rejected": int(rejected.sum()),
-        "rejected_by_reason": {k: v for k, v in reasons.items() if v},
-        "makespan_s": res.makespan_s,
-        "ttft_s": latency_stats(lat["ttft"][finished]),
-        "tpot_s": latency_stats(lat["tpot"][finished]),
-        "itl_s": {"p50": res.itl.quantile(0.5), "p90": res.itl.quantile(0.9), "p99": res.itl.quantile(0.99),
-                  "mean": res.itl.mean},
-        "e2e_s": latency_stats(lat["e2e"][finished]),
-        "queue_delay_s": latency_stats(lat["queue"][finished]),
-        "throughput_output_tokens_per_s": out_tokens / span,
-        "throughput_input_tokens_per_s": in_tokens / span,
-        "throughput_requests_per_s": n_fin / span,
-        "goodput_requests_per_s": int(ok.sum()) / span,
-        "slo_attainment": float(ok.sum()) / len(t) if slos else None,
-        "slos": slo_checks,
-        "slos_met": all(c["met"] for c in slo_checks) and not rejected.any() if slos else None,
-        "num_preemptions": int(t.num_preemptions.sum()),
-        "prefix_cache_hit_tokens": int(t.prefix_hit_tokens.sum()),
-        "cost_per_hour": cost_per_hour,
-        "cost_per_million_output_tokens": (
+    sim = SimStats(
+        num_preemptions=int(t.num_preemptions.sum()),
+        prefix_cache_hit_tokens=int(t.prefix_hit_tokens.sum()),
+        cost_per_hour=cost_per_hour,
+        cost_per_million_output_tokens=(
             None if cost_per_hour is None or out_tokens == 0 else cost_per_hour * span / 3600 / out_tokens * 1e6
         ),
-        "energy_j": energy,
-        "energy_j_per_output_token": energy / out_tokens if out_tokens else None,
-        "utilization": [r.busy_s / span for r in res.replicas],
-        "num_replicas": len(res.replicas),
-        "num_steps": res.num_steps,
-        "policy": res.policy,
-        "router": res.router,
-        "overload": overload_note(t.arrival[finished], lat["queue"][finished], n_fin, len(t)),
-    }
+        energy_j=energy,
+        energy_j_per_output_token=energy / out_tokens if out_tokens else None,
+        utilization=tuple(r.busy_s / span for r in res.replicas),
+        num_replicas=len(res.replicas),
+        num_steps=res.num_steps,
+        policy=res.policy,
+        router=res.router,
+        overload=overload_note(t.arrival[finished], lat["queue"][finished], int(finished.sum()), len(t)),
+    )
+    return measured_summary(lat, finished, slos, res.itl, makespan_s=res.makespan_s,
+                            input_tokens=int(t.input[finished].sum()), output_tokens=out_tokens,
+                            num_rejected=int(rejected.sum()),
+                            rejected_by_reason={k: v for k, v in reasons.items() if v}, sim=sim)
 
 
 def overload_note(arrival: npt.NDArray[np.float64], queue: npt.NDArray[np.float64], n_finished: int,
