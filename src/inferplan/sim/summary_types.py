@@ -12,10 +12,20 @@ recorded run's `context`. So a simulation's JSON has no ``num_failed`` key and a
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from inferplan.errors import InputError
+
+
+def _fields_json(obj: Any) -> dict[str, Any]:
+    """A flat group's JSON: every field in declaration order (the published order), tuples as lists and
+    mappings copied, so a field added to the group is published without a second list to update."""
+    out: dict[str, Any] = {}
+    for f in fields(obj):
+        v = getattr(obj, f.name)
+        out[f.name] = list(v) if isinstance(v, tuple) else dict(v) if isinstance(v, Mapping) else v
+    return out
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -27,8 +37,8 @@ class Latency:
     p99: float | None
     mean: float | None
 
-    def to_json(self) -> dict[str, float | None]:
-        return {"p50": self.p50, "p90": self.p90, "p99": self.p99, "mean": self.mean}
+    def to_json(self) -> dict[str, Any]:
+        return _fields_json(self)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -40,7 +50,7 @@ class SloCheck:
     met: bool
 
     def to_json(self) -> dict[str, Any]:
-        return {"slo": self.slo, "value_s": self.value_s, "met": self.met}
+        return _fields_json(self)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -61,20 +71,7 @@ class SimStats:
     overload: str | None  # a warning when queueing grows through the run
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "num_preemptions": self.num_preemptions,
-            "prefix_cache_hit_tokens": self.prefix_cache_hit_tokens,
-            "cost_per_hour": self.cost_per_hour,
-            "cost_per_million_output_tokens": self.cost_per_million_output_tokens,
-            "energy_j": self.energy_j,
-            "energy_j_per_output_token": self.energy_j_per_output_token,
-            "utilization": list(self.utilization),
-            "num_replicas": self.num_replicas,
-            "num_steps": self.num_steps,
-            "policy": self.policy,
-            "router": self.router,
-            "overload": self.overload,
-        }
+        return _fields_json(self)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -97,8 +94,7 @@ class SimContext:
     step_time_range_pct: float | None  # +- 1 s.d. of step times from a calibrated profile, else None
 
     def to_json(self) -> dict[str, Any]:
-        return {"workload": dict(self.workload), "deployment": self.deployment,
-                "prefill_replicas": self.prefill_replicas, "step_time_range_pct": self.step_time_range_pct}
+        return _fields_json(self)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -112,8 +108,7 @@ class BenchContext:
     notes: tuple[str, ...]
 
     def to_json(self) -> dict[str, Any]:
-        return {"workload": dict(self.workload), "endpoint": self.endpoint, "model": self.model,
-                "ignore_eos": self.ignore_eos, "notes": list(self.notes)}
+        return _fields_json(self)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -127,8 +122,7 @@ class Headline:
     num_rejected: int
 
     def to_json(self) -> dict[str, Any]:
-        return {"slos_met": self.slos_met, "slo_attainment": self.slo_attainment, "ttft_p90_s": self.ttft_p90_s,
-                "tpot_p90_s": self.tpot_p90_s, "num_rejected": self.num_rejected}
+        return _fields_json(self)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
