@@ -65,6 +65,11 @@ def test_fit_that_does_not_fit_says_what_would() -> None:
         (("fit", "llama-3.1-8b", "h100", "--context", "999999"), "131072"),
         (("fit", "llama-3.1-8b", "h100", "--context", "abc"), "--context"),
         (("fit", "./nope/config.json", "h100"), "no such file"),
+        (("fit", "llama-3.1-8b", "h100", "--engine", "tensorrt"), "unknown engine 'tensorrt'"),
+        (("fit", "llama-3.1-8b", "h100", "--engine", "trtllm", "--weights", "gguf-q4_k_m"),
+         "engine trtllm cannot load gguf-q4_k_m weights; engines that can: llamacpp"),
+        (("fit", "llama-3.1-8b", "jetson-orin-nano-8gb", "--engine", "vllm"), "engine vllm does not serve on edge-soc devices"),
+        (("simulate", "llama-3.1-8b", "--engine", "tgi"), "unknown engine 'tgi'"),
     ],
 )
 def test_bad_input_is_one_clear_line_and_exit_2(args: tuple[str, ...], needle: str) -> None:
@@ -74,7 +79,7 @@ def test_bad_input_is_one_clear_line_and_exit_2(args: tuple[str, ...], needle: s
     assert needle in r.stderr and "Traceback" not in r.stderr
 
 
-@pytest.mark.parametrize("verb", ["models", "devices", "formats"])
+@pytest.mark.parametrize("verb", ["models", "devices", "formats", "engines"])
 def test_catalog_listings_as_json(verb: str) -> None:
     """Catalog listings print valid JSON with --json."""
     r = run(verb, "--json")

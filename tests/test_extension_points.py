@@ -59,7 +59,7 @@ def test_every_axis_of_the_search_space_reaches_the_candidates() -> None:
     model = get_model("llama-3.1-8b")
     for axis, field in AXES.items():
         values = {f.name: getattr(SearchSpace(), f.name) for f in fields(SearchSpace)}
-        one = values[axis][-1] if axis != "engines" else "sarathi"
+        one = values[axis][-1] if axis != "engines" else "sglang"
         space = SearchSpace(**(values | {"devices": ("h100-sxm",), axis: (one,)}))
         got = {getattr(c, field) for c, _ in enumerate_candidates(model, space, QualityBudget(1.0),
                                                                   context_tokens=2048)}

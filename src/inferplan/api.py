@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from inferplan.sim.summary_types import BenchContext, Latency, SimContext, Summary
     from inferplan.specs.catalog import (
         device_catalog,
+        engine_catalog,
         kv_format_catalog,
         local_profile_path,
         model_catalog,
@@ -58,7 +59,7 @@ _LAZY = {name: module for module, names in {
     "inferplan.perf.fit": ("FitResult", "fit", "fit_all_formats"),
     "inferplan.perf.profile": ("DeviceProfile",),
     "inferplan.perf.resolve": ("resolve_deployment", "build_deployment"),
-    "inferplan.specs.catalog": ("device_catalog", "kv_format_catalog", "local_profile_path", "model_catalog",
+    "inferplan.specs.catalog": ("device_catalog", "engine_catalog", "kv_format_catalog", "local_profile_path", "model_catalog",
                                 "weight_format_catalog"),
     "inferplan.specs.hardware": ("DeviceSpec",),
     "inferplan.store": ("Registry", "RunRecord"),
@@ -116,6 +117,7 @@ __all__ = [
     "calibrate",
     "compare_runs",
     "device_catalog",
+    "engine_catalog",
     "fit",
     "fit_all_formats",
     "fit_profile",

@@ -16,7 +16,7 @@ from inferplan.fileio import write_text_atomic
 from inferplan.measure.bench import ReplayOptions, probe, replay
 from inferplan.measure.bench_records import bench_summary, write_bench_records
 from inferplan.measure.request_record import Api, Endpoint, RequestRecord
-from inferplan.perf.deployment import Deployment, EngineLimits
+from inferplan.perf.deployment import Deployment
 from inferplan.perf.fit import speed_range_pct
 from inferplan.perf.resolve import resolve_deployment
 from inferplan.plan.search import PlanRequest, PlanResult, plan
@@ -50,15 +50,17 @@ class SimulationConfig(WorkloadSpec):
     ep: bool = False
     dp_attention: bool = False
     replicas: int = 1
-    policy: str = "vllm"
+    engine: str | None = None  # None: the device's default engine (vLLM on GPUs, llama.cpp elsewhere)
+    policy: str | None = None  # None: the scheduler the engine runs
     policy_options: dict[str, int] = field(default_factory=dict)
     router: str = "round-robin"
     slo: str | None = None
-    max_num_seqs: int = 256
-    max_num_batched_tokens: int = 8192
-    gpu_memory_utilization: float = 0.9
+    # engine limits; None: the engine's own default
+    max_num_seqs: int | None = None
+    max_num_batched_tokens: int | None = None
+    gpu_memory_utilization: float | None = None
     enable_prefix_caching: bool = False
-    enable_chunked_prefill: bool = True
+    enable_chunked_prefill: bool | None = None
     long_prefill_token_threshold: int = 0
     priority_scheduling: bool = False
     max_waiting: int = 0
@@ -69,17 +71,15 @@ class SimulationConfig(WorkloadSpec):
     kv_link_gb_s: float | None = None
 
     def deployment(self, *, device: str | None = None, tp: int | None = None) -> Deployment:
-        limits = EngineLimits(
-            max_num_seqs=self.max_num_seqs,
-            max_num_batched_tokens=self.max_num_batched_tokens,
-            gpu_memory_utilization=self.gpu_memory_utilization,
-            enable_chunked_prefill=self.enable_chunked_prefill,
-            enable_prefix_caching=self.enable_prefix_caching,
-            long_prefill_token_threshold=self.long_prefill_token_threshold,
-        )
+        given = {"max_num_seqs": self.max_num_seqs, "max_num_batched_tokens": self.max_num_batched_tokens,
+                 "gpu_memory_utilization": self.gpu_memory_utilization,
+                 "enable_chunked_prefill": self.enable_chunked_prefill,
+                 "enable_prefix_caching": self.enable_prefix_caching,
+                 "long_prefill_token_threshold": self.long_prefill_token_threshold}
         return resolve_deployment(self.model, device or self.device, weights=self.weights, kv=self.kv,
                                   tp=tp or self.tp, pp=self.pp, ep=self.ep, dp_attention=self.dp_attention,
-                                  limits=limits, profile=Path(self.profile) if self.profile else None)
+                                  limits=given, profile=Path(self.profile) if self.profile else None,
+                                  engine=self.engine)
 
 
 def run_folder(out_dir: Path | None, run_id: str) -> Path:
@@ -100,8 +100,8 @@ class SimulationRun:
 def simulate_config(cfg: SimulationConfig, *, progress: Progress | None = None) -> tuple[SimResult, Summary]:
     """Build the workload and replicas for ``cfg``, simulate, summarise. No files."""
     slos = parse_slos(cfg.slo)
-    policy = get_policy(cfg.policy, cfg.policy_options)
     dep = cfg.deployment()
+    policy = get_policy(cfg.policy or dep.serving_engine.scheduler, cfg.policy_options)
     wl = cfg.build_workload()
     prefill = []
     if cfg.prefill_replicas:
@@ -144,7 +144,8 @@ def run_simulation(
     if write_report:
         title = f"Simulation: {summary.deployment}"
         report = write_sim_report(folder / "report.html", res, summary, inputs, title)
-    label = f"{cfg.model} on {cfg.replicas}x{cfg.tp * cfg.pp} {cfg.device}, {cfg.workload}, {cfg.policy}"
+    scheduler = cfg.policy or cfg.engine or "default engine"
+    label = f"{cfg.model} on {cfg.replicas}x{cfg.tp * cfg.pp} {cfg.device}, {cfg.workload}, {scheduler}"
     registry.add(run_id, "sim", label, inputs, published | {"wall_s": res.wall_s}, folder, report)
     return SimulationRun(run_id, cfg, summary, res, folder, report)
 

@@ -43,7 +43,7 @@ def test_a_busy_machine_overhead_is_flagged() -> None:
 
 
 def test_simulate_help_names_every_router_and_policy() -> None:
-    """The --router and --policy help lists are written out (the CLI must not import the simulator to
+    """The --router, --policy and --engine help lists are written out (the CLI must not import the simulator to
     start); this keeps them equal to the registries a new router or policy is added to."""
     import contextlib
     import io
@@ -52,12 +52,13 @@ def test_simulate_help_names_every_router_and_policy() -> None:
     from inferplan.cli import run
     from inferplan.sim.policies import POLICIES
     from inferplan.sim.routers import ROUTERS
+    from inferplan.specs.catalog import engine_catalog
 
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         assert run(["simulate", "--help"]) == 0
     text = " ".join(out.getvalue().split())
-    for option, names in (("--router", ROUTERS), ("--policy", POLICIES)):
-        listed = re.search(rf"{option} <str>\s+([a-z, -]+?)\s+\[default", text)
+    for option, names in (("--router", ROUTERS), ("--policy", POLICIES), ("--engine", engine_catalog())):
+        listed = re.search(rf"{option} <str>\s+(?:[a-z ,']+: )?([a-z, -]+?)\s+(?:\[default|\(|--)", text)
         assert listed, (option, text[:400])
         assert {n.strip() for n in listed.group(1).split(",")} == set(names), (option, listed.group(1))

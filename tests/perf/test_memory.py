@@ -34,6 +34,26 @@ def test_kv_blocks_by_hand() -> None:
     assert mem.num_kv_blocks == int(budget // (16 * 131_072))
 
 
+def test_each_engine_sizes_its_kv_cache_by_its_own_rule() -> None:
+    """TensorRT-LLM gives the KV cache 0.9 of the memory left free (KvCacheConfig.free_gpu_memory_fraction)
+    in 32-token blocks (tokens_per_block); SGLang keeps 0.88 of the device (mem_fraction_static) in
+    1-token pages. Llama-3.1-8B bf16 on an 80 GiB H100: 128 KiB of KV per token."""
+    trt = build_deployment("llama-3.1-8b", "h100-sxm", engine="trtllm")
+    mem = plan_memory(trt)
+    free = 80 * GIB - mem.weights_bytes - mem.activation_bytes - 1 * GIB
+    assert mem.block_size == 32 and mem.num_kv_blocks == int(0.9 * free // (32 * 131_072))
+    sgl = plan_memory(build_deployment("llama-3.1-8b", "h100-sxm", engine="sglang"))
+    budget = 80 * GIB * 0.88 - sgl.weights_bytes - sgl.activation_bytes - 1 * GIB
+    assert sgl.block_size == 1 and sgl.num_kv_blocks == int(budget // 131_072)
+    assert trt.limits.max_num_seqs == 2048 and not trt.limits.enable_chunked_prefill  # llm_args.py defaults
+
+
+def test_a_value_the_user_gives_wins_over_the_engines_default() -> None:
+    dep = build_deployment("llama-3.1-8b", "h100-sxm", engine="trtllm",
+                           limits={"max_num_seqs": 64, "enable_chunked_prefill": True})
+    assert (dep.limits.max_num_seqs, dep.limits.enable_chunked_prefill, dep.limits.block_size) == (64, True, 32)
+
+
 def test_tensor_parallel_splits_weights_and_kv() -> None:
     """TP=2 halves weights and KV per device for a GQA model with 8 KV heads."""
     one = plan_memory(build_deployment("llama-3.1-70b", "h100-sxm", tp=2))

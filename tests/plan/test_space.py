@@ -57,7 +57,7 @@ def test_a_profile_applies_to_the_device_it_names_only() -> None:
         if cand.device == "l4":
             assert dep.device_profile is slow
         else:
-            assert dep.device_profile.source == "defaults by device kind"
+            assert dep.device_profile.source == "defaults for datacenter-gpu devices under vllm"
 
 
 def test_capacity_cache_is_keyed_by_the_profile(tmp_path: Path) -> None:
@@ -129,8 +129,9 @@ def test_the_capacity_key_changes_with_every_field_of_the_search() -> None:
         "profile": replace(base, profile=base.device_profile.model_copy(update={"step_overhead_s": 0.01})),
         "ep": build_deployment("qwen3-30b-a3b", "h100-sxm", tp=2, ep=True),
         "dp_attention": build_deployment("qwen3-30b-a3b", "h100-sxm", tp=2, dp_attention=True),
+        "engine": build_deployment("qwen3-30b-a3b", "h100-sxm", tp=2, engine="sglang"),
     }
-    assert set(varied) == {f.name for f in fields(Deployment)}
+    assert set(varied) == {f.name for f in fields(Deployment) if f.init}
     keys = {"base": job.key()} | {name: replace(job, dep=dep).key() for name, dep in varied.items()}
     long = np.full(2501, 256)
     keys["bucket"] = replace(job, bucket=Bucket("all", long, np.full(2501, 64), 1.0)).key()
@@ -138,7 +139,7 @@ def test_the_capacity_key_changes_with_every_field_of_the_search() -> None:
     keys["bucket-tail"] = replace(job, bucket=Bucket("all", long, np.full(2501, 64), 1.0)).key()
     jobs = {"slos": replace(job, slos=parse_slos("ttft_p90=1s")), "num_requests": replace(job, num_requests=60),
             "seed": replace(job, seed=1), "iterations": replace(job, iterations=7), "unit": replace(job, unit=(1, 1)),
-            "prefill_dep": replace(job, prefill_dep=varied["tp"]), "engine": replace(job, engine="sarathi")}
+            "prefill_dep": replace(job, prefill_dep=varied["tp"])}
     assert set(jobs) | {"dep", "bucket"} | set(CapacityJob.NOT_IN_KEY) == {f.name for f in fields(CapacityJob)}
     keys |= {name: j.key() for name, j in jobs.items()}
     assert len(set(keys.values())) == len(keys), keys
@@ -149,13 +150,15 @@ def test_candidate_describes_every_labelled_axis_and_omits_a_quiet_default() -> 
     c = Candidate(device="h100-sxm", tp=2, weights="fp8", kv="bf16", max_num_seqs=64, max_num_batched_tokens=2048)
     assert c.describe() == ("2x h100-sxm (TP2), weights fp8, KV bf16, max_num_seqs 64, "
                             "max_num_batched_tokens 2048")
-    assert replace(c, engine="sarathi").describe() == ("2x h100-sxm (TP2), engine sarathi, weights fp8, KV bf16, "
+    assert replace(c, engine="sglang").describe() == ("2x h100-sxm (TP2), engine sglang, weights fp8, KV bf16, "
                                                        "max_num_seqs 64, max_num_batched_tokens 2048")
 
 
 def test_every_engine_of_the_space_is_a_candidate() -> None:
-    space = SearchSpace(devices=("h100-sxm",), engines=("vllm", "sarathi"))
+    space = SearchSpace(devices=("h100-sxm",), engines=("vllm", "trtllm"))
     cands = [c for c, _ in enumerate_candidates(get_model("llama-3.1-8b"), space, QualityBudget(1.0),
                                                 context_tokens=4096)]
-    assert {c.engine for c in cands} == {"vllm", "sarathi"}
+    assert {c.engine for c in cands} == {"vllm", "trtllm"}
+    assert {d.serving_engine.name for _, d in enumerate_candidates(get_model("llama-3.1-8b"), space, QualityBudget(1.0),
+                                                                   context_tokens=4096)} == {"vllm", "trtllm"}
     assert len(cands) == 2 * sum(1 for c in cands if c.engine == "vllm")

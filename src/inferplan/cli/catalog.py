@@ -40,23 +40,21 @@ def fit_cmd(
     pp: options.Pp = 1,
     ep: options.Ep = False,
     dp_attention: options.DpAttention = False,
-    gpu_memory_utilization: options.GpuMemoryUtilization = 0.9,
-    max_num_seqs: options.MaxNumSeqs = 256,
-    max_num_batched_tokens: options.MaxBatchedTokens = 8192,
+    engine: options.Engine = None,
+    gpu_memory_utilization: options.GpuMemoryUtilization = None,
+    max_num_seqs: options.MaxNumSeqs = None,
+    max_num_batched_tokens: options.MaxBatchedTokens = None,
     profile: options.ProfileFile = None,
     all_formats: Annotated[bool, typer.Option("--all-formats", help="compare every weight format")] = False,
     as_json: options.Json = False,
 ) -> None:
     """Will MODEL run on DEVICE, with which formats, and how fast?"""
-    from inferplan.api import EngineLimits, build_deployment, fit, fit_all_formats
+    from inferplan.api import build_deployment, fit, fit_all_formats
 
-    limits = EngineLimits(
-        max_num_seqs=max_num_seqs,
-        max_num_batched_tokens=max_num_batched_tokens,
-        gpu_memory_utilization=gpu_memory_utilization,
-    )
+    limits = {"max_num_seqs": max_num_seqs, "max_num_batched_tokens": max_num_batched_tokens,
+              "gpu_memory_utilization": gpu_memory_utilization}
     dep = build_deployment(model, device, weights=weights, kv=kv, tp=tp, pp=pp, ep=ep, dp_attention=dp_attention,
-                           limits=limits, profile=profile)
+                           limits=limits, profile=profile, engine=engine)
     if all_formats:
         rows = fit_all_formats(dep, context=context, prompt_tokens=prompt)
         if as_json:
@@ -226,6 +224,28 @@ def formats_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> Non
         loss = kf.quality_loss_pct()
         k.add_row(kf.name, f"{kf.bits_per_value:g}", "unknown" if loss is None else f"{loss:.2f}%", kf.notes)
     print_table(k)
+
+
+@app.command("engines")
+def engines_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List the serving engines: the scheduler each runs, how it sizes KV, its host overhead and defaults."""
+    from rich.table import Table
+
+    from inferplan.api import engine_catalog
+
+    cat = engine_catalog()
+    if as_json:
+        emit_json([e.model_dump() for e in cat.values()])
+        return
+    t = Table(title=f"{len(cat)} serving engines (sources in --json)")
+    for col in ("name", "scheduler", "KV memory", "host overhead, GPU (by kind: --json)", "max seqs / tokens / block", "serves on"):
+        t.add_column(col)
+    for e in cat.values():
+        o, d = e.overhead_on(e.runs_on[0]), e.defaults
+        t.add_row(e.name, e.scheduler, f"{e.memory_rule} {d.memory_fraction:g}",
+                  f"{o.step_s * 1e3:g} ms + {o.per_sequence_s * 1e6:g} us/seq",
+                  f"{d.max_num_seqs} / {d.max_num_batched_tokens} / {d.block_size}", ", ".join(e.runs_on))
+    print_table(t)
 
 
 @app.command("version")

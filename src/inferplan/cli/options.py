@@ -31,9 +31,13 @@ Pp = Annotated[int, typer.Option(help="pipeline-parallel degree per replica")]
 Ep = Annotated[bool, typer.Option("--ep", help="MoE: split whole experts over the --tp devices (expert parallelism)")]
 DpAttention = Annotated[bool, typer.Option(
     "--dp-attention", help="MoE: attention data-parallel over the --tp devices, experts expert-parallel")]
-MaxNumSeqs = Annotated[int, typer.Option(help="engine: max running sequences")]
-MaxBatchedTokens = Annotated[int, typer.Option(help="engine: token budget per step")]
-GpuMemoryUtilization = Annotated[float, typer.Option(help="engine: share of device memory it may use")]
+MaxNumSeqs = Annotated[int | None, typer.Option(help="engine: max running sequences (default: the engine's)")]
+MaxBatchedTokens = Annotated[int | None, typer.Option(help="engine: token budget per step (default: the engine's)")]
+GpuMemoryUtilization = Annotated[float | None, typer.Option(
+    help="engine: share of device memory it may use (TensorRT-LLM: of the memory left free; default: the engine's)")]
+Engine = Annotated[str | None, typer.Option(
+    help="serving engine: vllm, sglang, trtllm, llamacpp (see `inferplan engines`; default: vllm on GPUs, "
+         "llamacpp elsewhere)")]
 ProfileFile = Annotated[Path | None, typer.Option(help="device profile YAML from `inferplan profile` or `calibrate`")]
 Slo = Annotated[str | None, typer.Option(help="objectives, e.g. ttft_p90=1s,tpot_p90=50ms (metrics: ttft, tpot, itl, "
                                               "e2e; any percentile pNN)")]

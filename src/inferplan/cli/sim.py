@@ -19,6 +19,7 @@ SIM_EPILOG = (
     "--slo ttft_p90=1s,tpot_p90=50ms\n\n"
     "  inferplan simulate qwen3-32b --device a100-80gb --tp 2 --replicas 4 --router least-kv "
     "--workload ../shared/data/traces/azure_llm_2023_conv.csv --rate-scale 3\n\n"
+    "  inferplan simulate llama-3.1-70b --device h100-sxm --tp 4 --engine trtllm --workload chat --rate 8\n\n"
     "  inferplan simulate llama-3.1-8b --device l4 --policy sarathi --chunk-size 512 --workload trace.jsonl --json\n\n"
     "  inferplan simulate llama-3.1-8b --device h100-sxm --workload summarize --rate 8 --prefill-replicas 1 "
     "--replicas 1 --slo ttft_p90=1s,tpot_p90=15ms"
@@ -43,18 +44,22 @@ def simulate_cmd(
     replicas: Annotated[int, typer.Option(help="number of replicas")] = 1,
     router: Annotated[str, typer.Option(help="round-robin, least-outstanding, least-kv, power-of-two, "
                                              "session-affinity")] = "round-robin",
-    policy: Annotated[str, typer.Option(help="vllm, sarathi, orca, static, llamacpp")] = "vllm",
+    engine: options.Engine = None,
+    policy: Annotated[str | None, typer.Option(help="scheduler, to override the engine's: vllm, sglang, trtllm, "
+                                                    "sarathi, orca, static, llamacpp")] = None,
     chunk_size: Annotated[int, typer.Option(help="sarathi: tokens per step")] = 512,
-    parallel: Annotated[int, typer.Option(help="llamacpp: server slots (-np)")] = 4,
+    parallel: Annotated[int | None, typer.Option(help="llamacpp: server slots (-np; default --max-num-seqs, "
+                                                      "each with the context the KV cache allows)")] = None,
     ctx_size: Annotated[int | None, typer.Option(help="llamacpp: total context (-c), split across slots")] = None,
     weights: options.Weights = None,
     kv: options.KvFormat = "bf16",
-    max_num_seqs: options.MaxNumSeqs = 256,
-    max_num_batched_tokens: options.MaxBatchedTokens = 8192,
-    gpu_memory_utilization: options.GpuMemoryUtilization = 0.9,
+    max_num_seqs: options.MaxNumSeqs = None,
+    max_num_batched_tokens: options.MaxBatchedTokens = None,
+    gpu_memory_utilization: options.GpuMemoryUtilization = None,
     prefix_caching: Annotated[bool, typer.Option("--prefix-caching/--no-prefix-caching",
                                                  help="cache full prompt blocks for reuse")] = False,
-    chunked_prefill: Annotated[bool, typer.Option("--chunked-prefill/--no-chunked-prefill")] = True,
+    chunked_prefill: Annotated[bool | None, typer.Option("--chunked-prefill/--no-chunked-prefill",
+                                                         help="default: the engine's")] = None,
     priority: Annotated[bool, typer.Option("--priority", help="schedule by request priority, not FCFS")] = False,
     max_waiting: Annotated[int, typer.Option(help="reject arrivals when this many wait on a replica (0: never)")] = 0,
     skip_bad_rows: options.SkipBadRows = False,
@@ -75,22 +80,19 @@ def simulate_cmd(
     """Simulate serving MODEL under a workload; print a summary and write a report."""
     from inferplan.api import Registry, SimulationConfig, run_simulation
 
-    options = {"chunk_size": chunk_size, "parallel": parallel} | ({} if ctx_size is None else {"ctx_size": ctx_size})
     if replicas < 1 or prefill_replicas < 0:
         raise InputError(f"--replicas must be at least 1 and --prefill-replicas at least 0 "
                          f"(got {replicas}, {prefill_replicas})")
     cfg = SimulationConfig(
         model=model, device=device, weights=weights, kv=kv, tp=tp, pp=pp, ep=ep, dp_attention=dp_attention,
-        replicas=replicas, policy=policy, policy_options=options, router=router, workload=workload, rate=rate,
-        rate_scale=rate_scale,
-        duration_s=duration, num_requests=num_requests, seed=seed, slo=slo, max_num_seqs=max_num_seqs,
-        max_num_batched_tokens=max_num_batched_tokens, gpu_memory_utilization=gpu_memory_utilization,
-        enable_prefix_caching=prefix_caching, enable_chunked_prefill=chunked_prefill,
+        replicas=replicas, engine=engine, policy=policy, router=router, workload=workload, rate=rate,
+        policy_options=_policy_options(chunk_size=chunk_size, parallel=parallel, ctx_size=ctx_size),
+        rate_scale=rate_scale, duration_s=duration, num_requests=num_requests, seed=seed, slo=slo,
+        max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens, enable_prefix_caching=prefix_caching,
+        gpu_memory_utilization=gpu_memory_utilization, enable_chunked_prefill=chunked_prefill,
         priority_scheduling=priority, max_waiting=max_waiting, skip_bad_rows=skip_bad_rows,
-        trace_format=trace_format, profile=str(profile) if profile else None,
-        prefill_replicas=prefill_replicas, prefill_device=prefill_device, prefill_tp=prefill_tp,
-        kv_link_gb_s=kv_link_gb_s,
-    )
+        trace_format=trace_format, profile=str(profile) if profile else None, prefill_replicas=prefill_replicas,
+        prefill_device=prefill_device, prefill_tp=prefill_tp, kv_link_gb_s=kv_link_gb_s)
     folder = check_out_dir(out_dir)
     reg = Registry(registry)
     with interrupted(lambda: "the simulation stopped before it finished; nothing was written or recorded"), \
@@ -104,3 +106,8 @@ def simulate_cmd(
     out.print(f"run {run.run_id} recorded in {reg.path}; outputs in {run.out_dir}")
     if run.report_path:
         out.print(f"report: {run.report_path}")
+
+
+def _policy_options(**given: int | None) -> dict[str, int]:
+    """The scheduler options the user gave (a left-out one keeps the policy's own default)."""
+    return {k: v for k, v in given.items() if v is not None}

@@ -6,10 +6,13 @@ how many KV blocks it has; StepCost decides how long its steps take.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, is_dataclass, replace
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 
 from inferplan.errors import InputError
 from inferplan.perf.profile import DeviceProfile
+from inferplan.specs.catalog import engine_for
+from inferplan.specs.engines import EngineSpec
 from inferplan.specs.hardware import DeviceSpec
 from inferplan.specs.model import ModelSpec
 from inferplan.specs.precision import KVFormat, WeightFormat
@@ -34,6 +37,21 @@ class EngineLimits:
             raise InputError(f"gpu_memory_utilization must be in (0, 1], got {self.gpu_memory_utilization}")
 
 
+LimitValue = int | float | bool | None
+
+
+def engine_limits(engine: EngineSpec, given: Mapping[str, LimitValue] | None = None) -> EngineLimits:
+    """The engine's own defaults for the limits, with every value the user gave (not None) in their place."""
+    d = engine.defaults
+    values: dict[str, LimitValue] = {
+        "max_num_seqs": d.max_num_seqs, "max_num_batched_tokens": d.max_num_batched_tokens,
+        "block_size": d.block_size, "gpu_memory_utilization": d.memory_fraction,
+        "enable_chunked_prefill": d.enable_chunked_prefill,
+    }
+    values |= {k: v for k, v in (given or {}).items() if v is not None}
+    return EngineLimits(**values)  # type: ignore[arg-type]
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Deployment:
     """A replica: ``tp * pp`` devices of one type running one model."""
@@ -53,9 +71,18 @@ class Deployment:
     # vLLM --data-parallel-size with --enable-expert-parallel). Engine limits are per DP rank.
     ep: bool = False
     dp_attention: bool = False
+    # the serving engine: its scheduler, memory rule and host overhead (None: ``engine_for`` the device)
+    engine: EngineSpec | None = None
+    # resolved from the two above: a ``replace`` that changes the weights or the engine resolves them again,
+    # so a default engine follows the format and a default profile follows the engine
+    serving_engine: EngineSpec = field(init=False, compare=False, repr=False)
+    device_profile: DeviceProfile = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         m = self.model
+        engine = self.engine or engine_for(self.device, self.weights)
+        object.__setattr__(self, "serving_engine", engine)
+        check_engine_runs(self.serving_engine, self.device, self.weights)
         if m.checkpoint_format and self.weights.name != m.checkpoint_format:
             raise InputError(f"{m.name}'s config.json declares a {m.checkpoint_format} checkpoint "
                              f"(quantization_config), so it cannot be served as {self.weights.name}; drop --weights "
@@ -79,17 +106,11 @@ class Deployment:
             )
         if self.pp > m.num_layers:
             raise InputError(f"--pp {self.pp} exceeds {m.name}'s {m.num_layers} layers")
-        if self.profile is None:
-            object.__setattr__(self, "profile", DeviceProfile.default_for(self.device))
+        object.__setattr__(self, "device_profile", self.profile or DeviceProfile.default_for(self.device, engine))
 
     @property
     def num_devices(self) -> int:
         return self.tp * self.pp
-
-    @property
-    def device_profile(self) -> DeviceProfile:
-        assert self.profile is not None
-        return self.profile
 
     @property
     def attention_tp(self) -> int:
@@ -130,20 +151,23 @@ class Deployment:
         A profile's raw measurements are left out: the fitted numbers beside them are what prices steps."""
         out: dict[str, object] = {}
         for f in fields(self):
-            value = getattr(self, f.name)
+            if f.name in _AS_GIVEN:  # keyed as resolved: device_profile, serving_engine
+                continue
+            value, key = getattr(self, f.name), _RESOLVED.get(f.name, f.name)
             if isinstance(value, DeviceProfile):
-                out[f.name] = value.model_dump(mode="json", exclude={"measurements"})
+                out[key] = value.model_dump(mode="json", exclude={"measurements"})
             elif hasattr(value, "model_dump"):
-                out[f.name] = value.model_dump(mode="json")
+                out[key] = value.model_dump(mode="json")
             elif is_dataclass(value) and not isinstance(value, type):  # ModelSpec, EngineLimits
-                out[f.name] = asdict(value)
+                out[key] = asdict(value)
             else:
-                out[f.name] = value
+                out[key] = value
         return out
 
     def describe(self) -> str:
+        engine = f", engine {self.engine.name}" if self.engine else ""  # named: a default engine is not said
         return (f"{self.model.name} on {self.num_devices}x {self.device.name} ({self.parallelism}, "
-                f"weights {self.weights.name}, KV {self.kv.name})")
+                f"weights {self.weights.name}, KV {self.kv.name}{engine})")
 
     @property
     def moe_split(self) -> str:
@@ -163,6 +187,39 @@ def parallelism_label(tp: int, pp: int, moe_split: str = "tp") -> str:
     else:
         par = f"TP{tp}" + (f"+EP{tp}" if moe_split == "ep" else "")
     return par + (f"xPP{pp}" if pp > 1 else "")
+
+
+_AS_GIVEN = ("profile", "engine")
+_RESOLVED = {"device_profile": "profile", "serving_engine": "engine"}
+
+
+def check_engine_runs(engine: EngineSpec, device: DeviceSpec, weights: WeightFormat) -> None:
+    """An engine serves on the device's kind, runs the weight format, and the device has what the format needs."""
+    if not engine.runs(device.kind):
+        raise InputError(f"engine {engine.name} does not serve on {device.kind} devices like {device.name}; "
+                         f"use one of: {', '.join(engine_names_for(device))}")
+    if not weights.engines:
+        raise InputError(f"no serving engine in the catalog loads {weights.name} weights (see `inferplan formats`)")
+    if engine.name not in weights.engines:
+        raise InputError(f"engine {engine.name} cannot load {weights.name} weights; engines that can: "
+                         f"{', '.join(weights.engines)} (or choose another --weights)")
+    missing = [f for f in weights.requires if f not in device.features]
+    if missing:
+        raise InputError(f"{weights.name} needs {', '.join(missing)} kernels, which {device.name} does not have; "
+                         "choose another --weights or a device that has them")
+
+
+def can_serve(weights: WeightFormat, device: DeviceSpec, engines: set[str] | None = None) -> bool:
+    """Whether one of ``engines`` (default: every engine that serves on the device) loads the format and
+    the device has the features it needs: the formats worth offering for a device."""
+    names = engines if engines is not None else set(engine_names_for(device))
+    return bool(names & set(weights.engines)) and not set(weights.requires) - set(device.features)
+
+
+def engine_names_for(device: DeviceSpec) -> list[str]:
+    from inferplan.specs.catalog import engine_catalog  # noqa: PLC0415  (only on the error path)
+
+    return [e.name for e in engine_catalog().values() if e.runs(device.kind)]
 
 
 def divisors(n: int, limit: int) -> list[int]:

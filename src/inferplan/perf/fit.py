@@ -6,7 +6,7 @@ import math
 from dataclasses import asdict, dataclass, field, replace
 
 from inferplan.errors import InputError
-from inferplan.perf.deployment import Deployment, divisors
+from inferplan.perf.deployment import Deployment, can_serve, divisors
 from inferplan.perf.memory import MemoryPlan, max_concurrent_sequences, max_context, plan_memory
 from inferplan.perf.step_cost import StepCost
 from inferplan.specs.catalog import weight_format_catalog
@@ -121,9 +121,10 @@ def fit(dep: Deployment, *, context: int, prompt_tokens: int | None = None, batc
 def suggest(dep: Deployment, mem: MemoryPlan, context: int) -> list[str]:
     """What would make it fit: a smaller format, more devices, or CPU offload (with its cost)."""
     tips: list[str] = []
+    engines = {dep.engine.name} if dep.engine else None
     for fmt in sorted(weight_format_catalog().values(), key=lambda f: -f.bits_per_weight):
-        if (fmt.bits_per_weight >= dep.weights.bits_per_weight or
-                not fmt.is_fast_on(dep.device.kind, dep.device.features)):
+        if (fmt.bits_per_weight >= dep.weights.bits_per_weight or not can_serve(fmt, dep.device, engines)
+                or not fmt.is_fast_on(dep.device.kind, dep.device.features)):
             continue
         alt = replace(dep, weights=fmt)
         if _fits(alt, context):
@@ -161,12 +162,12 @@ def _fits(dep: Deployment, context: int) -> bool:
 
 
 def fit_all_formats(base: Deployment, *, context: int, prompt_tokens: int | None = None) -> list[FitResult]:
-    """One FitResult per weight format that has kernels on this device (or a usable slow path)."""
+    """One FitResult per weight format an engine on this device loads (the named engine's only, where the
+    deployment names one) and whose kernels the device has or can emulate."""
+    engines = {base.engine.name} if base.engine else None
     results = []
     for fmt in weight_format_catalog().values():
-        if base.device.kind in ("cpu", "phone-soc", "apple-soc") and "llamacpp" not in fmt.engines:
-            continue
-        if base.device.is_gpu_like and not fmt.engines:
+        if not can_serve(fmt, base.device, engines):
             continue
         results.append(fit(replace(base, weights=fmt), context=context, prompt_tokens=prompt_tokens))
     return results

@@ -1,8 +1,11 @@
 """Memory: weights + activation workspace + engine overhead; what is left is KV cache, in blocks.
 
-Mirrors how vLLM sizes its cache: it takes ``gpu_memory_utilization`` of the
-device, subtracts the weights and the peak activation memory of a profiling
-run at ``max_num_batched_tokens``, and pages the rest into fixed blocks.
+The engine's memory rule decides the budget. vLLM and SGLang (fraction-of-total) take
+``gpu_memory_utilization`` of the device, subtract the weights, the peak activations of a
+profiling run at ``max_num_batched_tokens`` and the engine's own reserve, and page the rest
+into blocks. TensorRT-LLM (fraction-of-free) gives the KV cache that fraction of the memory
+left free once the weights, activations and reserve are allocated. llama.cpp (as-mapped) has
+no fraction: what the device can use is the budget.
 """
 
 from __future__ import annotations
@@ -13,10 +16,6 @@ from dataclasses import dataclass
 from inferplan.perf.deployment import Deployment
 
 GIB = 1024**3
-# CUDA context, cuBLAS workspaces, CUDA graphs and NCCL buffers: about 1 GiB per GPU
-# in vLLM's startup logs for mid-size models; much less for CPU/SoC runtimes.
-_ENGINE_OVERHEAD_GIB = {"datacenter-gpu": 1.0, "workstation-gpu": 1.0}
-_OTHER_OVERHEAD_GIB = 0.25
 _ACT_BYTES = 2  # activations in 16-bit
 _LOGIT_BYTES = 4  # sampler works on fp32 logits
 
@@ -26,7 +25,7 @@ class MemoryPlan:
     """Per-device memory breakdown of one replica, in bytes."""
 
     capacity_bytes: float  # usable device memory
-    budget_bytes: float  # capacity x gpu_memory_utilization
+    budget_bytes: float  # what the engine may use: weights, activations, reserve and KV
     weights_bytes: float
     activation_bytes: float
     overhead_bytes: float
@@ -96,10 +95,14 @@ def activation_bytes(dep: Deployment) -> float:
 
 def plan_memory(dep: Deployment) -> MemoryPlan:
     capacity = dep.device.usable_memory_bytes
-    budget = capacity * dep.limits.gpu_memory_utilization
+    engine, fraction = dep.serving_engine, dep.limits.gpu_memory_utilization
     weights = weights_bytes(dep)
     act = activation_bytes(dep)
-    overhead = _ENGINE_OVERHEAD_GIB.get(dep.device.kind, _OTHER_OVERHEAD_GIB) * GIB
+    overhead = engine.reserve_gib * GIB  # CUDA context, graphs, communicator buffers, allocator slack
+    if engine.memory_rule == "fraction-of-free":
+        budget = weights + act + overhead + fraction * max(0.0, capacity - weights - act - overhead)
+    else:
+        budget = capacity if engine.memory_rule == "as-mapped" else capacity * fraction
     kv_budget = budget - weights - act - overhead
     per_token = kv_bytes_per_token_per_device(dep)
     block_bytes = per_token * dep.limits.block_size

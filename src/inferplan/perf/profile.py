@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from inferplan.errors import InputError
 from inferplan.fileio import write_text_atomic
-from inferplan.specs.catalog import local_profile_path, read_yaml
+from inferplan.specs.catalog import default_engine, fitted_profiles, local_profile_path, read_yaml
+from inferplan.specs.engines import EngineSpec
 from inferplan.specs.hardware import DeviceSpec
 
 
@@ -50,11 +51,21 @@ class DeviceProfile(BaseModel):
     measurements: dict[str, Any] = Field(default_factory=dict, description="raw results the fit came from")
 
     @classmethod
-    def default_for(cls, device: DeviceSpec) -> DeviceProfile:
-        """Defaults by device kind; for the measured ``local`` device, its profile file."""
+    def default_for(cls, device: DeviceSpec, engine: EngineSpec | None = None) -> DeviceProfile:
+        """The shipped profile of ``device`` under ``engine`` (its default engine if None): the kind's
+        efficiencies and the engine's host overhead, replaced by the fitted entry for that kind and engine
+        where `inferplan accuracy --fit` wrote one. For the measured ``local`` device, its profile file."""
         if device.name == "local" and local_profile_path().exists():
             return cls.load(local_profile_path())
-        return cls(device=device.name, **_DEFAULTS[device.kind])
+        engine = engine or default_engine(device)
+        host = engine.overhead_on(device.kind)
+        values: dict[str, Any] = dict(_DEFAULTS[device.kind], step_overhead_s=host.step_s,
+                                      per_sequence_overhead_s=host.per_sequence_s,
+                                      source=f"defaults for {device.kind} devices under {engine.name}")
+        fitted = fitted_profiles().get(f"{device.kind}/{engine.name}")
+        if fitted:
+            values |= fitted
+        return cls(device=device.name, **values)
 
     @classmethod
     def load(cls, path: Path) -> DeviceProfile:
@@ -76,19 +87,20 @@ class DeviceProfile(BaseModel):
 
 # Defaults: GPU numbers follow commonly reported fractions of peak for large GEMMs
 # (~70%) and HBM streaming (~80%); CPU/SoC figures are lower because llama.cpp-class
-# kernels reach less of peak. Overheads: vLLM-style engines spend milliseconds per
-# step on the host; llama.cpp much less. All are replaced by `inferplan profile`.
+# kernels reach less of peak. Host overheads are the engine's (catalog/engines.yaml).
+# `inferplan accuracy --fit` replaces these where public measurements exist
+# (catalog/profiles.yaml); `inferplan profile` replaces them for one machine.
 _DEFAULTS: dict[str, dict[str, float | str]] = {
     "datacenter-gpu": dict(matmul_efficiency=0.7, matmul_half_tokens=16, attention_efficiency=0.5,
-                           bandwidth_efficiency=0.8, step_overhead_s=0.002, per_sequence_overhead_s=2e-5),
+                           bandwidth_efficiency=0.8),
     "workstation-gpu": dict(matmul_efficiency=0.65, matmul_half_tokens=16, attention_efficiency=0.45,
-                            bandwidth_efficiency=0.8, step_overhead_s=0.003, per_sequence_overhead_s=2e-5),
+                            bandwidth_efficiency=0.8),
     "apple-soc": dict(matmul_efficiency=0.6, matmul_half_tokens=8, attention_efficiency=0.4,
-                      bandwidth_efficiency=0.75, step_overhead_s=0.001, per_sequence_overhead_s=1e-5),
+                      bandwidth_efficiency=0.75),
     "edge-soc": dict(matmul_efficiency=0.5, matmul_half_tokens=8, attention_efficiency=0.35,
-                     bandwidth_efficiency=0.7, step_overhead_s=0.002, per_sequence_overhead_s=2e-5),
+                     bandwidth_efficiency=0.7),
     "cpu": dict(matmul_efficiency=0.5, matmul_half_tokens=4, attention_efficiency=0.3,
-                bandwidth_efficiency=0.65, step_overhead_s=0.0005, per_sequence_overhead_s=1e-5),
+                bandwidth_efficiency=0.65),
     "phone-soc": dict(matmul_efficiency=0.4, matmul_half_tokens=4, attention_efficiency=0.3,
-                      bandwidth_efficiency=0.6, step_overhead_s=0.001, per_sequence_overhead_s=1e-5),
+                      bandwidth_efficiency=0.6),
 }

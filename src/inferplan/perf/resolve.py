@@ -8,11 +8,12 @@ and ``measure``, below the API, need it too.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
-from inferplan.perf.deployment import Deployment, EngineLimits
+from inferplan.perf.deployment import Deployment, EngineLimits, LimitValue, engine_limits
 from inferplan.perf.profile import DeviceProfile
-from inferplan.specs.catalog import get_device, get_kv_format, get_model, get_weight_format
+from inferplan.specs.catalog import engine_for, get_device, get_engine, get_kv_format, get_model, get_weight_format
 from inferplan.specs.hardware import DeviceSpec
 from inferplan.specs.model import ModelSpec
 
@@ -27,13 +28,17 @@ def resolve_deployment(
     pp: int = 1,
     ep: bool = False,
     dp_attention: bool = False,
-    limits: EngineLimits | None = None,
+    limits: EngineLimits | Mapping[str, LimitValue] | None = None,
     profile: Path | DeviceProfile | None = None,
+    engine: str | None = None,
 ) -> Deployment:
     """A Deployment of ``model`` on ``device``; names go through the catalogs (or model and device files).
 
     ``weights`` None: the checkpoint's own format (a quantized config.json), else bf16. ``profile``: a
     profile file or a loaded profile; ``device`` ``local`` then means the device the profile measured.
+    ``engine`` None: the device's default engine, or the one that loads the weights (``engine_for``).
+    ``limits``: complete limits, or the values the user gave (None for any left out), which the engine's
+    own defaults complete (``engine_limits``).
     """
     prof = DeviceProfile.load(profile) if isinstance(profile, Path) else profile
     if isinstance(device, DeviceSpec):
@@ -41,15 +46,20 @@ def resolve_deployment(
     else:
         dev = (prof.resolve_device(device) if prof else None) or get_device(device)
     spec = model if isinstance(model, ModelSpec) else get_model(model)
+    fmt = get_weight_format(weights or spec.default_weights)
+    chosen = get_engine(engine) if engine else None
+    if not isinstance(limits, EngineLimits):
+        limits = engine_limits(chosen or engine_for(dev, fmt), limits)
     return Deployment(
         model=spec,
         device=dev,
-        weights=get_weight_format(weights or spec.default_weights),
+        weights=fmt,
         kv=get_kv_format(kv),
         tp=tp,
         pp=pp,
         ep=ep,
         dp_attention=dp_attention,
-        limits=limits or EngineLimits(),
+        limits=limits,
         profile=prof,
+        engine=chosen,
     )

@@ -26,7 +26,6 @@ from inferplan.perf.memory import weights_bytes
 from inferplan.plan.fleet import solve_fleet
 from inferplan.sim.cluster import Cluster
 from inferplan.sim.loop import simulate
-from inferplan.sim.policies import get_policy
 from inferplan.sim.routers import PlannedRouter, Router
 from inferplan.sim.slo import SLO
 from inferplan.sim.summary import summarize
@@ -182,10 +181,10 @@ def plan_autoscale(dep: Deployment, wl: Workload, slos: tuple[SLO, ...], *, capa
 
 def plan_autoscale_fleet(deps: list[Deployment], labels: list[str], capacity: np.ndarray, bucket_of: np.ndarray,
                          wl: Workload, slos: tuple[SLO, ...], *, window_s: float, scale_down_delay_s: float = 300.0,
-                         seed: int = 0, router: str = "planned", engine: str = "vllm") -> AutoscaleResult:
+                         seed: int = 0, router: str = "planned") -> AutoscaleResult:
     """Replicas of each type per window (``capacity``: (buckets, types) req/s), simulated against a static
     fleet sized by the same program for every bucket's peak window rate. ``planned`` routes each window's
-    buckets in that window's shares; any other router name is used as is. Every replica runs ``engine``."""
+    buckets in that window's shares; any other router name is used as is. Every replica runs its engine's scheduler."""
     num_buckets = capacity.shape[0]
     prices = np.array([d.price_per_hour or 0.0 for d in deps])
     rates = window_rates(wl, window_s, bucket_of, num_buckets)
@@ -213,9 +212,8 @@ def plan_autoscale_fleet(deps: list[Deployment], labels: list[str], capacity: np
     if router == "planned":
         auto_router = PlannedRouter(bucket_of, shares, owner, window_of(wl, window_s))
         static_router = PlannedRouter(bucket_of, static.shares, static_owner)
-    policy = get_policy(engine)
-    auto = simulate(wl, Cluster.replicas(auto_deps, uptime=uptime), policy, router=auto_router, seed=seed)
-    static_sim = simulate(wl, Cluster.replicas(static_deps), policy, router=static_router, seed=seed)
+    auto = simulate(wl, Cluster.replicas(auto_deps, uptime=uptime), router=auto_router, seed=seed)
+    static_sim = simulate(wl, Cluster.replicas(static_deps), router=static_router, seed=seed)
     auto_cost = sum(billed_seconds((spans,), auto.makespan_s, colds[c]) * prices[c] / 3600
                     for c, spans in zip(owner, uptime, strict=True))
     static_cost = float(static_counts @ prices) * static_sim.makespan_s / 3600

@@ -16,7 +16,6 @@ import numpy as np
 from inferplan.perf.deployment import Deployment
 from inferplan.sim.cluster import Cluster
 from inferplan.sim.loop import simulate
-from inferplan.sim.policies import get_policy
 from inferplan.sim.slo import SLO
 from inferplan.sim.summary import summarize
 from inferplan.store import Registry, config_hash
@@ -47,13 +46,13 @@ def probe_workload(bucket: Bucket, rate: float, num_requests: int, seed: int) ->
 
 
 def meets(dep: Deployment, wl: Workload, slos: tuple[SLO, ...], unit: tuple[int, int] = (0, 1),
-          prefill_dep: Deployment | None = None, engine: str = "vllm") -> bool:
+          prefill_dep: Deployment | None = None) -> bool:
     """Does one replica (or a disaggregated unit of ``(prefill, decode)`` replicas, the prefill ones
-    of ``prefill_dep`` when given) running ``engine``'s policy meet every SLO?"""
+    of ``prefill_dep`` when given), each running its engine's scheduler, meet every SLO?"""
     prefill, decode = unit
     cluster = (Cluster.disaggregated([prefill_dep or dep] * prefill, [dep] * decode) if prefill
                else Cluster.replicas([dep] * decode))
-    res = simulate(wl, cluster, get_policy(engine), router="least-outstanding")
+    res = simulate(wl, cluster, router="least-outstanding")
     s = summarize(res, slos)
     return s.num_rejected == 0 and all(c.met for c in s.slos)
 
@@ -72,7 +71,6 @@ class CapacityJob:
     iterations: int = 6
     unit: tuple[int, int] = (0, 1)  # (prefill, decode) replicas; (0, 1): one aggregated replica
     prefill_dep: Deployment | None = None
-    engine: str = "vllm"  # the engine policy the replicas run
     registry: str = ""  # the run registry's path, to cache in ("": none)
 
     # ``guess`` is the analytical estimate of the other fields, so it adds nothing; ``registry`` is where
@@ -110,7 +108,7 @@ def capacity(job: CapacityJob, *, cache: Registry | None = None) -> float:
 
     def probe(rate: float) -> bool:
         wl = probe_workload(job.bucket, rate, job.num_requests, job.seed)
-        return meets(job.dep, wl, job.slos, job.unit, job.prefill_dep, job.engine)
+        return meets(job.dep, wl, job.slos, job.unit, job.prefill_dep)
 
     # 1. bracket: lo meets the SLOs, hi does not (start from the analytical guess)
     lo, hi = 0.0, max(job.guess, 1e-3)

@@ -20,7 +20,6 @@ from inferplan.plan.analytic import Estimate
 from inferplan.plan.space import Candidate
 from inferplan.sim.cluster import Cluster
 from inferplan.sim.loop import SimResult, simulate
-from inferplan.sim.policies import get_policy
 from inferplan.sim.routers import PlannedRouter
 from inferplan.sim.slo import SLO
 from inferplan.sim.summary import summarize
@@ -159,15 +158,8 @@ def simulate_fleet(types: Sequence[ReplicaType], replicas: Sequence[int], shares
     route: str | PlannedRouter = router
     if router == "planned":
         route = PlannedRouter(bucket_of, shares_for(shares, replicas), list(lay.owner))
-    return simulate(wl, lay.cluster, get_policy(fleet_engine(types, replicas)), router=route, seed=seed)
+    return simulate(wl, lay.cluster, router=route, seed=seed)
 
-
-def fleet_engine(types: Sequence[ReplicaType], replicas: Sequence[int]) -> str:
-    """The engine every replica of the fleet runs (a fleet is simulated under one engine policy)."""
-    engines = {e for t, n in zip(types, replicas, strict=True) if n for e in t.engines}
-    if len(engines) > 1:
-        raise ValueError(f"a fleet mixing engines ({', '.join(sorted(engines))}) cannot be simulated yet")
-    return engines.pop() if engines else "vllm"
 
 
 def busiest_type(sim: SimResult, owner: Sequence[int]) -> int:

@@ -34,7 +34,6 @@ from inferplan.plan.pools import (
     Evaluated,
     ReplicaType,
     VerifyJob,
-    fleet_engine,
     preference_penalty,
     router_options,
 )
@@ -257,7 +256,7 @@ def _measure_types(mode: str, types: list[ReplicaType], req: PlanRequest, slos: 
             guess = estimate(t.dep, float(bk.input_tokens.mean()), float(bk.output_tokens.mean()), slos).rate_per_s
             jobs.append(CapacityJob(dep=t.dep, bucket=bk, slos=slos, guess=max(guess, 0.05) * max(t.unit[1], 1),
                                     num_requests=req.probe_requests, seed=req.seed, unit=t.unit,
-                                    prefill_dep=t.prefill_dep, engine=t.engine, registry=reg_path))
+                                    prefill_dep=t.prefill_dep, registry=reg_path))
     return np.array(run_all(CapacityJob.run, jobs, executor=req.executor)).reshape(len(types), len(buckets))
 
 
@@ -350,6 +349,5 @@ def _autoscale(req: PlanRequest, wl: Workload, slos: tuple[SLO, ...], result: Pl
     labels = [t.label() for t in result.types]
     auto = plan_autoscale_fleet(deps, labels, result.capacity_used.T, bucket_of, wl, slos,
                                 window_s=req.autoscale_window_s, scale_down_delay_s=req.scale_down_delay_s,
-                                seed=req.seed, router=result.router,
-                                engine=fleet_engine(result.types, result.fleet.replicas))
+                                seed=req.seed, router=result.router)
     return auto, " + ".join(auto.types)

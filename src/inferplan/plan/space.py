@@ -7,11 +7,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 
 from inferplan.errors import InputError
-from inferplan.perf.deployment import Deployment, EngineLimits, parallelism_label
+from inferplan.perf.deployment import Deployment, EngineLimits, can_serve, parallelism_label
 from inferplan.perf.memory import max_concurrent_sequences, plan_memory
 from inferplan.perf.profile import DeviceProfile
 from inferplan.plan.defaults import DEFAULT_DEVICES
-from inferplan.specs.catalog import get_device, kv_format_catalog, weight_format_catalog
+from inferplan.specs.catalog import default_engine, get_device, get_engine, kv_format_catalog, weight_format_catalog
 from inferplan.specs.hardware import DeviceSpec
 from inferplan.specs.model import ModelSpec
 from inferplan.specs.precision import KVFormat, WeightFormat
@@ -54,7 +54,7 @@ class SearchSpace:
     it; a new axis is a field here, a field of ``Candidate``, and a line in ``enumerate_candidates``."""
 
     devices: tuple[str, ...] = DEFAULT_DEVICES
-    engines: tuple[str, ...] = ("vllm",)  # engine policies (``sim.policies``) the replicas may run
+    engines: tuple[str, ...] = ()  # serving engines the replicas may run (empty: each device's default engine)
     tp: tuple[int, ...] = (1, 2, 4, 8)
     pp: tuple[int, ...] = (1, 2, 4)  # pipeline stages span nodes: tried only when no single node fits
     max_num_seqs: tuple[int, ...] = (64, 256)
@@ -77,12 +77,16 @@ class QualityBudget:
         return loss <= self.max_loss_pct
 
 
-def formats_for(device: str | DeviceSpec, budget: QualityBudget) -> tuple[list[WeightFormat], list[KVFormat]]:
-    """Weight formats with fast kernels on the device and a serving engine; KV formats vLLM supports."""
+def formats_for(device: str | DeviceSpec, budget: QualityBudget,
+                engines: tuple[str, ...] | None = None) -> tuple[list[WeightFormat], list[KVFormat]]:
+    """Weight formats with fast kernels on the device that one of ``engines`` loads (by default the
+    device's default engine); KV formats the device's engines store. Weights wider than 16 bits are
+    left out: upcasting a released checkpoint doubles its memory and never serves cheaper."""
     dev = get_device(device) if isinstance(device, str) else device
+    names = set(engines or (default_engine(dev).name,))
     weights = [f for f in weight_format_catalog().values()
-               if budget.allows(f) and f.is_fast_on(dev.kind, dev.features) and
-               ({"vllm", "sglang"} & set(f.engines) if dev.is_gpu_like else "llamacpp" in f.engines)]
+               if budget.allows(f) and f.is_fast_on(dev.kind, dev.features) and f.bits_per_weight <= 16
+               and can_serve(f, dev, names)]
     kvs = [k for k in kv_format_catalog().values()
            if budget.allows(k) and (k.vllm_kv_cache_dtype if dev.is_gpu_like else k.llamacpp_cache_type)]
     return weights, kvs
@@ -102,19 +106,24 @@ def enumerate_candidates(
     """
     for name in space.devices:
         dev, prof = _device_and_profile(name, profile)
-        weights, kvs = formats_for(dev, budget)
+        engines = (tuple(e for e in space.engines if get_engine(e).runs(dev.kind)) if space.engines
+                   else (default_engine(dev).name,))
+        weights, kvs = formats_for(dev, budget, engines)
         if model.checkpoint_format:  # a quantized checkpoint is served as what it is
             weights = [w for w in weights if w.name == model.checkpoint_format]
         tps = [t for t in space.tp if tp_allowed(model, dev, t)]
         for pp in space.pp:
             found = False
             for tp in tps if pp == 1 else tps[-1:]:  # several nodes: each stage as wide as a node allows
-                axes = itertools.product(moe_splits(model, tp), space.engines, weights, kvs, space.max_num_seqs,
+                axes = itertools.product(moe_splits(model, tp), engines, weights, kvs, space.max_num_seqs,
                                          space.max_num_batched_tokens)
                 for split, engine, w, kv, seqs, tokens in axes:
+                    if engine not in w.engines:
+                        continue
                     limits = EngineLimits(max_num_seqs=seqs, max_num_batched_tokens=tokens)
                     dep = Deployment(model=model, device=dev, weights=w, kv=kv, tp=tp, pp=pp, limits=limits,
-                                     profile=prof, ep=split != "tp", dp_attention=split == "dp-attention")
+                                     profile=prof, ep=split != "tp", dp_attention=split == "dp-attention",
+                                     engine=get_engine(engine))
                     if not fits(dep, context_tokens):
                         continue
                     found = True

@@ -20,6 +20,7 @@ import numpy as np
 from inferplan.perf.deployment import Deployment
 from inferplan.sim.cluster import Cluster, SimOptions
 from inferplan.sim.metrics import LogHistogram
+from inferplan.sim.policies import get_policy
 from inferplan.sim.policies.base import EnginePolicy
 from inferplan.sim.replica import ArrivalFeed, Replica
 from inferplan.sim.routers import LeastKV, Router, get_router
@@ -47,7 +48,7 @@ class SimResult:
 def simulate(
     wl: Workload,
     cluster: Cluster,
-    policy: EnginePolicy,
+    policy: EnginePolicy | None = None,
     *,
     router: str | Router = "round-robin",
     seed: int = 0,
@@ -56,7 +57,8 @@ def simulate(
 ) -> SimResult:
     """Run the workload through the cluster's replicas until every request finished or was rejected.
 
-    Arrivals are routed over the front replicas (``router``; those outside their ``uptime``
+    ``policy`` None: each replica runs its engine's own scheduler (``Deployment.serving_engine``),
+    so a fleet may mix engines. Arrivals are routed over the front replicas (``router``; those outside their ``uptime``
     take none). In a disaggregated cluster the prefill pool emits the first token; the
     prompt's KV then travels over the link to the least KV-loaded decode replica of its
     ``handoff`` group, and decoding continues there.
@@ -65,7 +67,7 @@ def simulate(
     loop = _Loop(wl, cluster, policy, get_router(router, np.random.default_rng(seed), wl), options)
     loop.run(progress)
     return SimResult(wl, loop.table, loop.replicas, loop.itl, loop.now, time.perf_counter() - wall0, loop.steps,
-                     loop.route.name, policy.name, loop.events)
+                     loop.route.name, "+".join(dict.fromkeys(r.policy.name for r in loop.replicas)), loop.events)
 
 
 class _Loop:
@@ -76,7 +78,7 @@ class _Loop:
     are queued, before a request arriving at t is routed.
     """
 
-    def __init__(self, wl: Workload, cluster: Cluster, policy: EnginePolicy, route: Router,
+    def __init__(self, wl: Workload, cluster: Cluster, policy: EnginePolicy | None, route: Router,
                  options: SimOptions) -> None:
         self.table = table = RequestTable(wl)
         self.itl = LogHistogram()
@@ -91,7 +93,8 @@ class _Loop:
         self.fed = not cluster.prefill and (len(roles) == 1 or assigned is not None)
         bucket_s = max(1.0, wl.duration_s / 1000.0)
         self.replicas = tuple(
-            Replica(i, dep, policy, table, itl=self.itl, bucket_s=bucket_s, max_waiting=options.max_waiting,
+            Replica(i, dep, policy or get_policy(dep.serving_engine.scheduler), table, itl=self.itl,
+                    bucket_s=bucket_s, max_waiting=options.max_waiting,
                     priority=options.priority, leap=options.leap, solo=self.fed, role=role)
             for i, (dep, role) in enumerate(zip(cluster.deployments, roles, strict=True))
         )

@@ -19,6 +19,7 @@ import yaml
 from pydantic import ValidationError
 
 from inferplan.errors import InputError, unknown_name
+from inferplan.specs.engines import EngineSpec
 from inferplan.specs.hardware import DeviceSpec
 from inferplan.specs.hf_config import load_hf_config_file, spec_from_hf_config
 from inferplan.specs.model import ModelSpec
@@ -135,6 +136,49 @@ def get_device(name_or_path: str) -> DeviceSpec:
     if name_or_path.endswith((".yaml", ".yml")):
         return load_device_file(Path(name_or_path))
     raise unknown_name("device", name_or_path, catalog, hint="run `inferplan devices`, or pass a device .yaml file")
+
+
+@cache
+def engine_catalog() -> MappingProxyType[str, EngineSpec]:
+    return MappingProxyType({n: EngineSpec.model_validate({"name": n, **f})
+                             for n, f in _load_yaml("engines.yaml").items()})
+
+
+def get_engine(name: str) -> EngineSpec:
+    """A serving engine by name (vllm, sglang, trtllm, llamacpp)."""
+    catalog = engine_catalog()
+    key = name.lower()
+    if key in catalog:
+        return catalog[key]
+    raise unknown_name("engine", name, catalog, hint=f"choose one of {', '.join(catalog)}")
+
+
+def default_engine(device: DeviceSpec) -> EngineSpec:
+    """The engine a device runs when none is named: vLLM on GPUs, llama.cpp on CPUs, Apple and edge chips."""
+    return get_engine("vllm" if device.is_gpu_like else "llamacpp")
+
+
+def engine_for(device: DeviceSpec, weights: WeightFormat) -> EngineSpec:
+    """The engine a replica runs when none is named: the device's default engine if it loads ``weights``,
+    else the first catalog engine that serves on the device and loads them (GGUF on a GPU: llama.cpp)."""
+    first = default_engine(device)
+    if first.name in weights.engines:
+        return first
+    for engine in engine_catalog().values():
+        if engine.runs(device.kind) and engine.name in weights.engines:
+            return engine
+    return first  # nothing loads them: Deployment's check says so
+
+
+@cache
+def fitted_profiles() -> MappingProxyType[str, dict[str, Any]]:
+    """Device efficiencies and engine overheads fitted to public measurements, keyed "<device kind>/<engine>"
+    (written by `inferplan accuracy --fit`); absent keys fall back to the kind's defaults and the engine's priors."""
+    path = _CATALOG / "profiles.yaml"
+    if not path.is_file():
+        return MappingProxyType({})
+    data = read_yaml(path.read_text()) or {}
+    return MappingProxyType({k: dict(v) for k, v in data.get("profiles", {}).items()})
 
 
 @cache

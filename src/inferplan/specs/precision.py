@@ -49,6 +49,7 @@ class WeightFormat(BaseModel):
         default=False, description="embedding and LM head stored in this format too (GGUF), else 16-bit"
     )
     engines: tuple[str, ...] = ("vllm", "sglang")
+    requires: tuple[str, ...] = Field(default=(), description="device features without which no engine runs it")
     vllm_quantization: str | None = None
     llamacpp_type: str | None = None
     quality: QualityEffect | None = None

@@ -38,6 +38,11 @@ class PagedScheduler:
     max_num_seqs: int | None = None  # overrides the engine limit (llama.cpp slots)
     enable_chunked_prefill: bool | None = None
     slot_context: int = 0  # llama.cpp: tokens per slot; longer requests are rejected
+    # SGLang: admission keeps new_token_ratio x (outputs running requests may still write, each clipped to
+    # clip_new_tokens) free, and a new request needs its prompt plus its clipped outputs; 0 turns it off
+    new_token_ratio: float = 0.0
+    clip_new_tokens: int = 4096
+    retract_fewest_outputs: bool = False  # SGLang: retract the fewest-generated request (not the last admitted)
 
     def state_for(
         self, table: RequestTable, limits: EngineLimits, num_blocks: int, *, priority: bool = False,
@@ -81,7 +86,8 @@ class PagedScheduler:
         """Whether a fresh request alone in the queue is admitted with its whole prompt in a step
         where ``running`` requests each decode one token (KV blocks aside: the caller checks those).
         Lets a lone replica take arrivals in during a leap; False wherever admission depends on more."""
-        if self.reserve_full or self.static_batches or rep.prefix_caching or rep.long_prefill_token_threshold > 0:
+        if (self.reserve_full or self.static_batches or self.new_token_ratio or rep.prefix_caching
+                or rep.long_prefill_token_threshold > 0):
             return False
         return running < rep.max_num_seqs and 0 < prompt <= rep.max_num_batched_tokens - running
 
@@ -151,6 +157,8 @@ class PagedScheduler:
         self, rep: ReplicaState, alloc: np.ndarray, budget: int, preempted: list[int]
     ) -> int:
         b, pool = rep.batch, rep.pool
+        if self.retract_fewest_outputs:
+            self._retract_until_fits(rep, budget, preempted)
         i = 0
         while i < b.n and budget > 0:
             rem = int(b.num_tokens[i] - b.num_computed[i])
@@ -174,6 +182,29 @@ class PagedScheduler:
             budget -= want
             i += 1
         return budget
+
+    def _retract_until_fits(self, rep: ReplicaState, budget: int, preempted: list[int]) -> None:
+        """SGLang's retract_decode: before the step, retract the running request with the fewest generated
+        tokens (the longest prompt on ties) until every running request's tokens of this step fit."""
+        b, bs = rep.batch, rep.block_size
+        while b.n > 1:
+            n = b.n
+            rem = b.num_tokens[:n] - b.num_computed[:n]
+            want = np.minimum(np.maximum(budget - (np.cumsum(rem) - rem), 0), rem)
+            need = np.maximum(-(-(b.num_computed[:n] + want) // bs) - b.held[:n], 0)
+            if int(need.sum()) <= rep.pool.num_free:
+                return
+            outputs = b.num_tokens[:n] - b.prompt[:n]
+            victim = int(np.lexsort((-b.prompt[:n], outputs))[0])
+            preempted.append(int(b.rid[victim]))
+            self._preempt(rep, victim)
+
+    def _output_reserve(self, rep: ReplicaState) -> float:
+        """SGLang: tokens admission keeps free for the outputs the running requests may still write."""
+        if not self.new_token_ratio:
+            return 0.0
+        left = np.minimum(rep.batch.remaining[: rep.batch.n], self.clip_new_tokens)
+        return self.new_token_ratio * float(left.sum())
 
     def _victim(self, rep: ReplicaState) -> int:
         """Last admitted (FCFS), or the least important and latest (priority)."""
@@ -200,6 +231,7 @@ class PagedScheduler:
 
     def _admit_waiting(self, rep: ReplicaState, alloc: np.ndarray, budget: int) -> int:
         b, t, pool, bs = rep.batch, rep.table, rep.pool, rep.block_size
+        reserved = self._output_reserve(rep)  # tokens kept free for running outputs (SGLang; else 0)
         while len(rep.waiting) and budget > 0 and b.n < rep.max_num_seqs:
             rid = rep.waiting.peek()
             prompt = int(t.input[rid])
@@ -220,8 +252,10 @@ class PagedScheduler:
             target = rep.output_target(rid)
             reserve = prompt + target if self.reserve_full else computed + new
             need = max(rep.blocks_for(reserve) - hits, 0)
-            if need + hit_evictable > pool.num_free:
+            outputs = min(target - int(t.out_done[rid]), self.clip_new_tokens) if self.new_token_ratio else 0
+            if (need + hit_evictable) * bs + outputs + reserved > pool.num_free * bs:
                 break  # head-of-line blocking: waiting never preempts running
+            reserved += outputs
             rep.waiting.pop()
             if hits:
                 pool.acquire(rid, keys[:hits])

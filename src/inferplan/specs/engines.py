@@ -1,0 +1,77 @@
+"""EngineSpec: what a serving engine brings to a replica besides the model and the device.
+
+The same model on the same GPU runs differently under vLLM, SGLang, TensorRT-LLM and
+llama.cpp: the scheduler they run by default, how they size the KV cache, their host
+time per step and per sequence, and their default limits. Each engine is one entry of
+``catalog/engines.yaml``, every figure with its source; nothing here is code per engine.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from inferplan.specs.hardware import DeviceKind
+
+MemoryRule = Literal["fraction-of-total", "fraction-of-free", "as-mapped"]
+
+
+class HostOverhead(BaseModel):
+    """Host time the engine adds to every step, outside the model's kernels."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    step_s: float = Field(ge=0, description="per step: scheduling, input preparation, launch or graph replay")
+    per_sequence_s: float = Field(ge=0, description="per sequence per step: bookkeeping, sampling, detokenising")
+    source: str = Field(min_length=1)
+
+
+class EngineDefaults(BaseModel):
+    """The engine's own defaults for the limits inferplan names as vLLM does (EngineLimits)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_num_seqs: int = Field(ge=1)
+    max_num_batched_tokens: int = Field(ge=1)
+    block_size: int = Field(ge=1)
+    memory_fraction: float = Field(gt=0, le=1)
+    enable_chunked_prefill: bool = True
+    source: str = Field(min_length=1)
+
+
+class EngineSpec(BaseModel):
+    """One serving engine as data: its scheduler, memory rule, host overhead and defaults."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    display_name: str = ""
+    scheduler: str = Field(description="the policy (sim/policies) this engine runs by default")
+    scheduler_source: str = Field(min_length=1)
+    memory_rule: MemoryRule = Field(
+        description="fraction-of-total: weights, activations and KV within memory_fraction of the device "
+                    "(vLLM, SGLang); fraction-of-free: KV gets memory_fraction of what weights and activations "
+                    "leave (TensorRT-LLM); as-mapped: no fraction, weights and KV as allocated (llama.cpp)")
+    memory_source: str = Field(min_length=1)
+    reserve_gib: float = Field(ge=0, description="engine memory outside weights, activations and KV "
+                                                 "(CUDA context, graphs, allocator slack)")
+    overhead: dict[DeviceKind | Literal["*"], HostOverhead] = Field(
+        description="host overhead by device kind; '*' for the others")
+    defaults: EngineDefaults
+    runs_on: tuple[DeviceKind, ...] = Field(description="device kinds the engine serves on")
+    launch: str = Field(description="the command the launch files write")
+    scheduler_options: dict[str, float] = Field(
+        default_factory=dict, description="the scheduler's own constants (SGLang: new_token_ratio), with the source "
+                                          "in scheduler_source")
+    notes: str = ""
+
+    def overhead_on(self, kind: str) -> HostOverhead:
+        """The host overhead on a device of ``kind``."""
+        found = self.overhead.get(kind) or self.overhead.get("*")  # type: ignore[call-overload]
+        if found is None:
+            raise KeyError(f"engine {self.name} has no host overhead for {kind} devices")
+        return found
+
+    def runs(self, kind: str) -> bool:
+        return kind in self.runs_on
