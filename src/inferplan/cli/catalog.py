@@ -238,7 +238,8 @@ def engines_cmd(as_json: Annotated[bool, typer.Option("--json")] = False) -> Non
         emit_json([e.model_dump() for e in cat.values()])
         return
     t = Table(title=f"{len(cat)} serving engines (sources in --json)")
-    for col in ("name", "scheduler", "KV memory", "host overhead, GPU (by kind: --json)", "max seqs / tokens / block", "serves on"):
+    for col in ("name", "scheduler", "KV memory", "host overhead, GPU (by kind: --json)", "max seqs / tokens / block",
+                "serves on"):
         t.add_column(col)
     for e in cat.values():
         o, d = e.overhead_on(e.runs_on[0]), e.defaults
