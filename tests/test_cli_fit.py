@@ -68,7 +68,8 @@ def test_fit_that_does_not_fit_says_what_would() -> None:
         (("fit", "llama-3.1-8b", "h100", "--engine", "tensorrt"), "unknown engine 'tensorrt'"),
         (("fit", "llama-3.1-8b", "h100", "--engine", "trtllm", "--weights", "gguf-q4_k_m"),
          "engine trtllm cannot load gguf-q4_k_m weights; engines that can: llamacpp"),
-        (("fit", "llama-3.1-8b", "jetson-orin-nano-8gb", "--engine", "vllm"), "engine vllm does not serve on edge-soc devices"),
+        (("fit", "llama-3.1-8b", "jetson-orin-nano-8gb", "--engine", "vllm"),
+         "engine vllm does not serve on edge-soc devices"),
         (("simulate", "llama-3.1-8b", "--engine", "tgi"), "unknown engine 'tgi'"),
     ],
 )
