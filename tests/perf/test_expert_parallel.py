@@ -76,7 +76,8 @@ def test_data_parallel_attention_trades_all_reduces_for_all_to_all() -> None:
     link = dev.tp_link_bytes_per_s() * dpa.dep.device_profile.link_efficiency
     a2a = 2 * 26 * 6 * m.hidden_size * 2 * (3 / 4) / 4 / link  # dispatch + combine, top-6, per token
     assert dpa.allreduce_s_per_token == pytest.approx(a2a)
-    assert dpa.allreduce_s_per_token < tp.allreduce_s_per_token
+    decode = BatchShape.decodes(256, 256 * 2048)
+    assert dpa.groups(decode)[4] < tp.groups(decode)[4]  # communication: the all-to-alls cost less
     # a lone prompt's chunk runs on one rank: slower to prefill than under TP
     assert dpa.prefill_seconds(2048) > tp.prefill_seconds(2048)
     # a large decode batch reads a quarter of the KV per rank and wins

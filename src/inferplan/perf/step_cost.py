@@ -22,6 +22,7 @@ import functools
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, NamedTuple
 
+from inferplan.perf.collectives import allreduce_for
 from inferplan.perf.deployment import Deployment
 from inferplan.perf.memory import kv_bytes_per_token_per_device
 
@@ -198,11 +199,13 @@ class StepCost:
         m, dev, prof = dep.model, dep.device, dep.device_profile
         self.tp = tp
         link = dev.tp_link_bytes_per_s() * prof.link_efficiency
-        self.allreduce_s_per_token = (
-            0.0 if tp == 1 else 2 * m.num_layers * 2 * (tp - 1) / tp * m.hidden_size * _ACT_BYTES / max(link, 1.0)
-        )
-        self.allreduce_latency_s = 0.0 if tp == 1 else 2 * m.num_layers * (tp - 1) * dev.link_latency_us * 1e-6
+        # two all-reduces per layer (attention and MLP outputs), each priced by its size (perf/collectives.py)
+        self.allreduce = allreduce_for(dev, dep.serving_engine, tp, m.hidden_size * _ACT_BYTES)
+        self.allreduces_per_step = 2 * m.num_layers if tp > 1 else 0
+        self.token_bytes = m.hidden_size * _ACT_BYTES
+        self.allreduce_s_per_token = self.allreduce_latency_s = 0.0  # all-to-alls of DP attention only
         if dep.dp_attention:  # no all-reduces; each MoE layer sends every token to its top-k experts and back
+            self.allreduces_per_step = 0
             per_token = 2 * self.expert_layers * self.top_k * m.hidden_size * _ACT_BYTES * (tp - 1) / tp / tp
             self.allreduce_s_per_token = per_token / max(link, 1.0)
             self.allreduce_latency_s = 2 * self.expert_layers * dev.link_latency_us * 1e-6
@@ -250,6 +253,8 @@ class StepCost:
                         keys * self.kv_bytes_per_token_layer / bw)
         comm = (tokens * (self.allreduce_s_per_token + self.pp_s_per_token) + self.allreduce_latency_s
                 + self.pp_latency_s)
+        if self.allreduces_per_step:
+            comm += self.allreduces_per_step * self.allreduce.seconds(tokens * self.token_bytes)
         overhead = self.step_overhead_s + self.per_seq_overhead_s * s.num_seqs
         return (dense, experts, head, attention, comm, overhead)
 

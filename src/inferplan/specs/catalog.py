@@ -78,6 +78,16 @@ def _load_yaml(name: str) -> dict[str, Any]:
     return data
 
 
+def catalog_yaml(name: str) -> dict[str, Any]:
+    """A bundled catalog file as data ({} where the package has none): for tables other modules validate."""
+    return _load_yaml(name) if (_CATALOG / name).is_file() else {}
+
+
+def catalog_path(name: str) -> Path:
+    """Where a bundled catalog file lives (``inferplan accuracy --fit`` rewrites the fitted ones)."""
+    return _CATALOG / name
+
+
 @cache
 def device_catalog() -> MappingProxyType[str, DeviceSpec]:
     devices = {name: DeviceSpec.model_validate({"name": name, **fields})

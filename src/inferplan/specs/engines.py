@@ -27,6 +27,18 @@ class HostOverhead(BaseModel):
     source: str = Field(min_length=1)
 
 
+class CustomAllReduce(BaseModel):
+    """The engine's own all-reduce kernel for small messages (one-shot over NVLink), used instead of NCCL."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    latency_us: float = Field(gt=0, description="a small message's all-reduce time")
+    max_bytes: float | None = Field(default=None, gt=0, description="largest message it takes")
+    max_tokens: int | None = Field(default=None, gt=0, description="or: most tokens per message it takes")
+    max_devices: int = Field(default=8, ge=2)
+    source: str = Field(min_length=1)
+
+
 class EngineDefaults(BaseModel):
     """The engine's own defaults for the limits inferplan names as vLLM does (EngineLimits)."""
 
@@ -61,6 +73,7 @@ class EngineSpec(BaseModel):
     defaults: EngineDefaults
     runs_on: tuple[DeviceKind, ...] = Field(description="device kinds the engine serves on")
     launch: str = Field(description="the command the launch files write")
+    custom_allreduce: CustomAllReduce | None = None
     scheduler_options: dict[str, float] = Field(
         default_factory=dict, description="the scheduler's own constants (SGLang: new_token_ratio), with the source "
                                           "in scheduler_source")
