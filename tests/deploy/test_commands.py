@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from inferplan.api import EngineLimits, build_deployment
-from inferplan.deploy.commands import llama_server_command, model_id, sglang_command, vllm_command
+from inferplan.deploy.commands import (
+    llama_server_command,
+    model_id,
+    sglang_command,
+    trtllm_command,
+    trtllm_notes,
+    vllm_command,
+)
 from tests.deploy.engine_args import Refused, parse
 
 CTX = 4096
@@ -64,6 +71,21 @@ def test_sglang_flags() -> None:
     assert pairs["--host"] == "0.0.0.0" and pairs["--port"] == "8001"
     ns = parse("sglang", sg[3:])
     assert ns.tensor_parallel_size == 2 and ns.context_length == CTX
+
+
+def test_trtllm_serve_flags_carry_the_engines_own_limits() -> None:
+    """TensorRT-LLM's defaults (llm_args.py: 2048 requests, 8192 tokens, 0.9 of free memory, no chunking)
+    spelled as trtllm-serve spells them; FP8 KV has no flag and is noted for the YAML options file."""
+    dep = build_deployment("llama-3.1-70b", "h100-sxm", weights="fp8", kv="fp8", tp=4, engine="trtllm")
+    cmd = trtllm_command(dep, context_tokens=CTX, port=8002)
+    ns = parse("trtllm-serve", cmd[1:])
+    assert (ns.tp_size, ns.max_batch_size, ns.max_num_tokens, ns.max_seq_len) == (4, 2048, 8192, CTX)
+    assert ns.kv_cache_free_gpu_memory_fraction == 0.9 and not ns.enable_chunked_prefill and ns.backend == "pytorch"
+    assert ns.port == 8002 and any("kv_cache_config" in n for n in trtllm_notes(dep))
+    chunked = build_deployment("llama-3.1-8b", "h100-sxm", engine="trtllm", limits={"enable_chunked_prefill": True})
+    assert parse("trtllm-serve", trtllm_command(chunked, context_tokens=CTX)[1:]).enable_chunked_prefill
+    with pytest.raises(Refused):  # vLLM's spelling is not trtllm-serve's
+        parse("trtllm-serve", ["x", "--max-num-seqs", "8"])
 
 
 def test_a_flag_the_engine_lacks_is_refused() -> None:

@@ -36,6 +36,8 @@ def plan_cmd(
     num_requests: options.NumRequests = None,
     slo: Annotated[str, typer.Option(help="objectives, e.g. ttft_p90=2s,tpot_p90=100ms")] = DEFAULT_SLO,
     devices: Annotated[str, typer.Option(help="comma-separated device types to consider")] = ",".join(DEFAULT_DEVICES),
+    engine: Annotated[str | None, typer.Option(help="comma-separated serving engines to search (vllm, sglang, "
+                                                    "trtllm, llamacpp; default: each device's own)")] = None,
     max_quality_loss: Annotated[str, typer.Option(help="largest documented quality loss allowed, in percent "
                                                        "(1 or 1%)")] = "1",
     allow_unknown_quality: Annotated[bool, typer.Option("--allow-unknown-quality",
@@ -62,7 +64,7 @@ def plan_cmd(
         duration = 4 * parse_duration(window, "--window")  # a preset: simulate four windows
     req = PlanRequest(model=model, workload=workload, rate=rate, rate_scale=rate_scale, duration_s=duration,
                       num_requests=num_requests, seed=seed, slo=slo,
-                      devices=tuple(d.strip() for d in devices.split(",") if d.strip()),
+                      devices=_names(devices), engines=_names(engine or ""),
                       max_quality_loss_pct=parse_percent(max_quality_loss, "--max-quality-loss"),
                       allow_unknown_quality=allow_unknown_quality,
                       buckets=buckets, executor=executor, disaggregation=disaggregation,
@@ -95,7 +97,12 @@ def print_targets(req: PlanRequest) -> None:
         " (formats of unknown effect allowed)" if req.allow_unknown_quality
         else " (formats of unknown effect excluded)")
     out.print(f"planning {req.model} for workload {req.workload} at {rate}; SLOs {req.slo}; {quality}; "
-              f"devices {', '.join(req.devices)}; disaggregation {req.disaggregation}", soft_wrap=True)
+              f"devices {', '.join(req.devices)}; engines {', '.join(req.engines) or 'each device default'}; "
+              f"disaggregation {req.disaggregation}", soft_wrap=True)
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(n.strip() for n in text.split(",") if n.strip())
 
 
 def print_plan(r: PlanResult, doc: dict[str, Any]) -> None:

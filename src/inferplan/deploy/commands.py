@@ -1,9 +1,10 @@
 """Launch commands for a chosen replica type, with flags spelled as the engines spell them.
 
 vLLM: `vllm serve` (vllm/entrypoints/openai/cli_args.py and vllm/engine/arg_utils.py);
-SGLang: `python -m sglang.launch_server` (sglang/srt/server_args.py); llama.cpp: `llama-server`.
-The flags are checked against the argument parsers of the pinned versions below
-(tests/deploy/engine_options.json records those parsers' options).
+SGLang: `python -m sglang.launch_server` (sglang/srt/server_args.py); TensorRT-LLM: `trtllm-serve`
+(tensorrt_llm/commands/serve.py); llama.cpp: `llama-server`. The flags are checked against the
+argument parsers of the pinned versions below (tests/deploy/engine_options.json records those
+parsers' options; trtllm-serve's, a click command that needs CUDA to import, transcribed from its source).
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from inferplan.perf.deployment import Deployment
 VLLM_VERSION = "0.11.0"
 SGLANG_VERSION = "0.5.3"
 SGLANG_ROUTER_VERSION = "0.3.2"
+TRTLLM_VERSION = "1.0.0"
 VLLM_IMAGE = f"vllm/vllm-openai:v{VLLM_VERSION}"
+TRTLLM_IMAGE = f"nvcr.io/nvidia/tensorrt-llm/release:{TRTLLM_VERSION}"
 SGLANG_IMAGE = f"lmsysorg/sglang:v{SGLANG_VERSION}"  # the release's CUDA image (sgl-project/sglang release-docker.yml)
 DEFAULT_PORT = 8000
 # SGLang's P/D bootstrap server (--disaggregation-bootstrap-port; server_args.py default 8998): a decode
@@ -113,6 +116,34 @@ def pd_router_command(prefill: list[tuple[str, int]], decode: list[str], *, host
     for url in decode:
         args += ["--decode", url]
     return args
+
+
+def trtllm_command(dep: Deployment, *, context_tokens: int, host: str = "0.0.0.0", port: int = DEFAULT_PORT,
+                   checkpoint: Checkpoint | None = None, variant: Variant = "instruct") -> list[str]:
+    """`trtllm-serve` (PyTorch backend) for one replica: its limits are TensorRT-LLM's own names for the
+    same knobs (max_batch_size, max_num_tokens, kv_cache_free_gpu_memory_fraction of the free memory)."""
+    ck = checkpoint or resolve(dep, variant)
+    lim = dep.limits
+    args = ["trtllm-serve", ck.repo, "--host", host, "--port", str(port), "--backend", "pytorch",
+            "--tp_size", str(dep.tp), "--pp_size", str(dep.pp)]
+    if dep.ep:
+        args += ["--ep_size", str(dep.tp)]
+    args += ["--max_batch_size", str(lim.max_num_seqs), "--max_num_tokens", str(lim.max_num_batched_tokens),
+             "--max_seq_len", str(model_len(dep, context_tokens)),
+             "--kv_cache_free_gpu_memory_fraction", f"{lim.gpu_memory_utilization:g}"]
+    if lim.enable_chunked_prefill:
+        args.append("--enable_chunked_prefill")
+    return args
+
+
+def trtllm_notes(dep: Deployment) -> list[str]:
+    """What trtllm-serve takes only from an --extra_llm_api_options YAML file, as launch-file comments."""
+    notes = []
+    if dep.kv.name == "fp8":
+        notes.append("FP8 KV cache: pass --extra_llm_api_options with kv_cache_config: {dtype: fp8}")
+    if dep.dp_attention:
+        notes.append("attention data parallelism: pass --extra_llm_api_options with enable_attention_dp: true")
+    return notes
 
 
 def llama_server_command(dep: Deployment, *, parallel: int, ctx_size: int, host: str = "127.0.0.1",

@@ -26,6 +26,8 @@ from inferplan.deploy.commands import (
     pd_router_command,
     sglang_command,
     shell,
+    trtllm_command,
+    trtllm_notes,
     vllm_command,
 )
 from inferplan.deploy.kubernetes import Pool, dns_label, pd_router_args, pool_manifests, router_args, router_manifests
@@ -184,12 +186,17 @@ class _Fleet:
         """launch.sh lines of one pool: the checkpoint, one `run` line per replica; the ports used."""
         ctx = self.r.context_tokens
         self.lines.append(ck.comment())
-        vllm = dep.device.is_gpu_like and "vllm" in dep.weights.engines
-        if not vllm and "llamacpp" not in dep.weights.engines:
+        engine = dep.serving_engine.name
+        if engine not in dep.weights.engines:
             self.lines.append(f"# no serving engine runs {dep.weights.name} weights: nothing to launch for this pool")
             return []
         used = [self.ports.take() for _ in range(replicas)]
-        if vllm:
+        if engine in ("sglang", "trtllm"):
+            self.lines += [f"# {note}" for note in (trtllm_notes(dep) if engine == "trtllm" else [])]
+            for port in used:
+                make = sglang_command if engine == "sglang" else trtllm_command
+                self.run(dep, make(dep, context_tokens=ctx, host=LOCAL_HOST, port=port, checkpoint=ck))
+        elif engine == "vllm":
             if dep.pp > 1:
                 self.lines.append(f"# {dep.pp} pipeline stages span {dep.pp} nodes: start a Ray cluster over them "
                                   "first (vLLM multi-node serving); the Kubernetes Deployment needs LeaderWorkerSet")
@@ -209,8 +216,9 @@ class _Fleet:
         self.lines += [comment, "run router 0 " + shell(cmd)]
 
     def manifests(self, dep: Deployment, ck: Checkpoint, n: int, role: str, notes: dict[str, str], *,
-                  engine: str = "vllm", unit: str = "") -> None:
-        if not (dep.device.is_gpu_like and engine in dep.weights.engines):
+                  engine: str | None = None, unit: str = "") -> None:
+        engine = engine or dep.serving_engine.name
+        if not (dep.device.is_gpu_like and engine in dep.weights.engines and engine != "llamacpp"):
             return
         name = _unique(_pool_name(dep) + ("" if role == "aggregated" else f"-{role}"), self.names)
         ann = {f"inferplan.io/{k}": str(v)

@@ -24,8 +24,10 @@ from inferplan.deploy.commands import (
     DEFAULT_PORT,
     SGLANG_IMAGE,
     SGLANG_ROUTER_VERSION,
+    TRTLLM_IMAGE,
     VLLM_IMAGE,
     sglang_command,
+    trtllm_command,
     vllm_command,
 )
 from inferplan.perf.deployment import Deployment
@@ -97,7 +99,7 @@ class Pool:
     checkpoint: Checkpoint
     context_tokens: int
     annotations: dict[str, str] = field(default_factory=dict)
-    engine: str = "vllm"  # vllm | sglang (the P/D pools: sglang-router pairs SGLang servers only)
+    engine: str = "vllm"  # vllm | sglang | trtllm (the P/D pools: sglang-router pairs SGLang servers only)
     unit: str = ""  # P/D pools: the unit's name, shared by its prefill and decode pools and its router
 
 
@@ -170,7 +172,7 @@ def _annotations(pool: Pool, node: GpuNode) -> dict[str, str]:
 
 
 def _server(pool: Pool) -> dict[str, Any]:
-    """The container's name, image, command, args and ports: vLLM, or an SGLang server of a P/D pair."""
+    """The container's name, image, command, args and ports: the pool's engine's server."""
     ports: list[dict[str, Any]] = [{"containerPort": DEFAULT_PORT, "name": "http"}]
     if pool.engine == "sglang":
         mode = None if pool.role == "aggregated" else pool.role
@@ -180,6 +182,10 @@ def _server(pool: Pool) -> dict[str, Any]:
             ports.append({"containerPort": BOOTSTRAP_PORT, "name": "bootstrap"})
         return {"name": "sglang", "image": SGLANG_IMAGE, "command": ["python3", *cmd[1:3]], "args": cmd[3:],
                 "ports": ports}
+    if pool.engine == "trtllm":
+        cmd = trtllm_command(pool.dep, context_tokens=pool.context_tokens, host="0.0.0.0", port=DEFAULT_PORT,
+                             checkpoint=pool.checkpoint)
+        return {"name": "trtllm", "image": TRTLLM_IMAGE, "command": cmd[:1], "args": cmd[1:], "ports": ports}
     cmd = vllm_command(pool.dep, context_tokens=pool.context_tokens, host="0.0.0.0", port=DEFAULT_PORT,
                        checkpoint=pool.checkpoint, kv_transfer=pool.role != "aggregated")
     return {"name": "vllm", "image": VLLM_IMAGE, "command": cmd[:2], "args": cmd[2:], "ports": ports}

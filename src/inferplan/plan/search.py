@@ -40,7 +40,7 @@ from inferplan.plan.pools import (
 from inferplan.plan.space import QualityBudget, SearchSpace, enumerate_candidates
 from inferplan.sim.slo import SLO, parse_slos
 from inferplan.sim.summary_types import Headline, Summary
-from inferplan.specs.catalog import get_model
+from inferplan.specs.catalog import get_engine, get_model
 from inferplan.store import Registry
 from inferplan.workload.presets import WorkloadSpec
 from inferplan.workload.request import Workload
@@ -51,6 +51,7 @@ class PlanRequest(WorkloadSpec):
     model: str = "llama-3.1-8b"
     slo: str = DEFAULT_SLO
     devices: tuple[str, ...] = DEFAULT_DEVICES
+    engines: tuple[str, ...] = ()  # serving engines to search (empty: each device's default engine)
     max_quality_loss_pct: float | None = 1.0
     allow_unknown_quality: bool = False
     buckets: int = 3
@@ -115,6 +116,8 @@ def plan(req: PlanRequest, *, registry: Registry | None = None,
     slos = parse_slos(req.slo)
     if not slos:
         raise InputError("the planner needs at least one SLO, e.g. --slo ttft_p90=2s,tpot_p90=100ms")
+    for name in req.engines:  # a misspelt engine fails before the workload is built
+        get_engine(name)
     wl = req.build_workload()
     buckets, bucket_of = make_buckets(wl, req.buckets)
     budget = QualityBudget(req.max_quality_loss_pct, req.allow_unknown_quality)
@@ -126,14 +129,15 @@ def plan(req: PlanRequest, *, registry: Registry | None = None,
     screened: list[tuple[Evaluated, Deployment]] = []
     mean_in, mean_out = float(wl.input_tokens.mean()), float(wl.output_tokens.mean())
     profile = DeviceProfile.load(Path(req.profile)) if req.profile else None
-    space = SearchSpace(devices=req.devices)
+    space = SearchSpace(devices=req.devices, engines=req.engines)
     candidates = enumerate_candidates(model, space, budget, context_tokens=context, profile=profile)
     for cand, dep, est in screen(candidates, mean_in, mean_out, slos):
         screened.append((Evaluated(cand, est), dep))
     screen_s = time.perf_counter() - t0
     if not screened:
         raise InputError(
-            f"{model.name} fits none of {', '.join(req.devices)} (with the allowed formats) for {context:,}-token "
+            f"{model.name} fits none of {', '.join(req.devices)} (with the allowed formats"
+            f"{' under ' + ', '.join(req.engines) if req.engines else ''}) for {context:,}-token "
             f"requests; try more devices (--devices h100-sxm,h200,b200), a larger --max-quality-loss, "
             f"or `inferplan fit {model.name} DEVICE --all-formats`"
         )

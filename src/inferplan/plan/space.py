@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 
 from inferplan.errors import InputError
-from inferplan.perf.deployment import Deployment, EngineLimits, can_serve, parallelism_label
+from inferplan.perf.deployment import Deployment, can_serve, engine_limits, parallelism_label
 from inferplan.perf.memory import max_concurrent_sequences, plan_memory
 from inferplan.perf.profile import DeviceProfile
 from inferplan.plan.defaults import DEFAULT_DEVICES
@@ -109,6 +109,7 @@ def enumerate_candidates(
         engines = (tuple(e for e in space.engines if get_engine(e).runs(dev.kind)) if space.engines
                    else (default_engine(dev).name,))
         weights, kvs = formats_for(dev, budget, engines)
+        default = default_engine(dev).name  # left unnamed on the deployment, as a user who names none
         if model.checkpoint_format:  # a quantized checkpoint is served as what it is
             weights = [w for w in weights if w.name == model.checkpoint_format]
         tps = [t for t in space.tp if tp_allowed(model, dev, t)]
@@ -120,10 +121,13 @@ def enumerate_candidates(
                 for split, engine, w, kv, seqs, tokens in axes:
                     if engine not in w.engines:
                         continue
-                    limits = EngineLimits(max_num_seqs=seqs, max_num_batched_tokens=tokens)
+                    # the engine's own defaults, with chunked prefill on where the engine has it off by
+                    # default (TensorRT-LLM): the launch files then pass its flag
+                    limits = engine_limits(get_engine(engine), {"max_num_seqs": seqs, "max_num_batched_tokens": tokens,
+                                                                "enable_chunked_prefill": True})
                     dep = Deployment(model=model, device=dev, weights=w, kv=kv, tp=tp, pp=pp, limits=limits,
                                      profile=prof, ep=split != "tp", dp_attention=split == "dp-attention",
-                                     engine=get_engine(engine))
+                                     engine=None if engine == default else get_engine(engine))
                     if not fits(dep, context_tokens):
                         continue
                     found = True
