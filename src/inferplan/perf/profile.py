@@ -27,6 +27,9 @@ class DeviceProfile(BaseModel):
 
     device: str = ""
     matmul_efficiency: float = Field(default=0.7, gt=0, le=1, description="large-matmul fraction of peak FLOP/s")
+    matmul_efficiency_by_dtype: dict[str, float] = Field(
+        default_factory=dict, description="large-matmul fraction of peak for the compute types whose kernels "
+                                          "reach a different share than the 16-bit ones (fp8: scaled GEMMs)")
     matmul_half_tokens: float = Field(
         default=16.0, ge=0, description="rows at which a matmul reaches half its large-shape efficiency"
     )
@@ -42,6 +45,9 @@ class DeviceProfile(BaseModel):
     step_overhead_s: float = Field(default=0.002, ge=0,
                                    description="per-step engine time: scheduling, launch, sampling")
     per_sequence_overhead_s: float = Field(default=2e-5, ge=0, description="per-sequence per-step host time")
+    per_layer_kernel_floor_s: float = Field(
+        default=0.0, ge=0, description="per-layer GPU time of the small kernels (norms, rotary, activation, "
+                                       "residual adds) that does not shrink with the batch")
     per_layer_overhead_s: float = Field(
         default=0.0, ge=0, description="per-layer per-step dispatch time (eager frameworks; 0 under CUDA graphs)"
     )
@@ -49,6 +55,10 @@ class DeviceProfile(BaseModel):
     device_spec: DeviceSpec | None = Field(default=None, description="the measured device, for `--device local`")
     uncertainty: dict[str, float] = Field(default_factory=dict, description="relative standard errors of the fit")
     measurements: dict[str, Any] = Field(default_factory=dict, description="raw results the fit came from")
+
+    def matmul_efficiency_of(self, dtype: str) -> float:
+        """The large-matmul efficiency of kernels computing in ``dtype``."""
+        return self.matmul_efficiency_by_dtype.get(dtype, self.matmul_efficiency)
 
     @classmethod
     def default_for(cls, device: DeviceSpec, engine: EngineSpec | None = None) -> DeviceProfile:
@@ -90,11 +100,15 @@ class DeviceProfile(BaseModel):
 # kernels reach less of peak. Host overheads are the engine's (catalog/engines.yaml).
 # `inferplan accuracy --fit` replaces these where public measurements exist
 # (catalog/profiles.yaml); `inferplan profile` replaces them for one machine.
+# The five small kernels of a layer (two RMSNorms, rotary, activation, residual add) take 13-33 us at
+# up to 16 tokens whatever the batch: median 19 us over Vidur's measured profiles of seven models on
+# A100, A40 and H100 at TP 2-8 (microsoft/vidur data/profiling/compute/*/*/mlp.csv, commit 7d47513).
+_GPU_KERNEL_FLOOR_S = 19e-6
 _DEFAULTS: dict[str, dict[str, float | str]] = {
     "datacenter-gpu": dict(matmul_efficiency=0.7, matmul_half_tokens=16, attention_efficiency=0.5,
-                           bandwidth_efficiency=0.8),
+                           bandwidth_efficiency=0.8, per_layer_kernel_floor_s=_GPU_KERNEL_FLOOR_S),
     "workstation-gpu": dict(matmul_efficiency=0.65, matmul_half_tokens=16, attention_efficiency=0.45,
-                            bandwidth_efficiency=0.8),
+                            bandwidth_efficiency=0.8, per_layer_kernel_floor_s=_GPU_KERNEL_FLOOR_S),
     "apple-soc": dict(matmul_efficiency=0.6, matmul_half_tokens=8, attention_efficiency=0.4,
                       bandwidth_efficiency=0.75),
     "edge-soc": dict(matmul_efficiency=0.5, matmul_half_tokens=8, attention_efficiency=0.35,

@@ -132,13 +132,14 @@ class StepCost:
         fast = fmt.is_fast_on(dev.kind, dev.features) and dev.has_fast(fmt.compute_dtype)
         dtype = fmt.compute_dtype if fast else fmt.fallback_dtype
         slow = 1.0 if fast else fmt.slow_path_efficiency
-        self.linear_flops_per_s = dev.peak_flops(dtype) * prof.matmul_efficiency * slow
+        matmul_eff = prof.matmul_efficiency_of(dtype)
+        self.linear_flops_per_s = dev.peak_flops(dtype) * matmul_eff * slow
         self.curve_a = prof.matmul_curve_exponent
         self.half_tokens = prof.matmul_half_tokens ** self.curve_a
         self._has_curve = bool(prof.matmul_curve)
         self._curve: tuple[np.ndarray, np.ndarray] | None = None  # (log rows, efficiency), built on first use
         if prof.matmul_curve:  # measured: efficiency relative to matmul_efficiency, interpolated in log(rows)
-            self.linear_flops_per_s /= prof.matmul_efficiency
+            self.linear_flops_per_s /= matmul_eff
         # attention runs in the activation dtype: 16-bit, or fp32 for an fp32 model
         act_dtype = "fp32" if dtype == "fp32" else "bf16"
         act_bytes = 4 if dtype == "fp32" else _ACT_BYTES
@@ -189,6 +190,7 @@ class StepCost:
         self._init_communication(dep, tp)
         # 6. host overhead and power
         self.step_overhead_s = prof.step_overhead_s + prof.per_layer_overhead_s * m.num_layers
+        self.kernel_floor_s = prof.per_layer_kernel_floor_s * m.num_layers  # GPU time, under graphs too
         self.per_seq_overhead_s = prof.per_sequence_overhead_s
         self.idle_w = dev.idle_power_w * dep.num_devices
         self.dynamic_w = (dev.peak_power_w - dev.idle_power_w) * dep.num_devices
@@ -228,7 +230,7 @@ class StepCost:
         dense = max(
             skew * tokens * self.dense_flops_per_token / flops_rate,
             (self.dense_bytes + tokens * self.act_bytes_per_token) / bw,
-        )
+        ) + self.kernel_floor_s
         experts = 0.0
         if self.expert_layers:
             p = 1.0 - (1.0 - self.top_k / self.num_experts) ** tokens  # chance a given expert is touched
