@@ -8,13 +8,14 @@ import inferplan.api as api
 def test_public_names_are_pinned() -> None:
     """Changing the public API is a decision: this list changes with it. It is what the CLI may use."""
     assert sorted(api.__all__) == sorted([
-        "AutoscaleResult", "BenchConfig", "BenchContext", "Calibration", "DEFAULT_DEVICES", "DEFAULT_FIT",
-        "DEFAULT_SLO", "Deployment", "DeviceProfile", "DeviceSpec", "EngineLimits", "FACTORS", "FitResult",
-        "InputError", "Latency", "PlanRequest", "PlanResult", "PlanRun", "Registry", "RequestRecord", "RunRecord",
-        "SimContext", "SimulationConfig", "SimulationRun", "Summary", "base_for", "build_deployment", "calibrate",
-        "compare_runs", "device_catalog", "fit", "fit_all_formats", "fit_profile", "fit_to_bench", "from_llama_bench",
-        "from_validate_summary", "headline_error", "implausible", "kv_format_catalog", "local_profile_path",
-        "measure", "model_catalog", "plan", "resolve_deployment", "router_attainment", "run_bench", "run_plan",
+        "AccuracyRun", "AutoscaleResult", "BenchConfig", "BenchContext", "Calibration", "DEFAULT_DEVICES",
+        "DEFAULT_FIT", "DEFAULT_SLO", "Deployment", "DeviceProfile", "DeviceSpec", "EngineLimits", "ErrorGroup",
+        "FACTORS", "FitResult", "InputError", "Latency", "PlanRequest", "PlanResult", "PlanRun", "Registry",
+        "RequestRecord", "RunRecord", "SimContext", "SimulationConfig", "SimulationRun", "Summary", "base_for",
+        "build_deployment", "calibrate", "compare_runs", "device_catalog", "engine_catalog", "fit",
+        "fit_all_formats", "fit_profile", "fit_to_bench", "from_llama_bench", "from_validate_summary",
+        "headline_error", "implausible", "kv_format_catalog", "local_profile_path", "measure", "model_catalog",
+        "plan", "resolve_deployment", "router_attainment", "run_accuracy", "run_bench", "run_plan",
         "run_simulation", "run_validate", "simulate_config", "weight_format_catalog", "write_compare_report",
     ])
     assert all(hasattr(api, name) for name in api.__all__)

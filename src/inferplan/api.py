@@ -10,6 +10,8 @@ from inferplan.plan.defaults import DEFAULT_DEVICES, DEFAULT_SLO
 
 if TYPE_CHECKING:
     from inferplan.deploy.fleet_files import router_attainment
+    from inferplan.measure.accuracy import ErrorGroup
+    from inferplan.measure.accuracy_run import AccuracyRun, run_accuracy
     from inferplan.measure.calibrate import (
         DEFAULT_FIT,
         FACTORS,
@@ -57,6 +59,8 @@ if TYPE_CHECKING:
 _LAZY = {name: module for module, names in {
     "inferplan.perf.deployment": ("Deployment", "EngineLimits"),
     "inferplan.perf.fit": ("FitResult", "fit", "fit_all_formats"),
+    "inferplan.measure.accuracy": ("ErrorGroup",),
+    "inferplan.measure.accuracy_run": ("AccuracyRun", "run_accuracy"),
     "inferplan.perf.profile": ("DeviceProfile",),
     "inferplan.perf.resolve": ("resolve_deployment", "build_deployment"),
     "inferplan.specs.catalog": ("device_catalog", "engine_catalog", "kv_format_catalog", "local_profile_path",
@@ -118,6 +122,9 @@ __all__ = [
     "compare_runs",
     "device_catalog",
     "engine_catalog",
+    "run_accuracy",
+    "AccuracyRun",
+    "ErrorGroup",
     "fit",
     "fit_all_formats",
     "fit_profile",

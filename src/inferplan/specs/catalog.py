@@ -85,7 +85,7 @@ def catalog_yaml(name: str) -> dict[str, Any]:
 
 def catalog_path(name: str) -> Path:
     """Where a bundled catalog file lives (``inferplan accuracy --fit`` rewrites the fitted ones)."""
-    return _CATALOG / name
+    return Path(str(_CATALOG / name))
 
 
 @cache

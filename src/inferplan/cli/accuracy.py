@@ -1,0 +1,62 @@
+"""CLI verb `accuracy`: the shipped profiles against every public measurement the project carries."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from inferplan.cli import options
+from inferplan.cli.app import app
+from inferplan.cli.output import check_out_dir, emit_json, interrupted, out, print_table
+
+if TYPE_CHECKING:
+    from inferplan.api import ErrorGroup
+
+ACCURACY_EPILOG = (
+    "Examples:\n\n"
+    "  inferplan accuracy\n\n"
+    "  inferplan accuracy --measurements ../shared/data/measurements --json\n\n"
+    "  inferplan accuracy --fit --measurements ../shared/data/measurements   # rewrite the shipped fits"
+)
+
+
+@app.command("accuracy", epilog=ACCURACY_EPILOG)
+def accuracy_cmd(
+    measurements: Annotated[Path | None, typer.Option(
+        help="a folder holding vidur/profiling/network (Vidur's all-reduce profiles) to check and fit collectives")]
+    = None,
+    fit: Annotated[bool, typer.Option("--fit", help="refit the shipped profiles (catalog/profiles.yaml, and "
+                                                    "catalog/collectives.yaml with --measurements); minutes")] = False,
+    out_dir: options.OutDir = Path("inferplan-runs"),
+    as_json: options.Json = False,
+) -> None:
+    """Replay the carried measurements (offline throughput, online TTFT/ITL, all-reduces) and print the
+    median error per dataset, device, engine and phase, with which figures the fit saw."""
+    from inferplan.api import run_accuracy
+
+    folder = check_out_dir(out_dir)
+    say = (lambda _msg: None) if as_json else (lambda msg: out.print(msg, markup=False))
+    with interrupted(lambda: "the replay stopped; nothing was written"):
+        run = run_accuracy(folder, measurements=measurements, refit=fit, progress=say)
+    if as_json:
+        emit_json({"groups": [g.to_json() for g in run.groups], "fitted": list(run.fitted),
+                   "report": str(run.report_path)})
+        return
+    for line in run.fitted:
+        out.print(f"wrote {line}", markup=False)
+    _print_groups(run.groups)
+    out.print(f"report: {run.report_path}")
+
+
+def _print_groups(groups: list[ErrorGroup]) -> None:
+    from rich.table import Table
+
+    t = Table(title="prediction error against published measurements (|error| median, signed median, worst)")
+    for col in ("dataset", "device", "engine", "phase", "rows", "median |err|", "median err", "worst", "in fit"):
+        t.add_column(col)
+    for g in groups:
+        t.add_row(g.dataset, g.device, g.engine, g.phase, str(g.count), f"{g.median_abs_pct:.1f}%",
+                  f"{g.median_signed_pct:+.1f}%", f"{g.max_abs_pct:.0f}%", g.in_fit)
+    print_table(t)
