@@ -1,0 +1,154 @@
+"""Catalog breadth: newer models, datacenter devices and FP4 weight formats, each checked against its source."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from inferplan.api import build_deployment
+from inferplan.errors import InputError
+from inferplan.specs.catalog import get_device, get_model, get_weight_format
+
+# (model, published total, source). Totals as printed on the model card / Hugging Face page (the parameter
+# count shown beside the safetensors files), or the model card's "Number of Parameters" line.
+PUBLISHED_TOTAL = [
+    ("llama-3.3-70b", 70.6e9, "HF meta-llama/Llama-3.3-70B-Instruct: 70.6B params"),
+    ("qwen3-235b-a22b", 235e9, "Qwen/Qwen3-235B-A22B card: 235B in total"),
+    ("qwen3-coder-30b-a3b", 30.5e9, "Qwen/Qwen3-Coder-30B-A3B-Instruct card: 30.5B in total"),
+    ("mistral-small-24b", 23.6e9, "HF mistralai/Mistral-Small-24B-Instruct-2501: 23.6B params"),
+    ("phi-4", 14.7e9, "HF microsoft/phi-4: 14.7B params"),
+    ("deepseek-r1-distill-llama-8b", 8.03e9, "HF deepseek-ai/DeepSeek-R1-Distill-Llama-8B: 8.03B params"),
+    ("deepseek-r1-distill-qwen-32b", 32.8e9, "HF deepseek-ai/DeepSeek-R1-Distill-Qwen-32B: 32.8B params"),
+]
+TOLERANCE = 0.02  # published figures carry two or three significant digits
+
+
+@pytest.mark.parametrize(("name", "published", "source"), PUBLISHED_TOTAL)
+def test_new_model_totals_match_published(name: str, published: float, source: str) -> None:
+    """Computed total parameters are within 2% of the published figure."""
+    got = get_model(name).params_total
+    assert abs(got - published) / published < TOLERANCE, f"{name}: {got / 1e9:.3f}B vs {source}"
+
+
+# Qwen counts active parameters with both embedding tables (as params_active does): 22.19B and 3.35B computed.
+PUBLISHED_ACTIVE = [
+    ("qwen3-235b-a22b", 22e9, "Qwen/Qwen3-235B-A22B card: 22B activated"),
+    ("qwen3-coder-30b-a3b", 3.3e9, "Qwen/Qwen3-Coder-30B-A3B-Instruct card: 3.3B activated"),
+]
+
+
+@pytest.mark.parametrize(("name", "published", "source"), PUBLISHED_ACTIVE)
+def test_new_moe_active_parameters_match_published(name: str, published: float, source: str) -> None:
+    """MoE active parameters per token are within 2% of the model card's figure."""
+    m = get_model(name)
+    assert m.is_moe
+    assert abs(m.params_active - published) / published < TOLERANCE, f"{name}: {m.params_active / 1e9:.3f}B vs {source}"
+
+
+# Gemma 3 technical report (arXiv:2503.19786), Table 1: non-embedding parameters of the text decoder.
+GEMMA3_NON_EMBEDDING = [("gemma-3-4b", 3_209e6), ("gemma-3-27b", 25_600e6)]
+
+
+@pytest.mark.parametrize(("name", "published"), GEMMA3_NON_EMBEDDING)
+def test_gemma3_non_embedding_matches_technical_report(name: str, published: float) -> None:
+    """Gemma 3 4B / 27B text decoders: 3,209M / 25,600M non-embedding parameters (tech report Table 1)."""
+    got = get_model(name).params_non_embedding
+    assert abs(got - published) / published < 0.001, f"{name}: {got / 1e6:.0f}M vs {published / 1e6:.0f}M"
+
+
+def test_gemma3_27b_keeps_five_local_layers_per_global() -> None:
+    """Gemma 3 27B: 62 layers, every sixth global (10 full, 52 sliding with a 1,024-token window)."""
+    m = get_model("gemma-3-27b")
+    assert (m.num_layers, m.num_full_layers, m.sliding_window) == (62, 10, 1024)
+
+
+# Datasheet facts: (device, memory GiB, bandwidth GB/s, dense bf16 TFLOPS, peak power W, max devices per node).
+DATASHEET = [
+    ("gh200", 95, 4000, 989.4, 1000, 1),  # GH200 datasheet, 96 GB HBM3 variant
+    ("gb200", 185, 8000, 2500, 1200, 72),  # GB200 NVL72 rack totals / 72, sparsity removed
+    ("rtx-pro-6000-blackwell", 95, 1597, 500, 600, 8),  # RTX PRO 6000 Blackwell Server Edition
+    ("l40", 45, 864, 181, 300, 8),  # L40 datasheet: 181.05 dense 16-bit
+    ("a40", 45, 696, 149.7, 300, 8),  # A40 datasheet
+    ("a30", 24, 933, 165, 165, 8),  # A30 datasheet
+    ("a100-pcie-40gb", 40, 1555, 312, 250, 8),  # A100 datasheet, PCIe 40GB
+    ("a100-pcie-80gb", 80, 1935, 312, 300, 8),  # A100 datasheet, PCIe 80GB
+    ("v100-sxm2-32gb", 32, 900, 125, 300, 8),  # V100 datasheet: fp16 tensor only (bf16 falls back)
+    ("mi250x", 64, 1638.4, 191.5, 280, 8),  # MI250X module figures / 2 GCDs
+    ("mi325x", 256, 6000, 1307.4, 1000, 8),  # MI325X product page
+    ("mi355x", 288, 8000, 2516.6, 1400, 8),  # MI355X product page
+    ("gaudi3", 128, 3670, 1835, 900, 8),  # Gaudi 3, Hot Chips 2024
+]
+
+
+@pytest.mark.parametrize(("name", "mem", "bw", "bf16", "power", "per_node"), DATASHEET)
+def test_new_device_datasheet_numbers(name: str, mem: float, bw: float, bf16: float, power: float,
+                                      per_node: int) -> None:
+    """Each new device loads with its datasheet memory, bandwidth, dense bf16 peak, power and node size."""
+    d = get_device(name)
+    assert d.source and d.kind == "datacenter-gpu"
+    assert (d.memory_gib, d.memory_bw_gb_s, d.peak_power_w, d.max_devices_per_node) == (mem, bw, power, per_node)
+    assert d.peak_flops("bf16") == pytest.approx(bf16 * 1e12)
+    assert d.price_per_hour_usd is None or (d.price_date and d.price_source)
+
+
+def test_fp8_and_fp4_peaks_of_new_devices() -> None:
+    """Dense FP8 and FP4 peaks: FP8 twice BF16 where the device has FP8; FP4 twice FP8 on FP4 hardware."""
+    assert get_device("gb200").peak_flops("fp4") == pytest.approx(10_000e12)
+    assert get_device("b200").peak_flops("fp4") == pytest.approx(9_000e12)
+    assert get_device("mi355x").peak_flops("fp4") == pytest.approx(10_066.3e12)
+    assert get_device("gaudi3").peak_flops("fp8") == pytest.approx(1_835e12)  # Gaudi 3 MME: FP8 = BF16 rate
+    assert not get_device("v100").has_fast("bf16") and not get_device("mi250x").has_fast("fp8")
+
+
+def test_fp4_features_only_on_fp4_hardware() -> None:
+    """Blackwell has NVFP4 and MXFP4 kernels; MI355X only MXFP4; Hopper neither."""
+    for name in ("b200", "gb200", "rtx-pro-6000-blackwell", "rtx-5090"):
+        assert {"nvfp4", "mxfp4"} <= set(get_device(name).features), name
+    assert "mxfp4" in get_device("mi355x").features and "nvfp4" not in get_device("mi355x").features
+    for name in ("h100-sxm", "h200", "gh200", "mi300x", "a100-80gb"):
+        assert not {"nvfp4", "mxfp4"} & set(get_device(name).features), name
+
+
+def test_fp4_formats_bits_and_alias() -> None:
+    """NVFP4: 4 + 8/16 bits (E4M3 scale per 16); MXFP4: 4 + 8/32 (E8M0 scale per 32); 'fp4' names NVFP4."""
+    nv, mx = get_weight_format("nvfp4"), get_weight_format("mxfp4")
+    assert nv.bits_per_weight == 4 + 8 / 16 and mx.bits_per_weight == 4 + 8 / 32
+    assert get_weight_format("fp4").name == "nvfp4"
+    assert nv.requires == ("nvfp4",) and nv.quality is not None and nv.quality.source
+    assert mx.quality is not None and mx.quality.source
+    assert {"vllm", "sglang", "trtllm"} <= set(nv.engines) and {"vllm", "sglang", "trtllm"} <= set(mx.engines)
+
+
+def test_nvfp4_refused_on_h100() -> None:
+    """H100 has no FP4 tensor cores: asking for NVFP4 weights there is a clear input error."""
+    with pytest.raises(InputError, match="nvfp4.*h100-sxm"):
+        build_deployment("llama-3.1-8b", "h100-sxm", weights="nvfp4")
+
+
+def test_nvfp4_accepted_on_b200_and_smaller_than_fp8() -> None:
+    """B200 runs NVFP4 on its FP4 tensor cores: the deployment builds, with 4.5-bit weights."""
+    dep = build_deployment("llama-3.1-8b", "b200", weights="nvfp4")
+    assert dep.weights.name == "nvfp4"
+    assert dep.weights.is_fast_on(dep.device.kind, dep.device.features)
+    fp8 = build_deployment("llama-3.1-8b", "b200", weights="fp8")
+    assert dep.weights.bytes_per_weight < fp8.weights.bytes_per_weight
+
+
+def test_mxfp4_runs_without_fp4_hardware() -> None:
+    """gpt-oss's MXFP4 runs weight-only on Hopper (no requires), but only Blackwell/MI355X count as fast."""
+    h100 = build_deployment("gpt-oss-20b", "h100-sxm", weights="mxfp4")
+    assert not h100.weights.is_fast_on(h100.device.kind, h100.device.features)
+    mi355x = build_deployment("gpt-oss-20b", "mi355x", weights="mxfp4")
+    assert mi355x.weights.is_fast_on(mi355x.device.kind, mi355x.device.features)
+
+
+def test_cli_fit_nvfp4_on_b200() -> None:
+    """`inferplan fit llama-3.1-8b b200 --weights nvfp4 --json` succeeds and reports the format."""
+    out = subprocess.run([sys.executable, "-m", "inferplan.cli", "fit", "llama-3.1-8b", "b200", "--weights", "nvfp4",
+                          "--json"], capture_output=True, text=True, check=False, timeout=120)
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["weights_format"] == "nvfp4" and doc["fits"]
