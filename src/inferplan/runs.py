@@ -18,6 +18,7 @@ from inferplan.measure.bench_records import bench_summary, write_bench_records
 from inferplan.measure.request_record import Api, Endpoint, RequestRecord
 from inferplan.perf.deployment import Deployment
 from inferplan.perf.fit import speed_range_pct
+from inferplan.perf.ranges import spread_for
 from inferplan.perf.resolve import resolve_deployment
 from inferplan.plan.search import PlanRequest, PlanResult, plan
 from inferplan.report.bench_report import write_bench_report
@@ -114,9 +115,24 @@ def simulate_config(cfg: SimulationConfig, *, progress: Progress | None = None) 
     if prefill:
         deployment = (f"prefill {cfg.prefill_replicas}x [{prefill[0].describe()}] + "
                       f"decode {cfg.replicas}x [{deployment}]")
+    summary = summarize(res, slos)
+    ranges, basis = latency_ranges(summary, dep.device.kind)
     context = SimContext(workload=wl.describe(), deployment=deployment, prefill_replicas=cfg.prefill_replicas,
-                         step_time_range_pct=speed_range_pct(dep))
-    return res, replace(summarize(res, slos), context=context)
+                         step_time_range_pct=speed_range_pct(dep), ranges=ranges, range_basis=basis)
+    return res, replace(summary, context=context)
+
+
+def latency_ranges(summary: Summary, kind: str) -> tuple[dict[str, tuple[float, float]], str]:
+    """10-90% ranges of the median TTFT, TPOT, ITL and E2E from the residuals of ``kind`` (perf/ranges.py)."""
+    ranges: dict[str, tuple[float, float]] = {}
+    counts = []
+    for metric in ("ttft", "tpot", "itl", "e2e"):
+        spread, value = spread_for(kind, metric), getattr(summary, f"{metric}_s").p50
+        if spread is not None and value is not None:
+            ranges[f"{metric}_p50"] = spread.truth_range(value)
+            counts.append(f"{metric} {spread.count}")
+    basis = f"{kind} calibration residuals ({', '.join(counts)} measurements)" if ranges else ""
+    return ranges, basis
 
 
 def run_simulation(

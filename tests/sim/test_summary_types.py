@@ -28,7 +28,7 @@ COMMON = ["num_requests", "num_finished", "num_rejected", "rejected_by_reason", 
 SIM_ONLY = ["num_preemptions", "prefix_cache_hit_tokens", "cost_per_hour", "cost_per_million_output_tokens",
             "energy_j", "energy_j_per_output_token", "utilization", "num_replicas", "num_steps", "policy", "router",
             "overload"]
-SIM_RUN = ["workload", "deployment", "prefill_replicas", "step_time_range_pct"]
+SIM_RUN = ["workload", "deployment", "prefill_replicas", "step_time_range_pct", "ranges", "range_basis"]
 BENCH_RUN = ["workload", "endpoint", "model", "ignore_eos", "notes"]
 SLOS = parse_slos("ttft_p90=1s,tpot_p90=50ms")
 
@@ -123,7 +123,8 @@ def test_a_bench_summary_reads_back_equal() -> None:
 
 
 def test_older_runs_read_back_without_the_keys_added_since(sim: Summary) -> None:
-    old = {k: v for k, v in sim.to_json().items() if k not in ("overload", "prefill_replicas", "step_time_range_pct")}
+    old = {k: v for k, v in sim.to_json().items()
+           if k not in ("overload", "prefill_replicas", "step_time_range_pct", "ranges", "range_basis")}
     back = Summary.from_json(old | {"wall_s": 1.5}, "run sim-old")  # a registry row's own key is ignored
     assert back.sim is not None and back.sim.overload is None
     assert isinstance(back.context, SimContext) and back.context.prefill_replicas == 0

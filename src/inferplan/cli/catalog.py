@@ -105,19 +105,25 @@ def _print_fit(r: FitResult, arch: str) -> None:
     band = r.speed_range_pct
     if band is not None:
         speed.add_column("range (calibrated, 1 s.d.)", justify="right")
+    if r.ranges:
+        speed.add_column("likely range (residuals, 10-90%)", justify="right")
 
-    def row(name: str, value: float, fmt: str) -> None:
-        cells = [name, fmt.format(value)]
+    def row(name: str, value: float, fmt: str, key: str = "", scale: float = 1.0) -> None:
+        cells = [name, fmt.format(value * scale)]
         if band is not None:
             lo, hi = value / (1 + band / 100), value * (1 + band / 100)
-            cells.append(f"{fmt.format(lo)} - {fmt.format(hi)}")
+            cells.append(f"{fmt.format(lo * scale)} - {fmt.format(hi * scale)}")
+        if r.ranges:
+            span = r.ranges.get(key)
+            cells.append(f"{fmt.format(span[0] * scale)} - {fmt.format(span[1] * scale)}" if span else "-")
         speed.add_row(*cells)
 
     row(f"prefill throughput ({r.prompt_tokens:,}-token prompt)", r.prefill_tokens_per_s, "{:,.0f} tok/s")
-    row("TTFT (prompt alone)", r.ttft_s * 1e3, "{:,.1f} ms")
-    row("decode, batch 1", r.decode_tokens_per_s_batch1, "{:,.1f} tok/s")
+    row("TTFT (prompt alone)", r.ttft_s, "{:,.1f} ms", "ttft_s", 1e3)
+    row("decode, batch 1", r.decode_tokens_per_s_batch1, "{:,.1f} tok/s", "decode_tokens_per_s_batch1")
     if r.decode_batch_max > 1:
-        row(f"decode, batch {r.decode_batch_max:,}", r.decode_tokens_per_s_batch_max, "{:,.0f} tok/s")
+        row(f"decode, batch {r.decode_batch_max:,}", r.decode_tokens_per_s_batch_max, "{:,.0f} tok/s",
+            "decode_tokens_per_s_batch_max")
     print_table(speed)
     if r.quality_loss_pct is None:
         out.print(f"quality effect of {r.weights_format}: unknown (no trustworthy measurement in the catalog)")

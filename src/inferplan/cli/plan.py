@@ -22,7 +22,8 @@ EPILOG = (
     "  inferplan plan llama-3.1-70b --workload ../shared/data/traces/azure_llm_2023_conv.csv --rate-scale 4 "
     "--slo ttft_p90=2s,tpot_p90=80ms --devices h100-sxm,a100-80gb,l40s,l4 --max-quality-loss 1\n\n"
     "  inferplan plan qwen3-32b --workload chat --rate 40 --slo ttft_p99=1.5s,tpot_p90=60ms --json --out plans\n\n"
-    "  inferplan plan llama-3.1-8b --workload diurnal-chat --autoscale --window 15m"
+    "  inferplan plan llama-3.1-8b --workload diurnal-chat --autoscale --window 15m\n\n"
+    "  inferplan plan llama-3.1-70b --devices h100-sxm,h200 --engine vllm,trtllm --confidence 0.9"
 )
 
 
@@ -55,6 +56,9 @@ def plan_cmd(
     scale_down_delay: Annotated[str, typer.Option(help="keep a replica this long after it is no longer needed")] = "5m",
     profile: Annotated[Path | None, typer.Option(help="device profile (from `inferplan profile` or `calibrate`) "
                                                  "for the device it names")] = None,
+    confidence: Annotated[float | None, typer.Option(
+        help="plan each SLO to hold with this probability under the model's calibration residuals "
+             "(e.g. 0.9; `inferplan accuracy`)")] = None,
     as_json: options.Json = False,
 ) -> None:
     """Find the cheapest fleet that meets the SLOs for MODEL under a workload, verified by simulation."""
@@ -70,7 +74,7 @@ def plan_cmd(
                       buckets=buckets, executor=executor, disaggregation=disaggregation,
                       autoscale_window_s=parse_duration(window, "--window") if autoscale else None,
                       scale_down_delay_s=parse_duration(scale_down_delay, "--scale-down-delay"),
-                      profile=str(profile) if profile else None)
+                      profile=str(profile) if profile else None, confidence=confidence)
     folder = check_out_dir(out_dir)
     reg = Registry(registry)
     if not as_json:
@@ -98,7 +102,9 @@ def print_targets(req: PlanRequest) -> None:
         else " (formats of unknown effect excluded)")
     out.print(f"planning {req.model} for workload {req.workload} at {rate}; SLOs {req.slo}; {quality}; "
               f"devices {', '.join(req.devices)}; engines {', '.join(req.engines) or 'each device default'}; "
-              f"disaggregation {req.disaggregation}", soft_wrap=True)
+              f"disaggregation {req.disaggregation}"
+              + (f"; each SLO planned to hold with probability {req.confidence:g}" if req.confidence else ""),
+              soft_wrap=True)
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -126,6 +132,13 @@ def print_plan(r: PlanResult, doc: dict[str, Any]) -> None:
     out.print(f"{verdict} by simulating all {s.num_requests:,} requests ({wl['name']}, {wl['mean_rate_per_s']:g} "
               f"req/s): TTFT p90 {_ms(s.ttft_s.p90, '{:,.0f}')} ms, TPOT p90 {_ms(s.tpot_s.p90, '{:,.1f}')} ms, "
               f"SLO attainment {s.slo_attainment:.1%}")
+    for margin in r.margins:
+        chance = ("no residuals to say how likely" if margin.probability is None
+                  else f"holds with probability {margin.probability:.2f}")
+        out.print(f"  {margin.slo}: simulated {margin.predicted_s * 1e3:,.1f} ms, margin {margin.margin_pct:.0f}%; "
+                  f"{chance} ({margin.basis})", soft_wrap=True)
+    for line in r.planned_for:
+        out.print(f"  planned for: {line}", soft_wrap=True)
     out.print(f"why this fleet: {why_chosen(r)}", soft_wrap=True)
     if len(r.router_results) > 1:
         out.print(f"router: {r.router} (SLO attainment by router: {router_attainment(r.router_results)})")

@@ -49,6 +49,10 @@ def print_summary(s: Summary, title: str | None = None) -> None:
             out.print(f"{what}: " + ", ".join(f"{k}: {v}" for k, v in reasons.items()))
     if s.sim and s.sim.overload:
         out.print(f"[yellow]warning[/]: {s.sim.overload}")
+    if isinstance(s.context, SimContext) and s.context.ranges:
+        spans = ", ".join(f"{k.replace('_p50', '').upper()} p50 {ms(lo)}-{ms(hi)} ms"
+                          for k, (lo, hi) in s.context.ranges.items())
+        out.print(f"likely ranges (10-90%, from {s.context.range_basis}): {spans}", soft_wrap=True)
     band = s.context.step_time_range_pct if isinstance(s.context, SimContext) else None
     if band is not None:
         out.print(f"calibrated profile: step times are uncertain by +-{band:.0f}% (1 s.d.); latencies scale with them "

@@ -257,3 +257,24 @@ def error_groups(cases: Iterable[Case]) -> list[ErrorGroup]:
                               round(float(np.median(err)), 1), round(float(np.max(np.abs(err))), 1),
                               cs[0].in_fit))
     return out
+
+
+RESIDUAL_LEVELS = tuple(round(float(x), 2) for x in np.linspace(0.0, 1.0, 21))
+
+
+def residual_quantiles(cases: Iterable[Case]) -> dict[str, dict[str, dict[str, object]]]:
+    """Quantiles of the signed error per device kind and phase (GPU datasets only: all-reduces are a
+    component, not a figure a user reads), as ``perf/ranges.py`` reads them."""
+    from inferplan.specs.catalog import device_catalog  # noqa: PLC0415
+
+    grouped: dict[str, dict[str, list[float]]] = {}
+    for c in cases:
+        if c.dataset == "vidur-allreduce" or c.device not in device_catalog():
+            continue
+        kind = device_catalog()[c.device].kind
+        grouped.setdefault(kind, {}).setdefault(c.phase, []).append(c.error)
+    return {kind: {phase: {"levels": list(RESIDUAL_LEVELS),
+                           "errors": [round(float(q), 4) for q in np.quantile(errs, RESIDUAL_LEVELS)],
+                           "count": len(errs)}
+                   for phase, errs in sorted(phases.items())}
+            for kind, phases in sorted(grouped.items())}

@@ -24,7 +24,16 @@ import numpy as np
 import yaml
 
 from inferplan.fileio import write_text_atomic
-from inferplan.measure.accuracy import HOLDOUT_DEVICES, ErrorGroup, all_cases, data_file, error_groups, offline_cases
+from inferplan.measure.accuracy import (
+    HOLDOUT_DEVICES,
+    Case,
+    ErrorGroup,
+    all_cases,
+    data_file,
+    error_groups,
+    offline_cases,
+    residual_quantiles,
+)
 from inferplan.measure.collectives_fit import collectives_yaml, fit_nccl, read_allreduce_points
 from inferplan.perf.deployment import Deployment
 from inferplan.perf.profile import DeviceProfile
@@ -128,10 +137,29 @@ def run_accuracy(out_dir: Path, *, measurements: Path | None = None, refit: bool
         fitted.append(f"{write_profiles(result)}: {result.values} (median error {result.median_error_pct}% over "
                       f"{result.rows} rows)")
         _clear_catalog_caches()
-    groups = error_groups(all_cases(measurements, progress=say))
+    cases = all_cases(measurements, progress=say)
+    if refit:  # the spread of the refitted profiles' errors: the ranges every prediction carries
+        fitted.append(write_residuals(cases))
+    groups = error_groups(cases)
     report = out_dir / "accuracy.json"
     write_text_atomic(report, json.dumps([g.to_json() for g in groups], indent=2) + "\n")
     return AccuracyRun(groups, report, tuple(fitted))
+
+
+def write_residuals(cases: list[Case]) -> str:
+    """catalog/residuals.yaml: the signed-error quantiles per device kind and phase (perf/ranges.py)."""
+    table = residual_quantiles(cases)
+    used = sum(int(p["count"]) for phases in table.values() for p in phases.values())  # type: ignore[call-overload]
+    body = {"source": f"`inferplan accuracy --fit`: signed errors of {used} replayed public measurements "
+                      "(measure/data/README.md), predicted / measured - 1", "residuals": table}
+    text = ("# Calibration residuals by device kind and phase; do not edit by hand (`inferplan accuracy --fit`).\n"
+            + yaml.safe_dump(body, sort_keys=False, width=110, default_flow_style=None))
+    path = catalog_path("residuals.yaml")
+    write_text_atomic(path, text)
+    from inferplan.perf.ranges import clear_cache  # noqa: PLC0415
+
+    clear_cache()
+    return f"{path}: residuals of {sum(len(p) for p in table.values())} device-kind phases"
 
 
 def _clear_catalog_caches() -> None:

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field, replace
 from inferplan.errors import InputError
 from inferplan.perf.deployment import Deployment, can_serve, divisors
 from inferplan.perf.memory import MemoryPlan, max_concurrent_sequences, max_context, plan_memory
+from inferplan.perf.ranges import spread_for
 from inferplan.perf.step_cost import StepCost
 from inferplan.specs.catalog import weight_format_catalog
 
@@ -47,12 +48,27 @@ class FitResult:
     quality_source: str | None
     parallelism: str = ""  # TP4, TP4+EP4, DP4-attention+EP4, TP2xPP2
     speed_range_pct: float | None = None  # +- band of the speed figures (1 s.d.) from a calibrated profile
+    # 10-90% ranges the device kind's calibration residuals imply, by field name (perf/ranges.py)
+    ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
     suggestions: tuple[str, ...] = field(default=())
 
     def to_dict(self) -> dict[str, object]:
         d = asdict(self)
         d["suggestions"] = list(self.suggestions)
         return d
+
+
+def residual_ranges(kind: str, *, ttft_s: float, batch1: float, batch_max: float) -> dict[str, tuple[float, float]]:
+    """TTFT from the TTFT residuals, batch-1 decode from the ITL ones (tokens/s is 1 / ITL, so the truth is
+    ``predicted x (1 + e)``), batch-max decode from the offline throughput ones."""
+    out: dict[str, tuple[float, float]] = {}
+    if (s := spread_for(kind, "ttft")) is not None:
+        out["ttft_s"] = s.truth_range(ttft_s)
+    if (s := spread_for(kind, "itl")) is not None:
+        out["decode_tokens_per_s_batch1"] = (batch1 * (1 + s.error_at(0.1)), batch1 * (1 + s.error_at(0.9)))
+    if (s := spread_for(kind, "throughput")) is not None:
+        out["decode_tokens_per_s_batch_max"] = s.truth_range(batch_max)
+    return out
 
 
 def speed_range_pct(dep: Deployment) -> float | None:
@@ -112,6 +128,7 @@ def fit(dep: Deployment, *, context: int, prompt_tokens: int | None = None, batc
         quality_loss_pct=dep.weights.quality_loss_pct(),
         quality_source=dep.weights.quality.source if dep.weights.quality else None,
         speed_range_pct=speed_range_pct(dep),
+        ranges=residual_ranges(dep.device.kind, ttft_s=ttft, batch1=1.0 / t1, batch_max=max(b_max, 1) / tb),
     )
     if not fits_ctx:
         result = replace(result, suggestions=tuple(suggest(dep, mem, context)))

@@ -30,6 +30,7 @@ from inferplan.plan.capacity import Bucket, CapacityJob
 from inferplan.plan.defaults import DEFAULT_DEVICES, DEFAULT_SLO
 from inferplan.plan.executors import run_all
 from inferplan.plan.fleet import Fleet, solve_fleet
+from inferplan.plan.margins import SloMargin, slo_margins, tightened
 from inferplan.plan.pools import (
     Evaluated,
     ReplicaType,
@@ -40,7 +41,7 @@ from inferplan.plan.pools import (
 from inferplan.plan.space import QualityBudget, SearchSpace, enumerate_candidates
 from inferplan.sim.slo import SLO, parse_slos
 from inferplan.sim.summary_types import Headline, Summary
-from inferplan.specs.catalog import get_engine, get_model
+from inferplan.specs.catalog import get_device, get_engine, get_model
 from inferplan.store import Registry
 from inferplan.workload.presets import WorkloadSpec
 from inferplan.workload.request import Workload
@@ -62,6 +63,7 @@ class PlanRequest(WorkloadSpec):
     autoscale_window_s: float | None = None  # set: also plan replicas per window for time-varying load
     scale_down_delay_s: float = 300.0
     profile: str | None = None  # a DeviceProfile file for the device it names (from profile/calibrate)
+    confidence: float | None = None  # plan each SLO to hold with this probability under the residuals
 
 
 @dataclass(kw_only=True)
@@ -91,6 +93,8 @@ class PlanResult:
     mode_fleets: dict[str, list[str]] = field(default_factory=dict)  # each mode's fleet: "N x type" per type
     autoscale: AutoscaleResult | None = None
     autoscale_config: str = ""
+    margins: list[SloMargin] = field(default_factory=list)  # each SLO asked for: room left and P(it holds)
+    planned_for: list[str] = field(default_factory=list)  # --confidence: what each SLO was planned as
     context_tokens: int = 8192  # p99 request length the configurations were sized for
 
 
@@ -113,11 +117,7 @@ def plan(req: PlanRequest, *, registry: Registry | None = None,
          progress: Callable[[str], None] | None = None) -> PlanResult:
     say = progress or (lambda _msg: None)
     model = get_model(req.model)
-    slos = parse_slos(req.slo)
-    if not slos:
-        raise InputError("the planner needs at least one SLO, e.g. --slo ttft_p90=2s,tpot_p90=100ms")
-    for name in req.engines:  # a misspelt engine fails before the workload is built
-        get_engine(name)
+    asked, slos, planned_for = _objectives(req)
     wl = req.build_workload()
     buckets, bucket_of = make_buckets(wl, req.buckets)
     budget = QualityBudget(req.max_quality_loss_pct, req.allow_unknown_quality)
@@ -180,13 +180,30 @@ def plan(req: PlanRequest, *, registry: Registry | None = None,
                         mode=chosen.mode,
                         mode_costs={o.mode: o.fleet.cost_per_hour for o in outcomes},
                         mode_verified={o.mode: o.verified for o in outcomes},
-                        mode_fleets={o.mode: o.describe_fleet() for o in outcomes}, context_tokens=context)
+                        mode_fleets={o.mode: o.describe_fleet() for o in outcomes}, context_tokens=context,
+                        planned_for=planned_for)
+    fleet_kinds = [t.dep.device.kind for t, n in zip(chosen.types, chosen.fleet.replicas, strict=True) if n]
+    result.margins = slo_margins(chosen.summary, asked, fleet_kinds)
     if req.autoscale_window_s:
         say("planning replicas per window (autoscaling)")
         if chosen.mode != "aggregated":
             raise InputError("--autoscale plans aggregated replicas; use it with --disaggregation off")
         result.autoscale, result.autoscale_config = _autoscale(req, wl, slos, result, bucket_of)
     return result
+
+
+def _objectives(req: PlanRequest) -> tuple[tuple[SLO, ...], tuple[SLO, ...], list[str]]:
+    """(the SLOs asked for, the SLOs to plan for, how --confidence changed them), with the request's names
+    checked before the workload is built."""
+    asked = parse_slos(req.slo)
+    if not asked:
+        raise InputError("the planner needs at least one SLO, e.g. --slo ttft_p90=2s,tpot_p90=100ms")
+    for name in req.engines:
+        get_engine(name)
+    if req.confidence is None:
+        return asked, asked, []
+    slos, notes = tightened(asked, [get_device(d).kind for d in req.devices], req.confidence)
+    return asked, slos, notes
 
 
 def pick_survivors(feasible: list[tuple[Evaluated, Deployment]], devices: tuple[str, ...], rate: float,

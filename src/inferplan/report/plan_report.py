@@ -99,6 +99,9 @@ def plan_json(r: PlanResult, artifacts: dict[str, str]) -> dict[str, Any]:
         "search": {"candidates": r.num_candidates, "screen_s": r.screen_s, "simulated": len(r.survivors)},
         "pareto_front": [p for p in pareto(r) if p["pareto"]],
         "slo": r.request.slo,
+        "slo_margins": [m.to_json() for m in r.margins],
+        "confidence": r.request.confidence,
+        "planned_for": r.planned_for,
         "artifacts": artifacts,
         "autoscale": None if r.autoscale is None else r.autoscale.to_dict() | {"config": r.autoscale_config},
     }

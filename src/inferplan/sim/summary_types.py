@@ -12,7 +12,7 @@ recorded run's `context`. So a simulation's JSON has no ``num_failed`` key and a
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from inferplan.errors import InputError
@@ -92,6 +92,9 @@ class SimContext:
     deployment: str
     prefill_replicas: int
     step_time_range_pct: float | None  # +- 1 s.d. of step times from a calibrated profile, else None
+    # 10-90% ranges of the median latencies (seconds) the calibration residuals of the device kind imply
+    ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
+    range_basis: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return _fields_json(self)
@@ -240,10 +243,13 @@ def _bench_counts(r: _Reader) -> BenchCounts:
 
 
 def _sim_context(r: _Reader) -> SimContext:
-    """Simulations recorded before disaggregation or calibrated profiles lack the last two keys."""
+    """Simulations recorded before disaggregation, calibrated profiles or residual ranges lack the last keys."""
+    ranges = r.mapping("ranges", missing={})
     return SimContext(workload=r.mapping("workload", missing={}), deployment=r.text("deployment"),
                       prefill_replicas=r.whole("prefill_replicas", missing=0),
-                      step_time_range_pct=r.opt_number("step_time_range_pct", missing=None))
+                      step_time_range_pct=r.opt_number("step_time_range_pct", missing=None),
+                      ranges={k: (float(v[0]), float(v[1])) for k, v in ranges.items()},
+                      range_basis=r.text("range_basis", missing=""))
 
 
 def _bench_context(r: _Reader) -> BenchContext:
