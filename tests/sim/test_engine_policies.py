@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from inferplan.sim.policies import POLICIES
 from inferplan.specs.catalog import engine_catalog, get_engine
 from tests.conftest import make_replica, make_requests
@@ -58,3 +60,25 @@ def test_sglang_retracts_the_request_that_generated_least_longest_prompt_first()
     vllm = make_replica(make_requests(2, [64, 16], [40, 40]), num_blocks=8, max_num_batched_tokens=48)
     arrive(vllm, 0, 1)
     assert [p.preempted for p in (step(vllm) for _ in range(20)) if p.preempted][0] == (1,)
+
+
+def test_ttft_and_e2e_include_the_api_servers_time_and_steps_do_not() -> None:
+    """vLLM's 10 ms per request outside the engine loop (PR #54628) moves TTFT and E2E by exactly that much
+    and leaves the steps (TPOT, makespan) as they were."""
+    import numpy as np
+
+    from inferplan.api import build_deployment
+    from inferplan.sim.cluster import Cluster
+    from inferplan.sim.loop import simulate
+    from inferplan.sim.summary import summarize
+    from inferplan.workload.request import Workload
+
+    wl = Workload.build(np.zeros(1), [500], [20])
+    dep = build_deployment("llama-3.1-8b", "h100-sxm")
+    assert get_engine("vllm").overhead_on("datacenter-gpu").request_s == 0.010
+    without = build_deployment("llama-3.1-8b", "h100-sxm",
+                               profile=dep.device_profile.model_copy(update={"request_overhead_s": 0.0}))
+    a, b = (summarize(simulate(wl, Cluster.replicas([d]))) for d in (dep, without))
+    assert a.ttft_s.p50 is not None and b.ttft_s.p50 is not None and a.e2e_s.p50 is not None
+    assert a.ttft_s.p50 - b.ttft_s.p50 == pytest.approx(0.010) and a.e2e_s.p50 - b.e2e_s.p50 == pytest.approx(0.010)
+    assert a.tpot_s.p50 == pytest.approx(b.tpot_s.p50) and a.makespan_s == pytest.approx(b.makespan_s)

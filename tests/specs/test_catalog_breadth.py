@@ -49,6 +49,14 @@ def test_new_moe_active_parameters_match_published(name: str, published: float, 
 
 
 # Gemma 3 technical report (arXiv:2503.19786), Table 1: non-embedding parameters of the text decoder.
+def test_kimi_k2_is_deepseek_v3s_architecture_at_its_published_size() -> None:
+    """moonshotai/Kimi-K2-Instruct model card: 1T total and 32B activated parameters (rounded to the trillion
+    and the billion, so within 5%); config.json model_type kimi_k2 reads as DeepSeek-V3."""
+    m = get_model("kimi-k2")
+    assert m.params_total == pytest.approx(1e12, rel=0.05) and m.params_active == pytest.approx(32e9, rel=0.05)
+    assert m.moe is not None and (m.moe.num_experts, m.moe.top_k) == (384, 8) and m.num_layers == 61
+
+
 GEMMA3_NON_EMBEDDING = [("gemma-3-4b", 3_209e6), ("gemma-3-27b", 25_600e6)]
 
 

@@ -48,6 +48,9 @@ class DeviceProfile(BaseModel):
     per_layer_kernel_floor_s: float = Field(
         default=0.0, ge=0, description="per-layer GPU time of the small kernels (norms, rotary, activation, "
                                        "residual adds) that does not shrink with the batch")
+    request_overhead_s: float = Field(
+        default=0.0, ge=0, description="per request, outside the engine loop: HTTP, tokenizing and streaming "
+                                       "(added to TTFT and E2E)")
     per_layer_overhead_s: float = Field(
         default=0.0, ge=0, description="per-layer per-step dispatch time (eager frameworks; 0 under CUDA graphs)"
     )
@@ -71,6 +74,7 @@ class DeviceProfile(BaseModel):
         host = engine.overhead_on(device.kind)
         values: dict[str, Any] = dict(_DEFAULTS[device.kind], step_overhead_s=host.step_s,
                                       per_sequence_overhead_s=host.per_sequence_s,
+                                      request_overhead_s=host.request_s,
                                       source=f"defaults for {device.kind} devices under {engine.name}")
         fitted = fitted_profiles().get(f"{device.kind}/{engine.name}")
         if fitted:

@@ -98,6 +98,7 @@ class _Loop:
                     priority=options.priority, leap=options.leap, solo=self.fed, role=role)
             for i, (dep, role) in enumerate(zip(cluster.deployments, roles, strict=True))
         )
+        table.replica_frontend_s = np.array([r.dep.device_profile.request_overhead_s for r in self.replicas])
         self.num_prefill = len(cluster.prefill)
         self.front = self.replicas[: len(cluster.front)]  # where arrivals go
         back = self.replicas[len(cluster.front) :]

@@ -68,6 +68,8 @@ class RequestTable:
         self.status = np.zeros(n, dtype=np.int8)
         self.reject_reason = np.zeros(n, dtype=np.int8)
         self.replica = np.full(n, -1, dtype=np.int32)
+        # per replica: the engine's time outside its loop (HTTP, tokenizing, streaming), added to TTFT and E2E
+        self.replica_frontend_s = np.zeros(0)
         self.out_done = np.zeros(n, dtype=np.int64)
         self.t_first_scheduled = np.full(n, np.nan)
         self.t_first_token = np.full(n, np.nan)

@@ -35,9 +35,12 @@ def itl_stats(itl: LogHistogram) -> Latency:
 
 
 def request_latencies(t: RequestTable) -> dict[str, F64]:
-    """Per-request TTFT, TPOT (mean gap after the first token), E2E and queue delay; NaN where undefined."""
-    ttft = t.t_first_token - t.arrival
-    e2e = t.t_finish - t.arrival
+    """Per-request TTFT, TPOT (mean gap after the first token), E2E and queue delay; NaN where undefined.
+    TTFT and E2E include the serving replica's frontend time (the API server's, outside the engine loop)."""
+    frontend = (np.where(t.replica >= 0, t.replica_frontend_s[np.maximum(t.replica, 0)], 0.0)
+                if t.replica_frontend_s.size else 0.0)
+    ttft = t.t_first_token - t.arrival + frontend
+    e2e = t.t_finish - t.arrival + frontend
     with np.errstate(invalid="ignore", divide="ignore"):
         tpot = np.where(t.output > 1, (t.t_finish - t.t_first_token) / (t.output - 1), np.nan)
     queue = t.t_first_scheduled - t.arrival

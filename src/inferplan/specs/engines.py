@@ -24,6 +24,8 @@ class HostOverhead(BaseModel):
 
     step_s: float = Field(ge=0, description="per step: scheduling, input preparation, launch or graph replay")
     per_sequence_s: float = Field(ge=0, description="per sequence per step: bookkeeping, sampling, detokenising")
+    request_s: float = Field(default=0.0, ge=0, description="per request, outside the engine loop: HTTP, "
+                                                            "tokenizing, streaming (added to TTFT and E2E)")
     source: str = Field(min_length=1)
 
 

@@ -230,6 +230,7 @@ READERS: dict[str, Callable[[Config, str], dict[str, Any]]] = {
     "gpt_oss": _gpt_oss,
     "deepseek_v2": _deepseek,
     "deepseek_v3": _deepseek,
+    "kimi_k2": _deepseek,  # Kimi-K2 is DeepSeek-V3's architecture under its own model_type (its model card)
 }
 
 
