@@ -27,8 +27,10 @@ def accuracy_cmd(
     measurements: Annotated[Path | None, typer.Option(
         help="a folder holding vidur/profiling/network (Vidur's all-reduce profiles) to check and fit collectives")]
     = None,
-    fit: Annotated[bool, typer.Option("--fit", help="refit the shipped profiles (catalog/profiles.yaml, and "
-                                                    "catalog/collectives.yaml with --measurements); minutes")] = False,
+    fit: Annotated[bool, typer.Option("--fit", help="refit the shipped profiles and residuals (catalog/profiles.yaml, "
+                                                    "residuals.yaml, and collectives.yaml with --measurements) in the "
+                                                    "installed package: run from a source checkout installed with "
+                                                    "`pip install -e .`; minutes")] = False,
     out_dir: options.OutDir = Path("inferplan-runs"),
     as_json: options.Json = False,
 ) -> None:
