@@ -118,7 +118,7 @@ def print_plan(r: PlanResult, doc: dict[str, Any]) -> None:
     from inferplan.api import router_attainment
 
     t = Table(title=f"Chosen fleet for {r.request.model} - ${doc['cost_per_hour']:.2f}/hour")
-    for col in ("replicas", "device", "parallelism", "weights", "KV", "quality loss", "max_num_seqs",
+    for col in ("replicas", "device", "parallelism", "engine", "weights", "KV", "quality loss", "max_num_seqs",
                 "batched tokens", "buckets served"):
         t.add_column(col)
     for p in doc["fleet"]:
@@ -171,8 +171,8 @@ def _fleet_row(p: dict[str, Any]) -> list[str]:
     else:
         device, par, weights = p["device"], p["parallelism"], p["weights"]
     loss = "unknown" if p["quality_loss_pct"] is None else f"{p['quality_loss_pct']:.2f}%"
-    return [count, device, par, weights, p["kv_cache"], loss, str(p["max_num_seqs"]), str(p["max_num_batched_tokens"]),
-            served]
+    return [count, device, par, p["engine"], weights, p["kv_cache"], loss, str(p["max_num_seqs"]),
+            str(p["max_num_batched_tokens"]), served]
 
 
 def _ranking(r: PlanResult) -> Any:

@@ -136,9 +136,14 @@ def trtllm_command(dep: Deployment, *, context_tokens: int, host: str = "0.0.0.0
     return args
 
 
-def trtllm_notes(dep: Deployment) -> list[str]:
-    """What trtllm-serve takes only from an --extra_llm_api_options YAML file, as launch-file comments."""
+def trtllm_notes(dep: Deployment, checkpoint: Checkpoint | None = None) -> list[str]:
+    """What trtllm-serve takes only from an --extra_llm_api_options YAML file, and what its checkpoint must be,
+    as launch-file comments."""
     notes = []
+    if dep.weights.name not in ("bf16", "fp16") and not (checkpoint and checkpoint.repo.startswith("nvidia/")):
+        notes.append(f"TensorRT-LLM loads {dep.weights.name} from a pre-quantized ModelOpt checkpoint (the nvidia/ "
+                     "repositories on Hugging Face); if the one named here does not load, quantize with NVIDIA "
+                     "ModelOpt (examples/llm_ptq/hf_ptq.py) and serve that")
     if dep.kv.name == "fp8":
         notes.append("FP8 KV cache: pass --extra_llm_api_options with kv_cache_config: {dtype: fp8}")
     if dep.dp_attention:

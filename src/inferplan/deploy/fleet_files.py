@@ -192,7 +192,7 @@ class _Fleet:
             return []
         used = [self.ports.take() for _ in range(replicas)]
         if engine in ("sglang", "trtllm"):
-            self.lines += [f"# {note}" for note in (trtllm_notes(dep) if engine == "trtllm" else [])]
+            self.lines += [f"# {note}" for note in (trtllm_notes(dep, ck) if engine == "trtllm" else [])]
             for port in used:
                 make = sglang_command if engine == "sglang" else trtllm_command
                 self.run(dep, make(dep, context_tokens=ctx, host=LOCAL_HOST, port=port, checkpoint=ck))

@@ -26,6 +26,7 @@ def _config_json(dep: Deployment) -> dict[str, Any]:
         "pipeline_parallel": dep.pp,
         "weights": dep.weights.name,
         "kv_cache": dep.kv.name,
+        "engine": dep.serving_engine.name,
         "max_num_seqs": dep.limits.max_num_seqs,
         "max_num_batched_tokens": dep.limits.max_num_batched_tokens,
         "gpu_memory_utilization": dep.limits.gpu_memory_utilization,
@@ -108,7 +109,8 @@ def plan_json(r: PlanResult, artifacts: dict[str, str]) -> dict[str, Any]:
 
 
 def write_plan_report(r: PlanResult, path: Path, inputs: dict[str, Any]) -> Path:
-    fleet_rows = [[f"{p['count']}x {p['device']}", f"TP{p['tensor_parallel']}", p["weights"], p["kv_cache"],
+    fleet_rows = [[f"{p['count']}x {p['device']}", f"TP{p['tensor_parallel']}", p["engine"], p["weights"],
+                   p["kv_cache"],
                    str(p["max_num_seqs"]), str(p["max_num_batched_tokens"]),
                    "-" if p["quality_loss_pct"] is None else f"{p['quality_loss_pct']:.2f}%",
                    ", ".join(f"{k}: {v:.0%}" for k, v in p["bucket_shares"].items() if v > 0)]
@@ -120,8 +122,8 @@ def write_plan_report(r: PlanResult, path: Path, inputs: dict[str, Any]) -> Path
               + (f" (SLO attainment by router: {router_attainment(r.router_results)})"
                  if len(r.router_results) > 1 else "")
               + ("; " + "; ".join(r.adjustments) if r.adjustments else "")),
-        table=Table(["replicas", "parallel", "weights", "KV", "max_num_seqs", "batched tokens", "quality loss",
-                     "buckets served"], fleet_rows))]
+        table=Table(["replicas", "parallel", "engine", "weights", "KV", "max_num_seqs", "batched tokens",
+                     "quality loss", "buckets served"], fleet_rows))]
     sections += [totals_section(r.summary), summary_section(r.summary)]
     slo = slo_section(r.summary)
     if slo:
