@@ -53,12 +53,14 @@ def accuracy_cmd(
 
 
 def _print_groups(groups: list[ErrorGroup]) -> None:
+    """One table per dataset (|error| median, signed median, worst), narrow enough for an 80-column terminal."""
     from rich.table import Table
 
-    t = Table(title="prediction error against published measurements (|error| median, signed median, worst)")
-    for col in ("dataset", "device", "engine", "phase", "rows", "median |err|", "median err", "worst", "in fit"):
-        t.add_column(col)
-    for g in groups:
-        t.add_row(g.dataset, g.device, g.engine, g.phase, str(g.count), f"{g.median_abs_pct:.1f}%",
-                  f"{g.median_signed_pct:+.1f}%", f"{g.max_abs_pct:.0f}%", g.in_fit)
-    print_table(t)
+    for dataset in dict.fromkeys(g.dataset for g in groups):
+        t = Table(title=f"{dataset}: prediction error against the published figures")
+        for col in ("device", "engine", "phase", "rows", "median |err|", "median err", "worst", "in fit"):
+            t.add_column(col)
+        for g in (g for g in groups if g.dataset == dataset):
+            t.add_row(g.device, g.engine, g.phase, str(g.count), f"{g.median_abs_pct:.1f}%",
+                      f"{g.median_signed_pct:+.1f}%", f"{g.max_abs_pct:.0f}%", g.in_fit)
+        print_table(t)
