@@ -156,16 +156,16 @@ def write_residuals(cases: list[Case]) -> str:
             + yaml.safe_dump(body, sort_keys=False, width=110, default_flow_style=None))
     path = catalog_path("residuals.yaml")
     write_text_atomic(path, text)
-    from inferplan.perf.ranges import clear_cache  # noqa: PLC0415
-
-    clear_cache()
+    _clear_catalog_caches()
     return f"{path}: residuals of {sum(len(p) for p in table.values())} device-kind phases"
 
 
 def _clear_catalog_caches() -> None:
-    """The replay after a refit reads the files just written."""
+    """Whatever runs after a refit (the replay, an API caller's next prediction) reads the files just written."""
     from inferplan.perf.collectives import nccl_fits  # noqa: PLC0415
+    from inferplan.perf.ranges import clear_cache  # noqa: PLC0415
     from inferplan.specs.catalog import fitted_profiles  # noqa: PLC0415
 
     nccl_fits.cache_clear()
     fitted_profiles.cache_clear()
+    clear_cache()

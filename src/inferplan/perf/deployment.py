@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 
 from inferplan.errors import InputError
 from inferplan.perf.profile import DeviceProfile
-from inferplan.specs.catalog import engine_for
+from inferplan.specs.catalog import engine_catalog, engine_for
 from inferplan.specs.engines import EngineSpec
 from inferplan.specs.hardware import DeviceSpec
 from inferplan.specs.model import ModelSpec
@@ -217,8 +217,6 @@ def can_serve(weights: WeightFormat, device: DeviceSpec, engines: set[str] | Non
 
 
 def engine_names_for(device: DeviceSpec) -> list[str]:
-    from inferplan.specs.catalog import engine_catalog  # noqa: PLC0415  (only on the error path)
-
     return [e.name for e in engine_catalog().values() if e.runs(device.kind)]
 
 

@@ -76,15 +76,6 @@ class ReplicaType:
         return preference_penalty(deps)
 
     @property
-    def engine(self) -> str:
-        """The engine the unit's decode (or only) replicas run."""
-        return self.decode.candidate.engine
-
-    @property
-    def engines(self) -> set[str]:
-        return {self.decode.candidate.engine, self.prefill_config.candidate.engine}
-
-    @property
     def arrival_replicas(self) -> int:
         """Replicas of one unit that take arrivals (its prefill replicas, or the aggregated one)."""
         return 1 if self.aggregated else self.unit[0]

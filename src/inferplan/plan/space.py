@@ -106,10 +106,10 @@ def enumerate_candidates(
     """
     for name in space.devices:
         dev, prof = _device_and_profile(name, profile)
-        engines = (tuple(e for e in space.engines if get_engine(e).runs(dev.kind)) if space.engines
-                   else (default_engine(dev).name,))
-        weights, kvs = formats_for(dev, budget, engines)
         default = default_engine(dev).name  # left unnamed on the deployment, as a user who names none
+        specs = {e: get_engine(e) for e in space.engines or (default,)}
+        engines = tuple(e for e, spec in specs.items() if spec.runs(dev.kind))
+        weights, kvs = formats_for(dev, budget, engines)
         if model.checkpoint_format:  # a quantized checkpoint is served as what it is
             weights = [w for w in weights if w.name == model.checkpoint_format]
         tps = [t for t in space.tp if tp_allowed(model, dev, t)]
@@ -123,11 +123,11 @@ def enumerate_candidates(
                         continue
                     # the engine's own defaults, with chunked prefill on where the engine has it off by
                     # default (TensorRT-LLM): the launch files then pass its flag
-                    limits = engine_limits(get_engine(engine), {"max_num_seqs": seqs, "max_num_batched_tokens": tokens,
-                                                                "enable_chunked_prefill": True})
+                    limits = engine_limits(specs[engine], {"max_num_seqs": seqs, "max_num_batched_tokens": tokens,
+                                                           "enable_chunked_prefill": True})
                     dep = Deployment(model=model, device=dev, weights=w, kv=kv, tp=tp, pp=pp, limits=limits,
                                      profile=prof, ep=split != "tp", dp_attention=split == "dp-attention",
-                                     engine=None if engine == default else get_engine(engine))
+                                     engine=None if engine == default else specs[engine])
                     if not fits(dep, context_tokens):
                         continue
                     found = True

@@ -184,11 +184,7 @@ def engine_for(device: DeviceSpec, weights: WeightFormat) -> EngineSpec:
 def fitted_profiles() -> MappingProxyType[str, dict[str, Any]]:
     """Device efficiencies and engine overheads fitted to public measurements, keyed "<device kind>/<engine>"
     (written by `inferplan accuracy --fit`); absent keys fall back to the kind's defaults and the engine's priors."""
-    path = _CATALOG / "profiles.yaml"
-    if not path.is_file():
-        return MappingProxyType({})
-    data = read_yaml(path.read_text()) or {}
-    return MappingProxyType({k: dict(v) for k, v in data.get("profiles", {}).items()})
+    return MappingProxyType({k: dict(v) for k, v in catalog_yaml("profiles.yaml").get("profiles", {}).items()})
 
 
 @cache
