@@ -9,7 +9,8 @@ import pytest
 from inferplan.api import EngineLimits, build_deployment
 from inferplan.errors import InputError
 from inferplan.perf.memory import max_context, plan_memory
-from inferplan.perf.step_cost import BatchShape, StepCost, expected_max_standard_normal
+from inferplan.perf.order_stats import expected_max_standard_normal
+from inferplan.perf.step_cost import BatchShape, StepCost
 from inferplan.specs.catalog import get_model
 
 

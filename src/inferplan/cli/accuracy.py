@@ -25,7 +25,9 @@ ACCURACY_EPILOG = (
 @app.command("accuracy", epilog=ACCURACY_EPILOG)
 def accuracy_cmd(
     measurements: Annotated[Path | None, typer.Option(
-        help="a folder holding vidur/profiling/network (Vidur's all-reduce profiles) to check and fit collectives")]
+        help="a folder holding vidur/profiling/network (Vidur's all-reduce profiles) and/or "
+             "llamacpp_xiongjiedai_llama3_gpus_apple.csv (llama-bench results) to check and fit collectives "
+             "and llama.cpp")]
     = None,
     fit: Annotated[bool, typer.Option("--fit", help="refit the shipped profiles and residuals (catalog/profiles.yaml, "
                                                     "residuals.yaml, and collectives.yaml with --measurements) in the "
@@ -34,7 +36,7 @@ def accuracy_cmd(
     out_dir: options.OutDir = Path("inferplan-runs"),
     as_json: options.Json = False,
 ) -> None:
-    """Replay the carried measurements (offline throughput, online TTFT/ITL, all-reduces) and print the
+    """Replay the carried measurements (offline throughput, online TTFT/ITL, all-reduces, llama-bench) and print the
     median error per dataset, device, engine and phase, with which figures the fit saw."""
     from inferplan.api import run_accuracy
 
@@ -44,11 +46,16 @@ def accuracy_cmd(
         run = run_accuracy(folder, measurements=measurements, refit=fit, progress=say)
     if as_json:
         emit_json({"groups": [g.to_json() for g in run.groups], "fitted": list(run.fitted),
-                   "report": str(run.report_path)})
+                   "memory": run.memory.to_json() if run.memory else None, "report": str(run.report_path)})
         return
     for line in run.fitted:
         out.print(f"wrote {line}", markup=False)
     _print_groups(run.groups)
+    if run.memory:
+        m = run.memory
+        out.print(f"memory verdict (llama-bench): {m.ran_predicted_fit} of {m.ran} configurations that ran are "
+                  f"predicted to fit; {m.oom_predicted_oom} of {m.oom} that ran out of memory are predicted not to"
+                  + (f"; missed: {', '.join(m.misses)}" if m.misses else ""), markup=False)
     out.print(f"report: {run.report_path}")
 
 

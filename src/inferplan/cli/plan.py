@@ -59,6 +59,9 @@ def plan_cmd(
     confidence: Annotated[float | None, typer.Option(
         help="plan each SLO to hold with this probability under the model's calibration residuals "
              "(e.g. 0.9; `inferplan accuracy`)")] = None,
+    energy_price: Annotated[float, typer.Option(
+        help="USD per kWh: a device with no rental price (a laptop, a Pi, a box you own) is costed by the "
+             "energy it draws at full power (default: 2024 U.S. residential average)")] = 0.1648,
     as_json: options.Json = False,
 ) -> None:
     """Find the cheapest fleet that meets the SLOs for MODEL under a workload, verified by simulation."""
@@ -74,7 +77,8 @@ def plan_cmd(
                       buckets=buckets, executor=executor, disaggregation=disaggregation,
                       autoscale_window_s=parse_duration(window, "--window") if autoscale else None,
                       scale_down_delay_s=parse_duration(scale_down_delay, "--scale-down-delay"),
-                      profile=str(profile) if profile else None, confidence=confidence)
+                      profile=str(profile) if profile else None, confidence=confidence,
+                      energy_price_per_kwh=energy_price)
     folder = check_out_dir(out_dir)
     reg = Registry(registry)
     if not as_json:

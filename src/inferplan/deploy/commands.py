@@ -160,7 +160,8 @@ def llama_server_command(dep: Deployment, *, parallel: int, ctx_size: int, host:
     model = ["-hf", f"{ck.repo}:{ck.gguf_type}"] if ck.prequantized and ck.gguf_type else ["-m", _gguf_path(dep, ck)]
     args = ["llama-server", *model, "--host", host, "--port", str(port),
             "-ngl", "999" if dep.device.kind != "cpu" else "0",
-            "-c", str(ctx_size), "-np", str(parallel), "-b", str(min(lim.max_num_batched_tokens, 2048))]
+            "-c", str(ctx_size), "-np", str(parallel), "-b", str(lim.max_num_batched_tokens),
+            "-fa", "on" if lim.flash_attention else "off"]
     if dep.kv.llamacpp_cache_type and dep.kv.llamacpp_cache_type != "f16":
         args += ["--cache-type-k", dep.kv.llamacpp_cache_type, "--cache-type-v", dep.kv.llamacpp_cache_type]
     return args

@@ -206,9 +206,10 @@ class _Fleet:
             sg = sglang_command(dep, context_tokens=ctx, host=LOCAL_HOST, port=used[0], checkpoint=ck)
             self.lines += [f"# SGLang {SGLANG_VERSION} equivalent (first replica):", "# " + shell(sg)]
         else:
-            slots = dep.limits.max_num_seqs  # edge devices and GGUF formats: llama.cpp's server, a slot per sequence
+            # llama.cpp's server: the simulated slots, each with the simulated context (DESIGN: launch = simulated)
+            slots, per_slot = dep.limits.max_num_seqs, dep.limits.slot_context or ctx
             for port in used:
-                self.run(dep, llama_server_command(dep, parallel=slots, ctx_size=slots * ctx, host=LOCAL_HOST,
+                self.run(dep, llama_server_command(dep, parallel=slots, ctx_size=slots * per_slot, host=LOCAL_HOST,
                                                    port=port, checkpoint=ck))
         return used
 

@@ -7,6 +7,8 @@ Three datasets ship in ``measure/data`` (see its README for sources and setups):
 * ``serving-online``: online serving runs at a request rate (SGLang's and vLLM's published
   benchmark pages), replayed with Poisson arrivals and ShareGPT-like lengths (``sharegpt_lengths``).
 * ``vidur-allreduce``: NCCL all-reduce timings by size, when ``--measurements`` points at Vidur's profiles.
+* ``llamacpp-xiongjiedai``: llama-bench prompt (pp) and generation (tg) speed on 20 NVIDIA GPUs and four
+  Apple chips, when ``--measurements`` holds that table (``llamacpp_cases``).
 
 Rows are held out of ``--fit`` by device (``HOLDOUT_DEVICES``), so the report gives both errors.
 """
@@ -25,6 +27,8 @@ import numpy as np
 
 from inferplan.errors import InputError
 from inferplan.measure.collectives_fit import PROFILE_DEVICES, AllReducePoint, read_allreduce_points
+from inferplan.measure.llamacpp_cases import DATASET as LLAMACPP_DATASET
+from inferplan.measure.llamacpp_cases import XIONGJIEDAI_FILE, BenchRow, read_bench_rows, speed_cases
 from inferplan.perf.collectives import AllReduce, nccl_fits
 from inferplan.perf.deployment import Deployment
 from inferplan.perf.memory import plan_memory
@@ -35,8 +39,9 @@ from inferplan.sim.loop import simulate
 from inferplan.sim.summary import summarize
 from inferplan.workload.request import Workload
 
-HOLDOUT_DEVICES = ("h200",)  # never fitted: the report's held-out error
-FITTED_DATASETS = ("trtllm-v0.17-offline", "vidur-allreduce")  # the online runs are only checked
+# never fitted: the report's held-out error (a datacenter GPU, and one device per llama.cpp backend)
+HOLDOUT_DEVICES = ("h200", "rtx-4090", "m3-max-64gb")
+FITTED_DATASETS = ("trtllm-v0.17-offline", "vidur-allreduce", LLAMACPP_DATASET)  # online runs: only checked
 _TRT_MODELS = {"LLaMA v3.1 8B": "llama-3.1-8b", "LLaMA v3.1 70B": "llama-3.1-70b", "LLaMA v3.1 405B": "llama-3.1-405b",
                "Mistral 7B": "mistral-7b-v0.1", "Mixtral 8x7B": "mixtral-8x7b"}
 _TRT_GPUS = {"H200 141GB HBM3": "h200", "H100 80GB HBM3": "h100-sxm", "L40S": "l40s", "A100-SXM4-80GB": "a100-80gb"}
@@ -209,14 +214,15 @@ def allreduce_cases(points: list[AllReducePoint]) -> Iterator[Case]:
 def all_cases(measurements: Path | None = None, profile_for: ProfileFor | None = None,
               progress: Callable[[str], None] | None = None) -> list[Case]:
     """Every carried measurement, replayed; ``measurements``: a folder with Vidur's profiles
-    (``vidur/profiling/network``) to add the collectives."""
+    (``vidur/profiling/network``) to add the collectives, and llama-bench results to add llama.cpp."""
     say = progress or (lambda _msg: None)
     points = None
     if measurements is not None:  # read (and so check) the files before the minutes of replay
         network = measurements / "vidur" / "profiling" / "network"
-        if not network.is_dir():
-            raise InputError(f"{measurements}: no vidur/profiling/network folder of all-reduce profiles in it")
-        points = read_allreduce_points(network)
+        if not network.is_dir() and not (measurements / XIONGJIEDAI_FILE).exists():
+            raise InputError(f"{measurements}: neither vidur/profiling/network (all-reduce profiles) nor "
+                             f"{XIONGJIEDAI_FILE} (llama-bench results) is in it")
+        points = read_allreduce_points(network) if network.is_dir() else None
     cases: list[Case] = []
     say("replaying TensorRT-LLM v0.17 offline throughput")
     cases += offline_cases(data_file("trtllm_perf_overview_v0.17_throughput.csv"), profile_for)
@@ -225,7 +231,15 @@ def all_cases(measurements: Path | None = None, profile_for: ProfileFor | None =
     if points is not None:
         say("checking all-reduce timings")
         cases += allreduce_cases(points)
+    if measurements is not None and (measurements / XIONGJIEDAI_FILE).exists():
+        say("replaying llama-bench results")
+        cases += llamacpp_cases(read_bench_rows(measurements, profile_for))
     return cases
+
+
+def llamacpp_cases(rows: list[BenchRow]) -> Iterator[Case]:
+    for c in speed_cases(rows):
+        yield Case(LLAMACPP_DATASET, c.device, "llamacpp", c.test[:2], f"{c.label} {c.test}", c.measured, c.predicted)
 
 
 @dataclass(frozen=True, slots=True)

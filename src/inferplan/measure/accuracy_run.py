@@ -8,7 +8,9 @@ What is fitted, and to what:
   rows the model cannot explain do not drag the rest; the efficiencies are the device's, so the
   vLLM and SGLang entries share them;
 * NCCL's all-reduce latency and bus bandwidth, to Vidur's network profiles (``collectives_fit``),
-  when ``--measurements`` has them.
+  when ``--measurements`` has them;
+* llama.cpp's kernel efficiencies and step time per device kind, to the llama-bench table
+  (``llamacpp_fit``), when ``--measurements`` has it.
 
 Nothing is fitted per row, model or sequence length.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +38,9 @@ from inferplan.measure.accuracy import (
     residual_quantiles,
 )
 from inferplan.measure.collectives_fit import collectives_yaml, fit_nccl, read_allreduce_points
+from inferplan.measure.llamacpp_cases import XIONGJIEDAI_FILE, memory_verdicts, read_bench_rows
+from inferplan.measure.llamacpp_fit import KINDS, KindFit, fit_kind
+from inferplan.measure.llamacpp_fit import profile_fields as llamacpp_fields
 from inferplan.perf.deployment import Deployment
 from inferplan.perf.profile import DeviceProfile
 from inferplan.specs.catalog import catalog_path
@@ -92,20 +98,30 @@ def profile_fields(values: dict[str, float]) -> dict[str, object]:
     return fields
 
 
-def write_profiles(fit: ProfileFit) -> str:
-    """catalog/profiles.yaml: the fitted efficiencies for datacenter GPUs under every GPU engine, and the
-    fitted per-sequence host time for TensorRT-LLM (vLLM and SGLang keep their priors: no offline rows)."""
+def datacenter_entries(fit: ProfileFit) -> dict[str, dict[str, object]]:
+    """The fitted efficiencies for datacenter GPUs under every GPU engine, and the fitted per-sequence host
+    time for TensorRT-LLM (vLLM and SGLang keep their priors: no offline rows)."""
     source = (f"fitted by `inferplan accuracy --fit` to {fit.rows} TensorRT-LLM v0.17 offline throughput rows "
               f"(median error {fit.median_error_pct}%; {', '.join(HOLDOUT_DEVICES)} held out)")
     def efficiencies() -> dict[str, object]:  # a fresh copy per entry: the file repeats it, no YAML aliases
         return {k: v for k, v in profile_fields(fit.values).items() if "efficiency" in k}
 
     priors = source + "; host overheads: the engine's priors"
-    body = {"profiles": {
-        "datacenter-gpu/trtllm": profile_fields(fit.values) | {"source": source},
-        "datacenter-gpu/vllm": efficiencies() | {"source": priors},
-        "datacenter-gpu/sglang": efficiencies() | {"source": priors},
-    }}
+    return {"datacenter-gpu/trtllm": profile_fields(fit.values) | {"source": source},
+            "datacenter-gpu/vllm": efficiencies() | {"source": priors},
+            "datacenter-gpu/sglang": efficiencies() | {"source": priors}}
+
+
+def llamacpp_entries(fits: list[KindFit]) -> dict[str, dict[str, object]]:
+    return {f"{f.kind}/llamacpp": llamacpp_fields(f.values) | {
+        "source": f"fitted by `inferplan accuracy --fit` to {f.rows} llama-bench figures (XiongjieDai, May 2024; "
+                  f"median error {f.median_error_pct}%; {', '.join(HOLDOUT_DEVICES)} held out)"} for f in fits}
+
+
+def write_profiles(entries: dict[str, dict[str, object]]) -> str:
+    """catalog/profiles.yaml with ``entries`` replaced; entries a refit did not touch are kept."""
+    current = dict(yaml.safe_load(catalog_path("profiles.yaml").read_text()).get("profiles", {}))
+    body = {"profiles": current | entries}
     text = ("# Shipped device profiles by '<device kind>/<engine>', fitted to public measurements by\n"
             "# `inferplan accuracy --fit`; do not edit by hand. Keys absent here keep catalog/engines.yaml's\n"
             "# host overheads and perf/profile.py's kind defaults.\n"
@@ -116,10 +132,25 @@ def write_profiles(fit: ProfileFit) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class MemoryCheck:
+    """The memory verdict against what ran: configurations that ran must be predicted to fit."""
+
+    ran: int
+    ran_predicted_fit: int
+    oom: int
+    oom_predicted_oom: int
+    misses: tuple[str, ...]  # ran, yet predicted not to fit
+
+    def to_json(self) -> dict[str, object]:
+        return {f: getattr(self, f) for f in self.__slots__}
+
+
+@dataclass(frozen=True, slots=True)
 class AccuracyRun:
     groups: list[ErrorGroup]
     report_path: Path
     fitted: tuple[str, ...]  # what --fit rewrote, in words
+    memory: MemoryCheck | None = None  # with llama-bench results in --measurements
 
 
 def run_accuracy(out_dir: Path, *, measurements: Path | None = None, refit: bool = False,
@@ -134,16 +165,32 @@ def run_accuracy(out_dir: Path, *, measurements: Path | None = None, refit: bool
                 write_text_atomic(catalog_path("collectives.yaml"), collectives_yaml(fits))
                 fitted.append(f"{catalog_path('collectives.yaml')}: {len(fits)} NCCL fits")
         result = fit_datacenter_profile(say)
-        fitted.append(f"{write_profiles(result)}: {result.values} (median error {result.median_error_pct}% over "
-                      f"{result.rows} rows)")
+        fitted.append(f"{write_profiles(datacenter_entries(result))}: {result.values} (median error "
+                      f"{result.median_error_pct}% over {result.rows} rows)")
+        if measurements is not None and (measurements / XIONGJIEDAI_FILE).exists():
+            kinds = [fit_kind(kind, partial(read_bench_rows, measurements), say) for kind in KINDS]
+            fitted.append(f"{write_profiles(llamacpp_entries(kinds))}: llama.cpp on "
+                          + ", ".join(f"{f.kind} ({f.median_error_pct}% over {f.rows} figures)" for f in kinds))
         _clear_catalog_caches()
     cases = all_cases(measurements, progress=say)
     if refit:  # the spread of the refitted profiles' errors: the ranges every prediction carries
         fitted.append(write_residuals(cases))
     groups = error_groups(cases)
+    memory = memory_check(measurements)
     report = out_dir / "accuracy.json"
-    write_text_atomic(report, json.dumps([g.to_json() for g in groups], indent=2) + "\n")
-    return AccuracyRun(groups, report, tuple(fitted))
+    body = {"groups": [g.to_json() for g in groups], "memory": memory.to_json() if memory else None}
+    write_text_atomic(report, json.dumps(body, indent=2) + "\n")
+    return AccuracyRun(groups, report, tuple(fitted), memory)
+
+
+def memory_check(measurements: Path | None) -> MemoryCheck | None:
+    if measurements is None or not (measurements / XIONGJIEDAI_FILE).exists():
+        return None
+    verdicts = list(memory_verdicts(read_bench_rows(measurements)))
+    ran = [v for v in verdicts if v.ran]
+    oom = [v for v in verdicts if not v.ran]
+    return MemoryCheck(len(ran), sum(v.predicted_fits for v in ran), len(oom),
+                       sum(not v.predicted_fits for v in oom), tuple(v.label for v in ran if not v.predicted_fits))
 
 
 def write_residuals(cases: list[Case]) -> str:

@@ -29,6 +29,10 @@ class EngineLimits:
     enable_chunked_prefill: bool = True
     enable_prefix_caching: bool = False
     long_prefill_token_threshold: int = 0  # 0 = off
+    flash_attention: bool = True  # off: engines without fused attention (llama.cpp -fa off) write the score matrix
+    # llama.cpp: context cells per slot (-c / -np): the KV cache holds max_num_seqs of them, as allocated, and
+    # a request longer than one slot is refused; 0: the KV cache is whatever memory allows, shared
+    slot_context: int = 0
 
     def __post_init__(self) -> None:
         if self.max_num_seqs < 1 or self.max_num_batched_tokens < 1 or self.block_size < 1:
@@ -46,7 +50,7 @@ def engine_limits(engine: EngineSpec, given: Mapping[str, LimitValue] | None = N
     values: dict[str, LimitValue] = {
         "max_num_seqs": d.max_num_seqs, "max_num_batched_tokens": d.max_num_batched_tokens,
         "block_size": d.block_size, "gpu_memory_utilization": d.memory_fraction,
-        "enable_chunked_prefill": d.enable_chunked_prefill,
+        "enable_chunked_prefill": d.enable_chunked_prefill, "flash_attention": d.flash_attention,
     }
     values |= {k: v for k, v in (given or {}).items() if v is not None}
     return EngineLimits(**values)  # type: ignore[arg-type]

@@ -107,6 +107,10 @@ def plan_memory(dep: Deployment) -> MemoryPlan:
     per_token = kv_bytes_per_token_per_device(dep)
     block_bytes = per_token * dep.limits.block_size
     blocks = max(0, math.floor(kv_budget / block_bytes)) if kv_budget > 0 else 0
+    if dep.limits.slot_context:  # llama.cpp allocates its slots' cells up front: all of them, or it fails
+        cells = dep.limits.max_num_seqs * slot_cells(dep.limits.slot_context)
+        allocated = math.ceil(cells / dep.limits.block_size)
+        blocks = allocated if allocated <= blocks else 0
     return MemoryPlan(
         capacity_bytes=capacity,
         budget_bytes=budget,
@@ -119,6 +123,11 @@ def plan_memory(dep: Deployment) -> MemoryPlan:
         num_kv_blocks=blocks * dep.dp,  # data-parallel attention: each rank has a cache of its own
         kv_caches=dep.dp,
     )
+
+
+def slot_cells(context: int) -> int:
+    """KV cells llama.cpp gives a slot of ``context`` tokens: rounded up to 256 (src/llama-context.cpp)."""
+    return -(-context // 256) * 256
 
 
 def blocks_for_context(dep: Deployment, context_tokens: int) -> int:

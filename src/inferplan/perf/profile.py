@@ -30,6 +30,10 @@ class DeviceProfile(BaseModel):
     matmul_efficiency_by_dtype: dict[str, float] = Field(
         default_factory=dict, description="large-matmul fraction of peak for the compute types whose kernels "
                                           "reach a different share than the 16-bit ones (fp8: scaled GEMMs)")
+    weight_bandwidth_efficiency_by_kernel: dict[str, float] = Field(
+        default_factory=dict, description="fraction of peak bandwidth a kernel family's weight reads reach where it "
+                                          "differs from bandwidth_efficiency (gguf: llama.cpp's block-quantized "
+                                          "matrix-vector kernels)")
     matmul_half_tokens: float = Field(
         default=16.0, ge=0, description="rows at which a matmul reaches half its large-shape efficiency"
     )
@@ -60,8 +64,12 @@ class DeviceProfile(BaseModel):
     measurements: dict[str, Any] = Field(default_factory=dict, description="raw results the fit came from")
 
     def matmul_efficiency_of(self, dtype: str) -> float:
-        """The large-matmul efficiency of kernels computing in ``dtype``."""
+        """The large-matmul efficiency of kernels computing in ``dtype`` (or of a kernel family: gguf)."""
         return self.matmul_efficiency_by_dtype.get(dtype, self.matmul_efficiency)
+
+    def weight_bandwidth_efficiency_of(self, kernel: str | None) -> float:
+        """The fraction of peak bandwidth weight reads reach under ``kernel`` (None: the plain figure)."""
+        return self.weight_bandwidth_efficiency_by_kernel.get(kernel or "", self.bandwidth_efficiency)
 
     @classmethod
     def default_for(cls, device: DeviceSpec, engine: EngineSpec | None = None) -> DeviceProfile:

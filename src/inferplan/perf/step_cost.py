@@ -18,13 +18,13 @@ O(1) scalar arithmetic — no cache is needed and there is no bucketing error.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, NamedTuple
 
 from inferplan.perf.collectives import allreduce_for
 from inferplan.perf.deployment import Deployment
 from inferplan.perf.memory import kv_bytes_per_token_per_device
+from inferplan.perf.order_stats import expected_max_standard_normal
 
 if TYPE_CHECKING:
     import numpy as np
@@ -70,7 +70,6 @@ class BatchShape(NamedTuple):
     @property
     def num_seqs(self) -> int:
         return self.num_prefills + self.num_decodes
-
 
 
 def batch_shape(
@@ -129,11 +128,15 @@ class StepCost:
         self.dep = dep
         m, dev, prof, fmt = dep.model, dep.device, dep.device_profile, dep.weights
         tp = dep.tp
+        engine = dep.serving_engine
         fast = fmt.is_fast_on(dev.kind, dev.features) and dev.has_fast(fmt.compute_dtype)
         dtype = fmt.compute_dtype if fast else fmt.fallback_dtype
         slow = 1.0 if fast else fmt.slow_path_efficiency
-        matmul_eff = prof.matmul_efficiency_of(dtype)
-        self.linear_flops_per_s = dev.peak_flops(dtype) * matmul_eff * slow
+        kernel = fmt.kernel if fast else None
+        matmul_eff = prof.matmul_efficiency_of(kernel or dtype)
+        peak = (dev.peak_flops_fp16_accumulate() if engine.fp16_accumulate and dtype == "fp16"
+                else dev.peak_flops(dtype))
+        self.linear_flops_per_s = peak * matmul_eff * slow
         self.curve_a = prof.matmul_curve_exponent
         self.half_tokens = prof.matmul_half_tokens ** self.curve_a
         self._has_curve = bool(prof.matmul_curve)
@@ -145,6 +148,8 @@ class StepCost:
         act_bytes = 4 if dtype == "fp32" else _ACT_BYTES
         self.attn_flops_per_s = dev.peak_flops(act_dtype) * prof.attention_efficiency
         self.bw = dev.memory_bw_bytes_per_s * prof.bandwidth_efficiency
+        # weights stream at their kernel's rate; bytes priced at self.bw become seconds at that rate
+        weight_scale = prof.bandwidth_efficiency / prof.weight_bandwidth_efficiency_of(kernel)
         wbytes = fmt.bytes_per_weight
         embed_bytes = wbytes if fmt.quantizes_embeddings else max(2.0, wbytes)
 
@@ -167,12 +172,12 @@ class StepCost:
                 else:
                     dense_params += count * op.active_params
         self.dense_flops_per_token = 2 * dense_params / tp  # TP splits weights, DP attention splits tokens
-        self.dense_bytes = dense_params * wbytes / dep.attention_tp  # DP ranks each read all of them
+        self.dense_bytes = dense_params * wbytes / dep.attention_tp * weight_scale  # DP ranks each read all
         inter = m.moe.expert_intermediate_size * m.moe.top_k if m.moe else m.intermediate_size
         self.act_bytes_per_token = m.num_layers * (6 * m.hidden_size + 3 * inter / tp) * act_bytes
         # 2. routed experts
         self.expert_flops_per_token = 2 * expert_params / tp
-        self.expert_bytes_each = self.expert_layers * per_expert * wbytes / tp
+        self.expert_bytes_each = self.expert_layers * per_expert * wbytes / tp * weight_scale
         # expert parallelism: the busiest device sets the pace (uniform routing; see docs/model.md)
         self.ep = tp if dep.ep else 1
         self.dp = dep.dp
@@ -180,13 +185,14 @@ class StepCost:
         # 3. LM head on sampled rows only
         head = m.vocab_size * m.hidden_size
         self.head_flops_per_row = 2 * head / tp
-        self.head_bytes = head * embed_bytes / dep.attention_tp
+        self.head_bytes = head * embed_bytes / dep.attention_tp * (weight_scale if fmt.quantizes_embeddings else 1.0)
         # 4. attention
         self.full_layers, self.sliding_layers = m.num_full_layers, m.num_sliding_layers
         self.window = m.sliding_window
         self.attn_flops_per_pair = m.attention_flops_per_query_key / tp
         # DP attention: each rank reads the KV of its own share of the sequences
         self.kv_bytes_per_token_layer = kv_bytes_per_token_per_device(dep) * dep.pp / m.num_layers / dep.dp
+        self._init_unfused(dep, inter)
         self._init_communication(dep, tp)
         # 6. host overhead and power
         self.step_overhead_s = prof.step_overhead_s + prof.per_layer_overhead_s * m.num_layers
@@ -195,6 +201,19 @@ class StepCost:
         self.idle_w = dev.idle_power_w * dep.num_devices
         self.dynamic_w = (dev.peak_power_w - dev.idle_power_w) * dep.num_devices
         self._decode_fixed: np.ndarray | None = None  # rows: dense + experts + head, communication, overhead
+
+    def _init_unfused(self, dep: Deployment, inter: float) -> None:
+        """Seconds per token of an unfused engine's f32 elementwise traffic, and per causal query-key pair of
+        its score matrix when flash attention is off (both 0 for engines that fuse them)."""
+        m, act = dep.model, dep.serving_engine.unfused_activations
+        self.unfused_s_per_token = self.score_s_per_pair = 0.0
+        if act is None:
+            return
+        values = act.hidden_passes * m.hidden_size + act.intermediate_passes * inter
+        self.unfused_s_per_token = m.num_layers * values * act.bytes_per_value / dep.tp / self.bw
+        if not dep.limits.flash_attention:
+            heads = m.num_attention_heads / dep.attention_tp
+            self.score_s_per_pair = heads * act.score_passes * act.bytes_per_value / dep.dp / self.bw
 
     def _init_communication(self, dep: Deployment, tp: int) -> None:
         """5. Communication: TP all-reduces (or DP-attention all-to-alls) and pipeline-stage sends, per token."""
@@ -230,7 +249,7 @@ class StepCost:
         dense = max(
             skew * tokens * self.dense_flops_per_token / flops_rate,
             (self.dense_bytes + tokens * self.act_bytes_per_token) / bw,
-        ) + self.kernel_floor_s
+        ) + self.kernel_floor_s + tokens * self.unfused_s_per_token
         experts = 0.0
         if self.expert_layers:
             p = 1.0 - (1.0 - self.top_k / self.num_experts) ** tokens  # chance a given expert is touched
@@ -252,7 +271,7 @@ class StepCost:
             window_ctx = min(s.prefill_ctx_tokens, s.num_prefills * (self.window or 0))
             keys += self.sliding_layers * (window_ctx + s.decode_ctx_window + tokens)
         attention = max(skew * pairs * self.attn_flops_per_pair / self.attn_flops_per_s,
-                        keys * self.kv_bytes_per_token_layer / bw)
+                        keys * self.kv_bytes_per_token_layer / bw) + pairs * self.score_s_per_pair
         comm = (tokens * (self.allreduce_s_per_token + self.pp_s_per_token) + self.allreduce_latency_s
                 + self.pp_latency_s)
         if self.allreduces_per_step:
@@ -331,6 +350,8 @@ class StepCost:
             keys = keys + self.sliding_layers * (window_sums + tokens)
         attention = np.maximum(pairs * self.attn_flops_per_pair / self.attn_flops_per_s,
                                keys * self.kv_bytes_per_token_layer / self.bw)
+        if self.score_s_per_pair:
+            attention = attention + pairs * self.score_s_per_pair
         busy = dense + attention  # dense = (d + e) + h, summed in the same order as ``groups``
         c += busy  # busy + c (c is this call's own row)
         seconds = np.add(c, o, out=out)
@@ -364,20 +385,3 @@ class StepCost:
         """One decode step of ``batch`` sequences, each with ``context`` tokens cached."""
         window = min(context, self.window) if self.window else 0
         return self.seconds(BatchShape.decodes(batch, batch * context, batch * window))
-
-
-@functools.cache
-def expected_max_standard_normal(n: int) -> float:
-    """E[max of n independent standard normals], by numerical integration (0.564 for 2, 1.424 for 8).
-
-    Cached: every StepCost of an expert-parallel deployment asks for it, and the planner builds thousands.
-    """
-    if n < 2:
-        return 0.0
-    import numpy as np  # noqa: PLC0415  (see the note on imports above)
-    from scipy.special import ndtr  # noqa: PLC0415  (only expert-parallel deployments need it; keeps `fit` quick)
-
-    x = np.linspace(-8.0, 8.0, 16001)
-    pdf = np.exp(-0.5 * x * x) / np.sqrt(2 * np.pi)
-    density = n * pdf * ndtr(x) ** (n - 1)
-    return float(np.sum(x * density) * (x[1] - x[0]))

@@ -38,7 +38,7 @@ from inferplan.plan.pools import (
     preference_penalty,
     router_options,
 )
-from inferplan.plan.space import QualityBudget, SearchSpace, enumerate_candidates
+from inferplan.plan.space import OWNED_ENERGY_PRICE, QualityBudget, SearchSpace, enumerate_candidates
 from inferplan.sim.slo import SLO, parse_slos
 from inferplan.sim.summary_types import Headline, Summary
 from inferplan.specs.catalog import get_device, get_engine, get_model
@@ -64,6 +64,7 @@ class PlanRequest(WorkloadSpec):
     scale_down_delay_s: float = 300.0
     profile: str | None = None  # a DeviceProfile file for the device it names (from profile/calibrate)
     confidence: float | None = None  # plan each SLO to hold with this probability under the residuals
+    energy_price_per_kwh: float = OWNED_ENERGY_PRICE  # what an owned device (no rental price) costs to run
 
 
 @dataclass(kw_only=True)
@@ -121,7 +122,9 @@ def plan(req: PlanRequest, *, registry: Registry | None = None,
     wl = req.build_workload()
     buckets, bucket_of = make_buckets(wl, req.buckets)
     budget = QualityBudget(req.max_quality_loss_pct, req.allow_unknown_quality)
-    context = int(min(np.percentile(wl.input_tokens + wl.output_tokens, 99), model.max_position_embeddings))
+    lengths = wl.input_tokens + wl.output_tokens
+    context = int(min(np.percentile(lengths, 99), model.max_position_embeddings))
+    longest = int(min(lengths.max(), model.max_position_embeddings))  # llama.cpp's slots must hold every request
 
     # 1-2. enumerate and screen
     say("screening candidates")
@@ -129,8 +132,9 @@ def plan(req: PlanRequest, *, registry: Registry | None = None,
     screened: list[tuple[Evaluated, Deployment]] = []
     mean_in, mean_out = float(wl.input_tokens.mean()), float(wl.output_tokens.mean())
     profile = DeviceProfile.load(Path(req.profile)) if req.profile else None
-    space = SearchSpace(devices=req.devices, engines=req.engines)
-    candidates = enumerate_candidates(model, space, budget, context_tokens=context, profile=profile)
+    space = SearchSpace(devices=req.devices, engines=req.engines, energy_price_per_kwh=req.energy_price_per_kwh)
+    candidates = enumerate_candidates(model, space, budget, context_tokens=context, longest_tokens=longest,
+                                      profile=profile)
     for cand, dep, est in screen(candidates, mean_in, mean_out, slos):
         screened.append((Evaluated(cand, est), dep))
     screen_s = time.perf_counter() - t0

@@ -6,17 +6,28 @@ import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 
-from inferplan.errors import InputError
-from inferplan.perf.deployment import Deployment, can_serve, engine_limits, parallelism_label
-from inferplan.perf.memory import max_concurrent_sequences, plan_memory
+from inferplan.perf.deployment import (
+    Deployment,
+    EngineLimits,
+    LimitValue,
+    can_serve,
+    engine_limits,
+    parallelism_label,
+)
+from inferplan.perf.memory import max_concurrent_sequences, plan_memory, slot_cells
 from inferplan.perf.profile import DeviceProfile
 from inferplan.plan.defaults import DEFAULT_DEVICES
 from inferplan.specs.catalog import default_engine, get_device, get_engine, kv_format_catalog, weight_format_catalog
+from inferplan.specs.engines import EngineSpec
 from inferplan.specs.hardware import DeviceSpec
 from inferplan.specs.model import ModelSpec
 from inferplan.specs.precision import KVFormat, WeightFormat
 
-__all__ = ["DEFAULT_DEVICES"]
+__all__ = ["DEFAULT_DEVICES", "OWNED_ENERGY_PRICE"]
+
+# U.S. average residential retail electricity price, 2024: 16.48 cents/kWh (U.S. Energy Information
+# Administration, Electric Power Monthly, Table 5.3); --energy-price replaces it
+OWNED_ENERGY_PRICE = 0.1648
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -59,6 +70,9 @@ class SearchSpace:
     pp: tuple[int, ...] = (1, 2, 4)  # pipeline stages span nodes: tried only when no single node fits
     max_num_seqs: tuple[int, ...] = (64, 256)
     max_num_batched_tokens: tuple[int, ...] = (2048, 8192)
+    # llama.cpp: server slots (-np), each with the plan's context (-c = slots x context), n_batch at its default
+    llamacpp_slots: tuple[int, ...] = (1, 2, 4, 8, 16)
+    energy_price_per_kwh: float = OWNED_ENERGY_PRICE  # a device with no rental price is one the user owns
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +112,7 @@ def enumerate_candidates(
     budget: QualityBudget,
     *,
     context_tokens: int,
+    longest_tokens: int | None = None,
     profile: DeviceProfile | None = None,
 ) -> Iterator[tuple[Candidate, Deployment]]:
     """Every configuration of ``space`` that fits in memory with room for one sequence of ``context_tokens``.
@@ -105,7 +120,7 @@ def enumerate_candidates(
     ``profile`` applies to the device it was measured or calibrated for (``local``: the one it describes).
     """
     for name in space.devices:
-        dev, prof = _device_and_profile(name, profile)
+        dev, prof = _device_and_profile(name, profile, space.energy_price_per_kwh)
         default = default_engine(dev).name  # left unnamed on the deployment, as a user who names none
         specs = {e: get_engine(e) for e in space.engines or (default,)}
         engines = tuple(e for e, spec in specs.items() if spec.runs(dev.kind))
@@ -116,15 +131,10 @@ def enumerate_candidates(
         for pp in space.pp:
             found = False
             for tp in tps if pp == 1 else tps[-1:]:  # several nodes: each stage as wide as a node allows
-                axes = itertools.product(moe_splits(model, tp), engines, weights, kvs, space.max_num_seqs,
-                                         space.max_num_batched_tokens)
-                for split, engine, w, kv, seqs, tokens in axes:
+                for split, engine, w, kv, seqs, tokens in _axes(model, tp, engines, weights, kvs, space):
                     if engine not in w.engines:
                         continue
-                    # the engine's own defaults, with chunked prefill on where the engine has it off by
-                    # default (TensorRT-LLM): the launch files then pass its flag
-                    limits = engine_limits(specs[engine], {"max_num_seqs": seqs, "max_num_batched_tokens": tokens,
-                                                           "enable_chunked_prefill": True})
+                    limits = _limits(specs[engine], seqs, tokens, longest_tokens or context_tokens)
                     dep = Deployment(model=model, device=dev, weights=w, kv=kv, tp=tp, pp=pp, limits=limits,
                                      profile=prof, ep=split != "tp", dp_attention=split == "dp-attention",
                                      engine=None if engine == default else specs[engine])
@@ -137,12 +147,43 @@ def enumerate_candidates(
                 break
 
 
-def _device_and_profile(name: str, profile: DeviceProfile | None) -> tuple[DeviceSpec, DeviceProfile | None]:
+def _axes(model: ModelSpec, tp: int, engines: tuple[str, ...], weights: list[WeightFormat], kvs: list[KVFormat],
+          space: SearchSpace) -> Iterator[tuple[str, str, WeightFormat, KVFormat, int, int]]:
+    """(MoE split, engine, weights, KV, sequences, batched tokens): llama.cpp searches its slots instead."""
+    for engine in engines:
+        seqs, tokens = ((space.llamacpp_slots, (get_engine(engine).defaults.max_num_batched_tokens,))
+                        if engine == "llamacpp" else (space.max_num_seqs, space.max_num_batched_tokens))
+        for split, w, kv, s, t in itertools.product(moe_splits(model, tp), weights, kvs, seqs, tokens):
+            yield split, engine, w, kv, s, t
+
+
+def _limits(engine: EngineSpec, seqs: int, tokens: int, longest_tokens: int) -> EngineLimits:
+    """The engine's own defaults with the searched values, and chunked prefill on where the engine has it off
+    by default (TensorRT-LLM: the launch files then pass its flag). llama.cpp's slots each hold the longest
+    request, rounded to the 256 cells it allocates, so the launched -c is exactly what was simulated."""
+    given: dict[str, LimitValue] = {"max_num_seqs": seqs, "max_num_batched_tokens": tokens,
+                                    "enable_chunked_prefill": True}
+    if engine.name == "llamacpp":
+        given["slot_context"] = slot_cells(longest_tokens)
+    return engine_limits(engine, given)
+
+
+def _device_and_profile(name: str, profile: DeviceProfile | None,
+                        energy_price: float) -> tuple[DeviceSpec, DeviceProfile | None]:
     """The device to plan on (a profile's own device where it names one) and the profile that applies to it."""
     dev = (profile.resolve_device(name) if profile else None) or get_device(name)
-    if dev.price_per_hour_usd is None:
-        raise InputError(f"device '{name}' has no price; give it one in a device file to plan with it")
-    return dev, profile if profile and profile.device in (name, dev.name) else None
+    return owned_priced(dev, energy_price), profile if profile and profile.device in (name, dev.name) else None
+
+
+def owned_priced(dev: DeviceSpec, energy_price: float) -> DeviceSpec:
+    """A device with no rental price (a laptop, a Pi, a workstation one owns) is costed by the energy it draws
+    at full power, so plans over owned devices rank by watts; a device file with a price (an amortised one)
+    overrides it."""
+    if dev.price_per_hour_usd is not None:
+        return dev
+    return dev.model_copy(update={
+        "price_per_hour_usd": dev.peak_power_w / 1000 * energy_price, "price_date": "owned",
+        "price_source": f"owned: energy at {dev.peak_power_w:g} W x ${energy_price:g}/kWh (no rental price)"})
 
 
 def tp_allowed(model: ModelSpec, dev: DeviceSpec, tp: int) -> bool:

@@ -30,6 +30,8 @@ def _config_json(dep: Deployment) -> dict[str, Any]:
         "max_num_seqs": dep.limits.max_num_seqs,
         "max_num_batched_tokens": dep.limits.max_num_batched_tokens,
         "gpu_memory_utilization": dep.limits.gpu_memory_utilization,
+        "slot_context": dep.limits.slot_context or None,  # llama.cpp: context per slot (-c = slots x this)
+        "flash_attention": dep.limits.flash_attention,
         "quality_loss_pct": dep.weights.quality_loss_pct(),
         "quality_source": dep.weights.quality.source if dep.weights.quality else None,
     }

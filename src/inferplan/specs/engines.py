@@ -41,6 +41,23 @@ class CustomAllReduce(BaseModel):
     source: str = Field(min_length=1)
 
 
+class UnfusedActivations(BaseModel):
+    """Memory traffic of an engine whose elementwise ops run as separate kernels on wide intermediates
+    (llama.cpp's ggml graph keeps activations in f32), paid after the matmuls rather than hidden under them."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    bytes_per_value: float = Field(gt=0, description="bytes of one activation value (4: f32)")
+    hidden_passes: float = Field(ge=0, description="reads and writes per token per layer of hidden-size tensors "
+                                                   "(norms, rotary, residual adds, layout copies, casts)")
+    intermediate_passes: float = Field(ge=0, description="the same for MLP-intermediate-size tensors "
+                                                         "(gate and up outputs, activation, product, cast)")
+    score_passes: float = Field(ge=0, description="passes over the f32 attention-score matrix per causal query-key "
+                                                  "pair and head without flash attention (write, softmax, read); "
+                                                  "ggml fills the whole masked square, which this number absorbs")
+    source: str = Field(min_length=1)
+
+
 class EngineDefaults(BaseModel):
     """The engine's own defaults for the limits inferplan names as vLLM does (EngineLimits)."""
 
@@ -51,6 +68,7 @@ class EngineDefaults(BaseModel):
     block_size: int = Field(ge=1)
     memory_fraction: float = Field(gt=0, le=1)
     enable_chunked_prefill: bool = True
+    flash_attention: bool = True
     source: str = Field(min_length=1)
 
 
@@ -76,6 +94,10 @@ class EngineSpec(BaseModel):
     runs_on: tuple[DeviceKind, ...] = Field(description="device kinds the engine serves on")
     launch: str = Field(description="the command the launch files write")
     custom_allreduce: CustomAllReduce | None = None
+    fp16_accumulate: bool = Field(
+        default=False, description="its 16-bit GEMMs accumulate in FP16, so they reach the device's FP16-accumulate "
+                                   "peak (DeviceSpec.fp16_accumulate_tflops)")
+    unfused_activations: UnfusedActivations | None = None
     scheduler_options: dict[str, float] = Field(
         default_factory=dict, description="the scheduler's own constants (SGLang: new_token_ratio), with the source "
                                           "in scheduler_source")

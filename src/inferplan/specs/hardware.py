@@ -34,6 +34,10 @@ class DeviceSpec(BaseModel):
     )
     memory_bw_gb_s: float = Field(gt=0, description="peak memory bandwidth, decimal GB/s")
     peak_tflops: dict[Dtype, float] = Field(description="dense peak per dtype, TFLOP/s (TOPS for integers)")
+    fp16_accumulate_tflops: float | None = Field(
+        default=None, gt=0, description="dense FP16 tensor peak with FP16 accumulate, where it exceeds the FP32-"
+                                        "accumulate figure in peak_tflops (GeForce cards: twice); engines whose "
+                                        "16-bit GEMMs accumulate in FP16 (llama.cpp's cuBLAS path) reach it")
     features: tuple[str, ...] = Field(default=(),
                                       description="fast kernels this device has: fp8, int8, int4, gguf, fp4")
     max_devices_per_node: int = Field(default=1, ge=1)
@@ -81,6 +85,10 @@ class DeviceSpec(BaseModel):
             if candidate in table:
                 return table[candidate] * TERA
         return table.get("fp32", 0.0) * TERA
+
+    def peak_flops_fp16_accumulate(self) -> float:
+        """The 16-bit peak of GEMMs that accumulate in FP16: the datasheet's figure, else the 16-bit peak."""
+        return self.fp16_accumulate_tflops * TERA if self.fp16_accumulate_tflops else self.peak_flops("fp16")
 
     def has_fast(self, dtype: str) -> bool:
         return dtype in self.peak_tflops or dtype in self.features

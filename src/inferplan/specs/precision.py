@@ -45,6 +45,9 @@ class WeightFormat(BaseModel):
     slow_path_efficiency: float = Field(
         default=0.6, gt=0, le=1, description="compute efficiency when dequantizing without a fast kernel"
     )
+    kernel: str | None = Field(
+        default=None, description="the kernel family whose measured efficiencies price it (gguf: llama.cpp's "
+                                  "quantized matmuls), when they differ from the compute dtype's")
     quantizes_embeddings: bool = Field(
         default=False, description="embedding and LM head stored in this format too (GGUF), else 16-bit"
     )

@@ -50,8 +50,9 @@ class PagedScheduler:
     ) -> ReplicaState:
         """The replica state this policy runs on: engine limits with this policy's overrides."""
         max_seqs = self.max_num_seqs or limits.max_num_seqs
-        if self.slot_context:
-            num_blocks = min(num_blocks, max_seqs * -(-self.slot_context // limits.block_size))
+        slot_context = self.slot_context or limits.slot_context
+        if slot_context:
+            num_blocks = min(num_blocks, max_seqs * -(-slot_context // limits.block_size))
         return ReplicaState(
             table,
             num_blocks=num_blocks,
@@ -64,7 +65,7 @@ class PagedScheduler:
             long_prefill_token_threshold=limits.long_prefill_token_threshold,
             prefix_caching=limits.enable_prefix_caching,
             priority=priority,
-            slot_context=self.slot_context,
+            slot_context=slot_context,
             role=role,
         )
 
