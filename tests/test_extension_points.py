@@ -48,7 +48,8 @@ def test_an_engine_policy_is_one_entry(monkeypatch: pytest.MonkeyPatch) -> None:
 
 # each axis of the search space, and the Candidate field that carries its value
 AXES = {"engines": "engine", "tp": "tp", "pp": "pp", "max_num_seqs": "max_num_seqs",
-        "max_num_batched_tokens": "max_num_batched_tokens"}
+        "max_num_batched_tokens": "max_num_batched_tokens", "llamacpp_slots": "max_num_seqs"}
+AXIS_DEVICE = {"llamacpp_slots": "m4-max-128gb"}  # an axis of llama.cpp, the default engine there
 
 
 def test_every_axis_of_the_search_space_reaches_the_candidates() -> None:
@@ -60,7 +61,7 @@ def test_every_axis_of_the_search_space_reaches_the_candidates() -> None:
     for axis, field in AXES.items():
         values = {f.name: getattr(SearchSpace(), f.name) for f in fields(SearchSpace)}
         one = values[axis][-1] if axis != "engines" else "sglang"
-        space = SearchSpace(**(values | {"devices": ("h100-sxm",), axis: (one,)}))
+        space = SearchSpace(**(values | {"devices": (AXIS_DEVICE.get(axis, "h100-sxm"),), axis: (one,)}))
         got = {getattr(c, field) for c, _ in enumerate_candidates(model, space, QualityBudget(1.0),
                                                                   context_tokens=2048)}
         if axis == "pp":  # one node holds an 8B model: deeper pipelines are pruned, nothing else is asked for

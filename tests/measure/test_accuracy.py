@@ -85,9 +85,12 @@ def test_accuracy_cli_prints_every_dataset_and_writes_its_report(tmp_path: Path)
     r = _cli("accuracy", "--json", "--out", str(tmp_path / "runs"), cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     data = json.loads(r.stdout)
-    assert {g["dataset"] for g in data["groups"]} == {"trtllm-v0.17-offline", "serving-online"}
+    assert {g["dataset"] for g in data["groups"]} == {"trtllm-v0.17-offline", "serving-online", "llamacpp-published"}
     assert {g["device"] for g in data["groups"] if g["dataset"] == "trtllm-v0.17-offline"} == {
         "a100-80gb", "h100-sxm", "h200", "l40s"}
+    published = [g for g in data["groups"] if g["dataset"] == "llamacpp-published"]
+    assert {g["engine"] for g in published} >= {"llamacpp/CUDA", "llamacpp/Metal", "llamacpp/ROCm", "llamacpp/Vulkan"}
+    assert all(g["in_fit"] == "no" for g in published)  # collected to check the fit, never fitted
     assert Path(data["report"]).is_file()
 
 

@@ -43,7 +43,8 @@ def test_unfused_f32_traffic_and_the_score_matrix_without_flash_attention() -> N
     assert cost_on.unfused_s_per_token == pytest.approx(expected)
     assert cost_on.score_s_per_pair == 0.0
     assert cost_off.score_s_per_pair == pytest.approx(32 * 5 * 4 / cost_off.bw)
-    assert StepCost(resolve_deployment("llama-3.1-8b", "rtx-3090", weights="fp16", engine="vllm")).unfused_s_per_token == 0
+    vllm = resolve_deployment("llama-3.1-8b", "rtx-3090", weights="fp16", engine="vllm")
+    assert StepCost(vllm).unfused_s_per_token == 0
 
 
 def test_generation_speed_is_the_exact_sum_of_its_decode_steps() -> None:

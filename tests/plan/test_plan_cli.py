@@ -93,7 +93,7 @@ def test_rerun_reuses_cached_evaluations(tmp_path: Path) -> None:
     [
         (("plan", "--slo", "ttft_p90=1ms"), "no configuration meets"),
         (("plan", "llama-3.1-405b", "--devices", "l4", "--max-quality-loss", "0"), "fits none"),
-        (("plan", "--devices", "rtx-5090"), "no price"),
+        (("plan", "--devices", "rtx-5090", "--energy-price", "-1"), "--energy-price"),
         (("plan", "--slo", "latency<1"), "cannot read SLO"),
     ],
 )

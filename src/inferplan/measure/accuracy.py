@@ -7,6 +7,8 @@ Three datasets ship in ``measure/data`` (see its README for sources and setups):
 * ``serving-online``: online serving runs at a request rate (SGLang's and vLLM's published
   benchmark pages), replayed with Poisson arrivals and ShareGPT-like lengths (``sharegpt_lengths``).
 * ``vidur-allreduce``: NCCL all-reduce timings by size, when ``--measurements`` points at Vidur's profiles.
+* ``llamacpp-published``: llama-bench results the project collected from llama.cpp pull requests, repository
+  files and hardware write-ups (CUDA, Metal, ROCm, Vulkan, CPU; ``measure/data/README.md``), checked only.
 * ``llamacpp-xiongjiedai``: llama-bench prompt (pp) and generation (tg) speed on 20 NVIDIA GPUs and four
   Apple chips, when ``--measurements`` holds that table (``llamacpp_cases``).
 
@@ -28,7 +30,15 @@ import numpy as np
 from inferplan.errors import InputError
 from inferplan.measure.collectives_fit import PROFILE_DEVICES, AllReducePoint, read_allreduce_points
 from inferplan.measure.llamacpp_cases import DATASET as LLAMACPP_DATASET
-from inferplan.measure.llamacpp_cases import XIONGJIEDAI_FILE, BenchRow, read_bench_rows, speed_cases
+from inferplan.measure.llamacpp_cases import (
+    PUBLISHED_DATASET,
+    PUBLISHED_FILE,
+    XIONGJIEDAI_FILE,
+    BenchRow,
+    published_cases,
+    read_bench_rows,
+    speed_cases,
+)
 from inferplan.perf.collectives import AllReduce, nccl_fits
 from inferplan.perf.deployment import Deployment
 from inferplan.perf.memory import plan_memory
@@ -228,6 +238,9 @@ def all_cases(measurements: Path | None = None, profile_for: ProfileFor | None =
     cases += offline_cases(data_file("trtllm_perf_overview_v0.17_throughput.csv"), profile_for)
     say("replaying online serving runs")
     cases += online_cases(data_file("serving_online.csv"), profile_for)
+    say("replaying published llama-bench results")
+    cases += [Case(PUBLISHED_DATASET, c.device, f"llamacpp/{backend}", c.test[:2], c.label, c.measured, c.predicted)
+              for backend, c in published_cases(data_file(PUBLISHED_FILE))]
     if points is not None:
         say("checking all-reduce timings")
         cases += allreduce_cases(points)

@@ -30,8 +30,9 @@ class BenchSetup:
     devices: int = 1
 
 
-def prompt_tokens_per_s(cost: StepCost, n: int, setup: BenchSetup = BenchSetup()) -> float:
-    """``ppN``: prompt tokens per second."""
+def prompt_tokens_per_s(cost: StepCost, n: int, setup: BenchSetup = BenchSetup(), depth: int = 0) -> float:
+    """``ppN`` (``@ dD``: after ``depth`` tokens in the cache, which llama-bench does not time): prompt tokens
+    per second."""
     total, done = 0.0, 0
     while done < n:
         batch = min(setup.n_batch, n - done)
@@ -39,7 +40,8 @@ def prompt_tokens_per_s(cost: StepCost, n: int, setup: BenchSetup = BenchSetup()
         for start in range(0, batch, setup.n_ubatch):
             size = min(setup.n_ubatch, batch - start)
             last = done + start + size >= n
-            ubatches.append(cost.seconds(batch_shape([(size, done + start)], prefills_completing=int(last))))
+            shape = batch_shape([(size, depth + done + start)], window=cost.window, prefills_completing=int(last))
+            ubatches.append(cost.seconds(shape))
         total += _pipelined(ubatches, setup.devices)
         done += batch
     return n / total

@@ -84,13 +84,24 @@ def suspect_f16_prompts(table: list[dict[str, str]]) -> set[tuple[str, str, str]
             and float(r["pp512_tps"]) < q4.get((r["gpu_config"], r["model_quant"].split()[0]), 0.0)}
 
 
+# The table's build prefilled quantized weights by dequantizing them to F16 for cuBLAS (ggml-cuda used MMQ
+# only up to 32 rows on Volta and newer); today's runs MMQ on int8 tensor cores (mmq.cu ggml_cuda_should_use_mmq).
+# The change's own measurement, RTX 4090, Llama-3-8B Q4_0, ubatch 512: 7,776.11 -> 10,358.75 t/s (llama.cpp PR
+# #7676). The shipped gguf efficiency is today's kernel; the replay of the May-2024 build runs it at that ratio.
+DEQUANT_CUBLAS_VS_MMQ = 7776.11 / 10358.75
+
+
 def _deployment(model: str, device: str, weights: str, devices: int, profile_for: ProfileFor | None) -> Deployment:
     # llama-bench's context is n_prompt + n_gen (at most 8192 here), one sequence, one ubatch of compute buffer
     limits = {"max_num_seqs": 1, "max_num_batched_tokens": 512, "flash_attention": False}
     dep = resolve_deployment(model, device, weights=weights, kv="fp16", pp=devices, engine="llamacpp", limits=limits)
-    profile = profile_for(dep) if profile_for else None
-    return dep if profile is None else resolve_deployment(model, device, weights=weights, kv="fp16", pp=devices,
-                                                          engine="llamacpp", limits=limits, profile=profile)
+    profile = (profile_for(dep) if profile_for else None) or dep.device_profile
+    if dep.device.is_gpu_like:  # CUDA rows: the build's dequantize-and-cuBLAS path for GGUF prompts
+        by_dtype = dict(profile.matmul_efficiency_by_dtype)
+        by_dtype["gguf"] = profile.matmul_efficiency_of("gguf") * DEQUANT_CUBLAS_VS_MMQ
+        profile = profile.model_copy(update={"matmul_efficiency_by_dtype": by_dtype})
+    return resolve_deployment(model, device, weights=weights, kv="fp16", pp=devices, engine="llamacpp",
+                              limits=limits, profile=profile)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,3 +150,28 @@ def read_bench_rows(measurements: Path, profile_for: ProfileFor | None = None) -
     if not path.exists():
         raise InputError(f"{measurements}: no {XIONGJIEDAI_FILE} in it (the llama.cpp calibration table)")
     return list(bench_rows(path, profile_for))
+
+
+# ---- the published rows the project collected (measure/data/llamacpp_published.csv): checked, never fitted
+PUBLISHED_FILE = "llamacpp_published.csv"
+PUBLISHED_DATASET = "llamacpp-published"
+_PUBLISHED_COLUMNS = ("source_id", "device", "backend", "model", "weights", "test", "depth", "flash_attn", "n_ubatch",
+                      "tokens_per_s")
+
+
+def published_cases(path: Path) -> Iterator[tuple[str, SpeedCase]]:
+    """(backend, case) per row: the row's own n_ubatch and flash-attention setting, depth as printed."""
+    from inferplan.measure.accuracy import read_rows  # noqa: PLC0415  (accuracy imports this module)
+
+    for row in read_rows(path, _PUBLISHED_COLUMNS):
+        ubatch, depth = int(row["n_ubatch"]), int(row["depth"])
+        kind, n = test_tokens(row["test"])
+        limits = {"max_num_seqs": 1, "max_num_batched_tokens": ubatch, "flash_attention": row["flash_attn"] == "1"}
+        dep = resolve_deployment(row["model"], row["device"], weights=row["weights"], kv="fp16", engine="llamacpp",
+                                 limits=limits)
+        cost = StepCost(dep)
+        predicted = (prompt_tokens_per_s(cost, n, BenchSetup(n_ubatch=ubatch), depth) if kind == "pp"
+                     else generate_tokens_per_s(cost, n, depth))
+        label = f"{row['model']} {row['weights']} {row['test']}" + (f" @ d{depth}" if depth else "")
+        yield row["backend"], SpeedCase(row["device"], row["test"], f"{label} ({row['source_id']})",
+                                        float(row["tokens_per_s"]), predicted)

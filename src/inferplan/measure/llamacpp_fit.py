@@ -1,11 +1,13 @@
 """Fit llama.cpp's profile per device kind (one backend each: CUDA GPUs, Metal) to published llama-bench rows.
 
-Five numbers per kind, each a mechanism of the step-cost model: the 16-bit GEMM efficiency (F16
+Seven numbers per kind, each a mechanism of the step-cost model: the 16-bit GEMM efficiency (F16
 weights), the GGUF kernels' matmul efficiency, the memory-bandwidth efficiency of 16-bit weight
-reads and of GGUF block reads, and the per-step host time. Least squares on log(predicted /
-measured) over every pp and tg figure of the kind's devices that are not held out, soft-L1 so a
-few anomalous rows (the table's L40S and A100-SXM F16 prompt rows run at a tenth of their
-neighbours') do not drag the rest. Nothing is fitted per row, model or length.
+reads and of GGUF block reads, the host time per step and per layer per step (kernel launches: the
+table's 8B and 80-layer 70B rows tell the two apart), and the bandwidth efficiency of the KV reads of
+attention without flash attention (the table's build ran it unfused; its tg8192 rows slow down with
+context far more than the KV bytes alone would make them). Least squares on log(predicted / measured)
+over every pp and tg figure of the kind's devices that are not held out, soft-L1 so a few rows the
+model cannot explain do not drag the rest. Nothing is fitted per row, model or length.
 """
 
 from __future__ import annotations
@@ -22,11 +24,11 @@ from inferplan.perf.profile import DeviceProfile
 
 KINDS = ("workstation-gpu", "datacenter-gpu", "apple-soc")  # the kinds the table measures: CUDA, and Metal
 FITTED = ("matmul_efficiency", "gguf_matmul_efficiency", "bandwidth_efficiency", "gguf_bandwidth_efficiency",
-          "step_overhead_s")
-_START = np.array([0.5, 0.5, 0.8, 0.7, 1e-3])
-_LOW = np.array([0.05, 0.05, 0.3, 0.3, 0.0])
-_HIGH = np.array([1.0, 1.0, 1.0, 1.0, 0.01])
-_SCALE = np.array([1.0, 1.0, 1.0, 1.0, 1e-3])
+          "step_overhead_s", "per_layer_overhead_s", "kv_bandwidth_efficiency")
+_START = np.array([0.5, 0.5, 0.8, 0.7, 1e-3, 2e-5, 0.7])
+_LOW = np.array([0.05, 0.05, 0.3, 0.3, 0.0, 0.0, 0.05])
+_HIGH = np.array([1.0, 1.0, 1.0, 1.0, 0.01, 5e-4, 1.0])
+_SCALE = np.array([1.0, 1.0, 1.0, 1.0, 1e-3, 1e-4, 1.0])
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,9 +41,10 @@ class KindFit:
 
 def profile_fields(values: dict[str, float]) -> dict[str, object]:
     """The fitted numbers as DeviceProfile fields: the GGUF figures are entries keyed by the kernel family."""
-    plain = {k: v for k, v in values.items() if not k.startswith("gguf_")}
+    plain = {k: v for k, v in values.items() if not k.startswith("gguf_") and not k.startswith("kv_")}
     return plain | {"matmul_efficiency_by_dtype": {"gguf": values["gguf_matmul_efficiency"]},
-                    "weight_bandwidth_efficiency_by_kernel": {"gguf": values["gguf_bandwidth_efficiency"]}}
+                    "bandwidth_efficiency_by_kernel": {"gguf": values["gguf_bandwidth_efficiency"],
+                                                              "kv-unfused": values["kv_bandwidth_efficiency"]}}
 
 
 def _override(values: dict[str, float]) -> Callable[[Deployment], DeviceProfile]:

@@ -30,10 +30,10 @@ class DeviceProfile(BaseModel):
     matmul_efficiency_by_dtype: dict[str, float] = Field(
         default_factory=dict, description="large-matmul fraction of peak for the compute types whose kernels "
                                           "reach a different share than the 16-bit ones (fp8: scaled GEMMs)")
-    weight_bandwidth_efficiency_by_kernel: dict[str, float] = Field(
-        default_factory=dict, description="fraction of peak bandwidth a kernel family's weight reads reach where it "
-                                          "differs from bandwidth_efficiency (gguf: llama.cpp's block-quantized "
-                                          "matrix-vector kernels)")
+    bandwidth_efficiency_by_kernel: dict[str, float] = Field(
+        default_factory=dict, description="fraction of peak bandwidth a kernel family's reads reach where it differs "
+                                          "from bandwidth_efficiency (gguf: llama.cpp's block-quantized weight "
+                                          "kernels; kv-unfused: KV reads of attention without flash attention)")
     matmul_half_tokens: float = Field(
         default=16.0, ge=0, description="rows at which a matmul reaches half its large-shape efficiency"
     )
@@ -67,9 +67,9 @@ class DeviceProfile(BaseModel):
         """The large-matmul efficiency of kernels computing in ``dtype`` (or of a kernel family: gguf)."""
         return self.matmul_efficiency_by_dtype.get(dtype, self.matmul_efficiency)
 
-    def weight_bandwidth_efficiency_of(self, kernel: str | None) -> float:
-        """The fraction of peak bandwidth weight reads reach under ``kernel`` (None: the plain figure)."""
-        return self.weight_bandwidth_efficiency_by_kernel.get(kernel or "", self.bandwidth_efficiency)
+    def bandwidth_efficiency_of(self, kernel: str | None) -> float:
+        """The fraction of peak bandwidth reads reach under ``kernel`` (None: the plain figure)."""
+        return self.bandwidth_efficiency_by_kernel.get(kernel or "", self.bandwidth_efficiency)
 
     @classmethod
     def default_for(cls, device: DeviceSpec, engine: EngineSpec | None = None) -> DeviceProfile:
@@ -84,7 +84,7 @@ class DeviceProfile(BaseModel):
                                       per_sequence_overhead_s=host.per_sequence_s,
                                       request_overhead_s=host.request_s,
                                       source=f"defaults for {device.kind} devices under {engine.name}")
-        fitted = fitted_profiles().get(f"{device.kind}/{engine.name}")
+        fitted = fitted_profiles().get(f"{device.kind}/{engine.name}") or _backend_fit(device, engine)
         if fitted:
             values |= fitted
         return cls(device=device.name, **values)
@@ -105,6 +105,14 @@ class DeviceProfile(BaseModel):
     def resolve_device(self, name: str) -> DeviceSpec | None:
         """The device this profile measured, when ``name`` asks for it (``local``)."""
         return self.device_spec if name == "local" else None
+
+
+def _backend_fit(device: DeviceSpec, engine: EngineSpec) -> dict[str, Any] | None:
+    """llama.cpp's kernels are its backend's: an NVIDIA device of a kind without a fit of its own (Jetson, DGX
+    Spark) runs the same CUDA kernels as the workstation cards the fit measured."""
+    if engine.name == "llamacpp" and device.vendor == "NVIDIA" and device.kind == "edge-soc":
+        return fitted_profiles().get(f"workstation-gpu/{engine.name}")
+    return None
 
 
 # Defaults: GPU numbers follow commonly reported fractions of peak for large GEMMs

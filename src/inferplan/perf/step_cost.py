@@ -137,6 +137,9 @@ class StepCost:
         peak = (dev.peak_flops_fp16_accumulate() if engine.fp16_accumulate and dtype == "fp16"
                 else dev.peak_flops(dtype))
         self.linear_flops_per_s = peak * matmul_eff * slow
+        # a few rows run as matrix-vector kernels on the vector units, not in half-empty tensor tiles: the
+        # small-batch rate never falls below the FP32 vector rate (a measured curve already says what it is)
+        self.vector_flops_per_s = 0.0 if prof.matmul_curve else dev.peak_flops("fp32") * matmul_eff * slow
         self.curve_a = prof.matmul_curve_exponent
         self.half_tokens = prof.matmul_half_tokens ** self.curve_a
         self._has_curve = bool(prof.matmul_curve)
@@ -149,7 +152,7 @@ class StepCost:
         self.attn_flops_per_s = dev.peak_flops(act_dtype) * prof.attention_efficiency
         self.bw = dev.memory_bw_bytes_per_s * prof.bandwidth_efficiency
         # weights stream at their kernel's rate; bytes priced at self.bw become seconds at that rate
-        weight_scale = prof.bandwidth_efficiency / prof.weight_bandwidth_efficiency_of(kernel)
+        weight_scale = prof.bandwidth_efficiency / prof.bandwidth_efficiency_of(kernel)
         wbytes = fmt.bytes_per_weight
         embed_bytes = wbytes if fmt.quantizes_embeddings else max(2.0, wbytes)
 
@@ -214,6 +217,9 @@ class StepCost:
         if not dep.limits.flash_attention:
             heads = m.num_attention_heads / dep.attention_tp
             self.score_s_per_pair = heads * act.score_passes * act.bytes_per_value / dep.dp / self.bw
+            # separate KQ, softmax and KQV kernels (V stored transposed) read the cache at their own rate
+            prof = dep.device_profile
+            self.kv_bytes_per_token_layer *= prof.bandwidth_efficiency / prof.bandwidth_efficiency_of("kv-unfused")
 
     def _init_communication(self, dep: Deployment, tp: int) -> None:
         """5. Communication: TP all-reduces (or DP-attention all-to-alls) and pipeline-stage sends, per token."""
@@ -240,8 +246,7 @@ class StepCost:
         tokens = s.prefill_tokens + s.num_decodes
         if tokens == 0:
             return (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
-        eff = self.matmul_eff(tokens)
-        flops_rate = self.linear_flops_per_s * eff
+        flops_rate = max(self.linear_flops_per_s * self.matmul_eff(tokens), self.vector_flops_per_s)
         bw = self.bw
         skew = 1.0  # DP attention: a prompt's chunk runs on one rank, however idle the others are
         if self.dp > 1 and s.num_prefills:
@@ -262,7 +267,7 @@ class StepCost:
         rows = s.num_sampled
         head = 0.0
         if rows:
-            head_rate = self.linear_flops_per_s * self.matmul_eff(rows)
+            head_rate = max(self.linear_flops_per_s * self.matmul_eff(rows), self.vector_flops_per_s)
             head = max(rows * self.head_flops_per_row / head_rate, self.head_bytes / bw)
         pairs = self.full_layers * (s.prefill_pairs + s.decode_ctx_tokens)
         keys = self.full_layers * (s.prefill_ctx_tokens + s.decode_ctx_tokens + tokens)

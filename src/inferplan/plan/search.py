@@ -122,6 +122,8 @@ def plan(req: PlanRequest, *, registry: Registry | None = None,
     wl = req.build_workload()
     buckets, bucket_of = make_buckets(wl, req.buckets)
     budget = QualityBudget(req.max_quality_loss_pct, req.allow_unknown_quality)
+    if req.energy_price_per_kwh < 0:
+        raise InputError(f"--energy-price must be 0 or more USD per kWh (got {req.energy_price_per_kwh:g})")
     lengths = wl.input_tokens + wl.output_tokens
     context = int(min(np.percentile(lengths, 99), model.max_position_embeddings))
     longest = int(min(lengths.max(), model.max_position_embeddings))  # llama.cpp's slots must hold every request
@@ -132,9 +134,9 @@ def plan(req: PlanRequest, *, registry: Registry | None = None,
     screened: list[tuple[Evaluated, Deployment]] = []
     mean_in, mean_out = float(wl.input_tokens.mean()), float(wl.output_tokens.mean())
     profile = DeviceProfile.load(Path(req.profile)) if req.profile else None
-    space = SearchSpace(devices=req.devices, engines=req.engines, energy_price_per_kwh=req.energy_price_per_kwh)
+    space = SearchSpace(devices=req.devices, engines=req.engines)
     candidates = enumerate_candidates(model, space, budget, context_tokens=context, longest_tokens=longest,
-                                      profile=profile)
+                                      profile=profile, energy_price=req.energy_price_per_kwh)
     for cand, dep, est in screen(candidates, mean_in, mean_out, slos):
         screened.append((Evaluated(cand, est), dep))
     screen_s = time.perf_counter() - t0

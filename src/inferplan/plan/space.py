@@ -72,7 +72,6 @@ class SearchSpace:
     max_num_batched_tokens: tuple[int, ...] = (2048, 8192)
     # llama.cpp: server slots (-np), each with the plan's context (-c = slots x context), n_batch at its default
     llamacpp_slots: tuple[int, ...] = (1, 2, 4, 8, 16)
-    energy_price_per_kwh: float = OWNED_ENERGY_PRICE  # a device with no rental price is one the user owns
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,13 +113,15 @@ def enumerate_candidates(
     context_tokens: int,
     longest_tokens: int | None = None,
     profile: DeviceProfile | None = None,
+    energy_price: float = OWNED_ENERGY_PRICE,
 ) -> Iterator[tuple[Candidate, Deployment]]:
     """Every configuration of ``space`` that fits in memory with room for one sequence of ``context_tokens``.
 
-    ``profile`` applies to the device it was measured or calibrated for (``local``: the one it describes).
+    ``profile`` applies to the device it was measured or calibrated for (``local``: the one it describes);
+    ``energy_price`` (USD/kWh) costs a device that has no rental price.
     """
     for name in space.devices:
-        dev, prof = _device_and_profile(name, profile, space.energy_price_per_kwh)
+        dev, prof = _device_and_profile(name, profile, energy_price)
         default = default_engine(dev).name  # left unnamed on the deployment, as a user who names none
         specs = {e: get_engine(e) for e in space.engines or (default,)}
         engines = tuple(e for e, spec in specs.items() if spec.runs(dev.kind))
