@@ -114,6 +114,12 @@ def make_buckets(wl: Workload, k: int) -> tuple[list[Bucket], np.ndarray]:
     return buckets, np.searchsorted(present, which)
 
 
+def _contexts(wl: Workload, limit: int) -> tuple[int, int]:
+    """(p99 request length: what the configurations are sized for, the longest: what llama.cpp's slots hold)."""
+    lengths = wl.input_tokens + wl.output_tokens
+    return int(min(np.percentile(lengths, 99), limit)), int(min(lengths.max(), limit))
+
+
 def plan(req: PlanRequest, *, registry: Registry | None = None,
          progress: Callable[[str], None] | None = None) -> PlanResult:
     say = progress or (lambda _msg: None)
@@ -124,9 +130,7 @@ def plan(req: PlanRequest, *, registry: Registry | None = None,
     budget = QualityBudget(req.max_quality_loss_pct, req.allow_unknown_quality)
     if req.energy_price_per_kwh < 0:
         raise InputError(f"--energy-price must be 0 or more USD per kWh (got {req.energy_price_per_kwh:g})")
-    lengths = wl.input_tokens + wl.output_tokens
-    context = int(min(np.percentile(lengths, 99), model.max_position_embeddings))
-    longest = int(min(lengths.max(), model.max_position_embeddings))  # llama.cpp's slots must hold every request
+    context, longest = _contexts(wl, model.max_position_embeddings)
 
     # 1-2. enumerate and screen
     say("screening candidates")
