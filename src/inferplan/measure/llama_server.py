@@ -10,16 +10,11 @@ parallel`` tokens (llama.cpp tools/server/server.cpp ``main``; src/llama-context
 from __future__ import annotations
 
 import importlib
-import subprocess
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
 
-import httpx
-
-from inferplan.measure.local_server import free_port
+from inferplan.measure.local_server import free_port, served
 
 
 def llama_server_binary() -> Path | None:
@@ -41,23 +36,6 @@ def _command(binary: Path, model: Path, port: int, parallel: int, ctx_size: int,
             "-c", str(ctx_size), "-t", str(threads), *extra_args]
 
 
-def _wait_ready(proc: subprocess.Popen[bytes], port: int, startup_timeout_s: float, log: Path | None) -> None:
-    """Return once /health says 200; raise if the server exits or the deadline passes first."""
-    seen = f"; its log is {log}" if log else "; pass log=PATH to see why"
-    deadline = time.monotonic() + startup_timeout_s
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"llama-server exited with code {proc.returncode} before it was ready{seen}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"llama-server did not answer /health within {startup_timeout_s:g} s{seen}")
-        time.sleep(0.05)  # a tiny model loads in well under a second
-
-
 @contextmanager
 def llama_server(model: Path, *, port: int | None = None, parallel: int = 2, ctx_size: int = 2048, threads: int = 2,
                  extra_args: Sequence[str] = (), log: Path | None = None,
@@ -70,17 +48,5 @@ def llama_server(model: Path, *, port: int | None = None, parallel: int = 2, ctx
         raise FileNotFoundError(f"no GGUF file at {model}")
     port = port or free_port()
     cmd = _command(binary, model, port, parallel, ctx_size, threads, extra_args)
-    sink: IO[bytes] | int = log.open("wb") if log else subprocess.DEVNULL
-    proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    try:
-        _wait_ready(proc, port, startup_timeout_s, log)
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if not isinstance(sink, int):
-            sink.close()
+    with served(cmd, port, name="llama-server", log=log, startup_timeout_s=startup_timeout_s, poll_s=0.05) as url:
+        yield url
