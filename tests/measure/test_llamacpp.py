@@ -112,3 +112,29 @@ def test_every_configuration_that_ran_is_predicted_to_fit() -> None:
     assert check is not None and check.ran > 400 and check.oom_predicted_oom == check.oom
     assert all(miss.startswith("8B Q4_K_M on M1 7-Core GPU 8GB") for miss in check.misses), check.misses
     assert check.ran_predicted_fit >= check.ran - 2
+
+
+def test_fit_answers_headroom_and_energy_on_a_pi() -> None:
+    """Llama 3.2 3B Q4_K_M on a Pi 5 at 4,096 tokens: 8 GiB less weights, workspace, reserve and that one
+    conversation's KV is left for the OS; a token's energy lies between idle and peak power over its step."""
+    from inferplan.perf.fit import fit
+    from inferplan.perf.memory import GIB
+
+    dep = resolve_deployment("llama-3.2-3b", "raspberry-pi-5", weights="gguf-q4_k_m", engine="llamacpp")
+    r = fit(dep, context=4096)
+    mem = plan_memory(dep)
+    kv = 4096 * dep.model.kv_bytes_per_token(dep.kv.bytes_per_value)
+    expected = 8 * GIB - mem.weights_bytes - mem.activation_bytes - 0.25 * GIB - kv
+    assert r.unified_memory and r.headroom_bytes == pytest.approx(expected, rel=1e-9)
+    step = 1 / r.decode_tokens_per_s_batch1
+    assert 2.7 * step < r.energy_per_token_j <= 12 * step  # the Pi 5's idle and peak watts
+
+
+def test_fit_says_how_much_room_is_left_in_a_terminal() -> None:
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "inferplan.cli", "fit", "llama-3.2-3b", "raspberry-pi-5", "--weights",
+                        "gguf-q4_k_m", "--context", "4096"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "for the OS and other apps" in r.stdout and "J per generated token" in r.stdout

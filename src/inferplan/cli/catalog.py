@@ -90,10 +90,14 @@ def _print_fit(r: FitResult, arch: str) -> None:
     print_table(mem)
     if r.fits_context:
         out.print(
-            f"[green]fits[/]: KV cache holds {r.num_kv_blocks * 16:,} tokens "
+            f"[green]fits[/]: KV cache holds {r.kv_capacity_tokens:,} tokens "
             f"({r.kv_bytes_per_token / 1024:,.0f} KiB per token); max context {r.max_context:,}; "
             f"{r.max_concurrent_sequences:,} concurrent sequences of {r.context:,} tokens"
         )
+        if r.unified_memory:
+            tight = " [yellow](tight: close other apps)[/]" if r.headroom_bytes < 2 * GIB else ""
+            out.print(f"leaves {_gib(r.headroom_bytes)} of memory for the OS and other apps while serving one "
+                      f"{r.context:,}-token conversation{tight}")
     else:
         why = "weights and workspace exceed memory" if not r.fits else f"one {r.context:,}-token sequence does not fit"
         out.print(f"[red]does not fit[/]: {why}")
@@ -125,6 +129,9 @@ def _print_fit(r: FitResult, arch: str) -> None:
         row(f"decode, batch {r.decode_batch_max:,}", r.decode_tokens_per_s_batch_max, "{:,.0f} tok/s",
             "decode_tokens_per_s_batch_max")
     print_table(speed)
+    if r.energy_per_token_j > 0:
+        out.print(f"energy: {r.energy_per_token_j:,.2f} J per generated token at batch 1 "
+                  f"({3600 / r.energy_per_token_j:,.0f} tokens per Wh of battery)")
     if r.quality_loss_pct is None:
         out.print(f"quality effect of {r.weights_format}: unknown (no trustworthy measurement in the catalog)")
     elif r.quality_loss_pct > 0:

@@ -7,9 +7,15 @@ from dataclasses import asdict, dataclass, field, replace
 
 from inferplan.errors import InputError
 from inferplan.perf.deployment import Deployment, can_serve, divisors
-from inferplan.perf.memory import MemoryPlan, max_concurrent_sequences, max_context, plan_memory
+from inferplan.perf.memory import (
+    MemoryPlan,
+    blocks_for_context,
+    max_concurrent_sequences,
+    max_context,
+    plan_memory,
+)
 from inferplan.perf.ranges import spread_for
-from inferplan.perf.step_cost import StepCost
+from inferplan.perf.step_cost import BatchShape, StepCost
 from inferplan.specs.catalog import weight_format_catalog
 
 
@@ -47,6 +53,12 @@ class FitResult:
     quality_loss_pct: float | None
     quality_source: str | None
     parallelism: str = ""  # TP4, TP4+EP4, DP4-attention+EP4, TP2xPP2
+    kv_capacity_tokens: int = 0
+    # what one sequence of ``context`` tokens leaves of the device's memory: on a laptop, a Pi or a Mac, the
+    # room for the OS and other apps (weights, workspace, engine overhead and that sequence's KV taken)
+    headroom_bytes: float = 0.0
+    energy_per_token_j: float = 0.0  # one decoded token at batch 1, at the context (idle + dynamic power)
+    unified_memory: bool = False  # the device's memory is the system's (SoCs and CPUs)
     speed_range_pct: float | None = None  # +- band of the speed figures (1 s.d.) from a calibrated profile
     # 10-90% ranges the device kind's calibration residuals imply, by field name (perf/ranges.py)
     ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
@@ -93,7 +105,7 @@ def fit(dep: Deployment, *, context: int, prompt_tokens: int | None = None, batc
     conc = max_concurrent_sequences(dep, mem, context) if mem.fits else 0
     b_max = min(conc, dep.group_limits.max_num_seqs) if batch is None else batch
     ttft = cost.prefill_seconds(prompt, chunk=dep.limits.max_num_batched_tokens)
-    t1 = cost.decode_seconds(1, context)
+    t1, joules1 = cost.cost(BatchShape.decodes(1, context, min(context, cost.window) if cost.window else 0))
     tb = cost.decode_seconds(max(b_max, 1), context)
     fits_ctx = mem.fits and conc >= 1
     result = FitResult(
@@ -115,6 +127,10 @@ def fit(dep: Deployment, *, context: int, prompt_tokens: int | None = None, batc
         kv_budget_bytes=mem.kv_budget_bytes,
         capacity_bytes=mem.capacity_bytes,
         kv_bytes_per_token=m.kv_bytes_per_token(dep.kv.bytes_per_value),
+        kv_capacity_tokens=mem.kv_capacity_tokens,
+        headroom_bytes=headroom_bytes(dep, mem, context),
+        energy_per_token_j=joules1,
+        unified_memory=not dep.device.is_gpu_like,
         num_kv_blocks=mem.num_kv_blocks,
         fits=mem.fits,
         fits_context=fits_ctx,
@@ -133,6 +149,13 @@ def fit(dep: Deployment, *, context: int, prompt_tokens: int | None = None, batc
     if not fits_ctx:
         result = replace(result, suggestions=tuple(suggest(dep, mem, context)))
     return result
+
+
+def headroom_bytes(dep: Deployment, mem: MemoryPlan, context: int) -> float:
+    """Device memory left when one sequence of ``context`` tokens is served (negative: it does not fit)."""
+    kv = blocks_for_context(dep, context) * dep.limits.block_size * mem.kv_bytes_per_token
+    used = mem.weights_bytes + mem.activation_bytes + mem.overhead_bytes + kv
+    return dep.device.memory_bytes - used
 
 
 def suggest(dep: Deployment, mem: MemoryPlan, context: int) -> list[str]:
