@@ -133,6 +133,8 @@ class StepCost:
         dtype = fmt.compute_dtype if fast else fmt.fallback_dtype
         slow = 1.0 if fast else fmt.slow_path_efficiency
         kernel = fmt.kernel if fast else None
+        if engine.name == "llamacpp" and fmt.llamacpp_type not in (None, "F16", "BF16", "F32"):
+            fast, dtype, slow, kernel = True, "fp16", 1.0, "gguf"  # any block type llama.cpp runs: its GGUF kernels
         matmul_eff = prof.matmul_efficiency_of(kernel or dtype)
         peak = (dev.peak_flops_fp16_accumulate() if engine.fp16_accumulate and dtype == "fp16"
                 else dev.peak_flops(dtype))
