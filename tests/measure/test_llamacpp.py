@@ -138,3 +138,17 @@ def test_fit_says_how_much_room_is_left_in_a_terminal() -> None:
                         "gguf-q4_k_m", "--context", "4096"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "for the OS and other apps" in r.stdout and "J per generated token" in r.stdout
+
+
+def test_llama_cpp_predictions_carry_their_own_residual_ranges() -> None:
+    """Under llama.cpp the ranges come from the llama-bench residuals (pp, tg), not vLLM's TTFT and ITL."""
+    from inferplan.perf.fit import fit
+    from inferplan.perf.ranges import spread_for
+
+    dep = resolve_deployment("llama-3.1-8b", "rtx-4090", weights="gguf-q4_k_m", engine="llamacpp")
+    r = fit(dep, context=4096)
+    tg = spread_for("workstation-gpu", "tg")
+    assert tg is not None and r.ranges["decode_tokens_per_s_batch1"] == pytest.approx(
+        tg.truth_range(r.decode_tokens_per_s_batch1))
+    lo, hi = r.ranges["ttft_s"]
+    assert lo < r.ttft_s * 1.2 and hi > r.ttft_s * 0.8 and lo < hi

@@ -70,10 +70,20 @@ class FitResult:
         return d
 
 
-def residual_ranges(kind: str, *, ttft_s: float, batch1: float, batch_max: float) -> dict[str, tuple[float, float]]:
+def residual_ranges(kind: str, *, ttft_s: float, batch1: float, batch_max: float,
+                    engine: str = "") -> dict[str, tuple[float, float]]:
     """TTFT from the TTFT residuals, batch-1 decode from the ITL ones (tokens/s is 1 / ITL, so the truth is
-    ``predicted x (1 + e)``), batch-max decode from the offline throughput ones."""
-    out: dict[str, tuple[float, float]] = {}
+    ``predicted x (1 + e)``), batch-max decode from the offline throughput ones. Under llama.cpp, from its own
+    llama-bench residuals: prompt speed (pp; a time is n / speed, so its truth is ``predicted x (1 + e)``) and
+    generation speed (tg)."""
+    if engine == "llamacpp":
+        out: dict[str, tuple[float, float]] = {}
+        if (s := spread_for(kind, "pp")) is not None:
+            out["ttft_s"] = (ttft_s * (1 + s.error_at(0.1)), ttft_s * (1 + s.error_at(0.9)))
+        if (s := spread_for(kind, "tg")) is not None:
+            out["decode_tokens_per_s_batch1"] = s.truth_range(batch1)
+        return out
+    out = {}
     if (s := spread_for(kind, "ttft")) is not None:
         out["ttft_s"] = s.truth_range(ttft_s)
     if (s := spread_for(kind, "itl")) is not None:
@@ -144,7 +154,8 @@ def fit(dep: Deployment, *, context: int, prompt_tokens: int | None = None, batc
         quality_loss_pct=dep.weights.quality_loss_pct(),
         quality_source=dep.weights.quality.source if dep.weights.quality else None,
         speed_range_pct=speed_range_pct(dep),
-        ranges=residual_ranges(dep.device.kind, ttft_s=ttft, batch1=1.0 / t1, batch_max=max(b_max, 1) / tb),
+        ranges=residual_ranges(dep.device.kind, ttft_s=ttft, batch1=1.0 / t1, batch_max=max(b_max, 1) / tb,
+                               engine=dep.serving_engine.name),
     )
     if not fits_ctx:
         result = replace(result, suggestions=tuple(suggest(dep, mem, context)))
