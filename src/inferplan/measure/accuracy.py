@@ -286,6 +286,7 @@ def error_groups(cases: Iterable[Case]) -> list[ErrorGroup]:
     return out
 
 
+MIN_RESIDUALS = 5  # fewer errors than this make no spread (one Raspberry Pi row is not a range)
 RESIDUAL_LEVELS = tuple(round(float(x), 2) for x in np.linspace(0.0, 1.0, 21))
 
 
@@ -300,8 +301,9 @@ def residual_quantiles(cases: Iterable[Case]) -> dict[str, dict[str, dict[str, o
             continue
         kind = device_catalog()[c.device].kind
         grouped.setdefault(kind, {}).setdefault(c.phase, []).append(c.error)
-    return {kind: {phase: {"levels": list(RESIDUAL_LEVELS),
-                           "errors": [round(float(q), 4) for q in np.quantile(errs, RESIDUAL_LEVELS)],
-                           "count": len(errs)}
-                   for phase, errs in sorted(phases.items())}
-            for kind, phases in sorted(grouped.items())}
+    table = {kind: {phase: {"levels": list(RESIDUAL_LEVELS),
+                            "errors": [round(float(q), 4) for q in np.quantile(errs, RESIDUAL_LEVELS)],
+                            "count": len(errs)}
+                    for phase, errs in sorted(phases.items()) if len(errs) >= MIN_RESIDUALS}
+             for kind, phases in sorted(grouped.items())}
+    return {kind: phases for kind, phases in table.items() if phases}
