@@ -45,3 +45,17 @@ def test_an_owned_device_is_costed_by_its_energy(jetson_plan: tuple[Path, dict])
     """No rental price: 25 W at the 2024 U.S. residential average of $0.1648/kWh."""
     _, doc = jetson_plan
     assert doc["fleet"][0]["price_per_replica_hour"] == pytest.approx(25 / 1000 * 0.1648, rel=1e-3)
+
+
+def test_one_box_capacity_is_the_mix_rate_and_littles_law() -> None:
+    """Two equal buckets served at 2 and 1 req/s: the mix holds 1 / (0.5/2 + 0.5/1) = 4/3 req/s; with a 3 s mean
+    end-to-end time that is at least 4 conversations at once. A fleet of two replicas gets no such line."""
+    from inferplan.cli.plan import one_box_capacity
+
+    pool = {"device": "raspberry-pi-5", "count": 1, "disaggregated": False,
+            "capacity_per_bucket_rps": {"short": 2.0, "long": 1.0}}
+    doc = {"fleet": [pool], "buckets": [{"name": "short", "rate_per_s": 0.1}, {"name": "long", "rate_per_s": 0.1}],
+           "predicted": {"e2e_s": {"mean": 3.0}}}
+    line = one_box_capacity(doc)
+    assert line is not None and "1.33 req/s" in line and "at least 4 conversations" in line
+    assert one_box_capacity(doc | {"fleet": [pool | {"count": 2}]}) is None

@@ -143,6 +143,8 @@ def print_plan(r: PlanResult, doc: dict[str, Any]) -> None:
                   f"{chance} ({margin.basis})", soft_wrap=True)
     for line in r.planned_for:
         out.print(f"  planned for: {line}", soft_wrap=True)
+    if (box := one_box_capacity(doc)) is not None:
+        out.print(box, soft_wrap=True)
     out.print(f"why this fleet: {why_chosen(r)}", soft_wrap=True)
     if len(r.router_results) > 1:
         out.print(f"router: {r.router} (SLO attainment by router: {router_attainment(r.router_results)})")
@@ -158,6 +160,24 @@ def print_plan(r: PlanResult, doc: dict[str, Any]) -> None:
               f"simulated {len(r.survivors)}")
     if r.autoscale is not None:
         _print_autoscale(r.autoscale)
+
+
+def one_box_capacity(doc: dict[str, Any]) -> str | None:
+    """For a fleet of one replica (an edge box, a laptop): the rate of this workload's mix it holds at the SLOs,
+    1 / sum(share_b / capacity_b) over the request buckets, and the conversations that means at once (Little's
+    law with the mean end-to-end time simulated at the asked rate: a lower bound, E2E grows with load)."""
+    fleet = doc["fleet"]
+    if len(fleet) != 1 or fleet[0]["count"] != 1 or fleet[0]["disaggregated"]:
+        return None
+    caps, rates = fleet[0]["capacity_per_bucket_rps"], {b["name"]: b["rate_per_s"] for b in doc["buckets"]}
+    total = sum(rates.values())
+    if not total or any(caps.get(name, 0.0) <= 0 for name, rate in rates.items() if rate > 0):
+        return None
+    capacity = 1.0 / sum(rate / total / caps[name] for name, rate in rates.items() if rate > 0)
+    users = capacity * (doc["predicted"]["e2e_s"]["mean"] or 0.0)
+    return (f"one {fleet[0]['device']} holds up to {capacity:.3g} req/s of this workload at these SLOs: at least "
+            f"{users:.3g} conversations at once (that rate x the mean end-to-end time simulated at the asked rate, "
+            f"which only grows toward capacity)")
 
 
 def _ms(x: float | None, fmt: str) -> str:
