@@ -121,6 +121,17 @@ def chunk_pairs_window(new: int, cached: int, window: int) -> float:
     return below + (new - (first_capped - 1)) * window
 
 
+def kernel_path(dep: Deployment) -> tuple[str, float, str | None]:
+    """(compute dtype, slow-path factor, kernel family) of the deployment's matmuls: the format's fast kernel
+    where the device has it, else its fallback; under llama.cpp every block type runs its GGUF kernels."""
+    fmt, dev = dep.weights, dep.device
+    if dep.serving_engine.name == "llamacpp" and fmt.llamacpp_type not in (None, "F16", "BF16", "F32"):
+        return "fp16", 1.0, "gguf"
+    if fmt.is_fast_on(dev.kind, dev.features) and dev.has_fast(fmt.compute_dtype):
+        return fmt.compute_dtype, 1.0, fmt.kernel
+    return fmt.fallback_dtype, fmt.slow_path_efficiency, None
+
+
 class StepCost:
     """Prices steps of one Deployment. Build once per replica; call ``seconds``/``cost`` per step."""
 
@@ -129,12 +140,7 @@ class StepCost:
         m, dev, prof, fmt = dep.model, dep.device, dep.device_profile, dep.weights
         tp = dep.tp
         engine = dep.serving_engine
-        fast = fmt.is_fast_on(dev.kind, dev.features) and dev.has_fast(fmt.compute_dtype)
-        dtype = fmt.compute_dtype if fast else fmt.fallback_dtype
-        slow = 1.0 if fast else fmt.slow_path_efficiency
-        kernel = fmt.kernel if fast else None
-        if engine.name == "llamacpp" and fmt.llamacpp_type not in (None, "F16", "BF16", "F32"):
-            fast, dtype, slow, kernel = True, "fp16", 1.0, "gguf"  # any block type llama.cpp runs: its GGUF kernels
+        dtype, slow, kernel = kernel_path(dep)
         matmul_eff = prof.matmul_efficiency_of(kernel or dtype)
         peak = (dev.peak_flops_fp16_accumulate() if engine.fp16_accumulate and dtype == "fp16"
                 else dev.peak_flops(dtype))
