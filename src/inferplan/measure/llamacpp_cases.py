@@ -27,8 +27,7 @@ _TESTS = ("tg512", "tg1024", "tg4096", "tg8192", "pp512", "pp1024", "pp4096", "p
 _COLUMNS = ("gpu_config", "num_gpus", "model_quant", *(f"{t}_tps" for t in _TESTS))
 _MODELS = {"8B": "llama-3.1-8b", "70B": "llama-3.1-70b"}  # Llama 3 and 3.1 share the shapes priced here
 _FORMATS = {"Q4_K_M": "gguf-q4_k_m", "F16": "fp16"}
-# the table's GPU names -> catalog devices (M3 Max: the 40-core GPU with 400 GB/s; the 64 GB machine's
-# memory is set per row, below)
+# the table's GPU names -> catalog devices
 DEVICES = {
     "3070 8GB": "rtx-3070", "3080 10GB": "rtx-3080", "3080 Ti 12GB": "rtx-3080-ti", "4070 Ti 12GB": "rtx-4070-ti",
     "4080 16GB": "rtx-4080", "3090 24GB": "rtx-3090", "4090 24GB": "rtx-4090", "RTX 4000 Ada 20GB": "rtx-4000-ada",
