@@ -59,3 +59,9 @@ def test_one_box_capacity_is_the_mix_rate_and_littles_law() -> None:
     line = one_box_capacity(doc)
     assert line is not None and "1.33 req/s" in line and "at least 4 conversations" in line
     assert one_box_capacity(doc | {"fleet": [pool | {"count": 2}]}) is None
+
+
+def test_an_owned_boxs_cost_is_not_printed_as_zero() -> None:
+    from inferplan.cli.plan import usd
+
+    assert (usd(0.00412), usd(1.5), usd(0.0)) == ("$0.00412", "$1.50", "$0.00")

@@ -121,7 +121,7 @@ def print_plan(r: PlanResult, doc: dict[str, Any]) -> None:
 
     from inferplan.api import router_attainment
 
-    t = Table(title=f"Chosen fleet for {r.request.model} - ${doc['cost_per_hour']:.2f}/hour")
+    t = Table(title=f"Chosen fleet for {r.request.model} - {usd(doc['cost_per_hour'])}/hour")
     for col in ("replicas", "device", "parallelism", "engine", "weights", "KV", "quality loss", "max_num_seqs",
                 "batched tokens", "buckets served"):
         t.add_column(col)
@@ -149,7 +149,7 @@ def print_plan(r: PlanResult, doc: dict[str, Any]) -> None:
     if len(r.router_results) > 1:
         out.print(f"router: {r.router} (SLO attainment by router: {router_attainment(r.router_results)})")
     if len(r.mode_costs) > 1:
-        out.print("by mode: " + ", ".join(f"{m} ${c:.2f}/h ({'verified' if r.mode_verified[m] else 'not verified'})"
+        out.print("by mode: " + ", ".join(f"{m} {usd(c)}/h ({'verified' if r.mode_verified[m] else 'not verified'})"
                                            for m, c in r.mode_costs.items()) + f"; chose {r.mode}")
         for m, fleet in r.mode_fleets.items():
             if m != r.mode:
@@ -178,6 +178,11 @@ def one_box_capacity(doc: dict[str, Any]) -> str | None:
     return (f"one {fleet[0]['device']} holds up to {capacity:.3g} req/s of this workload at these SLOs: at least "
             f"{users:.3g} conversations at once (that rate x the mean end-to-end time simulated at the asked rate, "
             f"which only grows toward capacity)")
+
+
+def usd(x: float) -> str:
+    """Dollars to the cent, or to three digits below a cent: an owned Pi or Jetson costs $0.00412/hour of energy."""
+    return f"${x:.2f}" if x >= 0.01 or x == 0 else f"${x:.3g}"
 
 
 def _ms(x: float | None, fmt: str) -> str:
@@ -221,14 +226,14 @@ def why_chosen(r: PlanResult) -> str:
     cost = r.fleet.cost_per_hour
     others = sorted((c, label) for label, c in r.single_type_costs.items() if label not in chosen)
     if not others:
-        return f"the only configuration that meets the SLOs within the limits, at ${cost:.2f}/hour"
+        return f"the only configuration that meets the SLOs within the limits, at {usd(cost)}/hour"
     alt_cost, alt = others[0]
     if alt_cost > cost + 1e-9:
-        return (f"${cost:.2f}/hour against ${alt_cost:.2f}/hour for the runner-up ({alt}), "
+        return (f"{usd(cost)}/hour against {usd(alt_cost)}/hour for the runner-up ({alt}), "
                 f"{100 * (alt_cost / cost - 1) if cost else 0:.0f}% more")
     mine = [r.types[c] for c, n in enumerate(r.fleet.replicas) if n]
     loss = max((t.dep.weights.quality_loss_pct() or 0.0) for t in mine)
-    return (f"the runner-up ({alt}) costs the same (${alt_cost:.2f}/hour); at equal cost the planner prefers less "
+    return (f"the runner-up ({alt}) costs the same ({usd(alt_cost)}/hour); at equal cost the planner prefers less "
             f"quality loss and fewer parts (this fleet: {loss:.2f}% documented loss)")
 
 
