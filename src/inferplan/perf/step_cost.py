@@ -214,8 +214,8 @@ class StepCost:
         self._decode_fixed: np.ndarray | None = None  # rows: dense + experts + head, communication, overhead
 
     def _init_unfused(self, dep: Deployment, inter: float) -> None:
-        """Seconds per token of an unfused engine's f32 elementwise traffic, and per causal query-key pair of
-        its score matrix when flash attention is off (both 0 for engines that fuse them)."""
+        """Per token, an unfused engine's f32 elementwise traffic; without flash attention, per causal pair, its
+        score matrix, and its KV reads at the unfused kernels' bandwidth (all nil for engines that fuse them)."""
         m, act = dep.model, dep.serving_engine.unfused_activations
         self.unfused_s_per_token = self.score_s_per_pair = 0.0
         if act is None:
