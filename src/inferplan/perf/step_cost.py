@@ -145,8 +145,7 @@ class StepCost:
         peak = (dev.peak_flops_fp16_accumulate() if engine.fp16_accumulate and dtype == "fp16"
                 else dev.peak_flops(dtype))
         self.linear_flops_per_s = peak * matmul_eff * slow
-        # a few rows run as matrix-vector kernels on the vector units, not in half-empty tensor tiles: the
-        # small-batch rate never falls below the FP32 vector rate (a measured curve already says what it is)
+        # few rows run as matrix-vector kernels at the FP32 vector rate, not in half-empty tensor tiles
         self.vector_flops_per_s = 0.0 if prof.matmul_curve else dev.peak_flops("fp32") * matmul_eff * slow
         self.curve_a = prof.matmul_curve_exponent
         self.half_tokens = prof.matmul_half_tokens ** self.curve_a
@@ -159,8 +158,7 @@ class StepCost:
         act_bytes = 4 if dtype == "fp32" else _ACT_BYTES
         self.attn_flops_per_s = dev.peak_flops(act_dtype) * prof.attention_efficiency
         self.bw = dev.memory_bw_bytes_per_s * prof.bandwidth_efficiency
-        # weights stream at their kernel's rate; bytes priced at self.bw become seconds at that rate
-        weight_scale = prof.bandwidth_efficiency / prof.bandwidth_efficiency_of(kernel)
+        weight_scale = prof.bandwidth_efficiency / prof.bandwidth_efficiency_of(kernel)  # weights: their kernel's rate
         wbytes = fmt.bytes_per_weight
         embed_bytes = wbytes if fmt.quantizes_embeddings else max(2.0, wbytes)
 
@@ -254,7 +252,8 @@ class StepCost:
         tokens = s.prefill_tokens + s.num_decodes
         if tokens == 0:
             return (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
-        flops_rate = max(self.linear_flops_per_s * self.matmul_eff(tokens), self.vector_flops_per_s)
+        flops_rate = self.linear_flops_per_s * self.matmul_eff(tokens)  # at least the vector rate; no max() call:
+        flops_rate = flops_rate if flops_rate > self.vector_flops_per_s else self.vector_flops_per_s  # hot path
         bw = self.bw
         skew = 1.0  # DP attention: a prompt's chunk runs on one rank, however idle the others are
         if self.dp > 1 and s.num_prefills:
@@ -275,7 +274,8 @@ class StepCost:
         rows = s.num_sampled
         head = 0.0
         if rows:
-            head_rate = max(self.linear_flops_per_s * self.matmul_eff(rows), self.vector_flops_per_s)
+            head_rate = self.linear_flops_per_s * self.matmul_eff(rows)
+            head_rate = head_rate if head_rate > self.vector_flops_per_s else self.vector_flops_per_s
             head = max(rows * self.head_flops_per_row / head_rate, self.head_bytes / bw)
         pairs = self.full_layers * (s.prefill_pairs + s.decode_ctx_tokens)
         keys = self.full_layers * (s.prefill_ctx_tokens + s.decode_ctx_tokens + tokens)
