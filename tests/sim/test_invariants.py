@@ -177,6 +177,64 @@ def test_a_lone_replica_taking_arrivals_inside_a_leap_matches_stepping(
     assert all(r.max_kv_blocks_used <= r.state.pool.num_blocks for r in a.replicas)
 
 
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    n=st.integers(1, 150),
+    mean_gap=st.sampled_from([0.002, 0.02, 0.2]),
+    policy=st.sampled_from(sorted(POLICIES)),
+    budget=st.sampled_from([256, 8192]),
+    max_seqs=st.sampled_from([2, 8, 256]),
+    util=st.sampled_from([0.78, 0.9]),
+    prefix=st.booleans(),
+    seed=st.integers(0, 10_000),
+    replicas=st.integers(2, 4),
+    router=st.sampled_from(["least-kv", "least-outstanding", "power-of-two", "session-affinity"]),
+)
+def test_leaps_behind_a_router_that_reads_loads_match_stepping(
+    n: int, mean_gap: float, policy: str, budget: int, max_seqs: int, util: float, prefix: bool, seed: int,
+    replicas: int, router: str,
+) -> None:
+    """Behind every router that reads loads, leaps run on through arrivals (the loads come from their rows),
+    are cut by the requests routed to them or take those in, and still give the same routing, per-request
+    timings, steps and energy as stepping one by one; prefix caching and session groups included."""
+    rng = np.random.default_rng(seed)
+    groups = rng.integers(-1, 3, n) if prefix else None
+    wl = Workload.build(np.cumsum(rng.exponential(mean_gap, n)), rng.integers(1, 3000, n), rng.integers(1, 400, n),
+                        prefix_group=groups, prefix_tokens=[512] * n if prefix else None,
+                        session_id=rng.integers(-1, 4, n) if prefix else None)
+    limits = EngineLimits(max_num_seqs=max_seqs, max_num_batched_tokens=budget, gpu_memory_utilization=util,
+                          enable_prefix_caching=prefix)
+    fleet = Cluster.replicas([build_deployment("llama-3.1-8b", "l4", limits=limits)] * replicas)
+    pol = get_policy(policy, {"chunk_size": budget})
+    a = simulate(wl, fleet, pol, router=router, seed=seed, options=SimOptions(leap=True, check_invariants=True))
+    b = simulate(wl, fleet, pol, router=router, seed=seed, options=SimOptions(leap=False))
+    for field in ("replica", "t_first_token", "t_finish", "t_first_scheduled", "out_done", "max_itl",
+                  "num_preemptions", "status", "reject_reason", "prefix_hit_tokens"):
+        assert np.array_equal(getattr(a.table, field), getattr(b.table, field), equal_nan=True), field
+    assert a.num_steps == b.num_steps and a.itl.n == b.itl.n
+    for ra, rb in zip(a.replicas, b.replicas, strict=True):
+        # a leap's KV series holds the blocks its segments end with (an upper bound): not compared
+        assert ra.num_steps == rb.num_steps
+        assert rb.max_kv_blocks_used <= ra.max_kv_blocks_used <= ra.state.pool.num_blocks
+        assert ra.energy_j == pytest.approx(rb.energy_j, rel=1e-9)
+        sa, sb = ra.series.as_arrays(), rb.series.as_arrays()
+        for key in ("busy_s", "steps", "prefill_tokens", "decode_tokens", "running_s", "waiting_s"):
+            assert np.allclose(sa[key], sb[key], rtol=1e-9, atol=1e-9), key
+
+
+def test_a_fleet_behind_least_kv_handles_few_events_beyond_its_arrivals() -> None:
+    """Eight replicas behind least-kv at the chat preset's rate each: no leap ends at an arrival routed
+    elsewhere, and most routed arrivals are taken in by the leap running there, so the loop handles
+    about one event per arrival (stepping one by one: one per step of every replica)."""
+    from inferplan.workload.presets import make_workload
+
+    wl = make_workload("chat", num_requests=3000, rate=44, seed=3)
+    dep = build_deployment("llama-3.1-8b", "h100-sxm")
+    res = simulate(wl, Cluster.replicas([dep] * 8), get_policy("vllm"), router="least-kv")
+    assert len(wl) <= res.num_events < 1.5 * len(wl)
+    assert res.num_steps > 10 * res.num_events
+
+
 def test_md1_queue_matches_pollaczek_khinchine() -> None:
     """One request at a time, constant service D, Poisson arrivals at rho=0.6: mean wait = rho D / (2 (1 - rho))."""
     limits = EngineLimits(max_num_seqs=1)

@@ -10,7 +10,11 @@ With an empty queue (and no sliding window) requests that finish on the way leav
 batch and the run goes on with fewer sequences. A replica fed its own arrivals goes
 further: when the policy would admit the next arrival whole and the KV blocks surely
 suffice, the leap takes it in, prices that step, and runs on to the arrival after (one
-segment per arrival). Rows are kept in global step numbers: row i joined at step
+segment per arrival). A replica behind a router that reads loads is not stopped by arrivals
+either: its loads at any instant come from the leap's rows (``DecodeLeap.load``,
+``sim/leap_load.py``), and a request routed to it ends the open segment at the step under
+way then, or is taken in like a fed arrival (``offer_to_leap``). Rows are kept in global
+step numbers: row i joined at step
 ``join[i]`` (1 for rows running when the leap began), holds ``c1[i]`` tokens after its
 first step (``offset[i] = c1[i] - join[i]``) and samples its last token at ``last[i]``.
 """
@@ -23,11 +27,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from inferplan.perf.step_cost import BatchShape
+from inferplan.sim.leap_apply import record_segment
+from inferplan.sim.leap_load import SegmentLoad
 from inferplan.sim.policies.base import StepPlan
 from inferplan.sim.state import WAITING, ReplicaState
 
 if TYPE_CHECKING:
-    from inferplan.sim.replica import ArrivalFeed, Replica
+    from inferplan.sim.replica import Replica
 
 _STEP_INDEX = np.arange(2, 258)  # step numbers 2.. of a leap, sliced instead of rebuilt (spans grow 64, 256, ...)
 _STEP_INDEX_M1 = _STEP_INDEX - 1
@@ -36,33 +42,76 @@ _STEP_INDEX_M1.flags.writeable = False
 _MAX_TAKEN_IN = 128  # requests one leap takes in before it is applied (its finished rows then leave)
 
 
-@dataclass(slots=True, eq=False)
-class DecodeLeap:
-    """A leap in flight: when each of its steps ends, and each row's steps in it."""
-
-    ends: np.ndarray  # end time of every step
-    active: np.ndarray  # rows decoding in each step after the first (the last segment's)
-    decoded: int  # tokens of those steps (the sum of ``active``)
-    join: np.ndarray | None  # each row's first step, when the leap took arrivals in
-    last: np.ndarray  # each row's last step
-
-    @property
-    def steps(self) -> int:
-        return int(self.ends.shape[0])
-
 
 # One segment of a leap, priced up to the horizon (a plain tuple: built and read once per segment, on the hot
 # path): end times of its steps, the last of them, durations, joules and rows decoding of the decode steps after
 # its first, its number of steps, and the joules and tokens of those decode steps.
-_Priced = tuple[np.ndarray, float, np.ndarray, np.ndarray, np.ndarray, int, float, int]
+Priced = tuple[np.ndarray, float, np.ndarray, np.ndarray, np.ndarray, int, float, int]
+# A segment's first step: its start, duration, joules, prefill tokens, decodes and running requests.
+Segment = tuple[float, float, float, int, int, int]
 # The next arrival, admitted whole at ``step`` beside ``running`` rows: (rid, prompt, blocks, running, step,
 # step_cap); past step_cap the blocks of every row might not all fit.
 _Arrival = tuple[int, int, int, int, int, int]
+_NO_COLUMNS = np.zeros((4, 0), dtype=np.int64)
+_NO_COLUMNS.flags.writeable = False
+_UNPRICED: Priced = (_NO_COLUMNS[0], 0.0, _NO_COLUMNS[0], _NO_COLUMNS[0], _NO_COLUMNS[0], 0, 0.0, 0)
+
+
+@dataclass(slots=True, eq=False)
+class DecodeLeap:
+    """A leap in flight: its rows in global step numbers, the segments closed so far, and the open one.
+
+    The open segment is recorded and its blocks taken when the leap is applied (``finish_leap``), so it
+    may still be cut short at any of its steps (``offer_to_leap``) until then.
+    """
+
+    c1: np.ndarray  # tokens each row holds after its first step
+    offset: np.ndarray  # c1 - join
+    last: np.ndarray  # each row's last step
+    join: np.ndarray | None  # each row's first step, once the leap took an arrival in (None: all 1)
+    cols: np.ndarray  # (join, c1, offset, last) with room for rows taken in, once one was
+    through: bool  # the leap runs on through rows finishing
+    limit: int  # steps the open segment may run, counted from its first
+    last_max: int  # the last step of any row (through)
+    free: int  # blocks free for requests taken in: the pool's at the start, less their prompts
+    waiting: int  # requests queued when the leap began
+    seg: Segment  # the open segment's first step
+    priced: Priced  # the open segment's steps
+    m0: int  # the open segment's first step (global number)
+    closed: list[np.ndarray]  # end times of the steps of the segments before the open one
+    last_sorted: np.ndarray  # the rows' last steps in order (through; else ``last``)
+    offset_tail: np.ndarray  # sums of the offsets of sorted rows k.. (through; else ``last``)
+    order: np.ndarray | None = None  # the rows in the order of ``last_sorted`` (through)
+    over: bool | None = None  # a row holds more blocks than its first step needs (reserving policies); when read
+    seen: SegmentLoad | None = None  # the open segment's loads, once a router read them
+
+    @property
+    def steps(self) -> int:
+        return self.m0 - 1 + self.priced[5]
+
+    @property
+    def end(self) -> float:
+        return self.priced[1]
+
+    @property
+    def ends(self) -> np.ndarray:
+        """End time of every step."""
+        return np.concatenate([*self.closed, self.priced[0]]) if self.closed else self.priced[0]
+
+    def load(self, held: np.ndarray, block_size: int) -> SegmentLoad:
+        """The open segment's loads for routers (``held``: the batch's blocks now, before the leap's own)."""
+        if self.seen is None:
+            if self.over is None:  # rows taken in hold just their prompt's blocks: checking the first ones suffices
+                self.over = bool((held > (self.c1 + (block_size - 1)) // block_size).any())
+            priced = self.priced
+            self.seen = SegmentLoad(priced[0], self.m0, self.seg[5], priced[4],
+                                    (self.c1, self.join, held, self.order, self.over), block_size)
+        return self.seen
 
 
 def run_leap(rep: Replica, plan: StepPlan, first: BatchShape, now: float, horizon: float) -> DecodeLeap:
     """Run ``plan`` (a decode step priced as ``first``) and the identical steps after it, up to ``horizon``:
-    one segment, or one per arrival taken in. The loop's state stays in locals: this is the hot path."""
+    one segment, or one per arrival of the replica's own feed taken in."""
     st = rep.state
     b = st.batch
     n = b.n
@@ -70,67 +119,127 @@ def run_leap(rep: Replica, plan: StepPlan, first: BatchShape, now: float, horizo
     d0, j0 = rep.cost.cost(first)
     c1 = plan.num_computed_before + plan.num_new  # computed after the first step; each row then holds c1 + 1
     last = b.remaining[:n]  # steps each request takes part in: 1..last
-    # crossing finishes is exact only when no router looks at this replica's load meanwhile
-    through = rep.solo and not len(st.waiting) and not rep.window
-    last_max = int(np.maximum.reduce(last)) if through else 0  # the last step of any row
+    # crossing finishes is exact when every load a router reads comes from the leap's rows (with prefix
+    # caching a finished request's blocks may stay in use by others, so only where no router reads them)
+    through = not len(st.waiting) and not rep.window and (rep.solo or not st.prefix_caching)
+    last_max = int(np.maximum.reduce(last)) if through else 0
     limit = steps_blocks_allow(st, c1, b.held[:n], last, last_max if through else int(np.minimum.reduce(last)))
+    seg = (now, d0, j0, first.prefill_tokens, first.num_decodes, n)
+    leap = DecodeLeap(c1, c1 - 1, last, None, _NO_COLUMNS, through, limit, last_max, st.pool.num_free,
+                      len(st.waiting), seg, _UNPRICED, 1, [], last, last)
+    _price_open(rep, leap, horizon)
     feed = rep.feed if through else None
-    join: np.ndarray | None = None
-    cols = _NO_COLUMNS
-    offset = c1 - 1
-    m0 = 1  # global number of the segment's first step
-    free0 = st.pool.num_free
-    prompt_blocks = 0  # blocks taken by requests admitted inside the leap
-    seg = (now, d0, j0, first.prefill_tokens, first.num_decodes, n)  # the segment's first step
-    all_ends: list[np.ndarray] = []
-    while True:
-        rows = last.shape[0]
-        if through:  # rows by last step, and the sum of the offsets of sorted rows k.. (0 past the end)
-            order = last.argsort(kind="stable")  # array methods: the np.* wrappers cost more than the work
-            offset_tail = np.zeros(rows + 1, dtype=np.int64)
-            offset_tail[:rows] = offset[order][::-1].cumsum()[::-1]
-            last_sorted = last[order]
-        else:
-            last_sorted = offset_tail = last
-        priced = _price(rep, c1, last_sorted, offset_tail, through, limit, horizon, m0, seg[0], seg[1])
-        end, steps = priced[1], priced[5]
-        g_end = m0 + steps - 1
-        arrival = None
-        if (feed is not None and steps < limit and feed.next < len(feed.times) and end > horizon
-                and (join is None or rows < cols.shape[1])):
-            arrival = _admissible(rep, feed, last_sorted, g_end + 1, free0 - prompt_blocks, end)
+    while feed is not None and feed.next < len(feed.times) and leap.priced[1] > horizon and _has_room(leap):
+        later = feed.times[feed.next + 1] if feed.next + 1 < len(feed.times) else float("inf")
+        arrival = _admissible(rep, leap, feed.rid(feed.next), later)
         if arrival is None:
-            _allocate_blocks(st, c1, last, join, g_end)
-        _record(rep, seg, priced)
-        all_ends.append(priced[0])
-        if arrival is None or feed is None:
             break
-        rid, prompt, blocks, running, step, step_cap = arrival
-        prompt_blocks += blocks
         feed.next += 1
-        output = admit(rep, rid, prompt, blocks, end)
-        ctx_at = int(offset_tail[rows - running]) + step * running  # keys the running rows read
-        d, j = rep.cost.cost(BatchShape.prefill_beside_decodes(prompt, running, ctx_at))
-        seg = (end, d, j, prompt, running, running + 1)
-        if join is None:  # rows as columns of one array with room for the requests taken in
-            cols = np.empty((4, rows + _MAX_TAKEN_IN), dtype=np.int64)
-            cols[0, :rows], cols[1, :rows], cols[2, :rows], cols[3, :rows] = 1, c1, offset, last
-        cols[:, rows] = (step, prompt, prompt - step, step + output - 1)
-        join, c1, offset, last = cols[:, : rows + 1]
-        m0 = step
-        last_max = max(last_max, step + output - 1)
-        limit = min(last_max, step_cap) - m0 + 1
-        horizon = feed.times[feed.next] if feed.next < len(feed.times) else float("inf")
-    ends = all_ends[0] if len(all_ends) == 1 else np.concatenate(all_ends)
-    return DecodeLeap(ends, priced[4], priced[7], join, last)
+        _take_in(rep, leap, arrival, later)
+        horizon = later
+    return leap
 
 
-_NO_COLUMNS = np.zeros((4, 0), dtype=np.int64)
-_NO_COLUMNS.flags.writeable = False
+def offer_to_leap(rep: Replica, rid: int, now: float, next_arrival: float, horizon: float) -> bool:
+    """``rid`` was routed here at ``now``, inside the leap. The open segment ends with the step under way
+    then; if stepping one by one would surely admit the request whole at the next step, the leap takes it
+    in and runs on to ``horizon`` (True), else it ends there and the caller queues the request (False)."""
+    leap = rep.leap
+    assert leap is not None
+    priced = leap.priced
+    keep = int(priced[0].searchsorted(now, side="right")) + 1  # the steps up to the one under way now
+    assert now >= leap.seg[0] and keep <= priced[5]
+    if keep < priced[5]:
+        leap.priced = _truncate(priced, keep)
+        leap.seen = None
+    if rep.state.role != "both" or len(rep.state.waiting) or not _has_room(leap):  # queued ones go first
+        return False
+    arrival = _admissible(rep, leap, rid, next_arrival)
+    if arrival is None:
+        return False
+    _take_in(rep, leap, arrival, horizon)
+    return True
+
+
+def extend_leap(rep: Replica, now: float, horizon: float) -> bool:
+    """The open segment ended at ``now``, at the horizon or at a step a routed request cut it to. Where
+    stepping one by one would go on as the leap does, go on instead of applying it: price further (the
+    queue is empty), or take in the one request queued (it arrived in the last step). False: apply it."""
+    leap = rep.leap
+    assert leap is not None and now == leap.end
+    if rep.state.role != "both" or not _has_room(leap):
+        return False
+    waiting = rep.state.waiting
+    if not len(waiting):
+        _price_open(rep, leap, horizon)
+        return leap.end > now
+    if len(waiting) > 1:
+        return False
+    arrival = _admissible(rep, leap, waiting.peek(), now)
+    if arrival is None:
+        return False
+    waiting.pop()
+    _take_in(rep, leap, arrival, horizon)
+    return True
+
+
+def _has_room(leap: DecodeLeap) -> bool:
+    """The open segment stopped short of its limit, and the leap has a column left for one more row."""
+    return (leap.through and leap.priced[5] < leap.limit
+            and (leap.join is None or leap.last.shape[0] < leap.cols.shape[1]))
+
+
+def _take_in(rep: Replica, leap: DecodeLeap, arrival: _Arrival, horizon: float) -> None:
+    """Close the open segment, admit ``arrival`` at the step after it and price the new segment to ``horizon``."""
+    rid, prompt, blocks, running, step, step_cap = arrival
+    record_segment(rep, leap.seg, leap.priced, leap.waiting)
+    leap.closed.append(leap.priced[0])
+    leap.free -= blocks
+    end = leap.priced[1]
+    output = admit(rep, rid, prompt, blocks, end)
+    rows = leap.last.shape[0]
+    ctx_at = int(leap.offset_tail[rows - running]) + step * running  # keys the running rows read
+    d, j = rep.cost.cost(BatchShape.prefill_beside_decodes(prompt, running, ctx_at))
+    leap.seg = (end, d, j, prompt, running, running + 1)
+    cols = leap.cols
+    if leap.join is None:  # rows as columns of one array with room for the requests taken in
+        leap.cols = cols = np.empty((4, rows + _MAX_TAKEN_IN), dtype=np.int64)
+        cols[0, :rows], cols[1, :rows], cols[2, :rows], cols[3, :rows] = 1, leap.c1, leap.offset, leap.last
+    cols[:, rows] = (step, prompt, prompt - step, step + output - 1)
+    leap.join, leap.c1, leap.offset, leap.last = cols[:, : rows + 1]
+    leap.m0 = step
+    leap.last_max = max(leap.last_max, step + output - 1)
+    leap.limit = min(leap.last_max, step_cap) - step + 1
+    _price_open(rep, leap, horizon)
+
+
+def _price_open(rep: Replica, leap: DecodeLeap, horizon: float) -> None:
+    """Price the open segment up to ``horizon``."""
+    last, through = leap.last, leap.through
+    if through:  # rows by last step, and the sum of the offsets of sorted rows k.. (0 past the end)
+        rows = last.shape[0]
+        order = last.argsort(kind="stable")  # array methods: the np.* wrappers cost more than the work
+        offset_tail = np.zeros(rows + 1, dtype=np.int64)
+        offset_tail[:rows] = leap.offset[order][::-1].cumsum()[::-1]
+        leap.last_sorted, leap.offset_tail, leap.order = last[order], offset_tail, order
+    leap.seen = None
+    leap.priced = _price(rep, leap.c1, leap.last_sorted, leap.offset_tail, through, leap.limit, horizon, leap.m0,
+                         leap.seg[0], leap.seg[1])
+
+
+def _truncate(priced: Priced, steps: int) -> Priced:
+    """The first ``steps`` steps of a priced segment: what pricing it to a horizon inside its step
+    ``steps`` gives (the same prefix of the same running sums)."""
+    ends = priced[0][:steps]
+    if steps == 1:
+        return ends, float(ends[0]), priced[2], priced[3], priced[4], 1, 0.0, 0
+    joules, active = priced[3][: steps - 1], priced[4][: steps - 1]
+    return (ends, float(ends[-1]), priced[2][: steps - 1], joules, active, steps, float(np.add.reduce(joules)),
+            int(np.add.reduce(active)))
 
 
 def _price(rep: Replica, c1: np.ndarray, last_sorted: np.ndarray, offset_tail: np.ndarray, through: bool,
-           limit: int, horizon: float, m0: int, seg_start: float, seg_d: float) -> _Priced:
+           limit: int, horizon: float, m0: int, seg_start: float, seg_d: float) -> Priced:
     """A segment's steps, priced in growing prefixes until one passes the horizon. Its first step
     (``m0``, global number) starts at ``seg_start`` and lasts ``seg_d``; the decode steps follow."""
     rows = last_sorted.shape[0]
@@ -169,56 +278,24 @@ def _price(rep: Replica, c1: np.ndarray, last_sorted: np.ndarray, offset_tail: n
             int(np.add.reduce(active)))
 
 
-def _admissible(rep: Replica, feed: ArrivalFeed, last_sorted: np.ndarray, step: int, free: int,
-                seg_end: float) -> _Arrival | None:
-    """The feed's next arrival, if stepping one by one would surely admit it whole at ``step`` (the
-    segment ends at ``seg_end``): the arrival after it comes later, the policy admits it, and the
-    ``free`` blocks surely suffice for every row until the step cap."""
+def _admissible(rep: Replica, leap: DecodeLeap, rid: int, later: float) -> _Arrival | None:
+    """``rid``, if stepping one by one would surely admit it whole at the step after the open segment
+    (the next arrival comes at ``later``): none can join it first, the policy admits it, and the
+    blocks left surely suffice for every row until the step cap."""
     st = rep.state
-    rid = feed.rids[feed.next] if feed.rids is not None else feed.next
+    step = leap.m0 + leap.priced[5]
+    last_sorted = leap.last_sorted
     rows = last_sorted.shape[0]
     prompt = int(rep.table.input[rid])
     running = rows - int(last_sorted.searchsorted(step, side="left"))
     blocks = -(-prompt // st.block_size)
-    spare = free - blocks
+    spare = leap.free - blocks
     # every row needs <= g // bs + 1 new blocks by step g: past step_cap they might not all fit
     step_cap = (spare // (rows + 1)) * st.block_size - 1 if spare > 0 else -1
-    if (step_cap >= step and not (feed.next + 1 < len(feed.times) and feed.times[feed.next + 1] < seg_end)
-            and not rep.reject_reason(rid) and rep.policy.admits_whole(st, prompt, running)):
+    if (step_cap >= step and not later < leap.priced[1] and not rep.reject_reason(rid)
+            and rep.policy.admits_whole(st, prompt, running)):
         return rid, prompt, blocks, running, step, step_cap
     return None
-
-
-def _allocate_blocks(st: ReplicaState, c1: np.ndarray, last: np.ndarray, join: np.ndarray | None,
-                     g_end: int) -> None:
-    """The leap ends at step ``g_end``: take the blocks every row needs by its last step in it."""
-    b = st.batch
-    held = b.held[: b.n]
-    taken = np.minimum(last, g_end) if join is None else np.minimum(last, g_end) - join + 1
-    # ceil((c1 - 1 + k) / bs) after k steps = (c1 + k + bs - 2) // bs
-    extra = (c1 + taken + (st.block_size - 2)) // st.block_size - held
-    np.maximum(extra, 0, out=extra)
-    assert st.pool.take(int(np.add.reduce(extra)))
-    held += extra
-
-
-def _record(rep: Replica, seg: tuple[float, float, float, int, int, int], priced: _Priced) -> None:
-    """A segment in the replica's series and totals: its first step, then its decode steps as one run."""
-    st = rep.state
-    start, d, j, prefill, decodes, running = seg
-    used = st.pool.num_used  # mid-leap segments: without the decode blocks allocated when it ends
-    if used > rep.max_kv_blocks_used:
-        rep.max_kv_blocks_used = used
-    waiting = len(st.waiting)
-    ends, end, durs, joules, active, steps, decode_j, decoded = priced
-    if steps > 1:
-        rep.series.add_segment(start, d, prefill, decodes, running, waiting, used, j, ends[:-1], durs, active,
-                               joules, busy=end - float(ends[0]), energy=decode_j, decoded=decoded)
-    else:
-        rep.series.add_step(start, d, prefill, decodes, running, waiting, used, j)
-    rep.energy_j += j + decode_j
-    rep.busy_s += end - start
-    rep.num_steps += steps
 
 
 def admit(rep: Replica, rid: int, prompt: int, blocks: int, when: float) -> int:
@@ -261,67 +338,6 @@ def steps_blocks_allow(st: ReplicaState, c1: np.ndarray, held: np.ndarray, remai
         else:
             hi = mid - 1
     return lo
-
-
-def finish_leap(rep: Replica, leap: DecodeLeap, plan: StepPlan) -> int:
-    """Apply a leap of S steps: row i sampled one token in each of steps J_i .. J_i + k_i - 1 (global
-    numbers). Without arrivals taken in, J_i = 1 and k_i = min(S, its outputs left); rows taken in
-    had no token before. Returns how many requests finished."""
-    st = rep.state
-    b = st.batch
-    n = b.n
-    ends, join = leap.ends, leap.join
-    steps = ends.shape[0]
-    remaining = b.remaining[:n]
-    k = np.minimum(remaining, steps) if join is None else np.minimum(leap.last, steps) - join + 1
-    remaining -= k
-    tokens = b.num_tokens[:n]
-    tokens += k
-    # every row sampled in each step it ran: all but the last token computed
-    np.subtract(tokens, 1, out=b.num_computed[:n])
-    if st.prefix_caching:
-        rep.register_prompt_blocks(plan)
-    last = b.last_t[:n]
-    first = np.isnan(last)
-    if np.count_nonzero(first):
-        rep.table.t_first_token[b.rid[:n][first]] = ends[0] if join is None else ends[join[first] - 1]
-    gaps = ends[0] - last  # NaN where the first token came in this leap (all rows taken in)
-    rep.itl.add_weighted(gaps[~first])
-    if join is None:
-        run_max = np.zeros(steps)  # run_max[j]: longest gap over the leap's first j + 1 tokens
-        if steps > 1:
-            later = ends[1:] - ends[:-1]  # exactly as event-by-event subtraction gives them
-            rep.itl.add_weighted(later, leap.active, count=leap.decoded)
-            np.maximum.accumulate(later, out=run_max[1:])
-        last_step = k - 1
-        return _end_leap(rep, leap, run_max[last_step], gaps, last_step)
-    # row i's later gaps are gap[J_i - 1 .. J_i + k_i - 3], gap[s] = ends[s + 1] - ends[s]
-    lo, last_step = join - 1, join + k - 2
-    gap = np.empty(steps)
-    np.subtract(ends[1:], ends[:-1], out=gap[:-1])  # exactly as event-by-event subtraction gives them
-    gap[-1] = 0.0
-    per_gap = (np.bincount(lo, minlength=steps) - np.bincount(last_step, minlength=steps)).cumsum()
-    rep.itl.add_weighted(gap[:-1], per_gap[:-1], count=int(np.add.reduce(k)) - n)
-    bounds = np.empty(2 * n, dtype=np.int64)
-    bounds[0::2], bounds[1::2] = lo, last_step
-    row_max = np.maximum.reduceat(gap, bounds)[0::2]  # max over [lo, last); a lone gap[lo] where lo == last
-    row_max[k == 1] = 0.0
-    return _end_leap(rep, leap, row_max, gaps, last_step)
-
-
-def _end_leap(rep: Replica, leap: DecodeLeap, row_max: np.ndarray, gaps: np.ndarray, last_step: np.ndarray) -> int:
-    """What applying any leap ends with: each row's largest gap (``row_max`` within the leap, ``gaps``
-    before it), its last token time (``leap.ends[last_step]``), and finished rows leaving."""
-    b = rep.state.batch
-    n = b.n
-    np.fmax(row_max, gaps, out=row_max)  # fmax: a NaN gap (no earlier token) does not count
-    max_itl = b.max_itl[:n]
-    np.maximum(max_itl, row_max, out=max_itl)
-    b.last_t[:n] = leap.ends[last_step]
-    done = (b.remaining[:n] == 0).nonzero()[0]
-    if done.size > 1:  # release in the order stepping one by one would: by finishing step, then row
-        done = done[last_step[done].argsort(kind="stable")]
-    return rep.retire(done, b.last_t[done])
 
 
 def _window_sums(ctx: np.ndarray, m: np.ndarray, window: int) -> np.ndarray:

@@ -29,6 +29,7 @@ from inferplan.workload.request import Workload
 
 Progress = Callable[[int, int], None]
 _DEFAULTS = SimOptions()
+LOOKAHEAD = 2  # a routed replica's leap is priced up to the arrival this many times the front's size ahead
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -113,7 +114,9 @@ class _Loop:
         self.seq = itertools.count()
         self.arrivals = wl.arrival_s.tolist()
         self.owner = self._feed(assigned)  # each arrival's replica, when the router assigned them up front
-        self.step_end = [float("inf")] * len(self.replicas)  # when each busy replica's step (or leap) ends
+        self.live = [-1] * len(self.replicas)  # the heap entry (its seq) of each busy replica's step or leap
+        # routed replicas' leaps are priced this many arrivals ahead (a request routed to one cuts its leap)
+        self.lookahead = LOOKAHEAD * len(self.front)
         self.i = 0  # the next arrival, in trace order, that no replica has taken in
         self.now = 0.0
         self.steps = self.events = 0
@@ -163,10 +166,14 @@ class _Loop:
 
     def _on_step_end(self) -> None:
         """A replica's step (or leap) ended: apply it, send finished prompts' KV on, start the next one."""
-        t, _, r = heapq.heappop(self.heap)
+        t, seq, r = heapq.heappop(self.heap)
+        if seq != self.live[r]:  # the end of a leap that a request routed to it cut short
+            return
         self._advance(t)
         rep = self.replicas[r]
-        self.step_end[r] = float("inf")
+        if rep.leap is not None and rep.extend(t, self._horizon()):
+            self._push(rep, rep.leap.end)
+            return
         self.steps += rep.leap.steps if rep.leap is not None else 1
         rep.finish_step(t)
         if self.check:
@@ -184,6 +191,8 @@ class _Loop:
         self._advance(t)
         table = self.table
         group = self.groups[int(table.replica[rid])]  # still the prefill replica's index
+        for rep in group:
+            rep.observe(t)
         target = group[self.to_decode.choose(rid, group)]
         table.replica[rid] = target.index
         table.kv_ready[rid] = table.input[rid]
@@ -198,8 +207,13 @@ class _Loop:
         while self.next_change < len(changes) and changes[self.next_change][0] <= t:
             self.accepting = [self.front[k] for k in changes[self.next_change][1]] or list(self.front)
             self.next_change += 1
-        target = self.replicas[self.owner[rid]] if self.owner else self.accepting[
-            self.route.choose(rid, self.accepting)]
+        if self.owner:
+            target = self.replicas[self.owner[rid]]
+        else:
+            accepting = self.accepting
+            for rep in accepting:
+                rep.observe(t)
+            target = accepting[self.route.choose(rid, accepting)]
         self.table.replica[rid] = target.index
         self._offer(target, rid, status=WAITING)
 
@@ -214,6 +228,14 @@ class _Loop:
             return
         if status is not None:
             table.status[rid] = status
+        leap = target.leap
+        if leap is not None and target.feed is None:  # (a fed replica's leap ends at this arrival anyway)
+            end = leap.end
+            target.offer(rid, self.now, self.arrivals[self.i] if self.i < len(self.arrivals) else float("inf"),
+                         self._horizon())
+            if leap.end != end:
+                self._push(target, leap.end)
+            return
         target.enqueue(rid)
         if not target.busy:
             self._start(target)
@@ -221,20 +243,21 @@ class _Loop:
     def _start(self, rep: Replica) -> None:
         """Start the replica's next step; a leap may run until the next event that could change it."""
         feed = rep.feed
-        if feed is not None:
-            horizon = feed.next_time(self.table.status)
-        else:
-            horizon = self.arrivals[self.i] if self.i < len(self.arrivals) else float("inf")
-        if self.transfers and self.transfers[0][0] < horizon:
-            horizon = self.transfers[0][0]
-        if rep.state.role == "decode":  # a prefill step ending sooner may hand off a prompt sooner
-            for k in range(self.num_prefill):
-                if self.step_end[k] < horizon:
-                    horizon = self.step_end[k]
-        end = rep.start_step(self.now, horizon)
+        end = rep.start_step(self.now, feed.next_time(self.table.status) if feed is not None else self._horizon())
         if end is not None:
-            heapq.heappush(self.heap, (end, next(self.seq), rep.index))
-            self.step_end[rep.index] = end
+            self._push(rep, end)
+
+    def _horizon(self) -> float:
+        """How far a routed replica's leap is priced: a request routed to it ends it sooner, so this only
+        trades pricing steps that may go unused against events."""
+        j = self.i + self.lookahead
+        return self.arrivals[j] if j < len(self.arrivals) else float("inf")
+
+    def _push(self, rep: Replica, end: float) -> None:
+        """``rep``'s step or leap now ends at ``end`` (an earlier entry of it, if any, goes stale)."""
+        seq = next(self.seq)
+        heapq.heappush(self.heap, (end, seq, rep.index))
+        self.live[rep.index] = seq
 
 
 def kv_transfer_s(dep: Deployment, prompt_tokens: int, link_gb_s: float | None, *, across_nodes: bool = False) -> float:

@@ -14,7 +14,9 @@ from inferplan.errors import InputError
 from inferplan.perf.deployment import Deployment
 from inferplan.perf.memory import plan_memory
 from inferplan.perf.step_cost import StepCost
-from inferplan.sim.leap import DecodeLeap, finish_leap, run_leap
+from inferplan.sim.leap import DecodeLeap, extend_leap, offer_to_leap, run_leap
+from inferplan.sim.leap_apply import finish_leap
+from inferplan.sim.leap_load import SegmentLoad
 from inferplan.sim.metrics import LogHistogram, ReplicaSeries
 from inferplan.sim.policies.base import EnginePolicy, StepPlan
 from inferplan.sim.shape import analyse_step
@@ -94,16 +96,30 @@ class Replica:
         self.num_steps = 0
         self.max_kv_blocks_used = 0
         self._reasons: np.ndarray | None = None  # why each request of the table cannot run here (0: it can)
+        self._seen: SegmentLoad | None = None  # the leap's loads at the last ``observe`` (None: not in a leap)
 
     # ---- load, for routers -----------------------------------------------------------------
+    def observe(self, now: float) -> None:
+        """Make ``num_outstanding`` and ``kv_usage`` report the state at ``now``: inside a leap, that of the
+        step under way then (the event loop calls this before a router reads them)."""
+        leap = self.leap
+        if leap is None:
+            self._seen = None
+            return
+        st = self.state
+        self._seen = seen = leap.load(st.batch.held[: st.batch.n], st.block_size)
+        seen.at(now)
+
     @property
     def num_outstanding(self) -> int:
-        return self.state.batch.n + len(self.state.waiting)
+        seen = self._seen
+        return (self.state.batch.n if seen is None else seen.running) + len(self.state.waiting)
 
     @property
     def kv_usage(self) -> float:
-        pool = self.state.pool
-        return pool.num_used / pool.num_blocks
+        pool, seen = self.state.pool, self._seen
+        used = pool.num_used if seen is None else pool.num_used + seen.blocks_added
+        return used / pool.num_blocks
 
     def reject_reason(self, rid: int) -> int:
         if self.max_waiting and len(self.state.waiting) >= self.max_waiting:
@@ -114,6 +130,19 @@ class Replica:
 
     def enqueue(self, rid: int) -> None:
         self.state.waiting.push(rid)
+
+    def offer(self, rid: int, now: float, next_arrival: float, horizon: float) -> bool:
+        """A request routed here at ``now`` while a leap runs: the leap takes it in (True) or ends with the
+        step under way, and the request is queued (False). Either way ``leap.end`` is the new end."""
+        if offer_to_leap(self, rid, now, next_arrival, horizon):
+            return True
+        self.enqueue(rid)
+        return False
+
+    def extend(self, now: float, horizon: float) -> bool:
+        """The leap's open segment ended at ``now``: go on with it, to ``horizon`` (True), or not (False:
+        ``finish_step`` applies it). Only where no arrivals of its own are fed to the replica."""
+        return self.feed is None and extend_leap(self, now, horizon)
 
     # ---- stepping -------------------------------------------------------------------------------
     def start_step(self, now: float, horizon: float = float("inf")) -> float | None:
@@ -128,11 +157,12 @@ class Replica:
         if plan.is_empty:
             self.busy, self.plan = False, None
             return None
-        shape, leapable = analyse_step(plan, self.state.batch, self.window, not len(self.state.waiting))
-        if leapable and self.allow_leap:
+        st = self.state
+        shape, leapable = analyse_step(plan, st.batch, self.window, not len(st.waiting))
+        if leapable and self.allow_leap and (not len(st.waiting) or self.policy.queue_waits_for_a_finish(st)):
             self.leap = leap = run_leap(self, plan, shape, now, horizon)
             self.busy, self.plan = True, plan
-            return float(leap.ends[-1])
+            return leap.end
         dur, joules = self.cost.cost(shape)
         self.mark_first_scheduled(plan, now)
         pool = self.state.pool
@@ -166,7 +196,7 @@ class Replica:
         if self.leap is not None:
             num_done = finish_leap(self, self.leap, plan)
             self.rows_decoding = True
-            self.plan, self.leap, self.busy = None, None, False
+            self.plan, self.leap, self.busy, self._seen = None, None, False, None
             return num_done
         st, t = self.state, self.table
         b = st.batch

@@ -41,7 +41,8 @@ class EnginePolicy(Protocol):
 
     ``state_for`` builds the replica's state once (the engine's limits with the policy's own
     overrides); ``schedule`` mutates that state's queues each step and returns the plan;
-    ``reject_reasons`` and ``admits_whole`` answer the simulator's two questions about arrivals.
+    ``reject_reasons``, ``admits_whole`` and ``queue_waits_for_a_finish`` answer the simulator's
+    questions about arrivals and queues.
     """
 
     @property
@@ -63,4 +64,10 @@ class EnginePolicy(Protocol):
         """Whether a fresh request alone in the queue is admitted with its whole prompt in a step where
         ``running`` requests each decode one token (KV blocks aside). It lets a lone replica take arrivals
         in during a leap; returning False is always correct (the replica then steps normally)."""
+        ...
+
+    def queue_waits_for_a_finish(self, rep: ReplicaState) -> bool:
+        """Whether requests a pure-decode step left waiting stay waiting until a running request finishes
+        (decode steps alone cannot admit them). It lets a leap run beside a blocked queue; returning False
+        is always correct."""
         ...

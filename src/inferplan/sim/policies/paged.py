@@ -92,6 +92,12 @@ class PagedScheduler:
             return False
         return running < rep.max_num_seqs and 0 < prompt <= rep.max_num_batched_tokens - running
 
+    def queue_waits_for_a_finish(self, rep: ReplicaState) -> bool:
+        """Decode steps take blocks and free none, and use no more slots or budget: a queue they left blocked
+        waits for a finish, except behind SGLang's output reserve, which shrinks as the running requests'
+        outputs left do."""
+        return not self.new_token_ratio
+
     # ---- the step ------------------------------------------------------------------------
     def schedule(self, rep: ReplicaState, *, rows_decoding: bool = False) -> StepPlan:
         start_budget = budget = rep.max_num_batched_tokens

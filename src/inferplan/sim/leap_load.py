@@ -1,0 +1,66 @@
+"""What a router sees of a replica inside a leap: requests running and KV blocks held at any instant.
+
+Stepping one by one, a router reading a replica's load at time t sees the state of the step
+under way then. A leap holds every row's steps (``DecodeLeap``), so the same numbers follow
+from its open segment without ending it: the step under way is a search in the segment's end
+times; the rows running in each step were counted when the segment was priced; and a row
+running in step g holds ``ceil((c1 - join + g) / bs)`` blocks (at least those it joined with).
+
+The blocks are summed over the running rows, a suffix of the rows sorted by last step, with the
+rows' ``c1 - join`` sorted once per segment, when a router first reads them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class SegmentLoad:
+    """Loads during a leap's open segment, read at the step under way at the last ``at(t)``."""
+
+    __slots__ = ("_ends", "_m0", "_first", "_active", "_rows", "_rows_data", "_bs", "_base", "_held", "step")
+
+    def __init__(self, ends: np.ndarray, m0: int, first_running: int, active: np.ndarray,
+                 rows: tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray | None, bool],
+                 block_size: int) -> None:
+        """``ends``: the segment's step end times; ``first_running``: rows in its first step; ``active``: rows
+        in each later step; ``rows``: (c1, join, held, order, over) of the leap's rows, ``order`` sorting
+        them by last step (None when none finishes inside the leap), ``over`` whether a row joined
+        holding more blocks than its first step needs."""
+        self._ends, self._m0, self._first, self._active = ends, m0, first_running, active
+        self._rows = int(rows[0].shape[0])
+        self._rows_data = rows
+        self._bs = block_size
+        self._base: np.ndarray | None = None
+        self._held = 0
+        self.step = 0  # the segment's step under way at the last ``at``, counted from 0
+
+    def at(self, t: float) -> None:
+        """Read the loads of the step under way at ``t`` (a step ending at t is over)."""
+        self.step = int(self._ends.searchsorted(t, side="right"))
+
+    @property
+    def running(self) -> int:
+        """Requests in the batch during that step."""
+        k = self.step
+        return self._first if k == 0 else int(self._active[k - 1])
+
+    @property
+    def blocks_added(self) -> int:
+        """KV blocks the batch holds during that step, less those its rows held on joining."""
+        base = self._base if self._base is not None else self._sort()
+        gone = self._rows - self.running  # rows that finished before it: the first ``gone`` by last step
+        need = (base[gone:] + (self._m0 + self.step)) // self._bs
+        c1, join, held, order, over = self._rows_data
+        if over:
+            np.maximum(need, held[gone:] if order is None else held[order][gone:], out=need)
+        return int(np.add.reduce(need)) - self._held
+
+    def _sort(self) -> np.ndarray:
+        """``c1 - join + bs - 1`` of the rows in the order of their last steps: ceil((c1 - join + g) / bs)
+        is ``(base + g) // bs``."""
+        c1, join, held, order, _ = self._rows_data
+        base = c1 + (self._bs - 1) - (1 if join is None else join)
+        self._base = base = base if order is None else base[order]
+        self._held = int(np.add.reduce(held))
+        return base
