@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from inferplan.perf.deployment import Deployment
-from inferplan.sim.cluster import Cluster
+from inferplan.sim.cluster import Cluster, SimOptions
 from inferplan.sim.loop import simulate
 from inferplan.sim.slo import SLO
 from inferplan.sim.summary import summarize
@@ -52,7 +52,9 @@ def meets(dep: Deployment, wl: Workload, slos: tuple[SLO, ...], unit: tuple[int,
     prefill, decode = unit
     cluster = (Cluster.disaggregated([prefill_dep or dep] * prefill, [dep] * decode) if prefill
                else Cluster.replicas([dep] * decode))
-    res = simulate(wl, cluster, router="least-outstanding")
+    res = simulate(wl, cluster, router="least-outstanding", options=SimOptions(stop_when_missed=slos))
+    if res.stopped:  # certainly missed before the end: the rest cannot change the verdict
+        return False
     s = summarize(res, slos)
     return s.num_rejected == 0 and all(c.met for c in s.slos)
 

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from inferplan.perf.deployment import Deployment
+from inferplan.sim.slo import SLO
 
 Spans = tuple[tuple[float, float], ...]
 
@@ -24,6 +25,8 @@ class SimOptions:
     priority: bool = False  # priority scheduling from the workload's priorities
     leap: bool = True  # run identical decode steps as one event (same results, faster)
     check_invariants: bool = False  # assert KV and batch invariants after every step (tests)
+    # stop as soon as these SLOs are certainly missed (``SimResult.stopped``): a failing probe ends early
+    stop_when_missed: tuple[SLO, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,12 +24,14 @@ from inferplan.sim.policies import get_policy
 from inferplan.sim.policies.base import EnginePolicy
 from inferplan.sim.replica import ArrivalFeed, Replica
 from inferplan.sim.routers import LeastKV, Router, get_router
+from inferplan.sim.slo_watch import SloWatch
 from inferplan.sim.state import PENDING, REJECTED, WAITING, RequestTable
 from inferplan.workload.request import Workload
 
 Progress = Callable[[int, int], None]
 _DEFAULTS = SimOptions()
 LOOKAHEAD = 2  # a routed replica's leap is priced up to the arrival this many times the front's size ahead
+WATCH_EVERY = 16  # events between checks of ``SimOptions.stop_when_missed`` (a check: ~10 numpy calls)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -44,6 +46,7 @@ class SimResult:
     router: str
     policy: str
     num_events: int = 0  # arrivals, KV transfers and step (or leap) completions handled by the loop
+    stopped: bool = False  # ended early: the SLOs of ``SimOptions.stop_when_missed`` were certainly missed
 
 
 def simulate(
@@ -68,7 +71,8 @@ def simulate(
     loop = _Loop(wl, cluster, policy, get_router(router, np.random.default_rng(seed), wl), options)
     loop.run(progress)
     return SimResult(wl, loop.table, loop.replicas, loop.itl, loop.now, time.perf_counter() - wall0, loop.steps,
-                     loop.route.name, "+".join(dict.fromkeys(r.policy.name for r in loop.replicas)), loop.events)
+                     loop.route.name, "+".join(dict.fromkeys(r.policy.name for r in loop.replicas)), loop.events,
+                     loop.stopped)
 
 
 class _Loop:
@@ -120,6 +124,8 @@ class _Loop:
         self.i = 0  # the next arrival, in trace order, that no replica has taken in
         self.now = 0.0
         self.steps = self.events = 0
+        self.watch = SloWatch(options.stop_when_missed, table) if options.stop_when_missed else None
+        self.stopped = False
 
     def _feed(self, assigned: np.ndarray | None) -> list[int]:
         """Give each replica that no router reads its own arrivals; returns each arrival's replica when
@@ -139,7 +145,13 @@ class _Loop:
         fed, n = self.fed, len(arrivals)
         report_every = max(1, n // 200)
         next_report = report_every
+        watch, next_watch = self.watch, WATCH_EVERY
         while True:
+            if watch is not None and self.events >= next_watch:
+                next_watch = self.events + WATCH_EVERY
+                if watch.missed(self.table, self.now):
+                    self.stopped = True
+                    return
             while fed and self.i < n and status[self.i] != PENDING:  # a replica took it in inside a leap
                 self.i += 1
             i = self.i
