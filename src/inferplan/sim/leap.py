@@ -82,6 +82,7 @@ class DecodeLeap:
     last_sorted: np.ndarray  # the rows' last steps in order (through; else ``last``)
     offset_tail: np.ndarray  # sums of the offsets of sorted rows k.. (through; else ``last``)
     order: np.ndarray | None = None  # the rows in the order of ``last_sorted`` (through)
+    start: float = 0.0  # when the leap began: the table holds its rows' tokens up to then
     over: bool | None = None  # a row holds more blocks than its first step needs (reserving policies); when read
     seen: SegmentLoad | None = None  # the open segment's loads, once a router read them
 
@@ -126,7 +127,7 @@ def run_leap(rep: Replica, plan: StepPlan, first: BatchShape, now: float, horizo
     limit = steps_blocks_allow(st, c1, b.held[:n], last, last_max if through else int(np.minimum.reduce(last)))
     seg = (now, d0, j0, first.prefill_tokens, first.num_decodes, n)
     leap = DecodeLeap(c1, c1 - 1, last, None, _NO_COLUMNS, through, limit, last_max, st.pool.num_free,
-                      len(st.waiting), seg, _UNPRICED, 1, [], last, last)
+                      len(st.waiting), seg, _UNPRICED, 1, [], last, last, start=now)
     _price_open(rep, leap, horizon)
     feed = rep.feed if through else None
     while feed is not None and feed.next < len(feed.times) and leap.priced[1] > horizon and _has_room(leap):

@@ -149,7 +149,9 @@ class _Loop:
         while True:
             if watch is not None and self.events >= next_watch:
                 next_watch = self.events + WATCH_EVERY
-                if watch.missed(self.table, self.now):
+                # leaps apply their rows when they end: the table is complete only up to the oldest one's start
+                known = min((r.leap.start for r in self.replicas if r.leap is not None), default=self.now)
+                if watch.missed(self.table, min(known, self.now)):
                     self.stopped = True
                     return
             while fed and self.i < n and status[self.i] != PENDING:  # a replica took it in inside a leap

@@ -5,7 +5,9 @@ An SLO ``metric_pP <= T`` over M requests is missed for sure once ``M - floor(P/
 them certainly exceed T: the percentile (numpy's linear interpolation) then lies at or above a
 sorted value that exceeds T. A request certainly exceeds T before it is done: a TTFT or E2E
 still open at ``now`` is at least ``now - arrival``, and an open TPOT at least ``(now - first
-token) / (outputs - 1)``. Any rejection misses the SLOs too (they count only when nothing was
+token) / (outputs - 1)``, where ``now`` is a time up to which the table is complete (a leap
+applies its rows' tokens only when it ends, so the loop passes the start of the oldest leap
+in flight). Any rejection misses the SLOs too (they count only when nothing was
 rejected). ITL objectives are read from the whole run's histogram and never stop a run early.
 """
 
@@ -36,7 +38,8 @@ class SloWatch:
         return population - math.floor(slo.percentile / 100 * (population - 1)) - 1
 
     def missed(self, t: RequestTable, now: float) -> bool:
-        """Whether the run can no longer meet its SLOs, from what happened by ``now``."""
+        """Whether the run can no longer meet its SLOs, from what happened by ``now`` (every token and
+        finish before ``now`` is in the table)."""
         if np.count_nonzero(t.status == REJECTED):
             return True
         arrived = t.arrival <= now
