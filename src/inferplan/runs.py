@@ -10,19 +10,13 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from inferplan.deploy.fleet_files import write_deploy
 from inferplan.errors import InputError
 from inferplan.fileio import write_text_atomic
-from inferplan.measure.bench import ReplayOptions, probe, replay
-from inferplan.measure.bench_records import bench_summary, write_bench_records
 from inferplan.measure.request_record import Api, Endpoint, RequestRecord
 from inferplan.perf.deployment import Deployment
 from inferplan.perf.fit import speed_range_pct
 from inferplan.perf.ranges import spread_for
 from inferplan.perf.resolve import resolve_deployment
-from inferplan.plan.search import PlanRequest, PlanResult, plan
-from inferplan.report.bench_report import write_bench_report
-from inferplan.report.plan_report import plan_json, write_plan_report
 from inferplan.report.records import write_request_records
 from inferplan.report.sim_report import write_sim_report
 from inferplan.sim.cluster import Cluster, SimOptions
@@ -36,6 +30,7 @@ from inferplan.workload.presets import WorkloadSpec
 
 if TYPE_CHECKING:
     from inferplan.measure.validate import ValidationResult
+    from inferplan.plan.search import PlanRequest, PlanResult
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -178,6 +173,11 @@ class PlanRun:
 def run_plan(req: PlanRequest, *, out_dir: Path | None = None, registry: Registry | None = None,
              progress: Callable[[str], None] | None = None) -> PlanRun:
     """Plan, then write plan.json, deploy/ and report.html under ``out_dir/RUN_ID`` and record the run."""
+    # the planner, deploy files and plan report load here, not with this module: `simulate` needs none of them
+    from inferplan.deploy.fleet_files import write_deploy  # noqa: PLC0415
+    from inferplan.plan.search import plan  # noqa: PLC0415
+    from inferplan.report.plan_report import plan_json, write_plan_report  # noqa: PLC0415
+
     registry = registry or Registry()
     result = plan(req, registry=registry, progress=progress)
     inputs = asdict(req)
@@ -229,6 +229,11 @@ def run_bench(cfg: BenchConfig, *, out_dir: Path | None = None, registry: Regist
     Records are written even when the run is interrupted (Ctrl-C): requests never sent are
     recorded as failed with the reason, so every request of the workload is accounted for.
     """
+    # the HTTP client and bench report load here, not with this module: `simulate` needs neither
+    from inferplan.measure.bench import ReplayOptions, probe, replay  # noqa: PLC0415
+    from inferplan.measure.bench_records import bench_summary, write_bench_records  # noqa: PLC0415
+    from inferplan.report.bench_report import write_bench_report  # noqa: PLC0415
+
     slos = parse_slos(cfg.slo)
     if cfg.concurrency is not None and cfg.concurrency < 1:
         raise InputError(f"--concurrency must be at least 1, got {cfg.concurrency}")
