@@ -6,19 +6,24 @@ from its open segment without ending it: the step under way is a search in the s
 times; the rows running in each step were counted when the segment was priced; and a row
 running in step g holds ``ceil((c1 - join + g) / bs)`` blocks (at least those it joined with).
 
-The blocks are summed over the running rows, a suffix of the rows sorted by last step, with the
-rows' ``c1 - join`` sorted once per segment, when a router first reads them.
+The blocks are summed over the running rows, a suffix of the rows sorted by last step. With
+``base = c1 - join + bs - 1 = bs*q + r`` and ``g = bs*G + h`` a row holds ``q + G`` blocks, one
+more where ``r >= bs - h``: per suffix the sum of q and the sorted residues are built once (when
+a router first reads it), and each read is one search.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+_NONE = np.zeros(0, dtype=np.int64)
+
 
 class SegmentLoad:
     """Loads during a leap's open segment, read at the step under way at the last ``at(t)``."""
 
-    __slots__ = ("_ends", "_m0", "_first", "_active", "_rows", "_rows_data", "_bs", "_base", "_held", "step")
+    __slots__ = ("_ends", "_m0", "_first", "_active", "_rows", "_rows_data", "_bs", "_base", "_held", "_suffix",
+                 "step")
 
     def __init__(self, ends: np.ndarray, m0: int, first_running: int, active: np.ndarray,
                  rows: tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray | None, bool],
@@ -33,6 +38,7 @@ class SegmentLoad:
         self._bs = block_size
         self._base: np.ndarray | None = None
         self._held = 0
+        self._suffix: tuple[int, int, np.ndarray] = (-1, 0, _NONE)  # (gone, sum of q, sorted r) of the rows running
         self.step = 0  # the segment's step under way at the last ``at``, counted from 0
 
     def at(self, t: float) -> None:
@@ -50,11 +56,20 @@ class SegmentLoad:
         """KV blocks the batch holds during that step, less those its rows held on joining."""
         base = self._base if self._base is not None else self._sort()
         gone = self._rows - self.running  # rows that finished before it: the first ``gone`` by last step
-        need = (base[gone:] + (self._m0 + self.step)) // self._bs
+        g = self._m0 + self.step
         c1, join, held, order, over = self._rows_data
-        if over:
-            np.maximum(need, held[gone:] if order is None else held[order][gone:], out=need)
-        return int(np.add.reduce(need)) - self._held
+        if over:  # some row holds more than its tokens need: row by row
+            need = np.maximum((base[gone:] + g) // self._bs, held[gone:] if order is None else held[order][gone:])
+            return int(np.add.reduce(need)) - self._held
+        # base = bs q + r and g = bs G + h: a row holds q + G blocks, and one more where r >= bs - h
+        if self._suffix[0] != gone:  # rows finished since the last read: sum the ones still running
+            q, r = np.divmod(base[gone:], self._bs)
+            r.sort()
+            self._suffix = (gone, int(np.add.reduce(q)), r)
+        _, q_sum, residues = self._suffix
+        big, small = divmod(g, self._bs)
+        running = self._rows - gone
+        return q_sum + running * big + running - int(residues.searchsorted(self._bs - small)) - self._held
 
     def _sort(self) -> np.ndarray:
         """``c1 - join + bs - 1`` of the rows in the order of their last steps: ceil((c1 - join + g) / bs)

@@ -106,8 +106,11 @@ class Replica:
         if leap is None:
             self._seen = None
             return
-        st = self.state
-        self._seen = seen = leap.load(st.batch.held[: st.batch.n], st.block_size)
+        seen = leap.seen
+        if seen is None:
+            st = self.state
+            seen = leap.load(st.batch.held[: st.batch.n], st.block_size)
+        self._seen = seen
         seen.at(now)
 
     @property
