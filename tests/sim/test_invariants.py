@@ -222,6 +222,43 @@ def test_leaps_behind_a_router_that_reads_loads_match_stepping(
             assert np.allclose(sa[key], sb[key], rtol=1e-9, atol=1e-9), key
 
 
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    n=st.integers(1, 120),
+    mean_gap=st.sampled_from([0.005, 0.05, 0.3]),
+    policy=st.sampled_from(sorted(POLICIES)),
+    max_seqs=st.sampled_from([2, 8, 256]),
+    util=st.sampled_from([0.78, 0.9]),
+    seed=st.integers(0, 10_000),
+    prefill=st.integers(1, 2),
+    decode=st.integers(1, 3),
+)
+def test_decode_pool_leaps_taking_prompts_in_match_stepping(
+    n: int, mean_gap: float, policy: str, max_seqs: int, util: float, seed: int, prefill: int, decode: int
+) -> None:
+    """Prefill and decode pools on random traffic: a prompt whose KV reaches a decode replica inside its
+    leap is taken in as a decode row (or cuts the leap), with the same request timings, steps, energy
+    and series as stepping one by one."""
+    rng = np.random.default_rng(seed)
+    wl = Workload.build(np.cumsum(rng.exponential(mean_gap, n)), rng.integers(1, 3000, n), rng.integers(1, 400, n))
+    limits = EngineLimits(max_num_seqs=max_seqs, gpu_memory_utilization=util)
+    dep = build_deployment("llama-3.1-8b", "l4", limits=limits)
+    fleet = Cluster.disaggregated([dep] * prefill, [dep] * decode)
+    pol = get_policy(policy)
+    a = simulate(wl, fleet, pol, seed=seed, options=SimOptions(leap=True, check_invariants=True))
+    b = simulate(wl, fleet, pol, seed=seed, options=SimOptions(leap=False))
+    for field in ("replica", "t_first_token", "t_finish", "t_first_scheduled", "out_done", "max_itl",
+                  "num_preemptions", "status", "reject_reason"):
+        assert np.array_equal(getattr(a.table, field), getattr(b.table, field), equal_nan=True), field
+    assert a.num_steps == b.num_steps and a.itl.n == b.itl.n
+    for ra, rb in zip(a.replicas, b.replicas, strict=True):
+        assert ra.num_steps == rb.num_steps
+        assert ra.energy_j == pytest.approx(rb.energy_j, rel=1e-9)
+        sa, sb = ra.series.as_arrays(), rb.series.as_arrays()
+        for key in ("busy_s", "steps", "prefill_tokens", "decode_tokens", "running_s", "waiting_s"):
+            assert np.allclose(sa[key], sb[key], rtol=1e-9, atol=1e-9), key
+
+
 def test_a_fleet_behind_least_kv_handles_few_events_beyond_its_arrivals() -> None:
     """Eight replicas behind least-kv at the chat preset's rate each: no leap ends at an arrival routed
     elsewhere, and most routed arrivals are taken in by the leap running there, so the loop handles

@@ -49,9 +49,10 @@ _MAX_TAKEN_IN = 128  # requests one leap takes in before it is applied (its fini
 Priced = tuple[np.ndarray, float, np.ndarray, np.ndarray, np.ndarray, int, float, int]
 # A segment's first step: its start, duration, joules, prefill tokens, decodes and running requests.
 Segment = tuple[float, float, float, int, int, int]
-# The next arrival, admitted whole at ``step`` beside ``running`` rows: (rid, prompt, blocks, running, step,
-# step_cap); past step_cap the blocks of every row might not all fit.
-_Arrival = tuple[int, int, int, int, int, int]
+# A request admitted whole at ``step`` beside ``running`` rows: (rid, prompt, blocks, running, step, step_cap,
+# ready); past step_cap the blocks of every row might not all fit. ``ready``: its prompt's KV came from a prefill
+# replica with its first token, so it joins as a decode of its second token (a decode replica's admission).
+_Arrival = tuple[int, int, int, int, int, int, bool]
 _NO_COLUMNS = np.zeros((4, 0), dtype=np.int64)
 _NO_COLUMNS.flags.writeable = False
 _UNPRICED: Priced = (_NO_COLUMNS[0], 0.0, _NO_COLUMNS[0], _NO_COLUMNS[0], _NO_COLUMNS[0], 0, 0.0, 0)
@@ -153,7 +154,8 @@ def offer_to_leap(rep: Replica, rid: int, now: float, next_arrival: float, horiz
     if keep < priced[5]:
         leap.priced = _truncate(priced, keep)
         leap.seen = None
-    if rep.state.role != "both" or len(rep.state.waiting) or not _has_room(leap):  # queued ones go first
+    # queued ones go first; a prefill replica's rows stop at their first token, which admit does not know
+    if rep.state.role == "prefill" or len(rep.state.waiting) or not _has_room(leap):
         return False
     arrival = _admissible(rep, leap, rid, next_arrival)
     if arrival is None:
@@ -168,7 +170,7 @@ def extend_leap(rep: Replica, now: float, horizon: float) -> bool:
     queue is empty), or take in the one request queued (it arrived in the last step). False: apply it."""
     leap = rep.leap
     assert leap is not None and now == leap.end
-    if rep.state.role != "both" or not _has_room(leap):
+    if rep.state.role == "prefill" or not _has_room(leap):
         return False
     waiting = rep.state.waiting
     if not len(waiting):
@@ -192,24 +194,29 @@ def _has_room(leap: DecodeLeap) -> bool:
 
 def _take_in(rep: Replica, leap: DecodeLeap, arrival: _Arrival, horizon: float) -> None:
     """Close the open segment, admit ``arrival`` at the step after it and price the new segment to ``horizon``."""
-    rid, prompt, blocks, running, step, step_cap = arrival
+    rid, prompt, blocks, running, step, step_cap, ready = arrival
     record_segment(rep, leap.seg, leap.priced, leap.waiting)
     leap.closed.append(leap.priced[0])
     leap.free -= blocks
     end = leap.priced[1]
-    output = admit(rep, rid, prompt, blocks, end)
+    c1 = prompt + 1 if ready else prompt  # tokens whose KV is there after its first step here
+    left = admit(rep, rid, c1, blocks, end, ready)
     rows = leap.last.shape[0]
     ctx_at = int(leap.offset_tail[rows - running]) + step * running  # keys the running rows read
-    d, j = rep.cost.cost(BatchShape.prefill_beside_decodes(prompt, running, ctx_at))
-    leap.seg = (end, d, j, prompt, running, running + 1)
+    if ready:  # every row decodes, the new one its second token
+        d, j = rep.cost.cost(BatchShape.decodes(running + 1, ctx_at + c1))
+        leap.seg = (end, d, j, 0, running + 1, running + 1)
+    else:
+        d, j = rep.cost.cost(BatchShape.prefill_beside_decodes(prompt, running, ctx_at))
+        leap.seg = (end, d, j, prompt, running, running + 1)
     cols = leap.cols
     if leap.join is None:  # rows as columns of one array with room for the requests taken in
         leap.cols = cols = np.empty((4, rows + _MAX_TAKEN_IN), dtype=np.int64)
         cols[0, :rows], cols[1, :rows], cols[2, :rows], cols[3, :rows] = 1, leap.c1, leap.offset, leap.last
-    cols[:, rows] = (step, prompt, prompt - step, step + output - 1)
+    cols[:, rows] = (step, c1, c1 - step, step + left - 1)
     leap.join, leap.c1, leap.offset, leap.last = cols[:, : rows + 1]
     leap.m0 = step
-    leap.last_max = max(leap.last_max, step + output - 1)
+    leap.last_max = max(leap.last_max, step + left - 1)
     leap.limit = min(leap.last_max, step_cap) - step + 1
     _price_open(rep, leap, horizon)
 
@@ -281,35 +288,43 @@ def _price(rep: Replica, c1: np.ndarray, last_sorted: np.ndarray, offset_tail: n
 
 def _admissible(rep: Replica, leap: DecodeLeap, rid: int, later: float) -> _Arrival | None:
     """``rid``, if stepping one by one would surely admit it whole at the step after the open segment
-    (the next arrival comes at ``later``): none can join it first, the policy admits it, and the
-    blocks left surely suffice for every row until the step cap."""
-    st = rep.state
+    (the next request that could join it comes at ``later`` or after): none can join it first, the
+    policy admits it, and the blocks left surely suffice for every row until the step cap."""
+    st, t = rep.state, rep.table
     step = leap.m0 + leap.priced[5]
     last_sorted = leap.last_sorted
     rows = last_sorted.shape[0]
-    prompt = int(rep.table.input[rid])
+    prompt = int(t.input[rid])
+    ready = bool(t.kv_ready[rid])  # its prompt's KV arrived from a prefill replica (with its first token)
+    if ready and (t.kv_ready[rid] != prompt or t.out_done[rid] != 1):
+        return None
+    new = 1 if ready else prompt  # tokens the admission step computes for it
     running = rows - int(last_sorted.searchsorted(step, side="left"))
-    blocks = -(-prompt // st.block_size)
+    blocks = -(-(prompt + 1 if ready else prompt) // st.block_size)
     spare = leap.free - blocks
     # every row needs <= g // bs + 1 new blocks by step g: past step_cap they might not all fit
     step_cap = (spare // (rows + 1)) * st.block_size - 1 if spare > 0 else -1
     if (step_cap >= step and not later < leap.priced[1] and not rep.reject_reason(rid)
-            and rep.policy.admits_whole(st, prompt, running)):
-        return rid, prompt, blocks, running, step, step_cap
+            and rep.policy.admits_whole(st, new, running)):
+        return rid, prompt, blocks, running, step, step_cap, ready
     return None
 
 
-def admit(rep: Replica, rid: int, prompt: int, blocks: int, when: float) -> int:
-    """Admit an arrival inside a leap, as the scheduler would at ``when``: routed here, first
-    scheduled then, its prompt's blocks taken, a row in the batch. Returns its output tokens."""
+def admit(rep: Replica, rid: int, tokens: int, blocks: int, when: float, ready: bool = False) -> int:
+    """Admit a request inside a leap, as the scheduler would at ``when``: routed here, first scheduled
+    then (unless it was, on a prefill replica), its blocks taken, a row in the batch holding ``tokens``
+    (the prompt; for a ``ready`` request also its first output, all computed but that output). Returns
+    the outputs it has left to sample."""
     t = rep.table
     t.replica[rid] = rep.index
     t.status[rid] = WAITING
-    t.t_first_scheduled[rid] = when
+    if t.t_first_scheduled[rid] != t.t_first_scheduled[rid]:  # NaN: never scheduled
+        t.t_first_scheduled[rid] = when
     assert rep.state.pool.take(blocks)
-    output = int(t.output[rid])
-    rep.state.batch.append(rid, prompt, 0, blocks, prompt, output, float(t.t_last_token[rid]), float(t.max_itl[rid]))
-    return output
+    left = int(t.output[rid] - t.out_done[rid])
+    rep.state.batch.append(rid, tokens, tokens - 1 if ready else 0, blocks, int(t.input[rid]), left,
+                           float(t.t_last_token[rid]), float(t.max_itl[rid]))
+    return left
 
 
 def steps_blocks_allow(st: ReplicaState, c1: np.ndarray, held: np.ndarray, remaining: np.ndarray, limit: int) -> int:

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 def finish_leap(rep: Replica, leap: DecodeLeap, plan: StepPlan) -> int:
     """Apply a leap of S steps: row i sampled one token in each of steps J_i .. J_i + k_i - 1 (global
     numbers). Without arrivals taken in, J_i = 1 and k_i = min(S, its outputs left); rows taken in
-    had no token before. Returns how many requests finished."""
+    had no token before, or one from a prefill replica. Returns how many requests finished."""
     st = rep.state
     b = st.batch
     n = b.n
@@ -44,7 +44,8 @@ def finish_leap(rep: Replica, leap: DecodeLeap, plan: StepPlan) -> int:
     first = np.isnan(last)
     if np.count_nonzero(first):
         rep.table.t_first_token[b.rid[:n][first]] = ends[0] if join is None else ends[join[first] - 1]
-    gaps = ends[0] - last  # NaN where the first token came in this leap (all rows taken in)
+    # the gap before each row's first token here (NaN where that is its first token: fresh rows taken in)
+    gaps = (ends[0] if join is None else ends[join - 1]) - last
     rep.itl.add_weighted(gaps[~first])
     if join is None:
         run_max = np.zeros(steps)  # run_max[j]: longest gap over the leap's first j + 1 tokens

@@ -119,6 +119,7 @@ class _Loop:
         self.arrivals = wl.arrival_s.tolist()
         self.owner = self._feed(assigned)  # each arrival's replica, when the router assigned them up front
         self.live = [-1] * len(self.replicas)  # the heap entry (its seq) of each busy replica's step or leap
+        self.step_end = [float("inf")] * len(self.replicas)  # when it ends
         # routed replicas' leaps are priced this many arrivals ahead (a request routed to one cuts its leap)
         self.lookahead = LOOKAHEAD * len(self.front)
         self.i = 0  # the next arrival, in trace order, that no replica has taken in
@@ -184,6 +185,7 @@ class _Loop:
         if seq != self.live[r]:  # the end of a leap that a request routed to it cut short
             return
         self._advance(t)
+        self.step_end[r] = float("inf")
         rep = self.replicas[r]
         if rep.leap is not None and rep.extend(t, self._horizon()):
             self._push(rep, rep.leap.end)
@@ -245,8 +247,7 @@ class _Loop:
         leap = target.leap
         if leap is not None and target.feed is None:  # (a fed replica's leap ends at this arrival anyway)
             end = leap.end
-            target.offer(rid, self.now, self.arrivals[self.i] if self.i < len(self.arrivals) else float("inf"),
-                         self._horizon())
+            target.offer(rid, self.now, self._next_join(target), self._horizon())
             if leap.end != end:
                 self._push(target, leap.end)
             return
@@ -261,6 +262,16 @@ class _Loop:
         if end is not None:
             self._push(rep, end)
 
+    def _next_join(self, rep: Replica) -> float:
+        """The earliest another request could reach ``rep``'s queue: the next arrival, and for a decode
+        replica also the next KV transfer and the end of any prefill step (which may start one)."""
+        t = self.arrivals[self.i] if self.i < len(self.arrivals) else float("inf")
+        if rep.state.role == "decode":
+            if self.transfers:
+                t = min(t, self.transfers[0][0])
+            t = min([t, *self.step_end[: self.num_prefill]])
+        return t
+
     def _horizon(self) -> float:
         """How far a routed replica's leap is priced: a request routed to it ends it sooner, so this only
         trades pricing steps that may go unused against events."""
@@ -271,7 +282,7 @@ class _Loop:
         """``rep``'s step or leap now ends at ``end`` (an earlier entry of it, if any, goes stale)."""
         seq = next(self.seq)
         heapq.heappush(self.heap, (end, seq, rep.index))
-        self.live[rep.index] = seq
+        self.live[rep.index], self.step_end[rep.index] = seq, end
 
 
 def kv_transfer_s(dep: Deployment, prompt_tokens: int, link_gb_s: float | None, *, across_nodes: bool = False) -> float:
