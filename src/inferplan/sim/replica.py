@@ -134,13 +134,11 @@ class Replica:
     def enqueue(self, rid: int) -> None:
         self.state.waiting.push(rid)
 
-    def offer(self, rid: int, now: float, next_arrival: float, horizon: float) -> bool:
-        """A request routed here at ``now`` while a leap runs: the leap takes it in (True) or ends with the
-        step under way, and the request is queued (False). Either way ``leap.end`` is the new end."""
-        if offer_to_leap(self, rid, now, next_arrival, horizon):
-            return True
-        self.enqueue(rid)
-        return False
+    def offer(self, rid: int, now: float, next_arrival: float, horizon: float) -> None:
+        """A request routed here at ``now`` while a leap runs: the leap takes it in, or ends with the step
+        under way and the request is queued. Either way ``leap.end`` is the new end."""
+        if not offer_to_leap(self, rid, now, next_arrival, horizon):
+            self.enqueue(rid)
 
     def extend(self, now: float, horizon: float) -> bool:
         """The leap's open segment ended at ``now``: go on with it, to ``horizon`` (True), or not (False:

@@ -32,9 +32,7 @@ class SloWatch:
 
     @staticmethod
     def _violations_allowed(slo: SLO, population: int) -> int:
-        """Most requests over the threshold with the percentile still within it."""
-        if population == 0:
-            return population
+        """Most requests over the threshold with the percentile still within it (0 of none)."""
         return population - math.floor(slo.percentile / 100 * (population - 1)) - 1
 
     def missed(self, t: RequestTable, now: float) -> bool:
