@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from inferplan.plan.executors import run_all
@@ -19,6 +20,24 @@ def square(x: int) -> int:
 
 def test_local_pool_and_serial_agree() -> None:
     assert run_all(square, range(5), executor="local", workers=2) == run_all(square, range(5), executor="serial")
+
+
+def started(path_and_x: tuple[str, int]) -> int:
+    """Note that the job started (one line, appended), then work a while so the pool's two workers stay busy."""
+    path, x = path_and_x
+    with open(path, "a") as f:
+        f.write(f"{x}\n")
+    time.sleep(0.3)
+    return -x
+
+
+def test_the_largest_jobs_start_first_and_results_keep_their_order(tmp_path: Path) -> None:
+    log = str(tmp_path / "started.txt")
+    jobs = [(log, x) for x in (3, 9, 1, 7, 5)]
+    out = run_all(started, jobs, executor="local", workers=2, size=lambda job: job[1])
+    assert out == [-3, -9, -1, -7, -5]
+    order = [int(line) for line in Path(log).read_text().split()]
+    assert sorted(order[:2]) == [7, 9] and sorted(order[2:4]) == [3, 5] and order[4] == 1
 
 
 def test_plan_on_a_real_local_ray_instance(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from inferplan.api import build_deployment
+from inferplan.perf.step_cost import StepCosts
 from inferplan.sim.cluster import Cluster, SimOptions
 from inferplan.sim.loop import simulate
 from inferplan.sim.policies import get_policy
@@ -60,3 +61,26 @@ def test_a_step_ending_at_an_arrivals_time_is_handled_first() -> None:
         t = res.table
         assert t.t_first_token[0] == t_step and t.arrival[1] == t_step
         assert t.t_first_scheduled[1] > t_step, leap
+
+
+def test_kept_step_costs_give_the_same_run_as_fresh_ones() -> None:
+    """A capacity search keeps one StepCost per deployment across its probes (its decode table grown by the
+    first): the second run of a larger batch through the same kept costs matches a run on fresh ones."""
+    dep = build_deployment("llama-3.1-8b", "a100-80gb")
+    costs = StepCosts()
+    assert costs.get(dep) is costs.get(dep)
+    assert costs.get(build_deployment("llama-3.1-8b", "h100-sxm")) is not costs.get(dep)
+    rng = np.random.default_rng(3)
+
+    def run(rate: float, kept: StepCosts | None) -> tuple[np.ndarray, np.ndarray]:
+        n = 300
+        wl = Workload.build(np.cumsum(rng.exponential(1 / rate, n)), rng.integers(50, 900, n), rng.integers(5, 300, n))
+        res = simulate(wl, Cluster.replicas([dep]), costs=kept)
+        return res.table.t_first_token, res.table.t_finish
+
+    run(2.0, costs)  # small batches: the kept table covers them only
+    state = rng.bit_generator.state
+    kept = run(40.0, costs)
+    rng.bit_generator.state = state
+    fresh = run(40.0, None)
+    assert all(np.array_equal(a, b, equal_nan=True) for a, b in zip(kept, fresh, strict=True))

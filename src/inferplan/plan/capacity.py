@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from inferplan.perf.deployment import Deployment
+from inferplan.perf.step_cost import StepCosts
 from inferplan.sim.cluster import Cluster, SimOptions
 from inferplan.sim.loop import simulate
 from inferplan.sim.slo import SLO
@@ -46,13 +47,13 @@ def probe_workload(bucket: Bucket, rate: float, num_requests: int, seed: int) ->
 
 
 def meets(dep: Deployment, wl: Workload, slos: tuple[SLO, ...], unit: tuple[int, int] = (0, 1),
-          prefill_dep: Deployment | None = None) -> bool:
+          prefill_dep: Deployment | None = None, costs: StepCosts | None = None) -> bool:
     """Does one replica (or a disaggregated unit of ``(prefill, decode)`` replicas, the prefill ones
     of ``prefill_dep`` when given), each running its engine's scheduler, meet every SLO?"""
     prefill, decode = unit
     cluster = (Cluster.disaggregated([prefill_dep or dep] * prefill, [dep] * decode) if prefill
                else Cluster.replicas([dep] * decode))
-    res = simulate(wl, cluster, router="least-outstanding", options=SimOptions(stop_when_missed=slos))
+    res = simulate(wl, cluster, router="least-outstanding", options=SimOptions(stop_when_missed=slos), costs=costs)
     if res.stopped:  # certainly missed before the end: the rest cannot change the verdict
         return False
     s = summarize(res, slos)
@@ -85,6 +86,11 @@ class CapacityJob:
         parts = [[f.name, _key_part(getattr(self, f.name))] for f in fields(self) if f.name not in self.NOT_IN_KEY]
         return "capacity:" + config_hash(parts)
 
+    def expected_cost(self) -> float:
+        """How long the search takes, relatively: its probes' tokens (for running the longest first)."""
+        per_request = float(self.bucket.input_tokens.mean() + self.bucket.output_tokens.mean())
+        return self.num_requests * per_request * (sum(self.unit) or 1)
+
     def run(self) -> float:
         """The capacity, cached in the job's registry (picklable: a worker process or Ray task calls this)."""
         return capacity(self, cache=Registry(Path(self.registry)) if self.registry else None)
@@ -108,9 +114,11 @@ def capacity(job: CapacityJob, *, cache: Registry | None = None) -> float:
         if hit is not None:
             return float(hit)
 
+    costs = StepCosts()  # the probes share them
+
     def probe(rate: float) -> bool:
         wl = probe_workload(job.bucket, rate, job.num_requests, job.seed)
-        return meets(job.dep, wl, job.slos, job.unit, job.prefill_dep)
+        return meets(job.dep, wl, job.slos, job.unit, job.prefill_dep, costs)
 
     # 1. bracket: lo meets the SLOs, hi does not (start from the analytical guess)
     lo, hi = 0.0, max(job.guess, 1e-3)

@@ -19,17 +19,24 @@ R = TypeVar("R")
 
 
 def run_all(fn: Callable[[T], R], items: Iterable[T], *, executor: str = "local",
-            workers: int | None = None) -> list[R]:
-    """``[fn(x) for x in items]``, in parallel processes when there is more than one item and core."""
+            workers: int | None = None, size: Callable[[T], float] | None = None) -> list[R]:
+    """``[fn(x) for x in items]``, in parallel processes when there is more than one item and core.
+
+    ``size``: a job's expected cost. The largest start first, so the last jobs a pool runs are short
+    ones and no worker sits idle while another finishes a long one (results keep the items' order)."""
     jobs = list(items)
-    if executor == "ray":
-        return _run_ray(fn, jobs)
-    if executor not in ("local", "serial"):
+    if executor not in ("local", "serial", "ray"):
         raise InputError(f"unknown executor '{executor}'; choose local, serial or ray")
     n = workers or os.cpu_count() or 1
-    if executor == "serial" or n == 1 or len(jobs) <= 1:
+    if executor == "serial" or (executor == "local" and (n == 1 or len(jobs) <= 1)):
         return [fn(x) for x in jobs]
-    return _run_pool(fn, jobs, min(n, len(jobs)))
+    order = sorted(range(len(jobs)), key=lambda i: -size(jobs[i])) if size else list(range(len(jobs)))
+    ordered = [jobs[i] for i in order]
+    done = _run_ray(fn, ordered) if executor == "ray" else _run_pool(fn, ordered, min(n, len(jobs)))
+    out: list[R] = [done[0]] * len(jobs) if jobs else []
+    for i, result in zip(order, done, strict=True):
+        out[i] = result
+    return out
 
 
 def _run_pool(fn: Callable[[T], R], jobs: list[T], workers: int) -> list[R]:

@@ -288,7 +288,8 @@ def _measure_types(mode: str, types: list[ReplicaType], req: PlanRequest, slos: 
             jobs.append(CapacityJob(dep=t.dep, bucket=bk, slos=slos, guess=max(guess, 0.05) * max(t.unit[1], 1),
                                     num_requests=req.probe_requests, seed=req.seed, unit=t.unit,
                                     prefill_dep=t.prefill_dep, registry=reg_path))
-    return np.array(run_all(CapacityJob.run, jobs, executor=req.executor)).reshape(len(types), len(buckets))
+    caps = run_all(CapacityJob.run, jobs, executor=req.executor, size=CapacityJob.expected_cost)
+    return np.array(caps).reshape(len(types), len(buckets))
 
 
 def _fleet_for(mode: str, types: list[ReplicaType], caps: np.ndarray, req: PlanRequest, wl: Workload,

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from inferplan.perf.deployment import Deployment
+from inferplan.perf.step_cost import StepCosts
 from inferplan.sim.cluster import Cluster, SimOptions
 from inferplan.sim.metrics import LogHistogram
 from inferplan.sim.policies import get_policy
@@ -58,6 +59,7 @@ def simulate(
     seed: int = 0,
     options: SimOptions = _DEFAULTS,
     progress: Progress | None = None,
+    costs: StepCosts | None = None,
 ) -> SimResult:
     """Run the workload through the cluster's replicas until every request finished or was rejected.
 
@@ -65,10 +67,11 @@ def simulate(
     so a fleet may mix engines. Arrivals are routed over the front replicas (``router``; those outside their ``uptime``
     take none). In a disaggregated cluster the prefill pool emits the first token; the
     prompt's KV then travels over the link to the least KV-loaded decode replica of its
-    ``handoff`` group, and decoding continues there.
+    ``handoff`` group, and decoding continues there. ``costs``: step costs kept from earlier runs of the
+    same deployments (a capacity search's probes) instead of fresh ones.
     """
     wall0 = time.perf_counter()
-    loop = _Loop(wl, cluster, policy, get_router(router, np.random.default_rng(seed), wl), options)
+    loop = _Loop(wl, cluster, policy, get_router(router, np.random.default_rng(seed), wl), options, costs)
     loop.run(progress)
     return SimResult(wl, loop.table, loop.replicas, loop.itl, loop.now, time.perf_counter() - wall0, loop.steps,
                      loop.route.name, "+".join(dict.fromkeys(r.policy.name for r in loop.replicas)), loop.events,
@@ -84,7 +87,7 @@ class _Loop:
     """
 
     def __init__(self, wl: Workload, cluster: Cluster, policy: EnginePolicy | None, route: Router,
-                 options: SimOptions) -> None:
+                 options: SimOptions, costs: StepCosts | None = None) -> None:
         self.table = table = RequestTable(wl)
         self.itl = LogHistogram()
         self.route = route
@@ -100,7 +103,8 @@ class _Loop:
         self.replicas = tuple(
             Replica(i, dep, policy or get_policy(dep.serving_engine.scheduler), table, itl=self.itl,
                     bucket_s=bucket_s, max_waiting=options.max_waiting,
-                    priority=options.priority, leap=options.leap, solo=self.fed, role=role)
+                    priority=options.priority, leap=options.leap, solo=self.fed, role=role,
+                    cost=costs.get(dep) if costs is not None else None)
             for i, (dep, role) in enumerate(zip(cluster.deployments, roles, strict=True))
         )
         table.replica_frontend_s = np.array([r.dep.device_profile.request_overhead_s for r in self.replicas])
@@ -225,6 +229,8 @@ class _Loop:
             self.next_change += 1
         if self.owner:
             target = self.replicas[self.owner[rid]]
+        elif len(self.front) == 1:  # a lone replica: no load to read, no choice to make
+            target = self.front[0]
         else:
             accepting = self.accepting
             for rep in accepting:

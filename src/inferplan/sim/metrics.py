@@ -6,7 +6,7 @@ import numpy as np
 import numpy.typing as npt
 
 
-def weighted_sum(values: npt.NDArray[np.float64], weights: npt.NDArray[np.generic]) -> float:
+def weighted_sum(values: npt.NDArray[np.float64], weights: npt.NDArray[np.float64] | npt.NDArray[np.int64]) -> float:
     """``values @ weights`` without BLAS: OpenBLAS splits a dot of over 10,000 elements across threads, and its
     idle helper then spins for a while, taking a core from the other workers of a process pool (measured:
     the default plan's capacity search ran at half speed on 2 cores)."""

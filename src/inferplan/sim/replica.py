@@ -62,6 +62,7 @@ class Replica:
         leap: bool = True,
         solo: bool = True,
         role: str = "both",
+        cost: StepCost | None = None,
     ) -> None:
         mem = plan_memory(dep)
         if not mem.fits:
@@ -76,7 +77,7 @@ class Replica:
         self.state = policy.state_for(table, dep.group_limits, mem.num_kv_blocks, priority=priority, role=role)
         self.state.seq_block_limit = min(self.state.seq_block_limit, mem.blocks_per_cache)
         self.handoffs: list[tuple[int, float]] = []  # prefill role: (request, first-token time) to transfer
-        self.cost = StepCost(dep)
+        self.cost = cost or StepCost(dep)
         self.window = dep.model.sliding_window if dep.model.num_sliding_layers else None
         self.max_waiting = max_waiting
         self.itl = itl
