@@ -31,11 +31,15 @@ def started(path_and_x: tuple[str, int]) -> int:
     return -x
 
 
-def test_the_largest_jobs_start_first_and_results_keep_their_order(tmp_path: Path) -> None:
+def test_the_largest_jobs_start_first_results_keep_their_order_and_reach_the_caller(tmp_path: Path) -> None:
     log = str(tmp_path / "started.txt")
     jobs = [(log, x) for x in (3, 9, 1, 7, 5)]
-    out = run_all(started, jobs, executor="local", workers=2, size=lambda job: job[1])
+    seen: list[tuple[int, int, int]] = []
+    out = run_all(started, jobs, executor="local", workers=2, size=lambda job: job[1],
+                  on_result=lambda i, r: seen.append((i, r, os.getpid())))
     assert out == [-3, -9, -1, -7, -5]
+    # each result reached this process as its job finished (here the caller records it: workers need no registry)
+    assert sorted(seen) == [(i, -x, os.getpid()) for i, (_, x) in enumerate(jobs)]
     order = [int(line) for line in Path(log).read_text().split()]
     assert sorted(order[:2]) == [7, 9] and sorted(order[2:4]) == [3, 5] and order[4] == 1
 

@@ -144,7 +144,7 @@ def test_the_capacity_key_changes_with_every_field_of_the_search() -> None:
     assert set(jobs) | {"dep", "bucket"} | set(CapacityJob.NOT_IN_KEY) == {f.name for f in fields(CapacityJob)}
     keys |= {name: j.key() for name, j in jobs.items()}
     assert len(set(keys.values())) == len(keys), keys
-    assert job.key() == keys["base"] and replace(job, guess=9.0, registry="elsewhere").key() == job.key()
+    assert job.key() == keys["base"] and replace(job, guess=9.0).key() == job.key()
 
 
 def test_candidate_describes_every_labelled_axis_and_omits_a_quiet_default() -> None:

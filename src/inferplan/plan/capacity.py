@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, fields
-from pathlib import Path
 
 import numpy as np
 
@@ -74,11 +73,9 @@ class CapacityJob:
     iterations: int = 6
     unit: tuple[int, int] = (0, 1)  # (prefill, decode) replicas; (0, 1): one aggregated replica
     prefill_dep: Deployment | None = None
-    registry: str = ""  # the run registry's path, to cache in ("": none)
 
-    # ``guess`` is the analytical estimate of the other fields, so it adds nothing; ``registry`` is where
-    # the answer is kept, not what shapes it
-    NOT_IN_KEY = ("guess", "registry")
+    # ``guess`` is the analytical estimate of the other fields, so it adds nothing
+    NOT_IN_KEY = ("guess",)
 
     def key(self) -> str:
         """The registry key: every field that shapes the answer, each replica whole (model, device, formats,
@@ -92,8 +89,8 @@ class CapacityJob:
         return self.num_requests * per_request * (sum(self.unit) or 1)
 
     def run(self) -> float:
-        """The capacity, cached in the job's registry (picklable: a worker process or Ray task calls this)."""
-        return capacity(self, cache=Registry(Path(self.registry)) if self.registry else None)
+        """The capacity (picklable: a worker process or Ray task calls this; the planner keeps the cache)."""
+        return capacity(self)
 
 
 def _key_part(value: object) -> object:

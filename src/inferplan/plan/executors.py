@@ -9,7 +9,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
 from inferplan.errors import InputError
@@ -19,42 +19,58 @@ R = TypeVar("R")
 
 
 def run_all(fn: Callable[[T], R], items: Iterable[T], *, executor: str = "local",
-            workers: int | None = None, size: Callable[[T], float] | None = None) -> list[R]:
+            workers: int | None = None, size: Callable[[T], float] | None = None,
+            on_result: Callable[[int, R], None] | None = None) -> list[R]:
     """``[fn(x) for x in items]``, in parallel processes when there is more than one item and core.
 
     ``size``: a job's expected cost. The largest start first, so the last jobs a pool runs are short
-    ones and no worker sits idle while another finishes a long one (results keep the items' order)."""
+    ones and no worker sits idle while another finishes a long one (results keep the items' order).
+    ``on_result(i, result)`` runs in this process as each job finishes, in whatever order they finish:
+    the caller records results there, so an interrupted sweep keeps every finished job's result even
+    when the workers are on other machines."""
     jobs = list(items)
     if executor not in ("local", "serial", "ray"):
         raise InputError(f"unknown executor '{executor}'; choose local, serial or ray")
+    report = on_result or (lambda _i, _r: None)
     n = workers or os.cpu_count() or 1
+    out: dict[int, R] = {}
     if executor == "serial" or (executor == "local" and (n == 1 or len(jobs) <= 1)):
-        return [fn(x) for x in jobs]
+        for i, job in enumerate(jobs):
+            out[i] = fn(job)
+            report(i, out[i])
+        return [out[i] for i in range(len(jobs))]
     order = sorted(range(len(jobs)), key=lambda i: -size(jobs[i])) if size else list(range(len(jobs)))
-    ordered = [jobs[i] for i in order]
-    done = _run_ray(fn, ordered) if executor == "ray" else _run_pool(fn, ordered, min(n, len(jobs)))
-    out: list[R] = [done[0]] * len(jobs) if jobs else []
-    for i, result in zip(order, done, strict=True):
+    finished = _run_ray(fn, jobs, order) if executor == "ray" else _run_pool(fn, jobs, order, min(n, len(jobs)))
+    for i, result in finished:
         out[i] = result
-    return out
+        report(i, result)
+    return [out[i] for i in range(len(jobs))]
 
 
-def _run_pool(fn: Callable[[T], R], jobs: list[T], workers: int) -> list[R]:
-    """A process pool whose workers leave Ctrl-C to the parent: on an interrupt the parent stops them at
-    once (jobs that finished have already written their cache entries) and re-raises.
+def _call(fn_and_job: tuple[Callable[[T], R], int, T]) -> tuple[int, R]:
+    fn, i, job = fn_and_job
+    return i, fn(job)
+
+
+def _run_pool(fn: Callable[[T], R], jobs: list[T], order: list[int], workers: int) -> Iterator[tuple[int, R]]:
+    """(index, result) of each job as it finishes, from a process pool whose workers leave Ctrl-C to the
+    parent: on an interrupt the parent stops them at once (results already yielded are the caller's) and
+    re-raises.
 
     multiprocessing's Pool, not concurrent.futures': its ``terminate()`` is made for stopping workers
     mid-job, while killing a ProcessPoolExecutor's workers races its manager thread, which can fail
     on a cancelled future (InvalidStateError) and leave the process hanging at exit."""
     with multiprocessing.get_context().Pool(processes=workers, initializer=_ignore_sigint) as pool:
-        return pool.map(fn, jobs, chunksize=1)  # leaving the block terminates the pool, interrupted or not
+        # leaving the block terminates the pool, interrupted or not
+        yield from pool.imap_unordered(_call, [(fn, i, jobs[i]) for i in order], chunksize=1)
 
 
 def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _run_ray(fn: Callable[[T], R], jobs: list[T]) -> list[R]:
+def _run_ray(fn: Callable[[T], R], jobs: list[T], order: list[int]) -> Iterator[tuple[int, R]]:
+    """(index, result) of each job as it finishes, on Ray: ``RAY_ADDRESS``'s cluster, else a local one."""
     try:
         import ray  # noqa: PLC0415  (optional extra, imported only for --executor ray)
     except ImportError:
@@ -63,4 +79,8 @@ def _run_ray(fn: Callable[[T], R], jobs: list[T]) -> list[R]:
         ray.init(address=os.environ.get("RAY_ADDRESS") or None, include_dashboard=False, log_to_driver=False,
                  configure_logging=False)
     remote = ray.remote(fn)
-    return list(ray.get([remote.remote(job) for job in jobs]))
+    pending = {remote.remote(jobs[i]): i for i in order}
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        for ref in ready:
+            yield pending.pop(ref), ray.get(ref)

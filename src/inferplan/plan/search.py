@@ -278,18 +278,34 @@ def _types_for(mode: str, survivors: list[tuple[Evaluated, Deployment]]) -> list
 
 def _measure_types(mode: str, types: list[ReplicaType], req: PlanRequest, slos: tuple[SLO, ...],
                    buckets: list[Bucket], registry: Registry | None, say: Callable[[str], None]) -> np.ndarray:
-    """Capacity (req/s) of each type on each bucket, by simulation: (types, buckets)."""
-    say(f"{mode}: measuring capacity of {len(types)} configurations on {len(buckets)} request buckets")
-    reg_path = str(registry.path) if registry else ""
+    """Capacity (req/s) of each type on each bucket, by simulation: (types, buckets).
+
+    This process owns the registry: searches it holds are not run again, and each finished search is
+    recorded the moment its result comes back, so workers (processes here, or a Ray cluster's nodes)
+    need no access to it and an interrupted plan resumes where it stopped."""
     jobs = []
     for t in types:
         for bk in buckets:
             guess = estimate(t.dep, float(bk.input_tokens.mean()), float(bk.output_tokens.mean()), slos).rate_per_s
             jobs.append(CapacityJob(dep=t.dep, bucket=bk, slos=slos, guess=max(guess, 0.05) * max(t.unit[1], 1),
                                     num_requests=req.probe_requests, seed=req.seed, unit=t.unit,
-                                    prefill_dep=t.prefill_dep, registry=reg_path))
-    caps = run_all(CapacityJob.run, jobs, executor=req.executor, size=CapacityJob.expected_cost)
-    return np.array(caps).reshape(len(types), len(buckets))
+                                    prefill_dep=t.prefill_dep))
+    keys = [job.key() for job in jobs]
+    caps: list[float | None] = [None] * len(jobs)
+    if registry is not None:
+        caps = [None if (hit := registry.cache_get(k)) is None else float(hit) for k in keys]
+    todo = [i for i, c in enumerate(caps) if c is None]
+    kept = f" ({len(jobs) - len(todo)} kept from the registry)" if len(todo) < len(jobs) else ""
+    say(f"{mode}: measuring capacity of {len(types)} configurations on {len(buckets)} request buckets{kept}")
+
+    def record(k: int, cap: float) -> None:
+        caps[todo[k]] = cap
+        if registry is not None:
+            registry.cache_put(keys[todo[k]], cap)
+
+    run_all(CapacityJob.run, [jobs[i] for i in todo], executor=req.executor, size=CapacityJob.expected_cost,
+            on_result=record)
+    return np.array(caps, dtype=float).reshape(len(types), len(buckets))
 
 
 def _fleet_for(mode: str, types: list[ReplicaType], caps: np.ndarray, req: PlanRequest, wl: Workload,
