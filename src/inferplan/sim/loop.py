@@ -118,6 +118,7 @@ class _Loop:
         self.next_change = 0
         self.to_decode = LeastKV()
         self.transfers: list[tuple[float, int, int]] = []  # (KV arrival time, seq, request)
+        self.transfer_s: dict[tuple[int, int], float] = {}  # (prefill replica, prompt tokens): KV transfer time
         self.heap: list[tuple[float, int, int]] = []  # (step end, seq, replica)
         self.seq = itertools.count()
         self.arrivals = wl.arrival_s.tolist()
@@ -199,9 +200,12 @@ class _Loop:
         if self.check:
             _check(rep)
         for rid, t_first in rep.handoffs:
-            done = t_first + kv_transfer_s(rep.dep, int(self.table.input[rid]), self.kv_link_gb_s,
-                                           across_nodes=self.across[rep.index])
-            heapq.heappush(self.transfers, (done, next(self.seq), rid))
+            key = (rep.index, int(self.table.input[rid]))
+            move = self.transfer_s.get(key)
+            if move is None:  # the same prompt length from the same replica always takes as long
+                move = self.transfer_s[key] = kv_transfer_s(rep.dep, key[1], self.kv_link_gb_s,
+                                                            across_nodes=self.across[rep.index])
+            heapq.heappush(self.transfers, (t_first + move, next(self.seq), rid))
         rep.handoffs.clear()
         self._start(rep)
 

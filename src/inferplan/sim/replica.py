@@ -235,7 +235,7 @@ class Replica:
         t.t_last_token[rids] = when
         t.max_itl[rids] = b.max_itl[rows]
         if st.role == "prefill":  # the first token is out; the KV now moves to a decode replica
-            times = np.broadcast_to(np.asarray(when, dtype=np.float64), rids.shape)
+            times = np.full(rids.shape[0], when) if isinstance(when, float) else when
             done = t.output[rids] <= t.out_done[rids] + 1
             t.out_done[rids] = 1
             self.handoffs.extend(zip(rids[~done].tolist(), times[~done].tolist(), strict=True))
