@@ -7,9 +7,16 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
+import pytest
+
+from inferplan.plan import search
 from inferplan.plan.executors import run_all
+from inferplan.plan.search import PlanRequest, plan
+from inferplan.store import Registry
 
 CLI = [sys.executable, "-m", "inferplan.cli"]
 
@@ -56,3 +63,28 @@ def test_plan_on_a_real_local_ray_instance(tmp_path: Path) -> None:
                           cwd=tmp_path, env=env)
     a, b = json.loads(ray.stdout), json.loads(pool.stdout)
     assert a["fleet"] == b["fleet"] and a["cost_per_hour"] == b["cost_per_hour"]
+
+
+def test_a_rerun_dispatches_no_search_the_registry_holds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The planner process owns the capacity cache: a rerun on the same registry says every search was kept,
+    runs none (the executor is never handed a job) and reaches the same fleet."""
+    req = PlanRequest(devices=("l4", "a10g"), duration_s=120, buckets=2, executor="serial")
+    registry = Registry(tmp_path / "runs.sqlite")
+    first_notes: list[str] = []
+    first = plan(req, registry=registry, progress=first_notes.append)
+    searches = len(first.survivors) * len(first.buckets)
+    handed: list[int] = []
+
+    def counting(fn: Callable[[Any], Any], items: Iterable[Any], **kw: Any) -> list[Any]:
+        jobs = list(items)
+        handed.append(len(jobs))
+        return run_all(fn, jobs, **kw)
+
+    notes: list[str] = []
+    monkeypatch.setattr(search, "run_all", counting)
+    again = plan(req, registry=registry, progress=notes.append)
+    assert not any("from the registry" in n for n in first_notes)
+    assert f"aggregated: capacity of {len(first.survivors)} configurations on 2 buckets, {searches} of {searches} " \
+           "from the registry" in notes
+    assert handed[0] == 0  # the capacity searches (verification follows)
+    assert again.fleet.replicas == first.fleet.replicas and again.summary == first.summary

@@ -295,8 +295,8 @@ def _measure_types(mode: str, types: list[ReplicaType], req: PlanRequest, slos: 
     if registry is not None:
         caps = [None if (hit := registry.cache_get(k)) is None else float(hit) for k in keys]
     todo = [i for i, c in enumerate(caps) if c is None]
-    kept = f" ({len(jobs) - len(todo)} kept from the registry)" if len(todo) < len(jobs) else ""
-    say(f"{mode}: measuring capacity of {len(types)} configurations on {len(buckets)} request buckets{kept}")
+    kept = f", {len(jobs) - len(todo)} of {len(jobs)} from the registry" if len(todo) < len(jobs) else ""
+    say(f"{mode}: capacity of {len(types)} configurations on {len(buckets)} buckets{kept}")
 
     def record(k: int, cap: float) -> None:
         caps[todo[k]] = cap
