@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from inferplan.api import build_deployment
-from inferplan.perf.step_cost import StepCosts
+from inferplan.perf.step_costs import StepCosts
 from inferplan.sim.cluster import Cluster, SimOptions
 from inferplan.sim.loop import simulate
 from inferplan.sim.policies import get_policy

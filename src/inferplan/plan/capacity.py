@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from inferplan.perf.deployment import Deployment
-from inferplan.perf.step_cost import StepCosts
+from inferplan.perf.step_costs import StepCosts
 from inferplan.sim.cluster import Cluster, SimOptions
 from inferplan.sim.loop import simulate
 from inferplan.sim.slo import SLO

@@ -278,11 +278,9 @@ def _types_for(mode: str, survivors: list[tuple[Evaluated, Deployment]]) -> list
 
 def _measure_types(mode: str, types: list[ReplicaType], req: PlanRequest, slos: tuple[SLO, ...],
                    buckets: list[Bucket], registry: Registry | None, say: Callable[[str], None]) -> np.ndarray:
-    """Capacity (req/s) of each type on each bucket, by simulation: (types, buckets).
-
-    This process owns the registry: searches it holds are not run again, and each finished search is
-    recorded the moment its result comes back, so workers (processes here, or a Ray cluster's nodes)
-    need no access to it and an interrupted plan resumes where it stopped."""
+    """Capacity (req/s) of each type on each bucket, by simulation: (types, buckets). This process owns the
+    registry: searches it holds are not run again, and each result is recorded as it comes back, so workers
+    (processes here, a Ray cluster's nodes) need no access to it and an interrupted plan resumes."""
     jobs = []
     for t in types:
         for bk in buckets:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from inferplan.perf.deployment import Deployment
-from inferplan.perf.step_cost import StepCosts
+from inferplan.perf.step_costs import StepCosts
 from inferplan.sim.cluster import Cluster, SimOptions
 from inferplan.sim.metrics import LogHistogram
 from inferplan.sim.policies import get_policy
