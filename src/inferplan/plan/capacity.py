@@ -103,14 +103,27 @@ def _key_part(value: object) -> object:
     return value
 
 
-def capacity(job: CapacityJob, *, cache: Registry | None = None) -> float:
-    """Requests/s one replica (or a ``(prefill, decode)`` unit) sustains on the bucket within the SLOs (0: none)."""
-    key = job.key()
-    if cache is not None:
-        hit = cache.cache_get(key)
-        if hit is not None:
-            return float(hit)
+def cached_capacity(cache: Registry, key: str) -> float | None:
+    """The capacity the registry holds under ``key`` (``CapacityJob.key``); None: not searched yet."""
+    hit = cache.cache_get(key)
+    return None if hit is None else float(hit)
 
+
+def capacity(job: CapacityJob, *, cache: Registry | None = None) -> float:
+    """Requests/s one replica (or a ``(prefill, decode)`` unit) sustains on the bucket within the SLOs (0: none),
+    read from ``cache`` or searched and kept there."""
+    if cache is None:
+        return _search(job)
+    key = job.key()
+    found = cached_capacity(cache, key)
+    if found is None:
+        found = _search(job)
+        cache.cache_put(key, found)
+    return found
+
+
+def _search(job: CapacityJob) -> float:
+    """Bisection on the Poisson rate, from the analytical guess."""
     costs = StepCosts()  # the probes share them
 
     def probe(rate: float) -> bool:
@@ -139,6 +152,4 @@ def capacity(job: CapacityJob, *, cache: Registry | None = None) -> float:
                 lo = mid
             else:
                 hi = mid
-    if cache is not None:
-        cache.cache_put(key, lo)
     return lo

@@ -31,19 +31,20 @@ def run_all(fn: Callable[[T], R], items: Iterable[T], *, executor: str = "local"
     jobs = list(items)
     if executor not in ("local", "serial", "ray"):
         raise InputError(f"unknown executor '{executor}'; choose local, serial or ray")
-    report = on_result or (lambda _i, _r: None)
     n = workers or os.cpu_count() or 1
-    out: dict[int, R] = {}
-    if executor == "serial" or (executor == "local" and (n == 1 or len(jobs) <= 1)):
-        for i, job in enumerate(jobs):
-            out[i] = fn(job)
-            report(i, out[i])
-        return [out[i] for i in range(len(jobs))]
     order = sorted(range(len(jobs)), key=lambda i: -size(jobs[i])) if size else list(range(len(jobs)))
-    finished = _run_ray(fn, jobs, order) if executor == "ray" else _run_pool(fn, jobs, order, min(n, len(jobs)))
+    finished: Iterator[tuple[int, R]]
+    if executor == "serial" or (executor == "local" and (n == 1 or len(jobs) <= 1)):
+        finished = ((i, fn(job)) for i, job in enumerate(jobs))
+    elif executor == "ray":
+        finished = _run_ray(fn, jobs, order)
+    else:
+        finished = _run_pool(fn, jobs, order, min(n, len(jobs)))
+    out: dict[int, R] = {}
     for i, result in finished:
         out[i] = result
-        report(i, result)
+        if on_result is not None:
+            on_result(i, result)
     return [out[i] for i in range(len(jobs))]
 
 

@@ -26,7 +26,7 @@ from inferplan.perf.deployment import Deployment
 from inferplan.perf.profile import DeviceProfile
 from inferplan.plan.analytic import estimate, screen
 from inferplan.plan.autoscale import AutoscaleResult, plan_autoscale_fleet
-from inferplan.plan.capacity import Bucket, CapacityJob
+from inferplan.plan.capacity import Bucket, CapacityJob, cached_capacity
 from inferplan.plan.defaults import DEFAULT_DEVICES, DEFAULT_SLO
 from inferplan.plan.executors import run_all
 from inferplan.plan.fleet import Fleet, solve_fleet
@@ -288,10 +288,10 @@ def _measure_types(mode: str, types: list[ReplicaType], req: PlanRequest, slos: 
             jobs.append(CapacityJob(dep=t.dep, bucket=bk, slos=slos, guess=max(guess, 0.05) * max(t.unit[1], 1),
                                     num_requests=req.probe_requests, seed=req.seed, unit=t.unit,
                                     prefill_dep=t.prefill_dep))
-    keys = [job.key() for job in jobs]
+    keys = [job.key() for job in jobs] if registry is not None else []
     caps: list[float | None] = [None] * len(jobs)
     if registry is not None:
-        caps = [None if (hit := registry.cache_get(k)) is None else float(hit) for k in keys]
+        caps = [cached_capacity(registry, k) for k in keys]
     todo = [i for i, c in enumerate(caps) if c is None]
     kept = f", {len(jobs) - len(todo)} of {len(jobs)} from the registry" if len(todo) < len(jobs) else ""
     say(f"{mode}: capacity of {len(types)} configurations on {len(buckets)} buckets{kept}")
