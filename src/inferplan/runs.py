@@ -16,7 +16,7 @@ from inferplan.measure.request_record import Api, Endpoint, RequestRecord
 from inferplan.perf.deployment import Deployment
 from inferplan.perf.fit import speed_range_pct
 from inferplan.perf.ranges import spread_for
-from inferplan.perf.resolve import resolve_deployment
+from inferplan.perf.resolve import resolve_deployment, resolve_speculation
 from inferplan.report.records import write_request_records
 from inferplan.report.sim_report import write_sim_report
 from inferplan.sim.cluster import Cluster, SimOptions
@@ -65,6 +65,12 @@ class SimulationConfig(WorkloadSpec):
     prefill_device: str | None = None
     prefill_tp: int | None = None
     kv_link_gb_s: float | None = None
+    # speculative decoding (None: off): a method, tokens proposed per step, acceptance (a rate or a file of
+    # measured per-request rates), and the draft model of method "draft"
+    spec: str | None = None
+    spec_tokens: int | None = None
+    spec_acceptance: str | None = None
+    spec_draft: str | None = None
 
     def deployment(self, *, device: str | None = None, tp: int | None = None) -> Deployment:
         given = {"max_num_seqs": self.max_num_seqs, "max_num_batched_tokens": self.max_num_batched_tokens,
@@ -75,7 +81,9 @@ class SimulationConfig(WorkloadSpec):
         return resolve_deployment(self.model, device or self.device, weights=self.weights, kv=self.kv,
                                   tp=tp or self.tp, pp=self.pp, ep=self.ep, dp_attention=self.dp_attention,
                                   limits=given, profile=Path(self.profile) if self.profile else None,
-                                  engine=self.engine)
+                                  engine=self.engine, speculation=resolve_speculation(
+                                      self.spec, k=self.spec_tokens, acceptance=self.spec_acceptance,
+                                      draft=self.spec_draft, seed=self.seed))
 
 
 def run_folder(out_dir: Path | None, run_id: str) -> Path:

@@ -12,6 +12,7 @@ from inferplan.api import build_deployment
 from inferplan.perf.deployment import Deployment
 from inferplan.perf.memory import plan_memory
 from inferplan.perf.profile import DeviceProfile
+from inferplan.perf.resolve import resolve_speculation
 from inferplan.plan.analytic import estimate, screen
 from inferplan.plan.capacity import Bucket, CapacityJob, capacity
 from inferplan.plan.space import Candidate, QualityBudget, SearchSpace, enumerate_candidates
@@ -131,8 +132,11 @@ def test_the_capacity_key_changes_with_every_field_of_the_search() -> None:
         "ep": build_deployment("qwen3-30b-a3b", "h100-sxm", tp=2, ep=True),
         "dp_attention": build_deployment("qwen3-30b-a3b", "h100-sxm", tp=2, dp_attention=True),
         "engine": build_deployment("qwen3-30b-a3b", "h100-sxm", tp=2, engine="sglang"),
+        "speculation": replace(base, speculation=resolve_speculation("ngram")),
     }
     assert set(varied) == {f.name for f in fields(Deployment) if f.init}
+    varied["speculation-k"] = replace(base, speculation=resolve_speculation("ngram", k=2))
+    varied["speculation-rate"] = replace(base, speculation=resolve_speculation("ngram", acceptance=0.5))
     keys = {"base": job.key()} | {name: replace(job, dep=dep).key() for name, dep in varied.items()}
     long = np.full(2501, 256)
     keys["bucket"] = replace(job, bucket=Bucket("all", long, np.full(2501, 64), 1.0)).key()

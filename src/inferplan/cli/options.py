@@ -41,3 +41,11 @@ Engine = Annotated[str | None, typer.Option(
 ProfileFile = Annotated[Path | None, typer.Option(help="device profile YAML from `inferplan profile` or `calibrate`")]
 Slo = Annotated[str | None, typer.Option(help="objectives, e.g. ttft_p90=1s,tpot_p90=50ms (metrics: ttft, tpot, itl, "
                                               "e2e; any percentile pNN)")]
+Spec = Annotated[str | None, typer.Option(
+    "--spec", help="speculative decoding: eagle3, eagle, mtp, ngram or draft (see `inferplan engines`; default off)")]
+SpecTokens = Annotated[int | None, typer.Option(help="speculative: tokens drafted per step (default: the method's)")]
+SpecAcceptance = Annotated[str | None, typer.Option(
+    help="speculative: per-token acceptance rate in [0, 1], or a file of measured per-request rates "
+         "(default: the method's published figure)")]
+SpecDraft = Annotated[str | None, typer.Option(help="speculative: the draft model of --spec draft (a catalog name "
+                                                    "or config.json)")]

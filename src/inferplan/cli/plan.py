@@ -23,7 +23,8 @@ EPILOG = (
     "--slo ttft_p90=2s,tpot_p90=80ms --devices h100-sxm,a100-80gb,l40s,l4 --max-quality-loss 1\n\n"
     "  inferplan plan qwen3-32b --workload chat --rate 40 --slo ttft_p99=1.5s,tpot_p90=60ms --json --out plans\n\n"
     "  inferplan plan llama-3.1-8b --workload diurnal-chat --autoscale --window 15m\n\n"
-    "  inferplan plan llama-3.1-70b --devices h100-sxm,h200 --engine vllm,trtllm --confidence 0.9"
+    "  inferplan plan llama-3.1-70b --devices h100-sxm,h200 --engine vllm,trtllm --confidence 0.9\n\n"
+    "  inferplan plan llama-3.1-8b --workload chat --rate 4 --slo ttft_p90=1s,tpot_p90=8ms --spec auto"
 )
 
 
@@ -62,6 +63,13 @@ def plan_cmd(
     energy_price: Annotated[float, typer.Option(
         help="USD per kWh: a device with no rental price (a laptop, a Pi, a box you own) is costed by the "
              "energy it draws at full power (default: 2024 U.S. residential average)")] = 0.1648,
+    spec: Annotated[str, typer.Option("--spec", help="speculative decoding: off, auto (search every drafter the "
+                                                     "model has, and off) or one method: eagle3, eagle, mtp, "
+                                                     "ngram, draft")] = "off",
+    spec_tokens: Annotated[int | None, typer.Option(help="speculative: drafted tokens per step (default: search "
+                                                         "1-5)")] = None,
+    spec_acceptance: options.SpecAcceptance = None,
+    spec_draft: options.SpecDraft = None,
     as_json: options.Json = False,
 ) -> None:
     """Find the cheapest fleet that meets the SLOs for MODEL under a workload, verified by simulation."""
@@ -78,7 +86,8 @@ def plan_cmd(
                       autoscale_window_s=parse_duration(window, "--window") if autoscale else None,
                       scale_down_delay_s=parse_duration(scale_down_delay, "--scale-down-delay"),
                       profile=str(profile) if profile else None, confidence=confidence,
-                      energy_price_per_kwh=energy_price)
+                      energy_price_per_kwh=energy_price, spec=spec, spec_tokens=spec_tokens,
+                      spec_acceptance=spec_acceptance, spec_draft=spec_draft)
     folder = check_out_dir(out_dir)
     reg = Registry(registry)
     if not as_json:
@@ -106,7 +115,7 @@ def print_targets(req: PlanRequest) -> None:
         else " (formats of unknown effect excluded)")
     out.print(f"planning {req.model} for workload {req.workload} at {rate}; SLOs {req.slo}; {quality}; "
               f"devices {', '.join(req.devices)}; engines {', '.join(req.engines) or 'each device default'}; "
-              f"disaggregation {req.disaggregation}"
+              f"disaggregation {req.disaggregation}; speculative decoding {req.spec}"
               + (f"; each SLO planned to hold with probability {req.confidence:g}" if req.confidence else ""),
               soft_wrap=True)
 

@@ -74,8 +74,13 @@ def catalog_entry(model: str) -> dict[str, Any] | None:
 
 def source_repo(dep: Deployment) -> str:
     """The repo the model's config.json came from, or the local folder of a config file."""
-    m = _HF_REPO.search(dep.model.source)
-    return m.group(1) if m else (dep.model.source.rsplit("/config.json", 1)[0] or dep.model.name)
+    return repo_of(dep.model.source, dep.model.name)
+
+
+def repo_of(source: str, name: str) -> str:
+    """The Hugging Face repo a config.json ``source`` names, or its local folder (``name`` if neither)."""
+    m = _HF_REPO.search(source)
+    return m.group(1) if m else (source.rsplit("/config.json", 1)[0] or name)
 
 
 def placeholder_path(dep: Deployment, variant: Variant) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import shlex
 
+from inferplan.deploy import speculation_flags
 from inferplan.deploy.checkpoints import Checkpoint, Variant, resolve, source_repo
 from inferplan.perf.deployment import Deployment
 
@@ -67,7 +68,7 @@ def vllm_command(dep: Deployment, *, context_tokens: int, host: str = "0.0.0.0",
     args.append("--enable-prefix-caching" if prefix_caching else "--no-enable-prefix-caching")
     if kv_transfer:
         args += ["--kv-transfer-config", NIXL_KV_TRANSFER]
-    return args
+    return args + speculation_flags.vllm_args(dep)
 
 
 def sglang_command(dep: Deployment, *, context_tokens: int, host: str = "0.0.0.0", port: int = DEFAULT_PORT,
@@ -100,7 +101,7 @@ def sglang_command(dep: Deployment, *, context_tokens: int, host: str = "0.0.0.0
         args += ["--disaggregation-mode", disaggregation, "--disaggregation-transfer-backend", PD_TRANSFER_BACKEND]
         if disaggregation == "prefill":
             args += ["--disaggregation-bootstrap-port", str(bootstrap_port)]
-    return args
+    return args + speculation_flags.sglang_args(dep)
 
 
 def pd_router_command(prefill: list[tuple[str, int]], decode: list[str], *, host: str, port: int,
@@ -148,7 +149,8 @@ def trtllm_notes(dep: Deployment, checkpoint: Checkpoint | None = None) -> list[
         notes.append("FP8 KV cache: pass --extra_llm_api_options with kv_cache_config: {dtype: fp8}")
     if dep.dp_attention:
         notes.append("attention data parallelism: pass --extra_llm_api_options with enable_attention_dp: true")
-    return notes
+    spec = speculation_flags.trtllm_note(dep)
+    return [*notes, spec] if spec else notes
 
 
 def llama_server_command(dep: Deployment, *, parallel: int, ctx_size: int, host: str = "127.0.0.1",
@@ -164,7 +166,7 @@ def llama_server_command(dep: Deployment, *, parallel: int, ctx_size: int, host:
             "-fa", "on" if lim.flash_attention else "off"]
     if dep.kv.llamacpp_cache_type and dep.kv.llamacpp_cache_type != "f16":
         args += ["--cache-type-k", dep.kv.llamacpp_cache_type, "--cache-type-v", dep.kv.llamacpp_cache_type]
-    return args
+    return args + speculation_flags.llama_server_args(dep)
 
 
 def _gguf_path(dep: Deployment, ck: Checkpoint) -> str:

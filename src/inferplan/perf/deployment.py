@@ -16,6 +16,7 @@ from inferplan.specs.engines import EngineSpec
 from inferplan.specs.hardware import DeviceSpec
 from inferplan.specs.model import ModelSpec
 from inferplan.specs.precision import KVFormat, WeightFormat
+from inferplan.specs.speculation import Speculation
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -77,6 +78,7 @@ class Deployment:
     dp_attention: bool = False
     # the serving engine: its scheduler, memory rule and host overhead (None: ``engine_for`` the device)
     engine: EngineSpec | None = None
+    speculation: Speculation | None = None  # speculative decoding (perf/speculation.py prices it)
     # resolved from the two above: a ``replace`` that changes the weights or the engine resolves them again,
     # so a default engine follows the format and a default profile follows the engine
     serving_engine: EngineSpec = field(init=False, compare=False, repr=False)
@@ -91,6 +93,9 @@ class Deployment:
             raise InputError(f"{m.name}'s config.json declares a {m.checkpoint_format} checkpoint "
                              f"(quantization_config), so it cannot be served as {self.weights.name}; drop --weights "
                              f"or pass --weights {m.checkpoint_format}")
+        if self.speculation is not None:
+            self.speculation.check_target(m)
+            check_engine_speculates(engine, self.speculation)
         if self.tp < 1 or self.pp < 1:
             raise InputError(f"--tp and --pp must be at least 1 (got tp={self.tp}, pp={self.pp})")
         if self.ep or self.dp_attention:
@@ -158,7 +163,9 @@ class Deployment:
             if f.name in _AS_GIVEN:  # keyed as resolved: device_profile, serving_engine
                 continue
             value, key = getattr(self, f.name), _RESOLVED.get(f.name, f.name)
-            if isinstance(value, DeviceProfile):
+            if isinstance(value, Speculation):
+                out[key] = value.key()
+            elif isinstance(value, DeviceProfile):
                 out[key] = value.model_dump(mode="json", exclude={"measurements"})
             elif hasattr(value, "model_dump"):
                 out[key] = value.model_dump(mode="json")
@@ -170,8 +177,9 @@ class Deployment:
 
     def describe(self) -> str:
         engine = f", engine {self.engine.name}" if self.engine else ""  # named: a default engine is not said
+        spec = f", speculative {self.speculation.label()}" if self.speculation else ""
         return (f"{self.model.name} on {self.num_devices}x {self.device.name} ({self.parallelism}, "
-                f"weights {self.weights.name}, KV {self.kv.name}{engine})")
+                f"weights {self.weights.name}, KV {self.kv.name}{engine}{spec})")
 
     @property
     def moe_split(self) -> str:
@@ -211,6 +219,14 @@ def check_engine_runs(engine: EngineSpec, device: DeviceSpec, weights: WeightFor
     if missing:
         raise InputError(f"{weights.name} needs {', '.join(missing)} kernels, which {device.name} does not have; "
                          "choose another --weights or a device that has them")
+
+
+def check_engine_speculates(engine: EngineSpec, spec: Speculation) -> None:
+    """The engine runs the speculative method (``catalog/speculation.yaml`` lists the engines of each)."""
+    if engine.name not in spec.method.engines:
+        runs = ", ".join(spec.method.engines) or "none"
+        raise InputError(f"engine {engine.name} does not run {spec.method.name} speculative decoding "
+                         f"(engines that do: {runs}); choose another --spec or --engine")
 
 
 def can_serve(weights: WeightFormat, device: DeviceSpec, engines: set[str] | None = None) -> bool:

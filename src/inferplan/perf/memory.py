@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass
 
 from inferplan.perf.deployment import Deployment
+from inferplan.perf.drafter import drafter_kv_bytes_per_token, drafter_weight_bytes
 
 GIB = 1024**3
 _ACT_BYTES = 2  # activations in 16-bit
@@ -96,7 +97,7 @@ def activation_bytes(dep: Deployment) -> float:
 def plan_memory(dep: Deployment) -> MemoryPlan:
     capacity = dep.device.usable_memory_bytes
     engine, fraction = dep.serving_engine, dep.limits.gpu_memory_utilization
-    weights = weights_bytes(dep)
+    weights = weights_bytes(dep) + drafter_weight_bytes(dep)  # a speculating replica's drafter beside the target
     act = activation_bytes(dep)
     overhead = engine.reserve_gib * GIB  # CUDA context, graphs, communicator buffers, allocator slack
     if engine.memory_rule == "fraction-of-free":
@@ -104,7 +105,7 @@ def plan_memory(dep: Deployment) -> MemoryPlan:
     else:
         budget = capacity if engine.memory_rule == "as-mapped" else capacity * fraction
     kv_budget = budget - weights - act - overhead
-    per_token = kv_bytes_per_token_per_device(dep)
+    per_token = kv_bytes_per_token_per_device(dep) + drafter_kv_bytes_per_token(dep)
     block_bytes = per_token * dep.limits.block_size
     blocks = max(0, math.floor(kv_budget / block_bytes)) if kv_budget > 0 else 0
     if dep.limits.slot_context:  # llama.cpp allocates its slots' cells up front: all of them, or it fails

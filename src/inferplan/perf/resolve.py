@@ -11,11 +11,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+from inferplan.errors import InputError
 from inferplan.perf.deployment import Deployment, EngineLimits, LimitValue, engine_limits
 from inferplan.perf.profile import DeviceProfile
-from inferplan.specs.catalog import engine_for, get_device, get_engine, get_kv_format, get_model, get_weight_format
+from inferplan.specs.catalog import (
+    engine_for,
+    get_device,
+    get_engine,
+    get_kv_format,
+    get_model,
+    get_spec_method,
+    get_weight_format,
+)
 from inferplan.specs.hardware import DeviceSpec
 from inferplan.specs.model import ModelSpec
+from inferplan.specs.speculation import Speculation, load_measured_rates
 
 
 def resolve_deployment(
@@ -31,6 +41,7 @@ def resolve_deployment(
     limits: EngineLimits | Mapping[str, LimitValue] | None = None,
     profile: Path | DeviceProfile | None = None,
     engine: str | None = None,
+    speculation: Speculation | None = None,
 ) -> Deployment:
     """A Deployment of ``model`` on ``device``; names go through the catalogs (or model and device files).
 
@@ -62,4 +73,35 @@ def resolve_deployment(
         limits=limits,
         profile=prof,
         engine=chosen,
+        speculation=speculation,
     )
+
+
+def resolve_speculation(method: str | None, *, k: int | None = None, acceptance: str | float | None = None,
+                        draft: str | None = None, spread: float | None = None,
+                        seed: int = 0) -> Speculation | None:
+    """A replica's speculative decoding from names (None: off). ``acceptance``: a per-token rate, or a file of
+    measured per-request rates (default: the method's cited figure); ``k`` default: the method's."""
+    if method is None or method == "off":
+        if k is not None or acceptance is not None or draft is not None:
+            raise InputError("--spec-tokens, --spec-acceptance and --spec-draft need --spec METHOD")
+        return None
+    m = get_spec_method(method)
+    measured: tuple[float, ...] = ()
+    rate = m.acceptance
+    if isinstance(acceptance, str) and not _is_number(acceptance):
+        measured = load_measured_rates(Path(acceptance))
+        rate = sum(measured) / len(measured)
+    elif acceptance is not None:
+        rate = float(acceptance)
+    return Speculation(method=m, k=k if k is not None else m.default_k, acceptance=rate,
+                       acceptance_spread=m.acceptance_spread if spread is None else spread, measured=measured,
+                       draft=get_model(draft) if draft else None, seed=seed)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

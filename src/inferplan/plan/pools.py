@@ -10,6 +10,8 @@ prefill pools, and a router spreads arrivals over all of them.
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -191,12 +193,39 @@ class VerifyJob:
 
 def preference_penalty(deps: list[Deployment]) -> float:
     """What breaks a price tie, lower first: documented quality loss (unknown counts as 100%), then every
-    part a 16-bit, single-device, aggregated replica does not need. Never weighed against price."""
+    part a 16-bit, single-device, aggregated replica without a drafter does not need. Never weighed against price."""
     loss = sum(_loss(d.weights.quality_loss_pct()) + _loss(d.kv.quality_loss_pct()) for d in deps)
     parts = sum((d.weights.name not in ("bf16", "fp16")) + (d.kv.name not in ("bf16", "fp16"))
-                + (d.num_devices - 1) / 8 for d in deps)
+                + (d.num_devices - 1) / 8 + (d.speculation is not None) for d in deps)
     return 1000.0 * loss + 10.0 * parts + 5.0 * (len(deps) - 1)
 
 
 def _loss(pct: float | None) -> float:
     return 100.0 if pct is None else pct
+
+
+def pick_survivors(feasible: list[tuple[Evaluated, Deployment]], devices: tuple[str, ...], rate: float,
+                   per_device: int) -> list[tuple[Evaluated, Deployment]]:
+    """Per device (and, where speculative decoding is searched, with and without it: the simulation decides
+    whether it pays), the ``per_device`` most cost-efficient configurations, and the one whose fleet at this
+    rate is estimated cheapest with the least quality loss and fewest parts: when int8 and bf16 both need one
+    replica, bf16 is simulated too, so the fleet program can prefer it at the same price."""
+    out: list[tuple[Evaluated, Deployment]] = []
+    for device, speculating in itertools.product(devices, (False, True)):  # with a drafter or without: both
+        mine = sorted((ed for ed in feasible if ed[0].candidate.device == device
+                       and (ed[1].speculation is not None) == speculating),
+                      key=lambda ed: ed[0].estimate.dollars_per_rate)
+        if not mine:
+            continue
+        picked = mine[:per_device]
+
+        def fleet_cost(ed: tuple[Evaluated, Deployment]) -> tuple[float, float, float]:
+            est, dep = ed[0].estimate, ed[1]
+            replicas = math.ceil(rate / est.rate_per_s) if math.isfinite(rate) and rate > 0 else 1
+            return replicas * (dep.price_per_hour or 0.0), preference_penalty([dep]), est.dollars_per_rate
+
+        preferred = min(mine, key=fleet_cost)
+        if all(preferred is not p for p in picked):
+            picked.append(preferred)
+        out.extend(picked)
+    return out

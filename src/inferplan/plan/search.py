@@ -31,14 +31,9 @@ from inferplan.plan.defaults import DEFAULT_DEVICES, DEFAULT_SLO
 from inferplan.plan.executors import run_all
 from inferplan.plan.fleet import Fleet, solve_fleet
 from inferplan.plan.margins import SloMargin, slo_margins, tightened
-from inferplan.plan.pools import (
-    Evaluated,
-    ReplicaType,
-    VerifyJob,
-    preference_penalty,
-    router_options,
-)
+from inferplan.plan.pools import Evaluated, ReplicaType, VerifyJob, pick_survivors, router_options
 from inferplan.plan.space import OWNED_ENERGY_PRICE, QualityBudget, SearchSpace, enumerate_candidates
+from inferplan.plan.speculation import speculation_options
 from inferplan.sim.slo import SLO, parse_slos
 from inferplan.sim.summary_types import Headline, Summary
 from inferplan.specs.catalog import get_device, get_engine, get_model
@@ -65,6 +60,12 @@ class PlanRequest(WorkloadSpec):
     profile: str | None = None  # a DeviceProfile file for the device it names (from profile/calibrate)
     confidence: float | None = None  # plan each SLO to hold with this probability under the residuals
     energy_price_per_kwh: float = OWNED_ENERGY_PRICE  # what an owned device (no rental price) costs to run
+    # speculative decoding: off, auto (every method the model has a drafter for) or a method; k and the
+    # acceptance fixed where given (else k searched, the method's cited rate)
+    spec: str = "off"
+    spec_tokens: int | None = None
+    spec_acceptance: str | None = None
+    spec_draft: str | None = None
 
 
 @dataclass(kw_only=True)
@@ -138,7 +139,8 @@ def plan(req: PlanRequest, *, registry: Registry | None = None,
     screened: list[tuple[Evaluated, Deployment]] = []
     mean_in, mean_out = float(wl.input_tokens.mean()), float(wl.output_tokens.mean())
     profile = DeviceProfile.load(Path(req.profile)) if req.profile else None
-    space = SearchSpace(devices=req.devices, engines=req.engines)
+    space = SearchSpace(devices=req.devices, engines=req.engines, speculation=speculation_options(
+        model, req.spec, k=req.spec_tokens, acceptance=req.spec_acceptance, draft=req.spec_draft, seed=req.seed))
     candidates = enumerate_candidates(model, space, budget, context_tokens=context, longest_tokens=longest,
                                       profile=profile, energy_price=req.energy_price_per_kwh)
     for cand, dep, est in screen(candidates, mean_in, mean_out, slos):
@@ -214,31 +216,6 @@ def _objectives(req: PlanRequest) -> tuple[tuple[SLO, ...], tuple[SLO, ...], lis
         return asked, asked, []
     slos, notes = tightened(asked, [get_device(d).kind for d in req.devices], req.confidence)
     return asked, slos, notes
-
-
-def pick_survivors(feasible: list[tuple[Evaluated, Deployment]], devices: tuple[str, ...], rate: float,
-                   per_device: int) -> list[tuple[Evaluated, Deployment]]:
-    """Per device, the ``per_device`` most cost-efficient configurations, and the one whose fleet at this
-    rate is estimated cheapest with the least quality loss and fewest parts: when int8 and bf16 both need one
-    replica, bf16 is simulated too, so the fleet program can prefer it at the same price."""
-    out: list[tuple[Evaluated, Deployment]] = []
-    for device in devices:
-        mine = sorted((ed for ed in feasible if ed[0].candidate.device == device),
-                      key=lambda ed: ed[0].estimate.dollars_per_rate)
-        if not mine:
-            continue
-        picked = mine[:per_device]
-
-        def fleet_cost(ed: tuple[Evaluated, Deployment]) -> tuple[float, float, float]:
-            est, dep = ed[0].estimate, ed[1]
-            replicas = math.ceil(rate / est.rate_per_s) if math.isfinite(rate) and rate > 0 else 1
-            return replicas * (dep.price_per_hour or 0.0), preference_penalty([dep]), est.dollars_per_rate
-
-        preferred = min(mine, key=fleet_cost)
-        if all(preferred is not p for p in picked):
-            picked.append(preferred)
-        out.extend(picked)
-    return out
 
 
 DISAGG_UNITS = ((1, 1), (1, 2))  # (prefill, decode) replicas per disaggregated unit

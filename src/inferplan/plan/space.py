@@ -22,6 +22,7 @@ from inferplan.specs.engines import EngineSpec
 from inferplan.specs.hardware import DeviceSpec
 from inferplan.specs.model import ModelSpec
 from inferplan.specs.precision import KVFormat, WeightFormat
+from inferplan.specs.speculation import Speculation
 
 __all__ = ["DEFAULT_DEVICES", "OWNED_ENERGY_PRICE"]
 
@@ -48,6 +49,7 @@ class Candidate:
     kv: str = field(metadata={"label": "KV"})
     max_num_seqs: int = field(metadata={"label": "max_num_seqs"})
     max_num_batched_tokens: int = field(metadata={"label": "max_num_batched_tokens"})
+    spec: str = field(default="off", metadata={"label": "speculative", "quiet": True})  # Speculation.label()
 
     def describe(self) -> str:
         par = parallelism_label(self.tp, self.pp, self.moe_split)
@@ -72,6 +74,7 @@ class SearchSpace:
     max_num_batched_tokens: tuple[int, ...] = (2048, 8192)
     # llama.cpp: server slots (-np), each with the plan's context (-c = slots x context), n_batch at its default
     llamacpp_slots: tuple[int, ...] = (1, 2, 4, 8, 16)
+    speculation: tuple[Speculation | None, ...] = (None,)  # None: no speculative decoding
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,30 +135,33 @@ def enumerate_candidates(
         for pp in space.pp:
             found = False
             for tp in tps if pp == 1 else tps[-1:]:  # several nodes: each stage as wide as a node allows
-                for split, engine, w, kv, seqs, tokens in _axes(model, tp, engines, weights, kvs, space):
-                    if engine not in w.engines:
+                for split, engine, w, kv, seqs, tokens, spec in _axes(model, tp, engines, weights, kvs, space):
+                    if engine not in w.engines or (spec is not None and engine not in spec.method.engines):
                         continue
                     limits = _limits(specs[engine], seqs, tokens, longest_tokens or context_tokens)
                     dep = Deployment(model=model, device=dev, weights=w, kv=kv, tp=tp, pp=pp, limits=limits,
                                      profile=prof, ep=split != "tp", dp_attention=split == "dp-attention",
-                                     engine=None if engine == default else specs[engine])
+                                     engine=None if engine == default else specs[engine], speculation=spec)
                     if not fits(dep, context_tokens):
                         continue
                     found = True
                     yield Candidate(device=name, tp=tp, pp=pp, moe_split=split, engine=engine, weights=w.name,
-                                    kv=kv.name, max_num_seqs=seqs, max_num_batched_tokens=tokens), dep
+                                    kv=kv.name, max_num_seqs=seqs, max_num_batched_tokens=tokens,
+                                    spec=spec.label() if spec else "off"), dep
             if found:  # a pipeline over more nodes only when none of this depth fits
                 break
 
 
 def _axes(model: ModelSpec, tp: int, engines: tuple[str, ...], weights: list[WeightFormat], kvs: list[KVFormat],
-          space: SearchSpace) -> Iterator[tuple[str, str, WeightFormat, KVFormat, int, int]]:
-    """(MoE split, engine, weights, KV, sequences, batched tokens): llama.cpp searches its slots instead."""
+          space: SearchSpace) -> Iterator[tuple[str, str, WeightFormat, KVFormat, int, int, Speculation | None]]:
+    """(MoE split, engine, weights, KV, sequences, batched tokens, speculation): llama.cpp searches its slots
+    instead of the limits."""
     for engine in engines:
         seqs, tokens = ((space.llamacpp_slots, (get_engine(engine).defaults.max_num_batched_tokens,))
                         if engine == "llamacpp" else (space.max_num_seqs, space.max_num_batched_tokens))
-        for split, w, kv, s, t in itertools.product(moe_splits(model, tp), weights, kvs, seqs, tokens):
-            yield split, engine, w, kv, s, t
+        for split, w, kv, s, t, spec in itertools.product(moe_splits(model, tp), weights, kvs, seqs, tokens,
+                                                          space.speculation):
+            yield split, engine, w, kv, s, t, spec
 
 
 def _limits(engine: EngineSpec, seqs: int, tokens: int, longest_tokens: int) -> EngineLimits:

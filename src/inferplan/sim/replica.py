@@ -20,6 +20,7 @@ from inferplan.sim.leap_load import SegmentLoad
 from inferplan.sim.metrics import LogHistogram, ReplicaSeries
 from inferplan.sim.policies.base import EnginePolicy, StepPlan
 from inferplan.sim.shape import analyse_step
+from inferplan.sim.speculation import SpeculativeSteps
 from inferplan.sim.state import FINISHED, PENDING, RejectReason, RequestTable
 
 
@@ -76,6 +77,9 @@ class Replica:
         self.table = table
         self.state = policy.state_for(table, dep.group_limits, mem.num_kv_blocks, priority=priority, role=role)
         self.state.seq_block_limit = min(self.state.seq_block_limit, mem.blocks_per_cache)
+        # speculative decoding: decoding rows are scheduled their drafts too, and steps run one by one
+        self.spec = SpeculativeSteps(dep, len(table), index) if dep.speculation else None
+        self.state.spec_tokens = dep.speculation.k if dep.speculation else 0
         self.handoffs: list[tuple[int, float]] = []  # prefill role: (request, first-token time) to transfer
         self.cost = cost or StepCost(dep)
         self.window = dep.model.sliding_window if dep.model.num_sliding_layers else None
@@ -87,7 +91,7 @@ class Replica:
         # every running row sampled in the last step (set after a leap): the next schedule need not check them
         self.rows_decoding = False
         self.leap: DecodeLeap | None = None  # the steps being run as one event (None: a single step)
-        self.allow_leap = leap
+        self.allow_leap = leap and self.spec is None
         self.solo = solo  # no router reads its load between events (a lone replica, or round-robin)
         # set when no router reads this replica's load (a lone replica, or round-robin; then ``solo``):
         # its arrivals, which it may take in inside a leap
@@ -165,7 +169,7 @@ class Replica:
             self.leap = leap = run_leap(self, plan, shape, now, horizon)
             self.busy, self.plan = True, plan
             return leap.end
-        dur, joules = self.cost.cost(shape)
+        dur, joules = self.cost.cost(shape) if self.spec is None else self.spec.cost(self.cost, plan, st.batch, shape)
         self.mark_first_scheduled(plan, now)
         pool = self.state.pool
         used = pool.num_used
@@ -204,12 +208,16 @@ class Replica:
         b = st.batch
         n = b.n
         a = plan.num_new
+        emitted = None
+        if self.spec is not None:  # verified drafts: each row keeps its accepted ones
+            a, emitted = self.spec.verify(plan, b)
         b.num_computed[:n] += a
         if st.prefix_caching:
             self.register_prompt_blocks(plan)
         s = np.nonzero((a > 0) & (b.num_computed[:n] >= b.num_tokens[:n]))[0]
-        b.num_tokens[s] += 1
-        b.remaining[s] -= 1
+        gained = 1 if emitted is None else emitted[s]
+        b.num_tokens[s] += gained
+        b.remaining[s] -= gained
         last = b.last_t[s]
         first = np.isnan(last)
         if first.any():

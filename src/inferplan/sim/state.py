@@ -230,6 +230,7 @@ class ReplicaState:
             PriorityQueue(table.wl.priority, table.arrival) if priority else FcfsQueue()
         )
         self.num_preemptions = 0
+        self.spec_tokens = 0  # speculative decoding: drafted tokens a decoding row verifies each step
 
     def output_target(self, rid: int) -> int:
         """Outputs this replica produces for the request: just the first token on a prefill replica."""

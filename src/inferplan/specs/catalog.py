@@ -24,6 +24,7 @@ from inferplan.specs.hardware import DeviceSpec
 from inferplan.specs.hf_config import load_hf_config_file, spec_from_hf_config
 from inferplan.specs.model import ModelSpec
 from inferplan.specs.precision import KVFormat, WeightFormat
+from inferplan.specs.speculation import SpecMethod
 
 _CATALOG = resources.files("inferplan.specs") / "catalog"
 _F = TypeVar("_F", WeightFormat, KVFormat)
@@ -178,6 +179,21 @@ def engine_for(device: DeviceSpec, weights: WeightFormat) -> EngineSpec:
         if engine.runs(device.kind) and engine.name in weights.engines:
             return engine
     return first  # nothing loads them: Deployment's check says so
+
+
+@cache
+def speculation_catalog() -> MappingProxyType[str, SpecMethod]:
+    return MappingProxyType({n: SpecMethod.model_validate({"name": n, **f})
+                             for n, f in _load_yaml("speculation.yaml").items()})
+
+
+def get_spec_method(name: str) -> SpecMethod:
+    """A speculative-decoding method by name (eagle3, eagle, mtp, ngram, draft)."""
+    catalog = speculation_catalog()
+    key = name.lower()
+    if key in catalog:
+        return catalog[key]
+    raise unknown_name("speculative method", name, catalog, hint=f"choose one of {', '.join(catalog)}")
 
 
 @cache

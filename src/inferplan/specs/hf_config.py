@@ -247,7 +247,9 @@ def spec_from_hf_config(cfg: Config, *, name: str, source: str = "", note: str =
     notes = [n for n in (note, fields.pop("note", "")) if n]
     fmt, quant_note = checkpoint_format(cfg.get("quantization_config"), name)
     notes += [quant_note] if quant_note else []
-    return ModelSpec(name=name, source=source, note="; ".join(notes), checkpoint_format=fmt, **fields)
+    mtp = cfg.get("num_nextn_predict_layers") or 0
+    return ModelSpec(name=name, source=source, note="; ".join(notes), checkpoint_format=fmt,
+                     mtp_layers=int(mtp) if isinstance(mtp, int) else 0, **fields)
 
 
 def checkpoint_format(quant: Any, where: str) -> tuple[str | None, str]:

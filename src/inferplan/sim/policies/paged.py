@@ -133,7 +133,8 @@ class PagedScheduler:
         b, bs = rep.batch, rep.block_size
         n = b.n
         computed, held = b.num_computed[:n], b.held[:n]
-        if n <= budget and (decoding or int(np.maximum.reduce(b.num_tokens[:n] - computed)) == 1):
+        if n <= budget and not rep.spec_tokens and (
+                decoding or int(np.maximum.reduce(b.num_tokens[:n] - computed)) == 1):
             # every running request decodes one token; a row needs a block when its held blocks are exactly
             # full: ceil((c + 1) / bs) - held is 1, else <= 0
             need = computed // bs >= held
@@ -144,7 +145,7 @@ class PagedScheduler:
                 alloc[:n] = 1
                 return budget - n, decoding or bool(np.logical_and.reduce(computed >= b.prompt[:n]))
             return self._schedule_running_with_preemption(rep, alloc, budget, preempted), False
-        rem = b.num_tokens[:n] - computed
+        rem = with_drafts(rep, b.num_tokens[:n] - computed, computed, b.prompt[:n])
         if rep.long_prefill_token_threshold > 0:
             np.minimum(rem, rep.long_prefill_token_threshold, out=rem)
         prev = np.cumsum(rem) - rem
@@ -169,6 +170,8 @@ class PagedScheduler:
         i = 0
         while i < b.n and budget > 0:
             rem = int(b.num_tokens[i] - b.num_computed[i])
+            if rem == 1 and b.num_computed[i] >= b.prompt[i]:
+                rem += rep.spec_tokens
             if rep.long_prefill_token_threshold > 0:
                 rem = min(rem, rep.long_prefill_token_threshold)
             want = min(rem, budget)
@@ -196,7 +199,7 @@ class PagedScheduler:
         b, bs = rep.batch, rep.block_size
         while b.n > 1:
             n = b.n
-            rem = b.num_tokens[:n] - b.num_computed[:n]
+            rem = with_drafts(rep, b.num_tokens[:n] - b.num_computed[:n], b.num_computed[:n], b.prompt[:n])
             want = np.minimum(np.maximum(budget - (np.cumsum(rem) - rem), 0), rem)
             need = np.maximum(-(-(b.num_computed[:n] + want) // bs) - b.held[:n], 0)
             if int(need.sum()) <= rep.pool.num_free:
@@ -277,3 +280,12 @@ class PagedScheduler:
             budget -= new
         return budget
 
+
+def with_drafts(rep: ReplicaState, rem: npt.NDArray[np.int64], computed: npt.NDArray[np.int64],
+                prompt: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """Tokens each running row wants: its uncomputed ones, and under speculative decoding a decoding row's
+    drafts too (vLLM v1 schedules ``num_tokens_with_spec``: they take budget and KV slots like any token)."""
+    if not rep.spec_tokens:
+        return rem
+    drafting: npt.NDArray[np.int64] = rem + rep.spec_tokens * ((rem == 1) & (computed >= prompt))
+    return drafting
