@@ -62,7 +62,7 @@ _LAZY = {name: module for module, names in {
     "inferplan.measure.accuracy": ("ErrorGroup",),
     "inferplan.measure.accuracy_run": ("AccuracyRun", "run_accuracy"),
     "inferplan.perf.profile": ("DeviceProfile",),
-    "inferplan.perf.resolve": ("resolve_deployment", "build_deployment"),
+    "inferplan.perf.resolve": ("resolve_deployment", "build_deployment", "resolve_speculation"),
     "inferplan.specs.catalog": ("device_catalog", "engine_catalog", "kv_format_catalog", "local_profile_path",
                                 "model_catalog", "weight_format_catalog"),
     "inferplan.specs.hardware": ("DeviceSpec",),

@@ -27,6 +27,13 @@ from tests.cli.conftest import piped
         (("bench", "http://127.0.0.1:9/v1", "--timeout", "0"), "--timeout must be positive"),
         (("simulate", "--replicas", "0"), "--replicas must be at least 1"),
         (("simulate", "--gpu-memory-utilization", "0"), "gpu_memory_utilization must be in (0, 1]"),
+        (("simulate", "--spec", "eagle3", "--spec-acceptance", "1.5"), "acceptance rate in [0, 1] (got 1.5)"),
+        (("simulate", "--spec", "eagle3", "--spec-acceptance", "-0.1"), "acceptance rate in [0, 1] (got -0.1)"),
+        (("simulate", "--spec", "draft", "--spec-draft", "llama-3.1-70b"), "is not smaller than the target"),
+        (("simulate", "--spec", "eagle3", "--spec-tokens", "0"), "between 1 and 16 proposed tokens"),
+        (("simulate", "--spec", "mtp"), "has no multi-token-prediction layers"),
+        (("plan", "--spec", "medusa"), "--spec must be one of off, auto, eagle3"),
+        (("fit", "--spec", "eagle3", "--spec-acceptance", "2"), "acceptance rate in [0, 1] (got 2)"),
     ],
 )
 def test_zero_and_negative_values_are_refused_not_replaced(tmp_path: Path, args: tuple[str, ...], needle: str) -> None:

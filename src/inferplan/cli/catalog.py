@@ -46,15 +46,21 @@ def fit_cmd(
     max_num_batched_tokens: options.MaxBatchedTokens = None,
     profile: options.ProfileFile = None,
     all_formats: Annotated[bool, typer.Option("--all-formats", help="compare every weight format")] = False,
+    spec: options.Spec = None,
+    spec_tokens: options.SpecTokens = None,
+    spec_acceptance: options.SpecAcceptance = None,
+    spec_draft: options.SpecDraft = None,
     as_json: options.Json = False,
 ) -> None:
     """Will MODEL run on DEVICE, with which formats, and how fast?"""
-    from inferplan.api import build_deployment, fit, fit_all_formats
+    from inferplan.api import build_deployment, fit, fit_all_formats, resolve_speculation
 
     limits = {"max_num_seqs": max_num_seqs, "max_num_batched_tokens": max_num_batched_tokens,
               "gpu_memory_utilization": gpu_memory_utilization}
     dep = build_deployment(model, device, weights=weights, kv=kv, tp=tp, pp=pp, ep=ep, dp_attention=dp_attention,
-                           limits=limits, profile=profile, engine=engine)
+                           limits=limits, profile=profile, engine=engine,
+                           speculation=resolve_speculation(spec, k=spec_tokens, acceptance=spec_acceptance,
+                                                           draft=spec_draft))
     if all_formats:
         rows = fit_all_formats(dep, context=context, prompt_tokens=prompt)
         if as_json:

@@ -126,6 +126,8 @@ def plan(req: PlanRequest, *, registry: Registry | None = None,
     say = progress or (lambda _msg: None)
     model = get_model(req.model)
     asked, slos, planned_for = _objectives(req)
+    speculative = speculation_options(model, req.spec, k=req.spec_tokens, acceptance=req.spec_acceptance,
+                                      draft=req.spec_draft, seed=req.seed)
     wl = req.build_workload()
     buckets, bucket_of = make_buckets(wl, req.buckets)
     budget = QualityBudget(req.max_quality_loss_pct, req.allow_unknown_quality)
@@ -139,8 +141,7 @@ def plan(req: PlanRequest, *, registry: Registry | None = None,
     screened: list[tuple[Evaluated, Deployment]] = []
     mean_in, mean_out = float(wl.input_tokens.mean()), float(wl.output_tokens.mean())
     profile = DeviceProfile.load(Path(req.profile)) if req.profile else None
-    space = SearchSpace(devices=req.devices, engines=req.engines, speculation=speculation_options(
-        model, req.spec, k=req.spec_tokens, acceptance=req.spec_acceptance, draft=req.spec_draft, seed=req.seed))
+    space = SearchSpace(devices=req.devices, engines=req.engines, speculation=speculative)
     candidates = enumerate_candidates(model, space, budget, context_tokens=context, longest_tokens=longest,
                                       profile=profile, energy_price=req.energy_price_per_kwh)
     for cand, dep, est in screen(candidates, mean_in, mean_out, slos):
