@@ -8,6 +8,7 @@ from dataclasses import fields
 import pytest
 
 from inferplan.api import build_deployment
+from inferplan.perf.resolve import resolve_speculation
 from inferplan.plan.space import Candidate, QualityBudget, SearchSpace, enumerate_candidates
 from inferplan.sim import routers
 from inferplan.sim.cluster import Cluster
@@ -15,6 +16,7 @@ from inferplan.sim.loop import simulate
 from inferplan.sim.policies import POLICIES, PagedScheduler, get_policy
 from inferplan.sim.replica import Replica
 from inferplan.specs.catalog import get_model
+from inferplan.specs.speculation import Speculation
 from inferplan.workload.presets import make_workload
 
 DEP = build_deployment("llama-3.1-8b", "h100-sxm")
@@ -48,7 +50,7 @@ def test_an_engine_policy_is_one_entry(monkeypatch: pytest.MonkeyPatch) -> None:
 
 # each axis of the search space, and the Candidate field that carries its value
 AXES = {"engines": "engine", "tp": "tp", "pp": "pp", "max_num_seqs": "max_num_seqs",
-        "max_num_batched_tokens": "max_num_batched_tokens", "llamacpp_slots": "max_num_seqs"}
+        "max_num_batched_tokens": "max_num_batched_tokens", "llamacpp_slots": "max_num_seqs", "speculation": "spec"}
 AXIS_DEVICE = {"llamacpp_slots": "m4-max-128gb"}  # an axis of llama.cpp, the default engine there
 
 
@@ -60,10 +62,12 @@ def test_every_axis_of_the_search_space_reaches_the_candidates() -> None:
     model = get_model("llama-3.1-8b")
     for axis, field in AXES.items():
         values = {f.name: getattr(SearchSpace(), f.name) for f in fields(SearchSpace)}
-        one = values[axis][-1] if axis != "engines" else "sglang"
+        given = {"engines": "sglang", "speculation": resolve_speculation("ngram", k=2)}
+        one = given[axis] if axis in given else values[axis][-1]
         space = SearchSpace(**(values | {"devices": (AXIS_DEVICE.get(axis, "h100-sxm"),), axis: (one,)}))
         got = {getattr(c, field) for c, _ in enumerate_candidates(model, space, QualityBudget(1.0),
                                                                   context_tokens=2048)}
+        one = one.label() if isinstance(one, Speculation) else one  # a candidate names its speculation
         if axis == "pp":  # one node holds an 8B model: deeper pipelines are pruned, nothing else is asked for
             assert got <= {one}
             continue

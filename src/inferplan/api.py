@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from inferplan.perf.deployment import Deployment, EngineLimits
     from inferplan.perf.fit import FitResult, fit, fit_all_formats
     from inferplan.perf.profile import DeviceProfile
-    from inferplan.perf.resolve import resolve_deployment
+    from inferplan.perf.resolve import resolve_deployment, resolve_speculation
     from inferplan.perf.resolve import resolve_deployment as build_deployment
     from inferplan.plan.autoscale import AutoscaleResult
     from inferplan.plan.search import PlanRequest, PlanResult, plan
@@ -139,6 +139,7 @@ __all__ = [
     "model_catalog",
     "plan",
     "resolve_deployment",
+    "resolve_speculation",
     "router_attainment",
     "run_bench",
     "run_plan",

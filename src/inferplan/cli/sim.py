@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -12,6 +12,9 @@ from inferplan.cli import options
 from inferplan.cli.app import app
 from inferplan.cli.output import ProgressReport, check_out_dir, emit_json, interrupted, out
 from inferplan.cli.render import print_summary
+
+if TYPE_CHECKING:
+    from inferplan.api import SimulationRun
 
 SIM_EPILOG = (
     "Examples:\n\n"
@@ -73,10 +76,8 @@ def simulate_cmd(
                           typer.Option(help="tensor parallelism of the prefill pool (default --tp)")] = None,
     kv_link_gb_s: Annotated[float | None,
                             typer.Option(help="KV transfer link, GB/s (default: the device's link)")] = None,
-    spec: options.Spec = None,
-    spec_tokens: options.SpecTokens = None,
-    spec_acceptance: options.SpecAcceptance = None,
-    spec_draft: options.SpecDraft = None,
+    spec: options.Spec = None, spec_tokens: options.SpecTokens = None,
+    spec_acceptance: options.SpecAcceptance = None, spec_draft: options.SpecDraft = None,
     out_dir: options.OutDir = Path("inferplan-runs"),
     registry: options.RegistryPath = None,
     as_json: options.Json = False,
@@ -104,12 +105,17 @@ def simulate_cmd(
     with interrupted(lambda: "the simulation stopped before it finished; nothing was written or recorded"), \
             ProgressReport("simulating", quiet=as_json, unit="arrivals") as bar:
         run = run_simulation(cfg, out_dir=folder, registry=reg, write_report=not no_report, progress=bar.update)
+    _print_run(run, reg.path, as_json)
+
+
+def _print_run(run: SimulationRun, registry: Path, as_json: bool) -> None:
+    """The run's summary (or its JSON), where it was recorded and its report."""
     if as_json:
-        emit_json(run.summary.to_json() | {"run_id": run.run_id, "out_dir": str(run.out_dir), "registry": str(reg.path),
+        emit_json(run.summary.to_json() | {"run_id": run.run_id, "out_dir": str(run.out_dir), "registry": str(registry),
                                  "report": str(run.report_path) if run.report_path else None})
         return
     print_summary(run.summary)
-    out.print(f"run {run.run_id} recorded in {reg.path}; outputs in {run.out_dir}")
+    out.print(f"run {run.run_id} recorded in {registry}; outputs in {run.out_dir}")
     if run.report_path:
         out.print(f"report: {run.report_path}")
 

@@ -37,6 +37,8 @@ from inferplan.plan.speculation import speculation_options
 from inferplan.sim.slo import SLO, parse_slos
 from inferplan.sim.summary_types import Headline, Summary
 from inferplan.specs.catalog import get_device, get_engine, get_model
+from inferplan.specs.model import ModelSpec
+from inferplan.specs.speculation import Speculation
 from inferplan.store import Registry
 from inferplan.workload.presets import WorkloadSpec
 from inferplan.workload.request import Workload
@@ -125,9 +127,7 @@ def plan(req: PlanRequest, *, registry: Registry | None = None,
          progress: Callable[[str], None] | None = None) -> PlanResult:
     say = progress or (lambda _msg: None)
     model = get_model(req.model)
-    asked, slos, planned_for = _objectives(req)
-    speculative = speculation_options(model, req.spec, k=req.spec_tokens, acceptance=req.spec_acceptance,
-                                      draft=req.spec_draft, seed=req.seed)
+    asked, slos, planned_for, speculative = _objectives(req, model)
     wl = req.build_workload()
     buckets, bucket_of = make_buckets(wl, req.buckets)
     budget = QualityBudget(req.max_quality_loss_pct, req.allow_unknown_quality)
@@ -205,18 +205,21 @@ def plan(req: PlanRequest, *, registry: Registry | None = None,
     return result
 
 
-def _objectives(req: PlanRequest) -> tuple[tuple[SLO, ...], tuple[SLO, ...], list[str]]:
-    """(the SLOs asked for, the SLOs to plan for, how --confidence changed them), with the request's names
-    checked before the workload is built."""
+def _objectives(req: PlanRequest, model: ModelSpec) -> tuple[tuple[SLO, ...], tuple[SLO, ...], list[str],
+                                                              tuple[Speculation | None, ...]]:
+    """(the SLOs asked for, the SLOs to plan for, how --confidence changed them, the speculative settings to
+    search), with the request's names checked before the workload is built."""
     asked = parse_slos(req.slo)
     if not asked:
         raise InputError("the planner needs at least one SLO, e.g. --slo ttft_p90=2s,tpot_p90=100ms")
     for name in req.engines:
         get_engine(name)
+    speculative = speculation_options(model, req.spec, k=req.spec_tokens, acceptance=req.spec_acceptance,
+                                      draft=req.spec_draft, seed=req.seed)
     if req.confidence is None:
-        return asked, asked, []
+        return asked, asked, [], speculative
     slos, notes = tightened(asked, [get_device(d).kind for d in req.devices], req.confidence)
-    return asked, slos, notes
+    return asked, slos, notes, speculative
 
 
 DISAGG_UNITS = ((1, 1), (1, 2))  # (prefill, decode) replicas per disaggregated unit
