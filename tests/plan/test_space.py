@@ -17,7 +17,7 @@ from inferplan.plan.analytic import estimate, screen
 from inferplan.plan.capacity import Bucket, CapacityJob, capacity
 from inferplan.plan.space import Candidate, QualityBudget, SearchSpace, enumerate_candidates
 from inferplan.sim.slo import parse_slos
-from inferplan.specs.catalog import get_model
+from inferplan.specs.catalog import get_kv_format, get_model
 from inferplan.store import Registry
 
 
@@ -32,13 +32,17 @@ def test_every_candidate_fits() -> None:
 
 
 def test_quality_budget_excludes_lossy_and_unknown_formats() -> None:
-    """At 1%: fp8/int8 stay, int4 (2.4%) goes, fp8 KV (unknown) goes unless allowed."""
-    cands = [c for c, _ in enumerate_candidates(get_model("llama-3.1-8b"), _space(("h100-sxm",)), QualityBudget(1.0),
-                                                context_tokens=4096)]
-    assert {c.weights for c in cands} == {"bf16", "fp16", "fp8", "int8"} and {c.kv for c in cands} == {"bf16"}
-    allowed = [c for c, _ in enumerate_candidates(get_model("llama-3.1-8b"), _space(("h100-sxm",)),
-                                                  QualityBudget(1.0, allow_unknown=True), context_tokens=4096)]
-    assert "fp8" in {c.kv for c in allowed}
+    """At 1%: fp8/int8 weights stay, int4 (2.4%) goes, fp8 KV (0.15%, SGLang PR #21601) stays; at 0.1% only the
+    16-bit formats are left. A format of unknown effect goes unless allowed."""
+    def kinds(budget: QualityBudget) -> tuple[set[str], set[str]]:
+        cands = [c for c, _ in enumerate_candidates(get_model("llama-3.1-8b"), _space(("h100-sxm",)), budget,
+                                                    context_tokens=4096)]
+        return {c.weights for c in cands}, {c.kv for c in cands}
+
+    assert kinds(QualityBudget(1.0)) == ({"bf16", "fp16", "fp8", "int8"}, {"bf16", "fp8"})
+    assert kinds(QualityBudget(0.1)) == ({"bf16", "fp16"}, {"bf16"})
+    unknown = get_kv_format("fp8").model_copy(update={"quality": None})
+    assert not QualityBudget(1.0).allows(unknown) and QualityBudget(1.0, allow_unknown=True).allows(unknown)
 
 
 def test_pipeline_stages_when_no_node_holds_the_model() -> None:

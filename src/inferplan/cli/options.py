@@ -12,8 +12,11 @@ RegistryPath = Annotated[Path | None, typer.Option(
     "--registry", help="run registry SQLite file (default: INFERPLAN_REGISTRY, else the user data folder)")]
 OutDir = Annotated[Path, typer.Option("--out", help="folder for run outputs (checked before the work starts)")]
 Workload = Annotated[str, typer.Option(
-    help="preset (chat, code, summarize, batch, diurnal-chat, bursty-chat) or a trace file (Azure/BurstGPT CSV, "
-         "Mooncake JSONL, generic CSV/JSONL)")]
+    help="preset (chat, code, summarize, batch, diurnal-chat, bursty-chat; sessions: multi-turn, agentic) or a "
+         "trace file (Azure/BurstGPT CSV, Mooncake JSONL, generic CSV/JSONL)")]
+SessionTurns = Annotated[int | None, typer.Option(help="session presets: turns per session (default: the preset's "
+                                                       "distribution)")]
+ThinkTime = Annotated[float | None, typer.Option(help="session presets: median seconds between a session's turns")]
 Rate = Annotated[float | None, typer.Option(help="requests per second (presets), or rescale a trace to it")]
 RateScale = Annotated[float | None, typer.Option(help="multiply the arrival rate (e.g. 3 = 3x faster)")]
 Duration = Annotated[float | None, typer.Option(help="seconds of arrivals (presets: default 600; a trace: its "

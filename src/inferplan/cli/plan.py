@@ -70,6 +70,7 @@ def plan_cmd(
                                                          "1-5)")] = None,
     spec_acceptance: options.SpecAcceptance = None,
     spec_draft: options.SpecDraft = None,
+    session_turns: options.SessionTurns = None, think_time: options.ThinkTime = None,
     as_json: options.Json = False,
 ) -> None:
     """Find the cheapest fleet that meets the SLOs for MODEL under a workload, verified by simulation."""
@@ -87,7 +88,8 @@ def plan_cmd(
                       scale_down_delay_s=parse_duration(scale_down_delay, "--scale-down-delay"),
                       profile=str(profile) if profile else None, confidence=confidence,
                       energy_price_per_kwh=energy_price, spec=spec, spec_tokens=spec_tokens,
-                      spec_acceptance=spec_acceptance, spec_draft=spec_draft)
+                      spec_acceptance=spec_acceptance, spec_draft=spec_draft, session_turns=session_turns,
+                      think_time_s=think_time)
     folder = check_out_dir(out_dir)
     reg = Registry(registry)
     if not as_json:

@@ -24,6 +24,8 @@ SIM_EPILOG = (
     "--workload ../shared/data/traces/azure_llm_2023_conv.csv --rate-scale 3\n\n"
     "  inferplan simulate llama-3.1-70b --device h100-sxm --tp 4 --engine trtllm --workload chat --rate 8\n\n"
     "  inferplan simulate llama-3.1-8b --device h100-sxm --workload chat --rate 2 --spec eagle3 --spec-tokens 3\n\n"
+    "  inferplan simulate llama-3.1-8b --device h100-sxm --replicas 4 --router session-affinity --prefix-caching "
+    "--workload multi-turn --rate 20\n\n"
     "  inferplan simulate llama-3.1-8b --device l4 --policy sarathi --chunk-size 512 --workload trace.jsonl --json\n\n"
     "  inferplan simulate llama-3.1-8b --device h100-sxm --workload summarize --rate 8 --prefill-replicas 1 "
     "--replicas 1 --slo ttft_p90=1s,tpot_p90=15ms"
@@ -76,6 +78,7 @@ def simulate_cmd(
                           typer.Option(help="tensor parallelism of the prefill pool (default --tp)")] = None,
     kv_link_gb_s: Annotated[float | None,
                             typer.Option(help="KV transfer link, GB/s (default: the device's link)")] = None,
+    session_turns: options.SessionTurns = None, think_time: options.ThinkTime = None,
     spec: options.Spec = None, spec_tokens: options.SpecTokens = None,
     spec_acceptance: options.SpecAcceptance = None, spec_draft: options.SpecDraft = None,
     out_dir: options.OutDir = Path("inferplan-runs"),
@@ -99,7 +102,8 @@ def simulate_cmd(
         priority_scheduling=priority, max_waiting=max_waiting, skip_bad_rows=skip_bad_rows,
         trace_format=trace_format, profile=str(profile) if profile else None, prefill_replicas=prefill_replicas,
         prefill_device=prefill_device, prefill_tp=prefill_tp, kv_link_gb_s=kv_link_gb_s, spec=spec,
-        spec_tokens=spec_tokens, spec_acceptance=spec_acceptance, spec_draft=spec_draft)
+        spec_tokens=spec_tokens, spec_acceptance=spec_acceptance, spec_draft=spec_draft,
+        session_turns=session_turns, think_time_s=think_time)
     folder = check_out_dir(out_dir)
     reg = Registry(registry)
     with interrupted(lambda: "the simulation stopped before it finished; nothing was written or recorded"), \

@@ -251,6 +251,8 @@ class Replica:
         t.status[rids] = FINISHED
         t.t_finish[rids] = when
         t.out_done[rids] = t.output[rids]
+        if st.prefix_caching and t.wl.chain_covers_outputs:
+            self.register_output_blocks(rows)
         for rid, held in zip(b.rid[rows].tolist(), b.held[rows].tolist(), strict=True):
             st.pool.release(rid, held)
         if rows.shape[0] == 1:
@@ -269,6 +271,22 @@ class Replica:
             rid = int(b.rid[row])
             start = int(plan.num_computed_before[row]) // bs
             end = min(int(b.num_computed[row]), int(b.prompt[row])) // bs
+            if end > start:
+                for key in st.prompt_keys(rid, end, start):
+                    st.pool.register(rid, key)
+
+    def register_output_blocks(self, rows: np.ndarray) -> None:
+        """Full blocks of a finished request's outputs become cached where its prefix chain names them (a
+        session's next turn resends the response). vLLM caches every full block; outputs no later prompt
+        can share are left uncached here, which only spares work."""
+        st, wl = self.state, self.table.wl
+        assert wl.prefix_chain is not None
+        b, bs = st.batch, st.block_size
+        per_chain = wl.chain_block_tokens // bs
+        for row in rows.tolist():
+            rid = int(b.rid[row])
+            start = int(b.prompt[row]) // bs
+            end = min(len(wl.prefix_chain[rid]) * per_chain, int(b.num_computed[row]) // bs)
             if end > start:
                 for key in st.prompt_keys(rid, end, start):
                     st.pool.register(rid, key)

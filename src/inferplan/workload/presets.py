@@ -15,6 +15,7 @@ import numpy as np
 
 from inferplan.errors import InputError, unknown_name
 from inferplan.workload.request import Workload
+from inferplan.workload.sessions import SESSION_PRESETS, synthesize_sessions
 from inferplan.workload.synthetic import Lengths, synthesize
 from inferplan.workload.traces import load_trace
 from inferplan.workload.transforms import clip_lengths, head, scale_rate, scale_time, window
@@ -92,15 +93,31 @@ def make_workload(
     trace_format: str | None = None,
     max_input_tokens: int | None = None,
     max_output_tokens: int | None = None,
+    session_turns: int | None = None,
+    think_time_s: float | None = None,
 ) -> Workload:
     """A preset name or a trace path, then transforms: rate, rate scale, time window, first N, length caps.
+    ``session_turns``/``think_time_s``: for a session preset (multi-turn, agentic), every session that many
+    turns and that median gap between turns.
 
     For a preset, the number of requests is ``num_requests``, or what ``rate x duration``
     implies (default 600 s). For a trace, ``duration_s`` keeps the first that many seconds.
     """
     _check_positive(rate=rate, rate_scale=rate_scale, duration=duration_s, num_requests=num_requests,
                     max_input_tokens=max_input_tokens, max_output_tokens=max_output_tokens)
+    _check_positive(session_turns=session_turns)
+    if think_time_s is not None and not think_time_s >= 0:
+        raise InputError(f"--think-time must be 0 or more seconds, got {think_time_s:g}")
+    if (session_turns is not None or think_time_s is not None) and spec not in SESSION_PRESETS:
+        raise InputError(f"--session-turns and --think-time shape session presets ({', '.join(SESSION_PRESETS)}), "
+                         f"not '{spec}'")
     rng = np.random.default_rng(seed)
+    if spec in SESSION_PRESETS:
+        shape = SESSION_PRESETS[spec]
+        lam = (shape.rate if rate is None else rate) * (rate_scale or 1.0)
+        n = num_requests or max(1, int(round(lam * (600.0 if duration_s is None else duration_s))))
+        wl = synthesize_sessions(rng, shape, n=n, rate=lam, name=spec, turns=session_turns, think_s=think_time_s)
+        return clip_lengths(wl, max_input_tokens, max_output_tokens)
     if spec in PRESETS:
         p = PRESETS[spec]
         lam = p.rate if rate is None else rate
@@ -112,7 +129,8 @@ def make_workload(
         return clip_lengths(wl, max_input_tokens, max_output_tokens)
     path = Path(spec)
     if not path.exists() and not any(sep in spec for sep in "/\\."):
-        raise unknown_name("workload", spec, PRESETS, hint=f"presets: {', '.join(PRESETS)}; or a trace file path")
+        known = [*PRESETS, *SESSION_PRESETS]
+        raise unknown_name("workload", spec, known, hint=f"presets: {', '.join(known)}; or a trace file path")
     wl = load_trace(path, fmt=trace_format, skip_bad_rows=skip_bad_rows)
     if rate is not None:
         wl = scale_rate(wl, rate)
@@ -151,9 +169,12 @@ class WorkloadSpec:
     trace_format: str | None = None
     max_input_tokens: int | None = None
     max_output_tokens: int | None = None
+    session_turns: int | None = None  # session presets: turns per session (None: the preset's distribution)
+    think_time_s: float | None = None  # session presets: median gap between a session's turns
 
     def build_workload(self) -> Workload:
         return make_workload(self.workload, seed=self.seed, rate=self.rate, rate_scale=self.rate_scale,
                              duration_s=self.duration_s, num_requests=self.num_requests,
                              skip_bad_rows=self.skip_bad_rows, trace_format=self.trace_format,
-                             max_input_tokens=self.max_input_tokens, max_output_tokens=self.max_output_tokens)
+                             max_input_tokens=self.max_input_tokens, max_output_tokens=self.max_output_tokens,
+                             session_turns=self.session_turns, think_time_s=self.think_time_s)

@@ -34,6 +34,9 @@ class Workload:
     skipped_rows: dict[str, int] = field(default_factory=dict)
     prefix_chain: tuple[tuple[int, ...], ...] | None = None  # per request: content ids of its blocks
     chain_block_tokens: int = 512
+    # the chain names each request's outputs too (a session's next turn resends them), so the engine caches
+    # their full blocks; a trace's chain (Mooncake hash_ids) names the prompt only
+    chain_covers_outputs: bool = False
 
     @classmethod
     def build(
@@ -52,6 +55,7 @@ class Workload:
         skipped_rows: dict[str, int] | None = None,
         prefix_chain: tuple[tuple[int, ...], ...] | None = None,
         chain_block_tokens: int = 512,
+        chain_covers_outputs: bool = False,
     ) -> Workload:
         """Validate, sort by arrival (stable) and shift time so the first request arrives at 0."""
         arr = np.asarray(arrival_s, dtype=np.float64)
@@ -85,6 +89,7 @@ class Workload:
             skipped_rows=dict(skipped_rows or {}),
             prefix_chain=None if prefix_chain is None else tuple(prefix_chain[i] for i in order),
             chain_block_tokens=chain_block_tokens,
+            chain_covers_outputs=chain_covers_outputs,
         )
 
     def __len__(self) -> int:
