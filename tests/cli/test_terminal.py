@@ -103,8 +103,8 @@ def _run(tmp: Path, args: tuple[str, ...]) -> tuple[str, int | None]:
 
 
 def test_quick_start_plan_in_a_terminal_shows_targets_choice_and_where_it_wrote(tmp_path: Path) -> None:
-    """The README's first command: targets first, the choice and why, the registry, the files; bf16 wins the
-    price tie with int8 (equal price, less quality loss); `runs show` of the plan works."""
+    """The README's first command: targets first, the choice and why, the registry, the files; the fleet is
+    verified and stays within the 1% quality budget (weights and KV); `runs show` of the plan works."""
     s = in_terminal(tmp_path, "plan", timeout=600)
     text = assert_ok(s.text, s.exit_code)
     flat = " ".join(text.split())
@@ -115,7 +115,9 @@ def test_quick_start_plan_in_a_terminal_shows_targets_choice_and_where_it_wrote(
     assert plan_id, flat
     folder = next((tmp_path / "inferplan-runs").glob("plan-*"))
     doc = json.loads((folder / "plan.json").read_text())
-    assert {p["weights"] for p in doc["fleet"]} == {"bf16"}, doc["fleet"]
+    assert doc["verified"] and all((p["quality_loss_pct"] or 0) + (p["kv_quality_loss_pct"] or 0) <= 1.0
+                                   for p in doc["fleet"]), doc["fleet"]
+    assert all(p["kv_cache"] in ("bf16", "fp8") for p in doc["fleet"])  # fp8 KV: 0.15% (formats.yaml)
     shown = in_terminal(tmp_path, "runs", "show", plan_id.group(1))
     shown_text = assert_ok(shown.text, shown.exit_code)
     assert "planned fleet: $" in shown_text and "TTFT ms" in shown_text

@@ -46,3 +46,28 @@ def test_round_robin_up_front_gives_what_choosing_per_arrival_gives() -> None:
     for times in ("t_first_token", "t_finish"):
         assert np.allclose(getattr(fed.table, times), getattr(chosen.table, times), rtol=1e-12, atol=1e-9)
     assert (fed.table.status == chosen.table.status).all()
+
+
+def test_cache_aware_follows_the_longest_routed_prefix_until_loads_part() -> None:
+    """sglang-router's cache_aware rule on hand-made prompts (content ids per 64-token chunk): a prompt whose
+    routed prefix covers more than 30% of it goes where that prefix went; one with no such match goes to the
+    replica that holds the least; once the busiest replica has more than 64 more requests than the idlest and
+    over 1.5x as many, the idlest gets it whatever its cache."""
+    from types import SimpleNamespace
+
+    from inferplan.workload.request import Workload
+
+    chains = ((1, 2, 3), (1, 2, 3, 4), (9,), (1, 2, 3, 4, 5), (1, 2, 3, 4, 5, 6))
+    wl = Workload.build(np.arange(5.0), [64 * len(c) for c in chains], [10] * 5, prefix_chain=chains,
+                        chain_block_tokens=64)
+    router = get_router("cache-aware", np.random.default_rng(0), wl)
+    replicas = [SimpleNamespace(index=i, num_outstanding=0) for i in range(2)]
+    picks = [router.choose(rid, replicas) for rid in range(3)]  # type: ignore[arg-type]
+    assert picks == [0, 0, 1]  # no tree yet: the lowest index; 3 of 4 chunks routed to 0; nothing matches 9
+    replicas[0].num_outstanding = 65 + 1
+    replicas[1].num_outstanding = 1
+    assert router.choose(3, replicas) == 1  # type: ignore[arg-type]  # 66 vs 1: imbalanced, the idlest
+    # request 3's prompt entered replica 1's tree even so; with 64 apart (balanced) the longest prefix, now on
+    # replica 1, wins over the idler replica 0
+    replicas[0].num_outstanding, replicas[1].num_outstanding = 1, 65
+    assert router.choose(4, replicas) == 1  # type: ignore[arg-type]

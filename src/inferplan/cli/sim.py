@@ -49,7 +49,7 @@ def simulate_cmd(
     dp_attention: options.DpAttention = False,
     replicas: Annotated[int, typer.Option(help="number of replicas")] = 1,
     router: Annotated[str, typer.Option(help="round-robin, least-outstanding, least-kv, power-of-two, "
-                                             "session-affinity")] = "round-robin",
+                                             "session-affinity, cache-aware")] = "round-robin",
     engine: options.Engine = None,
     policy: Annotated[str | None, typer.Option(help="scheduler, to override the engine's: vllm, sglang, trtllm, "
                                                     "sarathi, orca, static, llamacpp")] = None,
@@ -64,6 +64,8 @@ def simulate_cmd(
     gpu_memory_utilization: options.GpuMemoryUtilization = None,
     prefix_caching: Annotated[bool, typer.Option("--prefix-caching/--no-prefix-caching",
                                                  help="cache full prompt blocks for reuse")] = False,
+    cpu_kv_cache: Annotated[float, typer.Option(help="GiB of host memory per replica for prefix blocks the "
+                                                     "device evicts (with --prefix-caching)")] = 0.0,
     chunked_prefill: Annotated[bool | None, typer.Option("--chunked-prefill/--no-chunked-prefill",
                                                          help="default: the engine's")] = None,
     priority: Annotated[bool, typer.Option("--priority", help="schedule by request priority, not FCFS")] = False,
@@ -98,6 +100,7 @@ def simulate_cmd(
         policy_options=_policy_options(chunk_size=chunk_size, parallel=parallel, ctx_size=ctx_size),
         rate_scale=rate_scale, duration_s=duration, num_requests=num_requests, seed=seed, slo=slo,
         max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens, enable_prefix_caching=prefix_caching,
+        cpu_kv_cache_gib=cpu_kv_cache,
         gpu_memory_utilization=gpu_memory_utilization, enable_chunked_prefill=chunked_prefill,
         priority_scheduling=priority, max_waiting=max_waiting, skip_bad_rows=skip_bad_rows,
         trace_format=trace_format, profile=str(profile) if profile else None, prefill_replicas=prefill_replicas,

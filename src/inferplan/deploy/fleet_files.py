@@ -100,6 +100,8 @@ ROUTER_POLICIES = {
     "least-kv": ("power_of_two", "nearest load-aware policy; the simulated rule reads each server's KV-cache "
                  "use (vLLM's `vllm:kv_cache_usage_perc` metric)"),
     "session-affinity": ("cache_aware", "prefix-affine with a load-balancing fallback"),
+    "cache-aware": ("cache_aware", "the same rule, at sglang-router's default thresholds (cache 0.3, balance 64 / "
+                    "1.5)"),
     "planned": ("power_of_two", "the router has no length-based policy outside P/D mode (`bucket` is a "
                 "--prefill-policy only); deploy/routing.json has the token ranges and each pool's share, for a "
                 "gateway that routes by prompt length"),

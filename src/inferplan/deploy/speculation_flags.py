@@ -27,9 +27,7 @@ def drafter_repo(dep: Deployment) -> str | None:
         return None
     if spec.draft is not None:
         return model_repo(spec.draft)
-    if spec.method.drafter == "head":
-        return spec.method.heads.get(dep.model.name)
-    return None
+    return spec.head(dep.model.name)
 
 
 def model_repo(model: ModelSpec) -> str:

@@ -34,8 +34,13 @@ class EngineLimits:
     # llama.cpp: context cells per slot (-c / -np): the KV cache holds max_num_seqs of them, as allocated, and
     # a request longer than one slot is refused; 0: the KV cache is whatever memory allows, shared
     slot_context: int = 0
+    # a host-memory tier for prefix-cached KV blocks the device evicts, GiB per replica (0: none); vLLM's CPU
+    # offloading connector, LMCache, SGLang's HiCache (--hicache-size)
+    cpu_kv_cache_gib: float = 0.0
 
     def __post_init__(self) -> None:
+        if self.cpu_kv_cache_gib < 0:
+            raise InputError(f"--cpu-kv-cache must be 0 or more GiB (got {self.cpu_kv_cache_gib:g})")
         if self.max_num_seqs < 1 or self.max_num_batched_tokens < 1 or self.block_size < 1:
             raise InputError("engine limits must be positive (max_num_seqs, max_num_batched_tokens, block_size)")
         if not 0 < self.gpu_memory_utilization <= 1:
@@ -96,6 +101,7 @@ class Deployment:
         if self.speculation is not None:
             self.speculation.check_target(m)
             check_engine_speculates(engine, self.speculation)
+        check_host_tier(self)
         if self.tp < 1 or self.pp < 1:
             raise InputError(f"--tp and --pp must be at least 1 (got tp={self.tp}, pp={self.pp})")
         if self.ep or self.dp_attention:
@@ -219,6 +225,23 @@ def check_engine_runs(engine: EngineSpec, device: DeviceSpec, weights: WeightFor
     if missing:
         raise InputError(f"{weights.name} needs {', '.join(missing)} kernels, which {device.name} does not have; "
                          "choose another --weights or a device that has them")
+
+
+def check_host_tier(dep: Deployment) -> None:
+    """A CPU KV tier needs prefix caching, a host link to price its copies at, and host memory to hold it."""
+    gib, dev = dep.limits.cpu_kv_cache_gib, dep.device
+    if not gib:
+        return
+    if not dep.limits.enable_prefix_caching:
+        raise InputError("--cpu-kv-cache keeps prefix-cached blocks the device evicts; add --prefix-caching")
+    if dev.host_link_gb_s is None or dev.host_memory_gib is None:
+        raise InputError(f"{dev.name} has no host link bandwidth or host memory in the device catalog, so a CPU KV "
+                         "tier cannot be priced; give a device file with host_link_gb_s, host_memory_gib and "
+                         "host_source")
+    host = dev.host_memory_gib * dep.num_devices
+    if gib > host:
+        raise InputError(f"--cpu-kv-cache {gib:g} GiB is more than the {host:g} GiB of host memory "
+                         f"{dep.num_devices}x {dev.name} have ({dev.host_source}); give at most that")
 
 
 def check_engine_speculates(engine: EngineSpec, spec: Speculation) -> None:

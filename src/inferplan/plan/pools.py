@@ -130,15 +130,15 @@ def fleet_layout(types: Sequence[ReplicaType], replicas: Sequence[int]) -> Fleet
 
 def router_options(types: Sequence[ReplicaType], replicas: Sequence[int], wl: Workload) -> tuple[str, ...]:
     """The routers worth simulating for this fleet: none to choose with one arrival-facing replica;
-    the planned bucket router when more than one type serves; session affinity when requests share
-    sessions or prefixes."""
+    the planned bucket router when more than one type serves; session affinity and sglang-router's
+    cache-aware policy when requests share sessions or prefixes."""
     front = sum(t.arrival_replicas * n for t, n in zip(types, replicas, strict=True))
     if front <= 1:
         return ("least-outstanding",)
     used = sum(1 for n in replicas if n)
     options = (("planned",) if used > 1 else ()) + GENERAL_ROUTERS
     if (wl.session_id >= 0).any() or (wl.prefix_group >= 0).any() or wl.prefix_chain is not None:
-        options += ("session-affinity",)
+        options += ("session-affinity", "cache-aware")
     return options
 
 

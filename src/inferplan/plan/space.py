@@ -84,13 +84,15 @@ class QualityBudget:
     max_loss_pct: float | None = None
     allow_unknown: bool = False
 
-    def allows(self, fmt: WeightFormat | KVFormat) -> bool:
+    def allows(self, *formats: WeightFormat | KVFormat) -> bool:
+        """Whether the formats together stay within the budget: their documented losses add up (a replica
+        with int8 weights and an fp8 KV cache loses both), and an unknown one passes only if allowed."""
         if self.max_loss_pct is None:
             return True
-        loss = fmt.quality_loss_pct()
-        if loss is None:
+        losses = [fmt.quality_loss_pct() for fmt in formats]
+        if any(loss is None for loss in losses):
             return self.allow_unknown
-        return loss <= self.max_loss_pct
+        return sum(loss for loss in losses if loss is not None) <= self.max_loss_pct
 
 
 def formats_for(device: str | DeviceSpec, budget: QualityBudget,
@@ -136,7 +138,8 @@ def enumerate_candidates(
             found = False
             for tp in tps if pp == 1 else tps[-1:]:  # several nodes: each stage as wide as a node allows
                 for split, engine, w, kv, seqs, tokens, spec in _axes(model, tp, engines, weights, kvs, space):
-                    if engine not in w.engines or (spec is not None and engine not in spec.method.engines):
+                    if (engine not in w.engines or (spec is not None and engine not in spec.method.engines)
+                            or not budget.allows(w, kv)):
                         continue
                     limits = _limits(specs[engine], seqs, tokens, longest_tokens or context_tokens)
                     dep = Deployment(model=model, device=dev, weights=w, kv=kv, tp=tp, pp=pp, limits=limits,

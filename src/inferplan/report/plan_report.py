@@ -34,6 +34,9 @@ def _config_json(dep: Deployment) -> dict[str, Any]:
         "flash_attention": dep.limits.flash_attention,
         "quality_loss_pct": dep.weights.quality_loss_pct(),
         "quality_source": dep.weights.quality.source if dep.weights.quality else None,
+        "kv_quality_loss_pct": dep.kv.quality_loss_pct(),
+        "kv_quality_source": dep.kv.quality.source if dep.kv.quality else None,
+        "speculative": dep.speculation.describe(dep.model.name) if dep.speculation else None,
     }
 
 

@@ -3,7 +3,10 @@
 Without prefix caching the pool is a counter. With it, full prompt blocks carry
 a key naming their content (the chain of tokens before them); a block whose
 last user frees it stays cached and is reused least-recently-used first.
-Allocation that does not fit returns False — never raises.
+Allocation that does not fit returns False — never raises. With a CPU tier, a cached block
+evicted from the device moves to host memory (least-recently-used there too, ``cpu_blocks`` of
+them); a later prompt that needs it loads it back instead of recomputing it (vLLM's CPU offloading
+connector, LMCache, SGLang's HiCache).
 """
 
 from __future__ import annotations
@@ -17,8 +20,10 @@ Key = Hashable
 class BlockPool:
     """Fixed number of blocks of ``block_size`` tokens."""
 
-    def __init__(self, num_blocks: int, block_size: int, *, prefix_caching: bool = False) -> None:
+    def __init__(self, num_blocks: int, block_size: int, *, prefix_caching: bool = False, cpu_blocks: int = 0) -> None:
         self.num_blocks = num_blocks
+        self.cpu_blocks = cpu_blocks if prefix_caching else 0
+        self._cpu: OrderedDict[Key, None] = OrderedDict()  # blocks evicted to host memory, oldest first
         self.block_size = block_size
         self.prefix_caching = prefix_caching
         self.num_free_uncached = num_blocks
@@ -46,6 +51,11 @@ class BlockPool:
         for _ in range(n - use):
             key, _ = self._evictable.popitem(last=False)
             del self._refs[key]
+            if self.cpu_blocks:  # the host tier keeps what the device evicts
+                self._cpu[key] = None
+                self._cpu.move_to_end(key)
+                if len(self._cpu) > self.cpu_blocks:
+                    self._cpu.popitem(last=False)
         return True
 
     # ---- prefix caching -----------------------------------------------------------
@@ -59,6 +69,21 @@ class BlockPool:
             hits += 1
             evictable += refs == 0
         return hits, evictable
+
+    def cpu_prefix(self, keys: Sequence[Key]) -> int:
+        """How many leading ``keys`` the host tier holds (the ones after the device's own hits)."""
+        hits = 0
+        for key in keys:
+            if key not in self._cpu:
+                break
+            hits += 1
+        return hits
+
+    def load(self, rid: int, keys: Sequence[Key]) -> None:
+        """Host-tier blocks copied into blocks the request just took: cached on the device again, under it."""
+        for key in keys:
+            self._cpu.move_to_end(key)
+            self.register(rid, key)
 
     def acquire(self, rid: int, keys: Sequence[Key]) -> None:
         """Hold cached blocks for a request (the hits found by ``cached_prefix``)."""

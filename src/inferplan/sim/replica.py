@@ -12,7 +12,7 @@ import numpy as np
 
 from inferplan.errors import InputError
 from inferplan.perf.deployment import Deployment
-from inferplan.perf.memory import plan_memory
+from inferplan.perf.memory import MemoryPlan, plan_memory
 from inferplan.perf.step_cost import StepCost
 from inferplan.sim.leap import DecodeLeap, extend_leap, offer_to_leap, run_leap
 from inferplan.sim.leap_apply import finish_leap
@@ -80,6 +80,7 @@ class Replica:
         # speculative decoding: decoding rows are scheduled their drafts too, and steps run one by one
         self.spec = SpeculativeSteps(dep, len(table), index) if dep.speculation else None
         self.state.spec_tokens = dep.speculation.k if dep.speculation else 0
+        self._host_tier(dep, mem)
         self.handoffs: list[tuple[int, float]] = []  # prefill role: (request, first-token time) to transfer
         self.cost = cost or StepCost(dep)
         self.window = dep.model.sliding_window if dep.model.num_sliding_layers else None
@@ -160,16 +161,22 @@ class Replica:
         """
         plan = self.policy.schedule(self.state, rows_decoding=self.rows_decoding)
         self.rows_decoding = False
+        loaded, self.state.loaded_tokens = self.state.loaded_tokens, 0
         if plan.is_empty:
             self.busy, self.plan = False, None
             return None
         st = self.state
         shape, leapable = analyse_step(plan, st.batch, self.window, not len(st.waiting))
-        if leapable and self.allow_leap and (not len(st.waiting) or self.policy.queue_waits_for_a_finish(st)):
+        if leapable and self.allow_leap and not loaded and (
+                not len(st.waiting) or self.policy.queue_waits_for_a_finish(st)):
             self.leap = leap = run_leap(self, plan, shape, now, horizon)
             self.busy, self.plan = True, plan
             return leap.end
         dur, joules = self.cost.cost(shape) if self.spec is None else self.spec.cost(self.cost, plan, st.batch, shape)
+        if loaded:  # host-tier blocks copied in before the step's forward
+            load_s = loaded * self._host_s_per_token
+            dur, joules = dur + load_s, joules + load_s * self.cost.idle_w
+            self.host_loaded_tokens += loaded
         self.mark_first_scheduled(plan, now)
         pool = self.state.pool
         used = pool.num_used
@@ -290,3 +297,16 @@ class Replica:
             if end > start:
                 for key in st.prompt_keys(rid, end, start):
                     st.pool.register(rid, key)
+
+    def _host_tier(self, dep: Deployment, mem: MemoryPlan) -> None:
+        """A CPU tier for evicted prefix blocks: each device keeps its share of ``cpu_kv_cache_gib`` in host
+        memory, and a block copied back costs its bytes over the host link (``DeviceSpec.host_link_gb_s``)."""
+        self.host_loaded_tokens = 0
+        self._host_s_per_token = 0.0
+        gib = dep.limits.cpu_kv_cache_gib
+        if not gib or not self.state.prefix_caching:
+            return
+        assert dep.device.host_link_gb_s is not None
+        block_bytes = mem.kv_bytes_per_token * mem.block_size  # per device, like the device's own blocks
+        self.state.pool.cpu_blocks = int(gib * 2**30 / dep.num_devices / block_bytes)
+        self._host_s_per_token = mem.kv_bytes_per_token / (dep.device.host_link_gb_s * 1e9)

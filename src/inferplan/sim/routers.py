@@ -114,6 +114,66 @@ class SessionAffinity(ReadsLoad):
         return (key * 2654435761) % (1 << 32) % len(replicas)
 
 
+class CacheAware(ReadsLoad):
+    """sglang-router's cache_aware policy (sgl-router/src/policies/cache_aware.rs): while loads are balanced,
+    the replica whose tree of routed prompts shares the longest prefix with this one if it covers more than
+    ``cache_threshold`` of the prompt, else the replica with the smallest tree; when the busiest replica has
+    more than ``balance_abs`` more requests than the idlest and over ``balance_rel`` times as many, the idlest.
+    Defaults are sglang_router/router_args.py's (0.3, 64, 1.5). The tree holds each prompt's content as its
+    prefix chain names it (``Workload.prefix_chain``, else its shared-prefix group), chunk by chunk; it is
+    never evicted (the router's own LRU trims it only past 2^26 characters)."""
+
+    name = "cache-aware"
+
+    def __init__(self, wl: Workload, cache_threshold: float = 0.3, balance_abs: int = 64,
+                 balance_rel: float = 1.5) -> None:
+        self._wl = wl
+        self._threshold, self._abs, self._rel = cache_threshold, balance_abs, balance_rel
+        self._trees: dict[int, set[int]] = {}  # replica index -> content ids routed there
+
+    def choose(self, rid: int, replicas: Sequence[Replica]) -> int:
+        loads = [r.num_outstanding for r in replicas]
+        chunks = self._content(rid)
+        trees = [self._trees.setdefault(r.index, set()) for r in replicas]
+        if max(loads) - min(loads) > self._abs and max(loads) > min(loads) * self._rel:
+            pick = loads.index(min(loads))
+        else:
+            matched = [_leading(chunks, tree) for tree in trees]
+            best = max(range(len(replicas)), key=lambda i: (matched[i], -i))
+            tokens = self._chunk_tokens * matched[best]
+            if tokens > self._threshold * int(self._wl.input_tokens[rid]):
+                pick = best
+            else:
+                pick = min(range(len(replicas)), key=lambda i: (len(trees[i]), i))
+        trees[pick].update(chunks)
+        return pick
+
+    @property
+    def _chunk_tokens(self) -> int:
+        return self._wl.chain_block_tokens
+
+    def _content(self, rid: int) -> tuple[int, ...]:
+        """The prompt's content ids, one per full chunk, as far as the workload names them."""
+        wl, size = self._wl, self._wl.chain_block_tokens
+        prompt_chunks = int(wl.input_tokens[rid]) // size
+        if wl.prefix_chain is not None:
+            return wl.prefix_chain[rid][:prompt_chunks]
+        group = int(wl.prefix_group[rid])
+        if group < 0:
+            return ()
+        return tuple(-(group * 1_000_003 + j + 1) for j in range(int(wl.prefix_tokens[rid]) // size))
+
+
+def _leading(chunks: tuple[int, ...], tree: set[int]) -> int:
+    """How many of the leading chunks the tree holds (ids name whole prefixes, so this is the prefix match)."""
+    k = 0
+    for c in chunks:
+        if c not in tree:
+            break
+        k += 1
+    return k
+
+
 class PlannedRouter(ReadsLoad):
     """Sends each request's size bucket to replica types in the planned shares (smooth weighted round-robin),
     then to the least-loaded replica of that type.
@@ -157,6 +217,7 @@ ROUTERS: dict[str, Callable[[np.random.Generator, Workload], Router]] = {
     "least-kv": lambda rng, wl: LeastKV(),
     "power-of-two": lambda rng, wl: PowerOfTwo(rng),
     "session-affinity": lambda rng, wl: SessionAffinity(wl),
+    "cache-aware": lambda rng, wl: CacheAware(wl),
 }
 
 

@@ -231,6 +231,7 @@ class ReplicaState:
         )
         self.num_preemptions = 0
         self.spec_tokens = 0  # speculative decoding: drafted tokens a decoding row verifies each step
+        self.loaded_tokens = 0  # prefix tokens admissions copied back from the host tier this step
 
     def output_target(self, rid: int) -> int:
         """Outputs this replica produces for the request: just the first token on a prefill replica."""

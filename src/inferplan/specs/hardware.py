@@ -45,6 +45,11 @@ class DeviceSpec(BaseModel):
     inter_node_link_gb_s: float = Field(default=0.0, ge=0, description="per-device network bandwidth between nodes")
     link_latency_us: float = Field(default=5.0, ge=0)
     host_load_gb_s: float = Field(default=10.0, gt=0, description="weights load bandwidth at cold start (storage/PCIe)")
+    host_link_gb_s: float | None = Field(default=None, gt=0, description="host <-> device bandwidth, one direction "
+                                                                          "(PCIe or C2C): what a CPU KV tier moves at")
+    host_memory_gib: float | None = Field(default=None, gt=0, description="host memory per device in the node "
+                                                                          "named by host_source")
+    host_source: str | None = None
     idle_power_w: float = Field(default=0.0, ge=0)
     peak_power_w: float = Field(gt=0)
     price_per_hour_usd: float | None = Field(default=None, ge=0)
@@ -57,6 +62,8 @@ class DeviceSpec(BaseModel):
     def _check(self) -> DeviceSpec:
         if not ({"bf16", "fp16", "fp32"} & set(self.peak_tflops)):
             raise ValueError("peak_tflops needs at least one of bf16, fp16, fp32")
+        if (self.host_link_gb_s or self.host_memory_gib) and not self.host_source:
+            raise ValueError("host_link_gb_s and host_memory_gib need host_source")
         if self.price_per_hour_usd is not None and not (self.price_date and self.price_source):
             raise ValueError("a price needs price_date and price_source")
         return self

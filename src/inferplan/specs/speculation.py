@@ -91,6 +91,19 @@ class Speculation:
                 "acceptance_spread": self.acceptance_spread, "measured": list(self.measured),
                 "draft": asdict(self.draft) if self.draft else None, "seed": self.seed}
 
+    def head(self, target: str) -> str | None:
+        """The public head checkpoint for ``target`` (a head method with one known), else None."""
+        return self.method.heads.get(target) if self.method.drafter == "head" else None
+
+    def describe(self, target: str) -> dict[str, object]:
+        """What a plan's JSON says of it: method, k, the acceptance it was planned for and the drafter."""
+        return {"method": self.method.name, "k": self.k, "acceptance": self.acceptance,
+                "acceptance_source": ("measured per request (--spec-acceptance FILE)" if self.measured
+                                      else self.method.acceptance_source if self.acceptance == self.method.acceptance
+                                      else "given (--spec-acceptance)"),
+                "mean_tokens_per_step": round(self.mean_tokens_per_step, 3),
+                "draft_model": self.draft.name if self.draft else None, "head": self.head(target)}
+
     def label(self) -> str:
         drafted = f" {self.draft.name}" if self.draft else ""
         return f"{self.method.name}{drafted} k={self.k} a={self.acceptance:g}"

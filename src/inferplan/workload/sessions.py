@@ -118,8 +118,8 @@ def _extend(chain: tuple[int, ...], session: int, prompt: int, system_tokens: in
     return chain + tuple(j if j < shared else base + j for j in range(len(chain), prompt // CHAIN_TOKENS))
 
 
-# Sources: docs/workloads.md gives each figure's source and setup. Lognormal parameters are (log of the median, sigma), sigma
-# from a published percentile: sigma = ln(p90 / p50) / 1.2816.
+# Sources: docs/workloads.md gives each figure's source and setup. Lognormal parameters are (log of the median,
+# sigma), sigma from a published percentile: sigma = ln(p90 / p50) / 1.2816.
 SESSION_PRESETS: dict[str, SessionShape] = {
     "multi-turn": SessionShape(
         "multi-turn chat: ShareGPT turns, LMSYS-Chat-1M message lengths, Bailian think times",

@@ -252,7 +252,9 @@ class PagedScheduler:
                 keys = rep.prompt_keys(rid, (num_tokens - 1) // bs)  # never hit the last token
                 keys = keys[: min(len(keys), prompt // bs)]
                 hits, hit_evictable = pool.cached_prefix(keys)
-            computed = max(hits * bs, int(t.kv_ready[rid]))  # KV that arrived from a prefill replica counts too
+            loads = pool.cpu_prefix(keys[hits:]) if pool.cpu_blocks else 0  # found in the host tier
+            # KV that arrived from a prefill replica counts too
+            computed = max((hits + loads) * bs, int(t.kv_ready[rid]))
             new = num_tokens - computed
             if rep.long_prefill_token_threshold > 0:
                 new = min(new, rep.long_prefill_token_threshold)
@@ -269,8 +271,12 @@ class PagedScheduler:
             rep.waiting.pop()
             if hits:
                 pool.acquire(rid, keys[:hits])
+            if hits or loads:
                 t.prefix_hit_tokens[rid] += computed
             pool.take(need)
+            if loads:  # copied back from the host into blocks just taken; the replica prices the copy
+                pool.load(rid, keys[hits : hits + loads])
+                rep.loaded_tokens += loads * bs
             done = int(t.out_done[rid])
             row = b.append(rid, num_tokens, computed, hits + need, prompt, target - done,
                            float(t.t_last_token[rid]), float(t.max_itl[rid]))
