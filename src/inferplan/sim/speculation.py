@@ -43,17 +43,19 @@ class SpeculativeSteps:
         self.k = spec.k
         self.draft = DraftCost(dep)
         rates = request_rates(spec, num_requests)
-        with np.errstate(divide="ignore"):
-            self.log_rate = np.log(rates)  # -inf: never accepted; 0: always
+        with np.errstate(divide="ignore"):  # 1 / ln(rate): -0 for rate 0 (never accepted), -inf for rate 1
+            self.inv_log_rate = np.where(rates >= 1.0, -np.inf, 1.0 / np.log(rates))
         self.rng = np.random.default_rng([spec.seed, 0x5EC + 1, replica_index])
+        self._rows: tuple[StepPlan, np.ndarray] | None = None  # the priced plan and its verifying rows
 
     def cost(self, target: StepCost, plan: StepPlan, b: RunningBatch, shape: BatchShape) -> tuple[float, float]:
         """(seconds, joules) of a step: the target's forward with logits on every drafted position, and the
         draft passes for every row that samples (they propose the next step's tokens)."""
         n = b.n
         a, c = plan.num_new, plan.num_computed_before
-        verifying = (a > 1) & (c >= b.prompt[:n])
-        drafted = int(np.add.reduce(a[verifying])) - int(np.count_nonzero(verifying))
+        verifying = ((a > 1) & (c >= b.prompt[:n])).nonzero()[0]
+        self._rows = plan, verifying
+        drafted = int(np.add.reduce(a[verifying])) - verifying.shape[0]
         sampling = (a > 0) & (c + a >= b.num_tokens[:n])
         rows = int(np.count_nonzero(sampling))
         seconds, joules = target.cost(shape._replace(num_sampled=shape.num_sampled + drafted))
@@ -64,17 +66,16 @@ class SpeculativeSteps:
         """(tokens whose KV each row keeps, tokens each row emits) at the step's end: a verifying row keeps
         its last token and its accepted drafts and emits those plus one; other rows are as without drafts."""
         n = b.n
-        a, c = plan.num_new, plan.num_computed_before
-        verifying = np.nonzero((a > 1) & (c >= b.prompt[:n]))[0]
+        a = plan.num_new
+        rows = self._rows
+        verifying = rows[1] if rows is not None and rows[0] is plan else (
+            (a > 1) & (plan.num_computed_before >= b.prompt[:n])).nonzero()[0]
         kept = a.copy()
         emitted = np.ones(n, dtype=np.int64)
         if verifying.shape[0]:
-            log_rate = self.log_rate[b.rid[verifying]]
-            u = self.rng.random(verifying.shape[0])
-            with np.errstate(divide="ignore", invalid="ignore"):
-                run = np.floor(np.log(u) / log_rate)  # P(run >= j) = rate^j
-            run = np.where(log_rate == -np.inf, 0, np.where(np.isfinite(run), run, self.k))  # rate 0 / rate 1
-            accepted = np.minimum(np.minimum(run.astype(np.int64), a[verifying] - 1), b.remaining[verifying] - 1)
+            u = 1.0 - self.rng.random(verifying.shape[0])  # in (0, 1]: its log is finite
+            run = np.fmin(np.floor(np.log(u) * self.inv_log_rate[b.rid[verifying]]), self.k)  # P(run >= j) = a^j
+            accepted = np.minimum(run.astype(np.int64), np.minimum(a[verifying], b.remaining[verifying]) - 1)
             kept[verifying] = 1 + accepted
             emitted[verifying] = 1 + accepted
         return kept, emitted
