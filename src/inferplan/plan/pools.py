@@ -137,7 +137,7 @@ def router_options(types: Sequence[ReplicaType], replicas: Sequence[int], wl: Wo
         return ("least-outstanding",)
     used = sum(1 for n in replicas if n)
     options = (("planned",) if used > 1 else ()) + GENERAL_ROUTERS
-    if (wl.session_id >= 0).any() or (wl.prefix_group >= 0).any() or wl.prefix_chain is not None:
+    if (wl.session_id >= 0).any() or wl.shares_prefixes:
         options += ("session-affinity", "cache-aware")
     return options
 

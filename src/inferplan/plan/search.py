@@ -131,8 +131,6 @@ def plan(req: PlanRequest, *, registry: Registry | None = None,
     wl = req.build_workload()
     buckets, bucket_of = make_buckets(wl, req.buckets)
     budget = QualityBudget(req.max_quality_loss_pct, req.allow_unknown_quality)
-    if req.energy_price_per_kwh < 0:
-        raise InputError(f"--energy-price must be 0 or more USD per kWh (got {req.energy_price_per_kwh:g})")
     context, longest = _contexts(wl, model.max_position_embeddings)
 
     # 1-2. enumerate and screen
@@ -143,7 +141,8 @@ def plan(req: PlanRequest, *, registry: Registry | None = None,
     profile = DeviceProfile.load(Path(req.profile)) if req.profile else None
     space = SearchSpace(devices=req.devices, engines=req.engines, speculation=speculative)
     candidates = enumerate_candidates(model, space, budget, context_tokens=context, longest_tokens=longest,
-                                      profile=profile, energy_price=req.energy_price_per_kwh)
+                                      profile=profile, energy_price=req.energy_price_per_kwh,
+                                      prefix_caching=wl.shares_prefixes)
     for cand, dep, est in screen(candidates, mean_in, mean_out, slos):
         screened.append((Evaluated(cand, est), dep))
     screen_s = time.perf_counter() - t0
@@ -214,6 +213,8 @@ def _objectives(req: PlanRequest, model: ModelSpec) -> tuple[tuple[SLO, ...], tu
         raise InputError("the planner needs at least one SLO, e.g. --slo ttft_p90=2s,tpot_p90=100ms")
     for name in req.engines:
         get_engine(name)
+    if req.energy_price_per_kwh < 0:
+        raise InputError(f"--energy-price must be 0 or more USD per kWh (got {req.energy_price_per_kwh:g})")
     speculative = speculation_options(model, req.spec, k=req.spec_tokens, acceptance=req.spec_acceptance,
                                       draft=req.spec_draft, seed=req.seed)
     if req.confidence is None:

@@ -119,11 +119,14 @@ def enumerate_candidates(
     longest_tokens: int | None = None,
     profile: DeviceProfile | None = None,
     energy_price: float = OWNED_ENERGY_PRICE,
+    prefix_caching: bool = False,
 ) -> Iterator[tuple[Candidate, Deployment]]:
     """Every configuration of ``space`` that fits in memory with room for one sequence of ``context_tokens``.
 
     ``profile`` applies to the device it was measured or calibrated for (``local``: the one it describes);
-    ``energy_price`` (USD/kWh) costs a device that has no rental price.
+    ``energy_price`` (USD/kWh) costs a device that has no rental price. ``prefix_caching``: the replicas
+    cache prompt blocks, as the launch files' vLLM, SGLang and TensorRT-LLM servers do by default (set
+    where the workload shares prefixes; elsewhere it changes no result and only slows simulation).
     """
     for name in space.devices:
         dev, prof = _device_and_profile(name, profile, energy_price)
@@ -141,7 +144,8 @@ def enumerate_candidates(
                     if (engine not in w.engines or (spec is not None and engine not in spec.method.engines)
                             or not budget.allows(w, kv)):
                         continue
-                    limits = _limits(specs[engine], seqs, tokens, longest_tokens or context_tokens)
+                    limits = _limits(specs[engine], seqs, tokens, longest_tokens or context_tokens,
+                                     prefix_caching and engine != "llamacpp")
                     dep = Deployment(model=model, device=dev, weights=w, kv=kv, tp=tp, pp=pp, limits=limits,
                                      profile=prof, ep=split != "tp", dp_attention=split == "dp-attention",
                                      engine=None if engine == default else specs[engine], speculation=spec)
@@ -167,12 +171,13 @@ def _axes(model: ModelSpec, tp: int, engines: tuple[str, ...], weights: list[Wei
             yield split, engine, w, kv, s, t, spec
 
 
-def _limits(engine: EngineSpec, seqs: int, tokens: int, longest_tokens: int) -> EngineLimits:
+def _limits(engine: EngineSpec, seqs: int, tokens: int, longest_tokens: int,
+            prefix_caching: bool = False) -> EngineLimits:
     """The engine's own defaults with the searched values, and chunked prefill on where the engine has it off
     by default (TensorRT-LLM: the launch files then pass its flag). llama.cpp's slots each hold the longest
     request, rounded to the 256 cells it allocates, so the launched -c is exactly what was simulated."""
     given: dict[str, LimitValue] = {"max_num_seqs": seqs, "max_num_batched_tokens": tokens,
-                                    "enable_chunked_prefill": True}
+                                    "enable_chunked_prefill": True, "enable_prefix_caching": prefix_caching}
     if engine.name == "llamacpp":
         given["slot_context"] = slot_cells(longest_tokens)
     return engine_limits(engine, given)

@@ -100,6 +100,11 @@ class Workload:
         return float(self.arrival_s[-1]) if len(self) else 0.0
 
     @property
+    def shares_prefixes(self) -> bool:
+        """Whether any requests share prompt content (a prefix chain or a shared-prefix group)."""
+        return self.prefix_chain is not None or bool((self.prefix_group >= 0).any())
+
+    @property
     def mean_rate(self) -> float:
         """Requests per second over the arrival span."""
         return (len(self) - 1) / self.duration_s if self.duration_s > 0 else float("inf")
