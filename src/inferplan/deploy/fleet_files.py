@@ -99,7 +99,9 @@ ROUTER_POLICIES = {
                           "a gateway that reads each server's queue (e.g. the Gateway API inference extension)"),
     "least-kv": ("power_of_two", "nearest load-aware policy; the simulated rule reads each server's KV-cache "
                  "use (vLLM's `vllm:kv_cache_usage_perc` metric)"),
-    "session-affinity": ("cache_aware", "prefix-affine with a load-balancing fallback"),
+    "session-affinity": ("cache_aware", "nearest policy, not the same rule: prefix-affine with a load-balancing "
+                         "fallback (simulated as router `cache-aware`); keeping each session on one server needs "
+                         "a gateway that hashes the session id"),
     "cache-aware": ("cache_aware", "the same rule, at sglang-router's default thresholds (cache 0.3, balance 64 / "
                     "1.5)"),
     "planned": ("power_of_two", "the router has no length-based policy outside P/D mode (`bucket` is a "

@@ -30,19 +30,53 @@ class Bucket:
     input_tokens: np.ndarray
     output_tokens: np.ndarray
     rate_per_s: float
+    # whole sessions (a workload whose turns share prefixes): probes replay them instead of drawing lengths
+    sessions: Workload | None = None
 
     def fingerprint(self) -> str:
-        """The bucket's name and every request's lengths (its rate is not: capacity searches over rates)."""
-        lengths = [hashlib.sha256(np.ascontiguousarray(a, dtype=np.int64).tobytes()).hexdigest()
-                   for a in (self.input_tokens, self.output_tokens)]
-        return config_hash([self.name, *lengths])
+        """The bucket's name and every request's lengths (its rate is not: capacity searches over rates), and
+        for sessions their turns' timing and shared content."""
+        arrays = [self.input_tokens, self.output_tokens]
+        if self.sessions is not None:
+            wl = self.sessions
+            chains = wl.prefix_chain or ()
+            arrays += [wl.session_id, np.asarray([len(c) for c in chains]), np.concatenate([*chains, ()])]
+        digests = [hashlib.sha256(np.ascontiguousarray(a, dtype=np.int64).tobytes()).hexdigest() for a in arrays]
+        times = [] if self.sessions is None else [hashlib.sha256(self.sessions.arrival_s.tobytes()).hexdigest()]
+        return config_hash([self.name, *digests, *times])
+
+
+def session_bucket(wl: Workload) -> Bucket:
+    """All of a session workload as one bucket: its sessions' requests keep their shared prefixes in probes."""
+    return Bucket("sessions", wl.input_tokens, wl.output_tokens, len(wl) / max(wl.duration_s, 1e-9), sessions=wl)
 
 
 def probe_workload(bucket: Bucket, rate: float, num_requests: int, seed: int) -> Workload:
+    if bucket.sessions is not None:
+        return _replay_sessions(bucket.sessions, rate, num_requests, seed)
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, bucket.input_tokens.shape[0], num_requests)
     arrivals = np.cumsum(rng.exponential(1.0 / rate, num_requests))
     return Workload.build(arrivals, bucket.input_tokens[idx], bucket.output_tokens[idx], name=f"probe-{bucket.name}")
+
+
+def _replay_sessions(wl: Workload, rate: float, num_requests: int, seed: int) -> Workload:
+    """The first ``num_requests`` turns of the workload's sessions, in a random order, each session keeping its
+    turns' gaps and content and starting as a Poisson process at the rate that gives ``rate`` requests/s."""
+    rng = np.random.default_rng(seed)
+    ids, first, counts = np.unique(wl.session_id, return_index=True, return_counts=True)
+    order = rng.permutation(ids.shape[0])
+    starts = np.cumsum(rng.exponential(len(wl) / ids.shape[0] / rate, ids.shape[0]))
+    begin = np.empty(ids.shape[0])
+    begin[order] = starts  # session order[j] starts j-th
+    which = np.searchsorted(ids, wl.session_id)
+    times = begin[which] + (wl.arrival_s - wl.arrival_s[first][which])
+    keep = np.argsort(times, kind="stable")[:num_requests]
+    chains = wl.prefix_chain
+    return Workload.build(times[keep], wl.input_tokens[keep], wl.output_tokens[keep], session_id=wl.session_id[keep],
+                          prefix_chain=None if chains is None else tuple(chains[i] for i in keep.tolist()),
+                          chain_block_tokens=wl.chain_block_tokens, chain_covers_outputs=wl.chain_covers_outputs,
+                          name="probe-sessions")
 
 
 def meets(dep: Deployment, wl: Workload, slos: tuple[SLO, ...], unit: tuple[int, int] = (0, 1),

@@ -26,7 +26,7 @@ from inferplan.perf.deployment import Deployment
 from inferplan.perf.profile import DeviceProfile
 from inferplan.plan.analytic import estimate, screen
 from inferplan.plan.autoscale import AutoscaleResult, plan_autoscale_fleet
-from inferplan.plan.capacity import Bucket, CapacityJob, cached_capacity
+from inferplan.plan.capacity import Bucket, CapacityJob, cached_capacity, session_bucket
 from inferplan.plan.defaults import DEFAULT_DEVICES, DEFAULT_SLO
 from inferplan.plan.executors import run_all
 from inferplan.plan.fleet import Fleet, solve_fleet
@@ -103,7 +103,10 @@ class PlanResult:
 
 
 def make_buckets(wl: Workload, k: int) -> tuple[list[Bucket], np.ndarray]:
-    """Split requests into up to ``k`` size classes by prompt + output tokens (equal-count quantiles)."""
+    """Split requests into up to ``k`` size classes by prompt + output tokens (equal-count quantiles); a
+    session workload is one class, so probes replay whole sessions with their shared prefixes."""
+    if wl.shares_prefixes and bool((wl.session_id >= 0).all()):
+        return [session_bucket(wl)], np.zeros(len(wl), dtype=np.int64)
     size = wl.input_tokens + wl.output_tokens
     edges = np.unique(np.quantile(size, np.linspace(0, 1, k + 1)[1:-1])) if k > 1 else np.array([])
     which = np.searchsorted(edges, size, side="right")
