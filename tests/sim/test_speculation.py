@@ -97,6 +97,17 @@ def test_the_drafter_takes_memory_from_the_kv_cache() -> None:
     assert plan_memory(spec).num_kv_blocks < plan_memory(plain).num_kv_blocks
 
 
+def test_a_rate_at_the_edge_narrows_the_methods_default_spread() -> None:
+    """EAGLE-3's default spread (0.04) has no room at a given rate of 1.0 or 0.999: it narrows to fit, so a
+    user's rate is taken as given; a spread the user asks for is never changed (too wide: an error)."""
+    full = resolve_speculation("eagle3", acceptance=1.0)
+    assert full is not None and full.acceptance == 1.0 and full.acceptance_spread == 0.0
+    near = resolve_speculation("eagle3", acceptance="0.999")
+    assert near is not None and 0 < near.acceptance_spread < 0.04
+    with pytest.raises(InputError, match="too wide"):
+        resolve_speculation("eagle3", acceptance=0.99, spread=0.2)
+
+
 def test_bad_speculation_input_is_one_clear_error() -> None:
     with pytest.raises(InputError, match=r"acceptance rate in \[0, 1\]"):
         resolve_speculation("eagle3", acceptance=1.5)

@@ -94,8 +94,10 @@ def resolve_speculation(method: str | None, *, k: int | None = None, acceptance:
         rate = sum(measured) / len(measured)
     elif acceptance is not None:
         rate = float(acceptance)
+    if spread is None:  # the method's spread, narrowed where a rate near 0 or 1 leaves no room for it
+        spread = min(m.acceptance_spread, 0.5 * (rate * (1.0 - rate)) ** 0.5) if 0.0 <= rate <= 1.0 else 0.0
     return Speculation(method=m, k=k if k is not None else m.default_k, acceptance=rate,
-                       acceptance_spread=m.acceptance_spread if spread is None else spread, measured=measured,
+                       acceptance_spread=spread, measured=measured,
                        draft=get_model(draft) if draft else None, seed=seed)
 
 
