@@ -19,6 +19,7 @@ from typing import Any, Literal
 import yaml
 
 from inferplan.perf.deployment import Deployment
+from inferplan.specs.model import ModelSpec
 
 Variant = Literal["instruct", "base"]
 HF = "https://huggingface.co/"
@@ -77,6 +78,12 @@ def source_repo(dep: Deployment) -> str:
     return repo_of(dep.model.source, dep.model.name)
 
 
+def model_repo(model: ModelSpec, variant: Variant = "instruct") -> str:
+    """A model's 16-bit checkpoint of ``variant`` (checkpoints.yaml), else the repo its config.json came from."""
+    entry = catalog_entry(model.name)
+    return str(entry[variant]) if entry else repo_of(model.source, model.name)
+
+
 def repo_of(source: str, name: str) -> str:
     """The Hugging Face repo a config.json ``source`` names, or its local folder (``name`` if neither)."""
     m = _HF_REPO.search(source)
@@ -93,7 +100,7 @@ def resolve(dep: Deployment, variant: Variant = "instruct") -> Checkpoint:
     quantization on load where the engine does it, else a marked placeholder with a recipe."""
     entry = catalog_entry(dep.model.name)
     gated = bool(entry and entry.get("gated"))
-    repo16 = str(entry[variant]) if entry else source_repo(dep)
+    repo16 = model_repo(dep.model, variant)
     fmt = dep.weights.name
     listed = (entry or {}).get("formats" if variant == "instruct" else "base_formats") or {}
     key = "gguf" if fmt.startswith("gguf-") else fmt

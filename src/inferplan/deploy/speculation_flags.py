@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import json
 
-from inferplan.deploy.checkpoints import catalog_entry, repo_of
+from inferplan.deploy.checkpoints import model_repo
 from inferplan.perf.deployment import Deployment
-from inferplan.specs.model import ModelSpec
 from inferplan.specs.speculation import Speculation
 
 
@@ -28,14 +27,6 @@ def drafter_repo(dep: Deployment) -> str | None:
     if spec.draft is not None:
         return model_repo(spec.draft)
     return spec.head(dep.model.name)
-
-
-def model_repo(model: ModelSpec) -> str:
-    """A model's instruct checkpoint (checkpoints.yaml), else the repo its config.json came from."""
-    entry = catalog_entry(model.name)
-    if entry and entry.get("instruct"):
-        return str(entry["instruct"])
-    return repo_of(model.source, model.name)
 
 
 def _engine_name(spec: Speculation, engine: str) -> str:

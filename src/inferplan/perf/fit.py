@@ -15,8 +15,8 @@ from inferplan.perf.memory import (
     plan_memory,
 )
 from inferplan.perf.ranges import spread_for
-from inferplan.perf.speculation import DraftCost, speculative_decode_seconds, verify_shape
-from inferplan.perf.step_cost import BatchShape, StepCost
+from inferplan.perf.speculation import TokenPricing
+from inferplan.perf.step_cost import StepCost
 from inferplan.specs.catalog import weight_format_catalog
 
 
@@ -116,15 +116,10 @@ def fit(dep: Deployment, *, context: int, prompt_tokens: int | None = None, batc
     conc = max_concurrent_sequences(dep, mem, context) if mem.fits else 0
     b_max = min(conc, dep.group_limits.max_num_seqs) if batch is None else batch
     ttft = cost.prefill_seconds(prompt, chunk=dep.limits.max_num_batched_tokens)
-    t1, joules1 = cost.cost(BatchShape.decodes(1, context, min(context, cost.window) if cost.window else 0))
-    tb = cost.decode_seconds(max(b_max, 1), context)
-    if dep.speculation:  # seconds per token of a sequence: a verification step over the tokens it gains
-        spec, draft = dep.speculation, DraftCost(dep)
-        b_max = min(b_max, dep.group_limits.max_num_batched_tokens // (spec.k + 1))
-        gain = spec.mean_tokens_per_step
-        t1 = speculative_decode_seconds(cost, draft, 1, context) / gain
-        joules1 = cost.cost(verify_shape(1, context, spec.k))[1] / gain
-        tb = speculative_decode_seconds(cost, draft, max(b_max, 1), context) / gain
+    tokens = TokenPricing(dep, cost)  # with speculation: a verification step over the tokens it gains
+    b_max = tokens.batch_limit(dep, b_max)
+    t1, joules1 = tokens.seconds(1, context), tokens.joules(1, context)
+    tb = tokens.seconds(max(b_max, 1), context)
     fits_ctx = mem.fits and conc >= 1
     result = FitResult(
         model=m.name,

@@ -49,8 +49,31 @@ def verify_shape(batch: int, ctx_tokens: int, k: int) -> BatchShape:
                       prefill_ctx_tokens=ctx_tokens, num_prefills=batch, num_sampled=batch * q)
 
 
-def speculative_decode_seconds(cost: StepCost, draft: DraftCost, batch: int, context: int) -> float:
-    """One steady decode step of ``batch`` sequences with ``context`` tokens each: verification plus drafting
-    (the analytical screen's step; the simulator prices each step from its own rows)."""
-    verify = cost.seconds(verify_shape(batch, batch * context, draft.k))
-    return verify + draft.seconds(batch, batch * context)[0]
+class TokenPricing:
+    """Seconds and joules per output token of one sequence in a steady decode batch: a decode step, or with
+    speculation a verification step and its drafts over the tokens a step gains. What ``fit`` and the
+    analytical screen price; the simulator prices each step from its own rows."""
+
+    def __init__(self, dep: Deployment, cost: StepCost) -> None:
+        spec = dep.speculation
+        self.cost = cost
+        self.draft = DraftCost(dep) if spec else None
+        self.k = spec.k if spec else 0
+        self.gain = spec.mean_tokens_per_step if spec else 1.0
+
+    def batch_limit(self, dep: Deployment, batch: int) -> int:
+        """The batch the token budget allows: each sequence's drafts take budget too."""
+        return min(batch, dep.group_limits.max_num_batched_tokens // (self.k + 1)) if self.draft else batch
+
+    def seconds(self, batch: int, context: int) -> float:
+        if self.draft is None:
+            return self.cost.decode_seconds(batch, context)
+        verify = self.cost.seconds(verify_shape(batch, batch * context, self.k))
+        return (verify + self.draft.seconds(batch, batch * context)[0]) / self.gain
+
+    def joules(self, batch: int, context: int) -> float:
+        """The target's joules per token (drafting's energy is left out, as before speculation it had none)."""
+        window = min(context, self.cost.window) if self.cost.window else 0
+        step = (BatchShape.decodes(batch, batch * context, batch * window) if self.draft is None
+                else verify_shape(batch, batch * context, self.k))
+        return self.cost.cost(step)[1] / batch / self.gain

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 from inferplan.perf.deployment import Deployment
 from inferplan.perf.memory import max_concurrent_sequences, plan_memory
-from inferplan.perf.speculation import DraftCost, speculative_decode_seconds, verify_shape
-from inferplan.perf.step_cost import BatchShape, StepCost
+from inferplan.perf.speculation import TokenPricing
+from inferplan.perf.step_cost import StepCost
 from inferplan.plan.space import Candidate
 from inferplan.sim.slo import SLO
 
@@ -64,34 +64,23 @@ def estimate(dep: Deployment, mean_input: float, mean_output: float, slos: tuple
     mem = plan_memory(dep)
     ctx = int(mean_input + mean_output / 2)
     b_max = min(dep.group_limits.max_num_seqs, max_concurrent_sequences(dep, mem, int(mean_input + mean_output)))
-    spec = dep.speculation
-    draft = DraftCost(dep) if spec else None
-    gain = spec.mean_tokens_per_step if spec else 1.0
-    if spec:  # each sequence's drafts take token budget too
-        b_max = min(b_max, dep.group_limits.max_num_batched_tokens // (spec.k + 1))
-
-    def token_s(batch: int) -> float:  # seconds per output token of one sequence, at this batch
-        if draft is None:
-            return cost.decode_seconds(batch, ctx)
-        return speculative_decode_seconds(cost, draft, batch, ctx) / gain
-
-    tpot_limit = min(_threshold(slos, "tpot"), _threshold(slos, "itl") / gain)  # a step's tokens come at once
+    tokens = TokenPricing(dep, cost)
+    b_max = tokens.batch_limit(dep, b_max)
+    token_s = tokens.seconds  # seconds per output token of one sequence, at a batch
+    tpot_limit = min(_threshold(slos, "tpot"), _threshold(slos, "itl") / tokens.gain)  # a step's tokens come at once
     ttft = cost.prefill_seconds(max(1, int(mean_input)), chunk=dep.limits.max_num_batched_tokens)
     price = dep.price_per_hour or 0.0
-    single_step = token_s(1)
+    single_step = token_s(1, ctx)
     if b_max < 1 or ttft > _threshold(slos, "ttft") or single_step > tpot_limit:
         return Estimate(0.0, 0, single_step, ttft, float("inf"))
     lo, hi = 1, b_max  # largest batch whose decode step meets the TPOT objective
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if token_s(mid) <= tpot_limit:
+        if token_s(mid, ctx) <= tpot_limit:
             lo = mid
         else:
             hi = mid - 1
-    t_token = token_s(lo)
+    t_token = token_s(lo, ctx)
     per_request = ttft + mean_output * t_token / lo
     rate = HEADROOM / per_request
-    window = min(ctx, cost.window) if cost.window else 0
-    step = BatchShape.decodes(lo, lo * ctx, lo * window) if spec is None else verify_shape(lo, lo * ctx, spec.k)
-    _, joules = cost.cost(step)
-    return Estimate(rate, lo, t_token, ttft, price / rate, joules / lo / gain, dep.weights.quality_loss_pct())
+    return Estimate(rate, lo, t_token, ttft, price / rate, tokens.joules(lo, ctx), dep.weights.quality_loss_pct())

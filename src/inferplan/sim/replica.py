@@ -275,12 +275,8 @@ class Replica:
         n = b.n
         rows = np.nonzero((plan.num_new > 0) & (plan.num_computed_before < b.prompt[:n]))[0]
         for row in rows:
-            rid = int(b.rid[row])
-            start = int(plan.num_computed_before[row]) // bs
-            end = min(int(b.num_computed[row]), int(b.prompt[row])) // bs
-            if end > start:
-                for key in st.prompt_keys(rid, end, start):
-                    st.pool.register(rid, key)
+            self._register_blocks(int(b.rid[row]), int(plan.num_computed_before[row]) // bs,
+                                  min(int(b.num_computed[row]), int(b.prompt[row])) // bs)
 
     def register_output_blocks(self, rows: np.ndarray) -> None:
         """Full blocks of a finished request's outputs become cached where its prefix chain names them (a
@@ -292,11 +288,15 @@ class Replica:
         per_chain = wl.chain_block_tokens // bs
         for row in rows.tolist():
             rid = int(b.rid[row])
-            start = int(b.prompt[row]) // bs
-            end = min(len(wl.prefix_chain[rid]) * per_chain, int(b.num_computed[row]) // bs)
-            if end > start:
-                for key in st.prompt_keys(rid, end, start):
-                    st.pool.register(rid, key)
+            self._register_blocks(rid, int(b.prompt[row]) // bs,
+                                  min(len(wl.prefix_chain[rid]) * per_chain, int(b.num_computed[row]) // bs))
+
+    def _register_blocks(self, rid: int, start: int, end: int) -> None:
+        """The request's blocks [start, end) become cached under their content keys."""
+        st = self.state
+        if end > start:
+            for key in st.prompt_keys(rid, end, start):
+                st.pool.register(rid, key)
 
     def _host_tier(self, dep: Deployment, mem: MemoryPlan) -> None:
         """A CPU tier for evicted prefix blocks: each device keeps its share of ``cpu_kv_cache_gib`` in host

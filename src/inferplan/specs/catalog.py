@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any, TypeVar
 
 import platformdirs
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from inferplan.errors import InputError, unknown_name
 from inferplan.specs.engines import EngineSpec
@@ -28,6 +29,8 @@ from inferplan.specs.speculation import SpecMethod
 
 _CATALOG = resources.files("inferplan.specs") / "catalog"
 _F = TypeVar("_F", WeightFormat, KVFormat)
+_T = TypeVar("_T")
+_M = TypeVar("_M", bound=BaseModel)
 
 
 @cache
@@ -79,6 +82,11 @@ def _load_yaml(name: str) -> dict[str, Any]:
     return data
 
 
+def _entries(name: str, kind: type[_M]) -> MappingProxyType[str, _M]:
+    """A catalog file whose top-level keys name its entries, each validated as ``kind`` with its name."""
+    return MappingProxyType({n: kind.model_validate({"name": n, **f}) for n, f in _load_yaml(name).items()})
+
+
 def catalog_yaml(name: str) -> dict[str, Any]:
     """A bundled catalog file as data ({} where the package has none): for tables other modules validate."""
     return _load_yaml(name) if (_CATALOG / name).is_file() else {}
@@ -91,9 +99,7 @@ def catalog_path(name: str) -> Path:
 
 @cache
 def device_catalog() -> MappingProxyType[str, DeviceSpec]:
-    devices = {name: DeviceSpec.model_validate({"name": name, **fields})
-               for name, fields in _load_yaml("devices.yaml").items()}
-    return MappingProxyType(devices)
+    return _entries("devices.yaml", DeviceSpec)
 
 
 def load_device_file(path: Path) -> DeviceSpec:
@@ -151,17 +157,20 @@ def get_device(name_or_path: str) -> DeviceSpec:
 
 @cache
 def engine_catalog() -> MappingProxyType[str, EngineSpec]:
-    return MappingProxyType({n: EngineSpec.model_validate({"name": n, **f})
-                             for n, f in _load_yaml("engines.yaml").items()})
+    return _entries("engines.yaml", EngineSpec)
 
 
 def get_engine(name: str) -> EngineSpec:
     """A serving engine by name (vllm, sglang, trtllm, llamacpp)."""
-    catalog = engine_catalog()
+    return _by_name(engine_catalog(), name, "engine")
+
+
+def _by_name(catalog: Mapping[str, _T], name: str, kind: str) -> _T:
+    """A catalog entry by its name (any case), or the error that lists the names there are."""
     key = name.lower()
     if key in catalog:
         return catalog[key]
-    raise unknown_name("engine", name, catalog, hint=f"choose one of {', '.join(catalog)}")
+    raise unknown_name(kind, name, catalog, hint=f"choose one of {', '.join(catalog)}")
 
 
 def default_engine(device: DeviceSpec) -> EngineSpec:
@@ -183,17 +192,12 @@ def engine_for(device: DeviceSpec, weights: WeightFormat) -> EngineSpec:
 
 @cache
 def speculation_catalog() -> MappingProxyType[str, SpecMethod]:
-    return MappingProxyType({n: SpecMethod.model_validate({"name": n, **f})
-                             for n, f in _load_yaml("speculation.yaml").items()})
+    return _entries("speculation.yaml", SpecMethod)
 
 
 def get_spec_method(name: str) -> SpecMethod:
     """A speculative-decoding method by name (eagle3, eagle, mtp, ngram, draft)."""
-    catalog = speculation_catalog()
-    key = name.lower()
-    if key in catalog:
-        return catalog[key]
-    raise unknown_name("speculative method", name, catalog, hint=f"choose one of {', '.join(catalog)}")
+    return _by_name(speculation_catalog(), name, "speculative method")
 
 
 @cache
