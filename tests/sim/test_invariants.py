@@ -18,6 +18,9 @@ from inferplan.sim.policies import POLICIES, get_policy
 from inferplan.sim.state import FINISHED, REJECTED
 from inferplan.workload.request import Workload
 
+# memory fractions that leave an L4 a small KV cache: blocks, and sliding-window pages, run out
+_SMALL_CACHE = {"llama-3.1-8b": 0.78, "gemma-3-4b": 0.45}
+
 
 @st.composite
 def workloads(draw: st.DrawFn) -> Workload:
@@ -151,21 +154,25 @@ def test_a_lone_replica_takes_most_arrivals_in_inside_its_leaps() -> None:
     policy=st.sampled_from(sorted(POLICIES)),
     budget=st.sampled_from([256, 2048, 8192]),
     max_seqs=st.sampled_from([2, 8, 256]),
-    util=st.sampled_from([0.78, 0.9]),
+    small=st.booleans(),
+    model=st.sampled_from(sorted(_SMALL_CACHE)),
     seed=st.integers(0, 10_000),
     replicas=st.integers(1, 3),
 )
 def test_a_lone_replica_taking_arrivals_inside_a_leap_matches_stepping(
-    n: int, mean_gap: float, policy: str, budget: int, max_seqs: int, util: float, seed: int, replicas: int
+    n: int, mean_gap: float, policy: str, budget: int, max_seqs: int, small: bool, model: str, seed: int,
+    replicas: int,
 ) -> None:
-    """Random traffic on one to three replicas behind round-robin with a small KV cache (Llama-3.1-8B
-    on an L4 at 78% memory: 350 to 740 blocks), tight budgets and few slots: leaps that take arrivals
-    in give the same per-request timings as stepping one by one, whatever stops them (a queue, a
-    long prompt, blocks, slots)."""
+    """Random traffic on one to three replicas behind round-robin with a small KV cache (on an L4,
+    Llama-3.1-8B at 78% memory: 350 to 740 blocks; Gemma-3-4B, whose sliding-window layers page apart,
+    at 45%: 3,657 pages, six 3,000-token sequences), tight budgets and few slots: leaps that take
+    arrivals in give the same per-request timings as stepping one by one, whatever stops them (a queue,
+    a long prompt, blocks, slots)."""
     rng = np.random.default_rng(seed)
     wl = Workload.build(np.cumsum(rng.exponential(mean_gap, n)), rng.integers(1, 3000, n), rng.integers(1, 400, n))
-    limits = EngineLimits(max_num_seqs=max_seqs, max_num_batched_tokens=budget, gpu_memory_utilization=util)
-    dep = build_deployment("llama-3.1-8b", "l4", limits=limits)
+    limits = EngineLimits(max_num_seqs=max_seqs, max_num_batched_tokens=budget,
+                          gpu_memory_utilization=_SMALL_CACHE[model] if small else 0.9)
+    dep = build_deployment(model, "l4", limits=limits)
     pol = get_policy(policy, {"chunk_size": budget})
     fleet = Cluster.replicas([dep] * replicas)  # round-robin: loads not read
     a = simulate(wl, fleet, pol, options=SimOptions(leap=True, check_invariants=True))
@@ -184,15 +191,16 @@ def test_a_lone_replica_taking_arrivals_inside_a_leap_matches_stepping(
     policy=st.sampled_from(sorted(POLICIES)),
     budget=st.sampled_from([256, 8192]),
     max_seqs=st.sampled_from([2, 8, 256]),
-    util=st.sampled_from([0.78, 0.9]),
+    small=st.booleans(),
+    model=st.sampled_from(sorted(_SMALL_CACHE)),
     prefix=st.booleans(),
     seed=st.integers(0, 10_000),
     replicas=st.integers(2, 4),
     router=st.sampled_from(["least-kv", "least-outstanding", "power-of-two", "session-affinity"]),
 )
 def test_leaps_behind_a_router_that_reads_loads_match_stepping(
-    n: int, mean_gap: float, policy: str, budget: int, max_seqs: int, util: float, prefix: bool, seed: int,
-    replicas: int, router: str,
+    n: int, mean_gap: float, policy: str, budget: int, max_seqs: int, small: bool, model: str, prefix: bool,
+    seed: int, replicas: int, router: str,
 ) -> None:
     """Behind every router that reads loads, leaps run on through arrivals (the loads come from their rows),
     are cut by the requests routed to them or take those in, and still give the same routing, per-request
@@ -202,9 +210,9 @@ def test_leaps_behind_a_router_that_reads_loads_match_stepping(
     wl = Workload.build(np.cumsum(rng.exponential(mean_gap, n)), rng.integers(1, 3000, n), rng.integers(1, 400, n),
                         prefix_group=groups, prefix_tokens=[512] * n if prefix else None,
                         session_id=rng.integers(-1, 4, n) if prefix else None)
-    limits = EngineLimits(max_num_seqs=max_seqs, max_num_batched_tokens=budget, gpu_memory_utilization=util,
-                          enable_prefix_caching=prefix)
-    fleet = Cluster.replicas([build_deployment("llama-3.1-8b", "l4", limits=limits)] * replicas)
+    limits = EngineLimits(max_num_seqs=max_seqs, max_num_batched_tokens=budget, enable_prefix_caching=prefix,
+                          gpu_memory_utilization=_SMALL_CACHE[model] if small else 0.9)
+    fleet = Cluster.replicas([build_deployment(model, "l4", limits=limits)] * replicas)
     pol = get_policy(policy, {"chunk_size": budget})
     a = simulate(wl, fleet, pol, router=router, seed=seed, options=SimOptions(leap=True, check_invariants=True))
     b = simulate(wl, fleet, pol, router=router, seed=seed, options=SimOptions(leap=False))

@@ -147,6 +147,16 @@ class Deployment:
                        max_num_batched_tokens=lim.max_num_batched_tokens * self.dp)
 
     @property
+    def attention_window(self) -> int | None:
+        """The window the model's sliding-window layers attend to under this engine; None when every layer
+        attends to the whole context (no sliding layers, or an engine that keeps it, as TensorRT-LLM does
+        unless per-layer windows are given)."""
+        m = self.model
+        if not (m.num_sliding_layers and m.sliding_window) or self.serving_engine.sliding_window_kv == "full":
+            return None
+        return m.sliding_window
+
+    @property
     def kv_shards(self) -> int:
         """How many ways one layer's KV is split across TP ranks.
 

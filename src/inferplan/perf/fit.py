@@ -167,7 +167,7 @@ def fit(dep: Deployment, *, context: int, prompt_tokens: int | None = None, batc
 
 def headroom_bytes(dep: Deployment, mem: MemoryPlan, context: int) -> float:
     """Device memory left when one sequence of ``context`` tokens is served (negative: it does not fit)."""
-    kv = blocks_for_context(dep, context) * dep.limits.block_size * mem.kv_bytes_per_token
+    kv = blocks_for_context(dep, context, mem.layout) * mem.page_bytes
     used = mem.weights_bytes + mem.activation_bytes + mem.overhead_bytes + kv
     return dep.device.memory_bytes - used
 

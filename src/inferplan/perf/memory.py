@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from inferplan.perf.deployment import Deployment
 from inferplan.perf.drafter import drafter_kv_bytes_per_token, drafter_weight_bytes
+from inferplan.perf.kv_layout import KVLayout, plain_layout, windowed_layout
 
 GIB = 1024**3
 _ACT_BYTES = 2  # activations in 16-bit
@@ -33,8 +34,10 @@ class MemoryPlan:
     kv_budget_bytes: float
     kv_bytes_per_token: float  # per device, all layers, before sliding caps
     block_size: int
-    num_kv_blocks: int  # summed over the replica's KV caches
+    num_kv_blocks: int  # pages (KVLayout), summed over the replica's KV caches
     kv_caches: int = 1  # data-parallel attention: one cache per rank, and a sequence lives in one
+    layout: KVLayout | None = None  # how tokens become pages (None: one page per block of all layers)
+    page_bytes: float = 0.0  # bytes of one page on one device
 
     @property
     def blocks_per_cache(self) -> int:
@@ -48,7 +51,9 @@ class MemoryPlan:
 
     @property
     def kv_capacity_tokens(self) -> int:
-        return self.num_kv_blocks * self.block_size
+        """Tokens the cache holds while every layer keeps them (sequences within any sliding window)."""
+        per_block = self.layout.pages_per_block if self.layout else 1
+        return self.num_kv_blocks // per_block * self.block_size
 
     @property
     def reserve_bytes(self) -> float:
@@ -106,11 +111,11 @@ def plan_memory(dep: Deployment) -> MemoryPlan:
         budget = capacity if engine.memory_rule == "as-mapped" else capacity * fraction
     kv_budget = budget - weights - act - overhead
     per_token = kv_bytes_per_token_per_device(dep) + drafter_kv_bytes_per_token(dep)
-    block_bytes = per_token * dep.limits.block_size
-    blocks = max(0, math.floor(kv_budget / block_bytes)) if kv_budget > 0 else 0
+    layout = kv_layout(dep)
+    page_bytes = _page_bytes(dep, layout, per_token)
+    blocks = max(0, math.floor(kv_budget / page_bytes)) if kv_budget > 0 else 0
     if dep.limits.slot_context:  # llama.cpp allocates its slots' cells up front: all of them, or it fails
-        cells = dep.limits.max_num_seqs * slot_cells(dep.limits.slot_context)
-        allocated = math.ceil(cells / dep.limits.block_size)
+        allocated = dep.limits.max_num_seqs * layout.blocks(slot_cells(dep.limits.slot_context))
         blocks = allocated if allocated <= blocks else 0
     return MemoryPlan(
         capacity_bytes=capacity,
@@ -123,7 +128,32 @@ def plan_memory(dep: Deployment) -> MemoryPlan:
         block_size=dep.limits.block_size,
         num_kv_blocks=blocks * dep.dp,  # data-parallel attention: each rank has a cache of its own
         kv_caches=dep.dp,
+        layout=layout,
+        page_bytes=page_bytes,
     )
+
+
+def kv_layout(dep: Deployment) -> KVLayout:
+    """How the engine pages this model's KV: plain, or with sliding-window layers keeping only the window.
+    A drafter's layers attend to everything, so they count with the full-attention layers."""
+    m, bs = dep.model, dep.limits.block_size
+    if dep.attention_window is None:
+        return plain_layout(bs, m.num_layers)
+    drafter = math.ceil(drafter_kv_bytes_per_token(dep) / _layer_bytes(dep) - 1e-9)
+    return windowed_layout(dep.serving_engine.sliding_window_kv, bs, m.num_full_layers + drafter,
+                           m.num_sliding_layers, dep.attention_window, dep.limits.slot_context)
+
+
+def _layer_bytes(dep: Deployment) -> float:
+    """KV bytes one token adds to one layer on one device."""
+    return dep.model.kv_bytes_per_token(dep.kv.bytes_per_value) / dep.model.num_layers / dep.kv_shards
+
+
+def _page_bytes(dep: Deployment, layout: KVLayout, per_token: float) -> float:
+    """One page on one device: a block of all layers (plain), or of ``layers_per_page`` layers."""
+    if not layout.windowed:
+        return per_token * dep.limits.block_size
+    return _layer_bytes(dep) * layout.layers_per_page * dep.limits.block_size / dep.pp
 
 
 def slot_cells(context: int) -> int:
@@ -131,16 +161,9 @@ def slot_cells(context: int) -> int:
     return -(-context // 256) * 256
 
 
-def blocks_for_context(dep: Deployment, context_tokens: int) -> int:
-    """Blocks one sequence needs. Sliding-window layers keep only the window, so they need fewer."""
-    m = dep.model
-    per_layer_tokens_full = context_tokens
-    if m.num_sliding_layers and m.sliding_window:
-        window = min(context_tokens, m.sliding_window)
-        # Express the mixed cache in full-layer-equivalent tokens.
-        equiv = (m.num_full_layers * per_layer_tokens_full + m.num_sliding_layers * window) / m.num_layers
-        return math.ceil(equiv / dep.limits.block_size)
-    return math.ceil(context_tokens / dep.limits.block_size)
+def blocks_for_context(dep: Deployment, context_tokens: int, layout: KVLayout | None = None) -> int:
+    """Pages one sequence needs. Sliding-window layers keep only the window, so they need fewer."""
+    return (layout or kv_layout(dep)).blocks(context_tokens)
 
 
 def max_context(dep: Deployment, mem: MemoryPlan) -> int:
@@ -149,12 +172,12 @@ def max_context(dep: Deployment, mem: MemoryPlan) -> int:
     if not mem.fits:
         return 0
     blocks = mem.blocks_per_cache
-    if blocks_for_context(dep, limit) <= blocks:
+    if blocks_for_context(dep, limit, mem.layout) <= blocks:
         return limit
     lo, hi = 0, limit
     while lo < hi:  # largest context whose blocks fit
         mid = (lo + hi + 1) // 2
-        if blocks_for_context(dep, mid) <= blocks:
+        if blocks_for_context(dep, mid, mem.layout) <= blocks:
             lo = mid
         else:
             hi = mid - 1
@@ -163,5 +186,5 @@ def max_context(dep: Deployment, mem: MemoryPlan) -> int:
 
 def max_concurrent_sequences(dep: Deployment, mem: MemoryPlan, context_tokens: int) -> int:
     """Sequences of ``context_tokens`` that fit at once (memory only; max_num_seqs caps it separately)."""
-    need = blocks_for_context(dep, max(1, context_tokens))
+    need = blocks_for_context(dep, max(1, context_tokens), mem.layout)
     return (mem.blocks_per_cache // need) * mem.kv_caches if need else 0

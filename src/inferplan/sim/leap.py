@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from inferplan.perf.kv_layout import KVLayout
 from inferplan.perf.step_cost import BatchShape
 from inferplan.sim.leap_apply import record_segment
 from inferplan.sim.leap_load import SegmentLoad
@@ -100,14 +101,14 @@ class DecodeLeap:
         """End time of every step."""
         return np.concatenate([*self.closed, self.priced[0]]) if self.closed else self.priced[0]
 
-    def load(self, held: np.ndarray, block_size: int) -> SegmentLoad:
+    def load(self, held: np.ndarray, block_size: int, layout: KVLayout | None = None) -> SegmentLoad:
         """The open segment's loads for routers (``held``: the batch's blocks now, before the leap's own)."""
         if self.seen is None:
             if self.over is None:  # rows taken in hold just their prompt's blocks: checking the first ones suffices
-                self.over = bool((held > (self.c1 + (block_size - 1)) // block_size).any())
+                self.over = layout is not None or bool((held > (self.c1 + (block_size - 1)) // block_size).any())
             priced = self.priced
             self.seen = SegmentLoad(priced[0], self.m0, self.seg[5], priced[4],
-                                    (self.c1, self.join, held, self.order, self.over), block_size)
+                                    (self.c1, self.join, held, self.order, self.over), block_size, layout)
         return self.seen
 
 
@@ -300,10 +301,11 @@ def _admissible(rep: Replica, leap: DecodeLeap, rid: int, later: float) -> _Arri
         return None
     new = 1 if ready else prompt  # tokens the admission step computes for it
     running = rows - int(last_sorted.searchsorted(step, side="left"))
-    blocks = -(-(prompt + 1 if ready else prompt) // st.block_size)
+    blocks = st.blocks_for(prompt + 1 if ready else prompt)
     spare = leap.free - blocks
-    # every row needs <= g // bs + 1 new blocks by step g: past step_cap they might not all fit
-    step_cap = (spare // (rows + 1)) * st.block_size - 1 if spare > 0 else -1
+    # every row needs <= (g // bs + 1) x pages-per-block new pages by step g: past step_cap they might not all fit
+    per_block = st.layout.pages_per_block if st.layout is not None else 1
+    step_cap = (spare // ((rows + 1) * per_block)) * st.block_size - 1 if spare > 0 else -1
     if (step_cap >= step and not later < leap.priced[1] and not rep.reject_reason(rid)
             and rep.policy.admits_whole(st, new, running)):
         return rid, prompt, blocks, running, step, step_cap, ready
@@ -336,13 +338,14 @@ def steps_blocks_allow(st: ReplicaState, c1: np.ndarray, held: np.ndarray, remai
     """
     bs = st.block_size
     free = st.pool.num_free_uncached if st.prefix_caching else st.pool.num_free
-    if c1.shape[0] * (limit // bs + 1) <= free:  # cannot run out: every sequence needs <= that many
+    per_block = st.layout.pages_per_block if st.layout is not None else 1
+    if c1.shape[0] * (limit // bs + 1) * per_block <= free:  # cannot run out: every sequence needs <= that many
         return limit
     c = c1 - 1
-    base = int(np.maximum(-(-(c + 1) // bs) - held, 0).sum())  # already allocated for step 1: 0
+    base = int(np.maximum(st.blocks_of(c + 1) - held, 0).sum())  # already allocated for step 1: 0
 
     def need(m: int) -> int:
-        return int(np.maximum(-(-(c + np.minimum(m, remaining)) // bs) - held, 0).sum()) - base
+        return int(np.maximum(st.blocks_of(c + np.minimum(m, remaining)) - held, 0).sum()) - base
 
     if need(limit) <= free:
         return limit

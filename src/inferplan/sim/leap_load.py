@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from inferplan.perf.kv_layout import KVLayout
+
 _NONE = np.zeros(0, dtype=np.int64)
 
 
@@ -23,11 +25,11 @@ class SegmentLoad:
     """Loads during a leap's open segment, read at the step under way at the last ``at(t)``."""
 
     __slots__ = ("_ends", "_m0", "_first", "_active", "_rows", "_rows_data", "_bs", "_base", "_held", "_suffix",
-                 "step")
+                 "_layout", "step")
 
     def __init__(self, ends: np.ndarray, m0: int, first_running: int, active: np.ndarray,
                  rows: tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray | None, bool],
-                 block_size: int) -> None:
+                 block_size: int, layout: KVLayout | None = None) -> None:
         """``ends``: the segment's step end times; ``first_running``: rows in its first step; ``active``: rows
         in each later step; ``rows``: (c1, join, held, order, over) of the leap's rows, ``order`` sorting
         them by last step (None when none finishes inside the leap), ``over`` whether a row joined
@@ -36,6 +38,7 @@ class SegmentLoad:
         self._rows = int(rows[0].shape[0])
         self._rows_data = rows
         self._bs = block_size
+        self._layout = layout  # sliding-window pages (perf/kv_layout.py): always read row by row
         self._base: np.ndarray | None = None
         self._held = 0
         self._suffix: tuple[int, int, np.ndarray] = (-1, 0, _NONE)  # (gone, sum of q, sorted r) of the rows running
@@ -58,8 +61,10 @@ class SegmentLoad:
         gone = self._rows - self.running  # rows that finished before it: the first ``gone`` by last step
         g = self._m0 + self.step
         c1, join, held, order, over = self._rows_data
-        if over:  # some row holds more than its tokens need: row by row
-            need = np.maximum((base[gone:] + g) // self._bs, held[gone:] if order is None else held[order][gone:])
+        if over:  # some row holds more than its tokens need, or pages follow a layout: row by row
+            have = base[gone:] + g
+            blocks = have // self._bs if self._layout is None else self._layout.blocks_of(have - (self._bs - 1))
+            need = np.maximum(blocks, held[gone:] if order is None else held[order][gone:])
             return int(np.add.reduce(need)) - self._held
         # base = bs q + r and g = bs G + h: a row holds q + G blocks, and one more where r >= bs - h
         if self._suffix[0] != gone:  # rows finished since the last read: sum the ones still running

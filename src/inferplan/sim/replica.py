@@ -75,7 +75,8 @@ class Replica:
         self.dep = dep
         self.policy = policy
         self.table = table
-        self.state = policy.state_for(table, dep.group_limits, mem.num_kv_blocks, priority=priority, role=role)
+        self.state = policy.state_for(table, dep.group_limits, mem.num_kv_blocks, priority=priority, role=role,
+                                      layout=mem.layout)
         self.state.seq_block_limit = min(self.state.seq_block_limit, mem.blocks_per_cache)
         # speculative decoding: decoding rows are scheduled their drafts too, and steps run one by one
         self.spec = SpeculativeSteps(dep, len(table), index) if dep.speculation else None
@@ -83,7 +84,7 @@ class Replica:
         self._host_tier(dep, mem)
         self.handoffs: list[tuple[int, float]] = []  # prefill role: (request, first-token time) to transfer
         self.cost = cost or StepCost(dep)
-        self.window = dep.model.sliding_window if dep.model.num_sliding_layers else None
+        self.window = dep.attention_window
         self.max_waiting = max_waiting
         self.itl = itl
         self.series = ReplicaSeries(bucket_s)
@@ -115,7 +116,7 @@ class Replica:
         seen = leap.seen
         if seen is None:
             st = self.state
-            seen = leap.load(st.batch.held[: st.batch.n], st.block_size)
+            seen = leap.load(st.batch.held[: st.batch.n], st.block_size, st.layout)
         self._seen = seen
         seen.at(now)
 

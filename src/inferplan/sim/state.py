@@ -15,6 +15,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from inferplan.perf.kv_layout import KVLayout
 from inferplan.sim.kv import BlockPool
 from inferplan.workload.request import Workload
 
@@ -212,8 +213,11 @@ class ReplicaState:
         priority: bool = False,
         slot_context: int = 0,
         role: str = "both",
+        layout: KVLayout | None = None,
     ) -> None:
         self.table = table
+        # sliding-window layers page their KV apart (perf/kv_layout.py); None: one page per block of all layers
+        self.layout = layout if layout is not None and layout.windowed else None
         self.role = role  # "both" (aggregated), "prefill" (stops after the first token) or "decode"
         self.pool = BlockPool(num_blocks, block_size, prefix_caching=prefix_caching)
         self.seq_block_limit = num_blocks  # most blocks one sequence may hold (one DP rank's cache)
@@ -238,7 +242,17 @@ class ReplicaState:
         return 1 if self.role == "prefill" else int(self.table.output[rid])
 
     def blocks_for(self, tokens: int) -> int:
+        """Pages a sequence of ``tokens`` holds."""
+        if self.layout is not None:
+            return self.layout.blocks(tokens)
         return -(-tokens // self.block_size)
+
+    def blocks_of(self, tokens: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        """``blocks_for`` of each entry."""
+        if self.layout is not None:
+            return self.layout.blocks_of(tokens)
+        out: npt.NDArray[np.int64] = -(-tokens // self.block_size)
+        return out
 
     def prompt_keys(self, rid: int, num_blocks: int, start: int = 0) -> list[Hashable]:
         """Content keys of a request's prompt blocks [start, num_blocks): shared prefix, chain, or its own."""

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from inferplan.specs.hardware import DeviceKind
 
 MemoryRule = Literal["fraction-of-total", "fraction-of-free", "as-mapped"]
+SlidingWindowKV = Literal["grouped", "per-layer", "swa-cells", "full"]
 
 
 class HostOverhead(BaseModel):
@@ -86,6 +87,11 @@ class EngineSpec(BaseModel):
                     "(vLLM, SGLang); fraction-of-free: KV gets memory_fraction of what weights and activations "
                     "leave (TensorRT-LLM); as-mapped: no fraction, weights and KV as allocated (llama.cpp)")
     memory_source: str = Field(min_length=1)
+    sliding_window_kv: SlidingWindowKV = Field(
+        description="how sliding-window layers page their KV (perf/kv_layout.py): grouped (vLLM's hybrid KV "
+                    "cache groups), per-layer (each layer its window), swa-cells (llama.cpp's SWA cache), or "
+                    "full (every layer keeps the whole context)")
+    sliding_window_source: str = Field(min_length=1)
     reserve_gib: float = Field(ge=0, description="engine memory outside weights, activations and KV "
                                                  "(CUDA context, graphs, allocator slack)")
     overhead: dict[DeviceKind | Literal["*"], HostOverhead] = Field(

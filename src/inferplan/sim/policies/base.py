@@ -8,6 +8,7 @@ import numpy as np
 import numpy.typing as npt
 
 from inferplan.perf.deployment import EngineLimits
+from inferplan.perf.kv_layout import KVLayout
 from inferplan.sim.state import ReplicaState, RequestTable
 
 
@@ -49,7 +50,7 @@ class EnginePolicy(Protocol):
     def name(self) -> str: ...
 
     def state_for(self, table: RequestTable, limits: EngineLimits, num_blocks: int, *, priority: bool = False,
-                  role: str = "both") -> ReplicaState: ...
+                  role: str = "both", layout: KVLayout | None = None) -> ReplicaState: ...
 
     def schedule(self, rep: ReplicaState, *, rows_decoding: bool = False) -> StepPlan:
         """The next step's plan. ``rows_decoding``: the replica knows every running row sampled in its

@@ -23,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from inferplan.perf.deployment import EngineLimits
+from inferplan.perf.kv_layout import KVLayout
 from inferplan.sim.policies.base import StepPlan
 from inferplan.sim.state import RejectReason, ReplicaState, RequestTable
 
@@ -46,13 +47,14 @@ class PagedScheduler:
 
     def state_for(
         self, table: RequestTable, limits: EngineLimits, num_blocks: int, *, priority: bool = False,
-        role: str = "both",
+        role: str = "both", layout: KVLayout | None = None,
     ) -> ReplicaState:
         """The replica state this policy runs on: engine limits with this policy's overrides."""
         max_seqs = self.max_num_seqs or limits.max_num_seqs
         slot_context = self.slot_context or limits.slot_context
         if slot_context:
-            num_blocks = min(num_blocks, max_seqs * -(-slot_context // limits.block_size))
+            per_slot = layout.blocks(slot_context) if layout else -(-slot_context // limits.block_size)
+            num_blocks = min(num_blocks, max_seqs * per_slot)
         return ReplicaState(
             table,
             num_blocks=num_blocks,
@@ -67,6 +69,7 @@ class PagedScheduler:
             priority=priority,
             slot_context=slot_context,
             role=role,
+            layout=layout,
         )
 
     def reject_reasons(self, rep: ReplicaState) -> npt.NDArray[np.int8]:
@@ -78,7 +81,7 @@ class PagedScheduler:
         if not rep.enable_chunked_prefill:
             # vLLM requires max_num_batched_tokens >= max_model_len without chunking; a resume recomputes all
             reasons[total > rep.max_num_batched_tokens] = RejectReason.TOKEN_BUDGET
-        reasons[-(-total // rep.block_size) > rep.seq_block_limit] = RejectReason.KV_CACHE
+        reasons[rep.blocks_of(total) > rep.seq_block_limit] = RejectReason.KV_CACHE
         if rep.slot_context:
             reasons[total > rep.slot_context] = RejectReason.SLOT_CONTEXT
         return reasons
@@ -136,12 +139,16 @@ class PagedScheduler:
         if n <= budget and not rep.spec_tokens and (
                 decoding or int(np.maximum.reduce(b.num_tokens[:n] - computed)) == 1):
             # every running request decodes one token; a row needs a block when its held blocks are exactly
-            # full: ceil((c + 1) / bs) - held is 1, else <= 0
-            need = computed // bs >= held
-            total_need = int(np.count_nonzero(need))
+            # full: ceil((c + 1) / bs) - held is 1, else <= 0 (sliding-window layers: their pages, if any)
+            if rep.layout is None:
+                grow = computed // bs >= held
+                total_need = int(np.count_nonzero(grow))
+            else:
+                pages = np.maximum(rep.layout.blocks_of(computed + 1) - held, 0)
+                total_need = int(pages.sum())
             if total_need <= rep.pool.num_free:
                 rep.pool.take(total_need)
-                held += need
+                held += grow if rep.layout is None else pages
                 alloc[:n] = 1
                 return budget - n, decoding or bool(np.logical_and.reduce(computed >= b.prompt[:n]))
             return self._schedule_running_with_preemption(rep, alloc, budget, preempted), False
@@ -152,7 +159,7 @@ class PagedScheduler:
             np.minimum(rem, rep.long_prefill_token_threshold, out=rem)
         prev = np.cumsum(rem) - rem
         want = np.minimum(np.maximum(budget - prev, 0), rem)
-        need = -(-(computed + want) // bs) - held
+        need = rep.blocks_of(computed + want) - held
         need[want == 0] = 0
         np.maximum(need, 0, out=need)
         total_need = int(need.sum())
@@ -166,13 +173,13 @@ class PagedScheduler:
     def _schedule_drafts(self, rep: ReplicaState, alloc: np.ndarray, budget: int) -> bool:
         """Speculative decoding, when every running row decodes and the budget holds all their drafts: each
         takes its last token and k drafts (what the general path gives then, in fewer array operations)."""
-        b, bs, q = rep.batch, rep.block_size, rep.spec_tokens + 1
+        b, q = rep.batch, rep.spec_tokens + 1
         n = b.n
         computed, held = b.num_computed[:n], b.held[:n]
         if n * q > budget or int(np.maximum.reduce(b.num_tokens[:n] - computed)) != 1 or not bool(
                 np.logical_and.reduce(computed >= b.prompt[:n])):
             return False
-        need = np.maximum(-(-(computed + q) // bs) - held, 0)
+        need = np.maximum(rep.blocks_of(computed + q) - held, 0)
         total_need = int(np.add.reduce(need))
         if total_need > rep.pool.num_free:
             return False
@@ -216,12 +223,12 @@ class PagedScheduler:
     def _retract_until_fits(self, rep: ReplicaState, budget: int, preempted: list[int]) -> None:
         """SGLang's retract_decode: before the step, retract the running request with the fewest generated
         tokens (the longest prompt on ties) until every running request's tokens of this step fit."""
-        b, bs = rep.batch, rep.block_size
+        b = rep.batch
         while b.n > 1:
             n = b.n
             rem = with_drafts(rep, b.num_tokens[:n] - b.num_computed[:n], b.num_computed[:n], b.prompt[:n])
             want = np.minimum(np.maximum(budget - (np.cumsum(rem) - rem), 0), rem)
-            need = np.maximum(-(-(b.num_computed[:n] + want) // bs) - b.held[:n], 0)
+            need = np.maximum(rep.blocks_of(b.num_computed[:n] + want) - b.held[:n], 0)
             if int(need.sum()) <= rep.pool.num_free:
                 return
             outputs = b.num_tokens[:n] - b.prompt[:n]
@@ -262,6 +269,7 @@ class PagedScheduler:
     def _admit_waiting(self, rep: ReplicaState, alloc: np.ndarray, budget: int) -> int:
         b, t, pool, bs = rep.batch, rep.table, rep.pool, rep.block_size
         reserved = self._output_reserve(rep)  # tokens kept free for running outputs (SGLang; else 0)
+        pages_per_block = rep.layout.pages_per_block if rep.layout else 1  # an output token's pages, at most
         while len(rep.waiting) and budget > 0 and b.n < rep.max_num_seqs:
             rid = rep.waiting.peek()
             prompt = int(t.input[rid])
@@ -285,7 +293,7 @@ class PagedScheduler:
             reserve = prompt + target if self.reserve_full else computed + new
             need = max(rep.blocks_for(reserve) - hits, 0)
             outputs = min(target - int(t.out_done[rid]), self.clip_new_tokens) if self.new_token_ratio else 0
-            if (need + hit_evictable) * bs + outputs + reserved > pool.num_free * bs:
+            if (need + hit_evictable) * bs + (outputs + reserved) * pages_per_block > pool.num_free * bs:
                 break  # head-of-line blocking: waiting never preempts running
             reserved += outputs
             rep.waiting.pop()
