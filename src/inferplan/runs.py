@@ -59,6 +59,7 @@ class SimulationConfig(WorkloadSpec):
     enable_chunked_prefill: bool | None = None
     long_prefill_token_threshold: int = 0
     cpu_kv_cache_gib: float = 0.0  # a host-memory tier for evicted prefix blocks (with enable_prefix_caching)
+    swap_space_gib: float = 0.0  # host memory preemption swaps KV into (0: preemption recomputes)
     priority_scheduling: bool = False
     max_waiting: int = 0
     profile: str | None = None
@@ -79,7 +80,7 @@ class SimulationConfig(WorkloadSpec):
                  "enable_chunked_prefill": self.enable_chunked_prefill,
                  "enable_prefix_caching": self.enable_prefix_caching,
                  "long_prefill_token_threshold": self.long_prefill_token_threshold,
-                 "cpu_kv_cache_gib": self.cpu_kv_cache_gib}
+                 "cpu_kv_cache_gib": self.cpu_kv_cache_gib, "swap_space_gib": self.swap_space_gib}
         return resolve_deployment(self.model, device or self.device, weights=self.weights, kv=self.kv,
                                   tp=tp or self.tp, pp=self.pp, ep=self.ep, dp_attention=self.dp_attention,
                                   limits=given, profile=Path(self.profile) if self.profile else None,

@@ -42,14 +42,17 @@ def workloads(draw: st.DrawFn) -> Workload:
     prefix=st.booleans(),
     replicas=st.integers(1, 3),
     router=st.sampled_from(["round-robin", "least-kv", "power-of-two", "session-affinity", "least-outstanding"]),
+    swap=st.sampled_from([0.0, 0.05, 4.0]),
 )
 def test_every_request_finishes_or_is_rejected_with_a_reason(
-    wl: Workload, policy: str, budget: int, max_seqs: int, util: float, prefix: bool, replicas: int, router: str
+    wl: Workload, policy: str, budget: int, max_seqs: int, util: float, prefix: bool, replicas: int, router: str,
+    swap: float,
 ) -> None:
     """Random workloads and limits: requests finish with all their tokens or are rejected with a reason;
-    KV blocks never exceed capacity (checked after every step); times are ordered."""
+    KV blocks never exceed capacity (checked after every step); times are ordered. Preemption recomputes,
+    or swaps to a little or plenty of host memory (recomputing when it is full)."""
     limits = EngineLimits(max_num_seqs=max_seqs, max_num_batched_tokens=budget, gpu_memory_utilization=util,
-                          enable_prefix_caching=prefix)
+                          enable_prefix_caching=prefix, swap_space_gib=swap)
     dep = build_deployment("llama-3.2-1b", "l4", limits=limits)
     res = simulate(wl, Cluster.replicas([dep] * replicas), get_policy(policy, {"chunk_size": budget}), router=router,
                    options=SimOptions(check_invariants=True))
@@ -64,6 +67,7 @@ def test_every_request_finishes_or_is_rejected_with_a_reason(
     for rep in res.replicas:
         assert rep.max_kv_blocks_used <= rep.state.pool.num_blocks
         assert rep.state.batch.n == 0 and len(rep.state.waiting) == 0
+        assert not rep.state.swapped  # every swapped request came back
 
 
 def test_same_seed_gives_a_byte_identical_summary() -> None:
@@ -158,10 +162,11 @@ def test_a_lone_replica_takes_most_arrivals_in_inside_its_leaps() -> None:
     model=st.sampled_from(sorted(_SMALL_CACHE)),
     seed=st.integers(0, 10_000),
     replicas=st.integers(1, 3),
+    swap=st.booleans(),
 )
 def test_a_lone_replica_taking_arrivals_inside_a_leap_matches_stepping(
     n: int, mean_gap: float, policy: str, budget: int, max_seqs: int, small: bool, model: str, seed: int,
-    replicas: int,
+    replicas: int, swap: bool,
 ) -> None:
     """Random traffic on one to three replicas behind round-robin with a small KV cache (on an L4,
     Llama-3.1-8B at 78% memory: 350 to 740 blocks; Gemma-3-4B, whose sliding-window layers page apart,
@@ -170,7 +175,7 @@ def test_a_lone_replica_taking_arrivals_inside_a_leap_matches_stepping(
     a long prompt, blocks, slots)."""
     rng = np.random.default_rng(seed)
     wl = Workload.build(np.cumsum(rng.exponential(mean_gap, n)), rng.integers(1, 3000, n), rng.integers(1, 400, n))
-    limits = EngineLimits(max_num_seqs=max_seqs, max_num_batched_tokens=budget,
+    limits = EngineLimits(max_num_seqs=max_seqs, max_num_batched_tokens=budget, swap_space_gib=4.0 if swap else 0.0,
                           gpu_memory_utilization=_SMALL_CACHE[model] if small else 0.9)
     dep = build_deployment(model, "l4", limits=limits)
     pol = get_policy(policy, {"chunk_size": budget})

@@ -27,7 +27,7 @@ COMMON = ["num_requests", "num_finished", "num_rejected", "rejected_by_reason", 
           "throughput_requests_per_s", "goodput_requests_per_s", "slo_attainment", "slos", "slos_met"]
 SIM_ONLY = ["num_preemptions", "prefix_cache_hit_tokens", "cost_per_hour", "cost_per_million_output_tokens",
             "energy_j", "energy_j_per_output_token", "utilization", "num_replicas", "num_steps", "policy", "router",
-            "overload"]
+            "overload", "host_copied_tokens"]
 SIM_RUN = ["workload", "deployment", "prefill_replicas", "step_time_range_pct", "ranges", "range_basis"]
 BENCH_RUN = ["workload", "endpoint", "model", "ignore_eos", "notes"]
 SLOS = parse_slos("ttft_p90=1s,tpot_p90=50ms")

@@ -41,6 +41,11 @@ GpuMemoryUtilization = Annotated[float | None, typer.Option(
 Engine = Annotated[str | None, typer.Option(
     help="serving engine: vllm, sglang, trtllm, llamacpp (see `inferplan engines`; default: vllm on GPUs, "
          "llamacpp elsewhere)")]
+CpuKvCache = Annotated[float, typer.Option(help="GiB of host memory per replica for prefix blocks the device "
+                                                "evicts (with --prefix-caching)")]
+SwapSpace = Annotated[float, typer.Option(help="GiB of host memory per replica that preemption swaps KV into instead "
+                                               "of recomputing it later (vLLM V0's --preemption-mode swap, "
+                                               "FastSwitch); 0: recompute")]
 ProfileFile = Annotated[Path | None, typer.Option(help="device profile YAML from `inferplan profile` or `calibrate`")]
 Slo = Annotated[str | None, typer.Option(help="objectives, e.g. ttft_p90=1s,tpot_p90=50ms (metrics: ttft, tpot, itl, "
                                               "e2e; any percentile pNN)")]

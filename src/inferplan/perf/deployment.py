@@ -37,10 +37,15 @@ class EngineLimits:
     # a host-memory tier for prefix-cached KV blocks the device evicts, GiB per replica (0: none); vLLM's CPU
     # offloading connector, LMCache, SGLang's HiCache (--hicache-size)
     cpu_kv_cache_gib: float = 0.0
+    # preemption by swapping a request's KV to host memory (GiB per replica) instead of recomputing it later:
+    # vLLM V0's --preemption-mode swap --swap-space, FastSwitch (P207); 0: recompute, as every engine launched does
+    swap_space_gib: float = 0.0
 
     def __post_init__(self) -> None:
         if self.cpu_kv_cache_gib < 0:
             raise InputError(f"--cpu-kv-cache must be 0 or more GiB (got {self.cpu_kv_cache_gib:g})")
+        if self.swap_space_gib < 0:
+            raise InputError(f"--swap-space must be 0 or more GiB (got {self.swap_space_gib:g})")
         if self.max_num_seqs < 1 or self.max_num_batched_tokens < 1 or self.block_size < 1:
             raise InputError("engine limits must be positive (max_num_seqs, max_num_batched_tokens, block_size)")
         if not 0 < self.gpu_memory_utilization <= 1:
@@ -157,6 +162,12 @@ class Deployment:
         return m.sliding_window
 
     @property
+    def attention_layers(self) -> tuple[int, int]:
+        """(full-attention, sliding-window) layers as this engine runs them."""
+        m = self.model
+        return (m.num_full_layers, m.num_sliding_layers) if self.attention_window else (m.num_layers, 0)
+
+    @property
     def kv_shards(self) -> int:
         """How many ways one layer's KV is split across TP ranks.
 
@@ -238,19 +249,22 @@ def check_engine_runs(engine: EngineSpec, device: DeviceSpec, weights: WeightFor
 
 
 def check_host_tier(dep: Deployment) -> None:
-    """A CPU KV tier needs prefix caching, a host link to price its copies at, and host memory to hold it."""
-    gib, dev = dep.limits.cpu_kv_cache_gib, dep.device
+    """KV in host memory (a CPU tier for prefix blocks, swap space for preempted requests) needs a host link to
+    price its copies at and host memory to hold it; a tier needs prefix caching too."""
+    lim, dev = dep.limits, dep.device
+    gib = lim.cpu_kv_cache_gib + lim.swap_space_gib
     if not gib:
         return
-    if not dep.limits.enable_prefix_caching:
+    if lim.cpu_kv_cache_gib and not lim.enable_prefix_caching:
         raise InputError("--cpu-kv-cache keeps prefix-cached blocks the device evicts; add --prefix-caching")
+    flags = " + ".join(f for f, v in (("--cpu-kv-cache", lim.cpu_kv_cache_gib), ("--swap-space", lim.swap_space_gib))
+                       if v)
     if dev.host_link_gb_s is None or dev.host_memory_gib is None:
-        raise InputError(f"{dev.name} has no host link bandwidth or host memory in the device catalog, so a CPU KV "
-                         "tier cannot be priced; give a device file with host_link_gb_s, host_memory_gib and "
-                         "host_source")
+        raise InputError(f"{dev.name} has no host link bandwidth or host memory in the device catalog, so {flags} "
+                         "cannot be priced; give a device file with host_link_gb_s, host_memory_gib and host_source")
     host = dev.host_memory_gib * dep.num_devices
     if gib > host:
-        raise InputError(f"--cpu-kv-cache {gib:g} GiB is more than the {host:g} GiB of host memory "
+        raise InputError(f"{flags} {gib:g} GiB is more than the {host:g} GiB of host memory "
                          f"{dep.num_devices}x {dev.name} have ({dev.host_source}); give at most that")
 
 

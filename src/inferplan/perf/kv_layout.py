@@ -26,9 +26,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:  # fit and the catalog verbs load no numpy (tests/cli/test_startup.py)
+    import numpy as np
+    import numpy.typing as npt
 
 LLAMA_CPP_UBATCH = 512  # llama-server's default n_ubatch (common/common.h)
 
@@ -62,7 +64,7 @@ class KVLayout:
     def blocks_of(self, tokens: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
         """``blocks`` for each entry of an array of token counts."""
         b = -(-tokens // self.block_size)
-        out: npt.NDArray[np.int64] = self.full_pages * b + self.sliding_pages * np.minimum(b, self.window_blocks)
+        out: npt.NDArray[np.int64] = self.full_pages * b + self.sliding_pages * b.clip(None, self.window_blocks)
         return out
 
 

@@ -196,10 +196,7 @@ class StepCost:
         self.head_flops_per_row = 2 * head / tp
         self.head_bytes = head * embed_bytes / dep.attention_tp * (weight_scale if fmt.quantizes_embeddings else 1.0)
         # 4. attention
-        windowed = dep.attention_window is not None  # else every layer attends to everything
-        self.full_layers = m.num_full_layers if windowed else m.num_layers
-        self.sliding_layers = m.num_sliding_layers if windowed else 0
-        self.window = dep.attention_window
+        self.window, (self.full_layers, self.sliding_layers) = dep.attention_window, dep.attention_layers
         self.attn_flops_per_pair = m.attention_flops_per_query_key / tp
         # DP attention: each rank reads the KV of its own share of the sequences
         self.kv_bytes_per_token_layer = kv_bytes_per_token_per_device(dep) * dep.pp / m.num_layers / dep.dp

@@ -45,6 +45,8 @@ def totals_section(s: Summary) -> Section:
         ["goodput (requests meeting all SLOs)", f"{num(s.goodput_requests_per_s)} /s"],
         ["preemptions", f"{sim.num_preemptions:,}"],
         ["prefix-cache hit tokens", f"{sim.prefix_cache_hit_tokens:,}"],
+        *([["KV tokens copied to or from host memory", f"{sim.host_copied_tokens:,}"]] if sim.host_copied_tokens
+          else []),
         ["cost per hour", num(sim.cost_per_hour, "${:,.2f}")],
         ["cost per million output tokens", num(sim.cost_per_million_output_tokens, "${:,.3f}")],
         ["energy per output token", num(sim.energy_j_per_output_token, "{:,.3f} J")],

@@ -297,7 +297,7 @@ def _admissible(rep: Replica, leap: DecodeLeap, rid: int, later: float) -> _Arri
     rows = last_sorted.shape[0]
     prompt = int(t.input[rid])
     ready = bool(t.kv_ready[rid])  # its prompt's KV arrived from a prefill replica (with its first token)
-    if ready and (t.kv_ready[rid] != prompt or t.out_done[rid] != 1):
+    if ready and (t.kv_ready[rid] != prompt or t.out_done[rid] != 1 or rid in st.swapped):
         return None
     new = 1 if ready else prompt  # tokens the admission step computes for it
     running = rows - int(last_sorted.searchsorted(step, side="left"))

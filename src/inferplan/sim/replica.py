@@ -162,22 +162,24 @@ class Replica:
         """
         plan = self.policy.schedule(self.state, rows_decoding=self.rows_decoding)
         self.rows_decoding = False
-        loaded, self.state.loaded_tokens = self.state.loaded_tokens, 0
+        st = self.state
+        loaded, st.loaded_tokens = st.loaded_tokens, 0
+        swapped, st.swap_tokens = st.swap_tokens, 0
         if plan.is_empty:
             self.busy, self.plan = False, None
             return None
-        st = self.state
         shape, leapable = analyse_step(plan, st.batch, self.window, not len(st.waiting))
-        if leapable and self.allow_leap and not loaded and (
+        if leapable and self.allow_leap and not loaded and not swapped and (
                 not len(st.waiting) or self.policy.queue_waits_for_a_finish(st)):
             self.leap = leap = run_leap(self, plan, shape, now, horizon)
             self.busy, self.plan = True, plan
             return leap.end
         dur, joules = self.cost.cost(shape) if self.spec is None else self.spec.cost(self.cost, plan, st.batch, shape)
-        if loaded:  # host-tier blocks copied in before the step's forward
-            load_s = loaded * self._host_s_per_token
+        if loaded or swapped:  # host-tier blocks copied in, preempted KV swapped out or in, before the forward
+            load_s = (loaded + swapped) * self._host_s_per_token
             dur, joules = dur + load_s, joules + load_s * self.cost.idle_w
             self.host_loaded_tokens += loaded
+            self.swapped_tokens += swapped
         self.mark_first_scheduled(plan, now)
         pool = self.state.pool
         used = pool.num_used
@@ -302,12 +304,15 @@ class Replica:
     def _host_tier(self, dep: Deployment, mem: MemoryPlan) -> None:
         """A CPU tier for evicted prefix blocks: each device keeps its share of ``cpu_kv_cache_gib`` in host
         memory, and a block copied back costs its bytes over the host link (``DeviceSpec.host_link_gb_s``)."""
-        self.host_loaded_tokens = 0
+        self.host_loaded_tokens = self.swapped_tokens = 0
         self._host_s_per_token = 0.0
-        gib = dep.limits.cpu_kv_cache_gib
-        if not gib or not self.state.prefix_caching:
+        lim = dep.limits
+        if not (lim.cpu_kv_cache_gib and self.state.prefix_caching) and not lim.swap_space_gib:
             return
         assert dep.device.host_link_gb_s is not None
         block_bytes = mem.kv_bytes_per_token * mem.block_size  # per device, like the device's own blocks
-        self.state.pool.cpu_blocks = int(gib * 2**30 / dep.num_devices / block_bytes)
+        if self.state.prefix_caching:
+            self.state.pool.cpu_blocks = int(lim.cpu_kv_cache_gib * 2**30 / dep.num_devices / block_bytes)
+        # swap space in the device's own pages (a sliding-window layout's pages are smaller)
+        self.state.swap_blocks_free = int(lim.swap_space_gib * 2**30 / dep.num_devices / mem.page_bytes)
         self._host_s_per_token = mem.kv_bytes_per_token / (dep.device.host_link_gb_s * 1e9)

@@ -236,6 +236,11 @@ class ReplicaState:
         self.num_preemptions = 0
         self.spec_tokens = 0  # speculative decoding: drafted tokens a decoding row verifies each step
         self.loaded_tokens = 0  # prefix tokens admissions copied back from the host tier this step
+        # preemption by swap: host blocks free for preempted requests' KV, what each swapped request holds there,
+        # and the tokens copied out or back this step (0 blocks: preemption recomputes)
+        self.swap_blocks_free = 0
+        self.swapped: dict[int, int] = {}
+        self.swap_tokens = 0
 
     def output_target(self, rid: int) -> int:
         """Outputs this replica produces for the request: just the first token on a prefill replica."""

@@ -126,6 +126,7 @@ def summarize(res: SimResult, slos: tuple[SLO, ...] = ()) -> Summary:
         policy=res.policy,
         router=res.router,
         overload=overload_note(t.arrival[finished], lat["queue"][finished], int(finished.sum()), len(t)),
+        host_copied_tokens=sum(r.host_loaded_tokens + r.swapped_tokens for r in res.replicas),
     )
     return measured_summary(lat, finished, slos, res.itl, makespan_s=res.makespan_s,
                             input_tokens=int(t.input[finished].sum()), output_tokens=out_tokens,

@@ -69,6 +69,7 @@ class SimStats:
     policy: str
     router: str
     overload: str | None  # a warning when queueing grows through the run
+    host_copied_tokens: int = 0  # KV tokens copied between device and host: tier loads, swaps out and in
 
     def to_json(self) -> dict[str, Any]:
         return _fields_json(self)
@@ -232,6 +233,7 @@ def _sim_stats(r: _Reader) -> SimStats:
         utilization=r.numbers("utilization"), num_replicas=r.whole("num_replicas"),
         num_steps=r.whole("num_steps"), policy=r.text("policy"), router=r.text("router"),
         overload=r.opt_text("overload", missing=None),
+        host_copied_tokens=r.whole("host_copied_tokens", missing=0),  # summaries before host copies lack it
     )
 
 

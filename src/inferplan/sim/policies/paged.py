@@ -256,11 +256,18 @@ class PagedScheduler:
     def _preempt(self, rep: ReplicaState, row: int) -> None:
         b, t = rep.batch, rep.table
         rid = int(b.rid[row])
-        rep.pool.release(rid, int(b.held[row]))
+        held = int(b.held[row])
+        rep.pool.release(rid, held)
         t.out_done[rid] = int(b.num_tokens[row] - b.prompt[row])
         t.t_last_token[rid] = b.last_t[row]
         t.max_itl[rid] = b.max_itl[row]
-        t.kv_ready[rid] = 0  # transferred KV is gone with the blocks: a resume recomputes locally
+        if 0 < held <= rep.swap_blocks_free:  # swapped out to host memory: a resume copies it back
+            rep.swap_blocks_free -= held
+            rep.swapped[rid] = held
+            t.kv_ready[rid] = computed = int(b.num_computed[row])
+            rep.swap_tokens += computed
+        else:  # its KV is gone with the blocks (transferred KV too): a resume recomputes it locally
+            t.kv_ready[rid] = 0
         b.remove(row)
         t.num_preemptions[rid] += 1
         rep.num_preemptions += 1
@@ -299,7 +306,11 @@ class PagedScheduler:
             rep.waiting.pop()
             if hits:
                 pool.acquire(rid, keys[:hits])
-            if hits or loads:
+            swapped = rep.swapped.pop(rid, 0)
+            if swapped:  # its KV comes back from host memory (what prefix hits do not already hold)
+                rep.swap_blocks_free += swapped
+                rep.swap_tokens += max(computed - (hits + loads) * bs, 0)
+            elif hits or loads:
                 t.prefix_hit_tokens[rid] += computed
             pool.take(need)
             if loads:  # copied back from the host into blocks just taken; the replica prices the copy
