@@ -50,7 +50,8 @@ def test_an_engine_policy_is_one_entry(monkeypatch: pytest.MonkeyPatch) -> None:
 
 # each axis of the search space, and the Candidate field that carries its value
 AXES = {"engines": "engine", "tp": "tp", "pp": "pp", "max_num_seqs": "max_num_seqs",
-        "max_num_batched_tokens": "max_num_batched_tokens", "llamacpp_slots": "max_num_seqs", "speculation": "spec"}
+        "max_num_batched_tokens": "max_num_batched_tokens", "llamacpp_slots": "max_num_seqs", "speculation": "spec",
+        "host_kv_ratio": "host_kv_ratio"}
 AXIS_DEVICE = {"llamacpp_slots": "m4-max-128gb"}  # an axis of llama.cpp, the default engine there
 
 

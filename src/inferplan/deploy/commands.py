@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import shlex
 
-from inferplan.deploy import speculation_flags
+from inferplan.deploy import kv_tier_flags, speculation_flags
 from inferplan.deploy.checkpoints import Checkpoint, Variant, resolve, source_repo
 from inferplan.perf.deployment import Deployment
 
@@ -68,7 +68,7 @@ def vllm_command(dep: Deployment, *, context_tokens: int, host: str = "0.0.0.0",
     args.append("--enable-prefix-caching" if prefix_caching else "--no-enable-prefix-caching")
     if kv_transfer:
         args += ["--kv-transfer-config", NIXL_KV_TRANSFER]
-    return args + speculation_flags.vllm_args(dep)
+    return args + kv_tier_flags.vllm_args(dep, kv_transfer=kv_transfer) + speculation_flags.vllm_args(dep)
 
 
 def sglang_command(dep: Deployment, *, context_tokens: int, host: str = "0.0.0.0", port: int = DEFAULT_PORT,
@@ -101,7 +101,7 @@ def sglang_command(dep: Deployment, *, context_tokens: int, host: str = "0.0.0.0
         args += ["--disaggregation-mode", disaggregation, "--disaggregation-transfer-backend", PD_TRANSFER_BACKEND]
         if disaggregation == "prefill":
             args += ["--disaggregation-bootstrap-port", str(bootstrap_port)]
-    return args + speculation_flags.sglang_args(dep)
+    return args + kv_tier_flags.sglang_args(dep) + speculation_flags.sglang_args(dep)
 
 
 def pd_router_command(prefill: list[tuple[str, int]], decode: list[str], *, host: str, port: int,
@@ -149,8 +149,8 @@ def trtllm_notes(dep: Deployment, checkpoint: Checkpoint | None = None) -> list[
         notes.append("FP8 KV cache: pass --extra_llm_api_options with kv_cache_config: {dtype: fp8}")
     if dep.dp_attention:
         notes.append("attention data parallelism: pass --extra_llm_api_options with enable_attention_dp: true")
-    spec = speculation_flags.trtllm_note(dep)
-    return [*notes, spec] if spec else notes
+    extra = (kv_tier_flags.trtllm_note(dep), speculation_flags.trtllm_note(dep))
+    return [*notes, *(note for note in extra if note)]
 
 
 def llama_server_command(dep: Deployment, *, parallel: int, ctx_size: int, host: str = "127.0.0.1",

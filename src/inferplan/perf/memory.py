@@ -137,11 +137,20 @@ def kv_layout(dep: Deployment) -> KVLayout:
     """How the engine pages this model's KV: plain, or with sliding-window layers keeping only the window.
     A drafter's layers attend to everything, so they count with the full-attention layers."""
     m, bs = dep.model, dep.limits.block_size
-    if dep.attention_window is None:
+    # vLLM turns its hybrid KV cache manager off where a KV connector runs (the CPU tier's OffloadingConnector)
+    hybrid_off = dep.serving_engine.name == "vllm" and dep.limits.cpu_kv_cache_gib > 0
+    if dep.attention_window is None or hybrid_off:
         return plain_layout(bs, m.num_layers)
     drafter = math.ceil(drafter_kv_bytes_per_token(dep) / _layer_bytes(dep) - 1e-9)
     return windowed_layout(dep.serving_engine.sliding_window_kv, bs, m.num_full_layers + drafter,
                            m.num_sliding_layers, dep.attention_window, dep.limits.slot_context)
+
+
+def host_tier_blocks(dep: Deployment) -> int:
+    """Blocks of the host KV tier on each device: its share of ``cpu_kv_cache_gib`` in blocks of all layers (what
+    vLLM's OffloadingConnector takes as ``num_cpu_blocks`` per worker)."""
+    per_token = kv_bytes_per_token_per_device(dep) + drafter_kv_bytes_per_token(dep)
+    return int(dep.limits.cpu_kv_cache_gib * 2**30 / dep.num_devices / (per_token * dep.limits.block_size))
 
 
 def _layer_bytes(dep: Deployment) -> float:

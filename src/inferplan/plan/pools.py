@@ -196,7 +196,8 @@ def preference_penalty(deps: list[Deployment]) -> float:
     part a 16-bit, single-device, aggregated replica without a drafter does not need. Never weighed against price."""
     loss = sum(_loss(d.weights.quality_loss_pct()) + _loss(d.kv.quality_loss_pct()) for d in deps)
     parts = sum((d.weights.name not in ("bf16", "fp16")) + (d.kv.name not in ("bf16", "fp16"))
-                + (d.num_devices - 1) / 8 + (d.speculation is not None) for d in deps)
+                + (d.num_devices - 1) / 8 + (d.speculation is not None) + (d.limits.cpu_kv_cache_gib > 0)
+                for d in deps)
     return 1000.0 * loss + 10.0 * parts + 5.0 * (len(deps) - 1)
 
 
@@ -211,9 +212,11 @@ def pick_survivors(feasible: list[tuple[Evaluated, Deployment]], devices: tuple[
     rate is estimated cheapest with the least quality loss and fewest parts: when int8 and bf16 both need one
     replica, bf16 is simulated too, so the fleet program can prefer it at the same price."""
     out: list[tuple[Evaluated, Deployment]] = []
-    for device, speculating in itertools.product(devices, (False, True)):  # with a drafter or without: both
+    # with a drafter or without, with a host KV tier or without: both, each (the screen sees neither's effect)
+    for device, speculating, tiered in itertools.product(devices, (False, True), (False, True)):
         mine = sorted((ed for ed in feasible if ed[0].candidate.device == device
-                       and (ed[1].speculation is not None) == speculating),
+                       and (ed[1].speculation is not None) == speculating
+                       and (ed[1].limits.cpu_kv_cache_gib > 0) == tiered),
                       key=lambda ed: ed[0].estimate.dollars_per_rate)
         if not mine:
             continue

@@ -32,7 +32,13 @@ from inferplan.plan.executors import run_all
 from inferplan.plan.fleet import Fleet, solve_fleet
 from inferplan.plan.margins import SloMargin, slo_margins, tightened
 from inferplan.plan.pools import Evaluated, ReplicaType, VerifyJob, pick_survivors, router_options
-from inferplan.plan.space import OWNED_ENERGY_PRICE, QualityBudget, SearchSpace, enumerate_candidates
+from inferplan.plan.space import (
+    OWNED_ENERGY_PRICE,
+    QualityBudget,
+    SearchSpace,
+    enumerate_candidates,
+    host_tier_ratios,
+)
 from inferplan.plan.speculation import speculation_options
 from inferplan.sim.slo import SLO, parse_slos
 from inferplan.sim.summary_types import Headline, Summary
@@ -142,7 +148,8 @@ def plan(req: PlanRequest, *, registry: Registry | None = None,
     screened: list[tuple[Evaluated, Deployment]] = []
     mean_in, mean_out = float(wl.input_tokens.mean()), float(wl.output_tokens.mean())
     profile = DeviceProfile.load(Path(req.profile)) if req.profile else None
-    space = SearchSpace(devices=req.devices, engines=req.engines, speculation=speculative)
+    space = SearchSpace(devices=req.devices, engines=req.engines, speculation=speculative,
+                        host_kv_ratio=host_tier_ratios(wl.shares_prefixes and bool((wl.session_id >= 0).all())))
     candidates = enumerate_candidates(model, space, budget, context_tokens=context, longest_tokens=longest,
                                       profile=profile, energy_price=req.energy_price_per_kwh,
                                       prefix_caching=wl.shares_prefixes)

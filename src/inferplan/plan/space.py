@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
 from inferplan.perf.deployment import (
     Deployment,
@@ -50,6 +50,8 @@ class Candidate:
     max_num_seqs: int = field(metadata={"label": "max_num_seqs"})
     max_num_batched_tokens: int = field(metadata={"label": "max_num_batched_tokens"})
     spec: str = field(default="off", metadata={"label": "speculative", "quiet": True})  # Speculation.label()
+    # a host KV tier of this many times the device's KV pool (0: none)
+    host_kv_ratio: float = field(default=0.0, metadata={"label": "host KV tier x", "quiet": True})
 
     def describe(self) -> str:
         par = parallelism_label(self.tp, self.pp, self.moe_split)
@@ -75,6 +77,9 @@ class SearchSpace:
     # llama.cpp: server slots (-np), each with the plan's context (-c = slots x context), n_batch at its default
     llamacpp_slots: tuple[int, ...] = (1, 2, 4, 8, 16)
     speculation: tuple[Speculation | None, ...] = (None,)  # None: no speculative decoding
+    # host KV tiers for prefix blocks, as a multiple of the device's KV pool (SGLang's --hicache-ratio default is
+    # 2.0, sglang/srt/server_args.py); tried only where replicas cache prefixes and the device lists host memory
+    host_kv_ratio: tuple[float, ...] = (0.0,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,11 +157,40 @@ def enumerate_candidates(
                     if not fits(dep, context_tokens):
                         continue
                     found = True
-                    yield Candidate(device=name, tp=tp, pp=pp, moe_split=split, engine=engine, weights=w.name,
-                                    kv=kv.name, max_num_seqs=seqs, max_num_batched_tokens=tokens,
-                                    spec=spec.label() if spec else "off"), dep
+                    cand = Candidate(device=name, tp=tp, pp=pp, moe_split=split, engine=engine, weights=w.name,
+                                     kv=kv.name, max_num_seqs=seqs, max_num_batched_tokens=tokens,
+                                     spec=spec.label() if spec else "off")
+                    yield from with_host_tiers(cand, dep, space.host_kv_ratio, context_tokens)
             if found:  # a pipeline over more nodes only when none of this depth fits
                 break
+
+
+HICACHE_RATIO = 2.0  # SGLang's default host pool: twice the device's (sglang/srt/server_args.py hicache_ratio)
+
+
+def host_tier_ratios(sessions: bool) -> tuple[float, ...]:
+    """The tiers a plan tries: none, and SGLang's default ratio where the workload is sessions whose contexts
+    come back (a tier pays only when evicted prefixes are asked for again)."""
+    return (0.0, HICACHE_RATIO) if sessions else (0.0,)
+
+
+def with_host_tiers(cand: Candidate, dep: Deployment, ratios: tuple[float, ...],
+                    context_tokens: int) -> Iterator[tuple[Candidate, Deployment]]:
+    """The candidate without a host tier (where 0 is among ``ratios``) and with each tier of ``ratio`` x its
+    device KV pool, capped by the node's host memory: only where the replica caches prefixes (a tier keeps
+    evicted prefix blocks) and the device lists a host link and host memory to price and hold it."""
+    dev, lim = dep.device, dep.limits
+    for ratio in ratios:
+        if not ratio:
+            yield cand, dep
+            continue
+        if not lim.enable_prefix_caching or dev.host_link_gb_s is None or dev.host_memory_gib is None:
+            continue
+        kv_gib = plan_memory(dep).kv_budget_bytes * dep.num_devices / 2**30
+        gib = round(min(ratio * kv_gib, dev.host_memory_gib * dep.num_devices), 1)
+        tiered = replace(dep, limits=replace(lim, cpu_kv_cache_gib=gib))
+        if gib > 0 and fits(tiered, context_tokens):
+            yield replace(cand, host_kv_ratio=ratio), tiered
 
 
 def _axes(model: ModelSpec, tp: int, engines: tuple[str, ...], weights: list[WeightFormat], kvs: list[KVFormat],

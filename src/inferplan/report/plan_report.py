@@ -37,6 +37,7 @@ def _config_json(dep: Deployment) -> dict[str, Any]:
         "kv_quality_loss_pct": dep.kv.quality_loss_pct(),
         "kv_quality_source": dep.kv.quality.source if dep.kv.quality else None,
         "speculative": dep.speculation.describe(dep.model.name) if dep.speculation else None,
+        "cpu_kv_cache_gib": dep.limits.cpu_kv_cache_gib or None,  # a host tier for prefix blocks, per replica
     }
 
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from inferplan.errors import InputError
 from inferplan.perf.deployment import Deployment
-from inferplan.perf.memory import MemoryPlan, plan_memory
+from inferplan.perf.memory import MemoryPlan, host_tier_blocks, plan_memory
 from inferplan.perf.step_cost import StepCost
 from inferplan.sim.leap import DecodeLeap, extend_leap, offer_to_leap, run_leap
 from inferplan.sim.leap_apply import finish_leap
@@ -310,9 +310,8 @@ class Replica:
         if not (lim.cpu_kv_cache_gib and self.state.prefix_caching) and not lim.swap_space_gib:
             return
         assert dep.device.host_link_gb_s is not None
-        block_bytes = mem.kv_bytes_per_token * mem.block_size  # per device, like the device's own blocks
-        if self.state.prefix_caching:
-            self.state.pool.cpu_blocks = int(lim.cpu_kv_cache_gib * 2**30 / dep.num_devices / block_bytes)
+        if self.state.prefix_caching:  # blocks of all layers, per device, like the device's own
+            self.state.pool.cpu_blocks = host_tier_blocks(dep)
         # swap space in the device's own pages (a sliding-window layout's pages are smaller)
         self.state.swap_blocks_free = int(lim.swap_space_gib * 2**30 / dep.num_devices / mem.page_bytes)
         self._host_s_per_token = mem.kv_bytes_per_token / (dep.device.host_link_gb_s * 1e9)
