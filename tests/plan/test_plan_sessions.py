@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import numpy as np
 
+from inferplan.api import EngineLimits, build_deployment
+from inferplan.perf.memory import plan_memory
 from inferplan.plan.capacity import probe_workload, session_bucket
 from inferplan.plan.search import PlanRequest, make_buckets, plan
+from inferplan.plan.space import Candidate, host_tier_ratios, with_host_tiers
 from inferplan.workload.presets import make_workload
+from inferplan.workload.request import Workload
+from inferplan.workload.sessions import resent_tokens
 
 
 def test_a_session_workload_is_one_bucket_and_its_probes_replay_whole_sessions() -> None:
@@ -35,4 +41,33 @@ def test_an_agent_workload_plans_with_its_cache_reuse() -> None:
                          num_requests=300, slo="ttft_p90=5s,tpot_p90=100ms", executor="serial", probe_requests=200))
     assert r.verified and r.summary.slos_met and sum(r.fleet.replicas) == 1
     assert [b.name for b in r.buckets] == ["sessions"]
+    # a host KV tier of twice the device pool was simulated beside each configuration without one
+    tiers = {t.dep.limits.cpu_kv_cache_gib for t in r.types}
+    assert 0.0 in tiers and any(g > 0 for g in tiers)
     assert time.monotonic() - start < 120
+
+
+def test_a_session_turn_prefills_only_what_its_previous_turn_did_not_hold() -> None:
+    """Turn 2 resends turn 1's prompt (100) and response (20): 120 of its 150 tokens are cached at best; a
+    first turn and a request outside any session resend nothing."""
+    wl = Workload.build([0.0, 1.0, 2.0, 3.0], [100, 150, 40, 500], [20, 10, 5, 5], session_id=[7, 7, 8, -1],
+                        prefix_group=[0, 0, 0, 0], prefix_tokens=[64] * 4)
+    assert resent_tokens(wl).tolist() == [0, 120, 0, 0]
+    assert not wl.all_sessions and make_workload("multi-turn", num_requests=50).all_sessions
+    assert host_tier_ratios(True) == (0.0, 2.0) and host_tier_ratios(False) == (0.0,)
+
+
+def test_a_host_tier_candidate_holds_twice_the_device_pool_within_host_memory() -> None:
+    """One H100 (bf16 Llama-3.1-8B, 55.1 GiB of KV): a 110.3 GiB tier; on the 4 GiB of host memory of a
+    small host the tier stops at host memory; without prefix caching there is no tier to try."""
+    dep = build_deployment("llama-3.1-8b", "h100-sxm", limits=EngineLimits(enable_prefix_caching=True))
+    cand = Candidate(device="h100-sxm", tp=1, weights="bf16", kv="bf16", max_num_seqs=256, max_num_batched_tokens=8192)
+    got = list(with_host_tiers(cand, dep, (0.0, 2.0), 8192))
+    assert [c.host_kv_ratio for c, _ in got] == [0.0, 2.0]
+    kv_gib = plan_memory(dep).kv_budget_bytes / 2**30
+    assert got[1][1].limits.cpu_kv_cache_gib == round(2 * kv_gib, 1)
+    small = dep.device.model_copy(update={"host_memory_gib": 4.0})
+    capped = list(with_host_tiers(cand, replace(dep, device=small), (2.0,), 8192))
+    assert capped[0][1].limits.cpu_kv_cache_gib == 4.0
+    plain = build_deployment("llama-3.1-8b", "h100-sxm")
+    assert [c.host_kv_ratio for c, _ in with_host_tiers(cand, plain, (0.0, 2.0), 8192)] == [0.0]

@@ -44,20 +44,23 @@ def _threshold(slos: tuple[SLO, ...], metric: str) -> float:
 
 
 def screen(candidates: Iterable[tuple[Candidate, Deployment]], mean_input: float, mean_output: float,
-           slos: tuple[SLO, ...]) -> Iterator[tuple[Candidate, Deployment, Estimate]]:
+           slos: tuple[SLO, ...], *,
+           fresh_input: float | None = None) -> Iterator[tuple[Candidate, Deployment, Estimate]]:
     """``estimate`` for every candidate, building one StepCost per configuration: the engine limits
-    (the innermost choices of the search space) do not change a step's cost, only the batch."""
+    (the innermost choices of the search space) do not change a step's cost, only the batch.
+    ``fresh_input``: prompt tokens a request prefills (a session's turns resend the earlier ones, which a
+    prefix cache holds); by default all of them."""
     costs: dict[tuple[object, ...], StepCost] = {}
     for cand, dep in candidates:
         key = (cand.device, cand.tp, cand.pp, cand.weights, cand.kv, cand.moe_split)
         cost = costs.get(key)
         if cost is None:
             cost = costs[key] = StepCost(dep)
-        yield cand, dep, estimate(dep, mean_input, mean_output, slos, cost=cost)
+        yield cand, dep, estimate(dep, mean_input, mean_output, slos, cost=cost, fresh_input=fresh_input)
 
 
 def estimate(dep: Deployment, mean_input: float, mean_output: float, slos: tuple[SLO, ...], *,
-             cost: StepCost | None = None) -> Estimate:
+             cost: StepCost | None = None, fresh_input: float | None = None) -> Estimate:
     """``cost``: the deployment's StepCost when the caller already has one. A speculating replica's step
     verifies ``k`` drafts per sequence and gains ``mean_tokens_per_step`` tokens each (perf/speculation.py)."""
     cost = cost or StepCost(dep)
@@ -68,7 +71,8 @@ def estimate(dep: Deployment, mean_input: float, mean_output: float, slos: tuple
     b_max = tokens.batch_limit(dep, b_max)
     token_s = tokens.seconds  # seconds per output token of one sequence, at a batch
     tpot_limit = min(_threshold(slos, "tpot"), _threshold(slos, "itl") / tokens.gain)  # a step's tokens come at once
-    ttft = cost.prefill_seconds(max(1, int(mean_input)), chunk=dep.limits.max_num_batched_tokens)
+    fresh = mean_input if fresh_input is None else fresh_input
+    ttft = cost.prefill_seconds(max(1, int(fresh)), chunk=dep.limits.max_num_batched_tokens)
     price = dep.price_per_hour or 0.0
     single_step = token_s(1, ctx)
     if b_max < 1 or ttft > _threshold(slos, "ttft") or single_step > tpot_limit:

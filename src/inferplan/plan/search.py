@@ -48,6 +48,7 @@ from inferplan.specs.speculation import Speculation
 from inferplan.store import Registry
 from inferplan.workload.presets import WorkloadSpec
 from inferplan.workload.request import Workload
+from inferplan.workload.sessions import resent_tokens
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -111,7 +112,7 @@ class PlanResult:
 def make_buckets(wl: Workload, k: int) -> tuple[list[Bucket], np.ndarray]:
     """Split requests into up to ``k`` size classes by prompt + output tokens (equal-count quantiles); a
     session workload is one class, so probes replay whole sessions with their shared prefixes."""
-    if wl.shares_prefixes and bool((wl.session_id >= 0).all()):
+    if wl.all_sessions:
         return [session_bucket(wl)], np.zeros(len(wl), dtype=np.int64)
     size = wl.input_tokens + wl.output_tokens
     edges = np.unique(np.quantile(size, np.linspace(0, 1, k + 1)[1:-1])) if k > 1 else np.array([])
@@ -145,16 +146,15 @@ def plan(req: PlanRequest, *, registry: Registry | None = None,
     # 1-2. enumerate and screen
     say("screening candidates")
     t0 = time.perf_counter()
-    screened: list[tuple[Evaluated, Deployment]] = []
     mean_in, mean_out = float(wl.input_tokens.mean()), float(wl.output_tokens.mean())
     profile = DeviceProfile.load(Path(req.profile)) if req.profile else None
     space = SearchSpace(devices=req.devices, engines=req.engines, speculation=speculative,
-                        host_kv_ratio=host_tier_ratios(wl.shares_prefixes and bool((wl.session_id >= 0).all())))
+                        host_kv_ratio=host_tier_ratios(wl.all_sessions))
     candidates = enumerate_candidates(model, space, budget, context_tokens=context, longest_tokens=longest,
                                       profile=profile, energy_price=req.energy_price_per_kwh,
                                       prefix_caching=wl.shares_prefixes)
-    for cand, dep, est in screen(candidates, mean_in, mean_out, slos):
-        screened.append((Evaluated(cand, est), dep))
+    fresh = float((wl.input_tokens - resent_tokens(wl)).mean())  # a turn prefills what its session has not sent
+    screened = [(Evaluated(c, est), d) for c, d, est in screen(candidates, mean_in, mean_out, slos, fresh_input=fresh)]
     screen_s = time.perf_counter() - t0
     if not screened:
         raise InputError(

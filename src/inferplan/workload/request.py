@@ -105,6 +105,11 @@ class Workload:
         return self.prefix_chain is not None or bool((self.prefix_group >= 0).any())
 
     @property
+    def all_sessions(self) -> bool:
+        """Every request is a turn of a session sharing its earlier turns (the session presets)."""
+        return self.shares_prefixes and bool((self.session_id >= 0).all())
+
+    @property
     def mean_rate(self) -> float:
         """Requests per second over the arrival span."""
         return (len(self) - 1) / self.duration_s if self.duration_s > 0 else float("inf")

@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from inferplan.errors import InputError
 from inferplan.workload.request import Workload
@@ -142,3 +143,18 @@ SESSION_PRESETS: dict[str, SessionShape] = {
         system_tokens=13_000, max_context=131_072,
         source="kv-cache-tester Claude Code traces; TraceLab; AgentX corpus; thoughtworks agentic-coding card"),
 }
+
+
+def resent_tokens(wl: Workload) -> npt.NDArray[np.int64]:
+    """Per request, the prompt tokens its session's previous turn already held (that turn's prompt and
+    response, which this prompt resends): what a prefix cache can serve at best; 0 outside sessions."""
+    out = np.zeros(len(wl), dtype=np.int64)
+    sid = wl.session_id
+    idx = np.nonzero(sid >= 0)[0]
+    if not idx.size:
+        return out
+    order = idx[np.lexsort((wl.arrival_s[idx], sid[idx]))]  # by session, then arrival
+    same = sid[order[1:]] == sid[order[:-1]]
+    prev, cur = order[:-1][same], order[1:][same]
+    out[cur] = np.minimum(wl.input_tokens[cur], wl.input_tokens[prev] + wl.output_tokens[prev])
+    return out
