@@ -50,6 +50,7 @@ def fit_cmd(
     spec_tokens: options.SpecTokens = None,
     spec_acceptance: options.SpecAcceptance = None,
     spec_draft: options.SpecDraft = None,
+    kv_budget: options.KvBudget = None,
     as_json: options.Json = False,
 ) -> None:
     """Will MODEL run on DEVICE, with which formats, and how fast?"""
@@ -58,7 +59,7 @@ def fit_cmd(
     limits = {"max_num_seqs": max_num_seqs, "max_num_batched_tokens": max_num_batched_tokens,
               "gpu_memory_utilization": gpu_memory_utilization}
     dep = build_deployment(model, device, weights=weights, kv=kv, tp=tp, pp=pp, ep=ep, dp_attention=dp_attention,
-                           limits=limits, profile=profile, engine=engine,
+                           limits=limits, profile=profile, engine=engine, kv_budget=kv_budget,
                            speculation=resolve_speculation(spec, k=spec_tokens, acceptance=spec_acceptance,
                                                            draft=spec_draft))
     if all_formats:
@@ -138,6 +139,9 @@ def _print_fit(r: FitResult, arch: str) -> None:
     if r.energy_per_token_j > 0:
         out.print(f"energy: {r.energy_per_token_j:,.2f} J per generated token at batch 1 "
                   f"({3600 / r.energy_per_token_j:,.0f} tokens per Wh of battery)")
+    if r.kv_budget:
+        out.print(f"KV budget {r.kv_budget}: quality effect "
+                  + (r.kv_budget_quality or "unknown (no published figure for this model and budget)"))
     if r.quality_loss_pct is None:
         out.print(f"quality effect of {r.weights_format}: unknown (no trustworthy measurement in the catalog)")
     elif r.quality_loss_pct > 0:

@@ -46,6 +46,8 @@ CpuKvCache = Annotated[float, typer.Option(help="GiB of host memory per replica 
 SwapSpace = Annotated[float, typer.Option(help="GiB of host memory per replica that preemption swaps KV into instead "
                                                "of recomputing it later (vLLM V0's --preemption-mode swap, "
                                                "FastSwitch); 0: recompute")]
+KvBudget = Annotated[str | None, typer.Option(help="KV eviction: METHOD:TOKENS kept per sequence in every layer "
+                                                  "(keydiff, streamingllm; e.g. keydiff:8192)")]
 ProfileFile = Annotated[Path | None, typer.Option(help="device profile YAML from `inferplan profile` or `calibrate`")]
 Slo = Annotated[str | None, typer.Option(help="objectives, e.g. ttft_p90=1s,tpot_p90=50ms (metrics: ttft, tpot, itl, "
                                               "e2e; any percentile pNN)")]

@@ -14,6 +14,7 @@ from inferplan.perf.profile import DeviceProfile
 from inferplan.specs.catalog import engine_catalog, engine_for
 from inferplan.specs.engines import EngineSpec
 from inferplan.specs.hardware import DeviceSpec
+from inferplan.specs.kv_eviction import KVBudget
 from inferplan.specs.model import ModelSpec
 from inferplan.specs.precision import KVFormat, WeightFormat
 from inferplan.specs.speculation import Speculation
@@ -89,6 +90,7 @@ class Deployment:
     # the serving engine: its scheduler, memory rule and host overhead (None: ``engine_for`` the device)
     engine: EngineSpec | None = None
     speculation: Speculation | None = None  # speculative decoding (perf/speculation.py prices it)
+    kv_budget: KVBudget | None = None  # KV eviction: at most this many tokens per sequence in every layer
     # resolved from the two above: a ``replace`` that changes the weights or the engine resolves them again,
     # so a default engine follows the format and a default profile follows the engine
     serving_engine: EngineSpec = field(init=False, compare=False, repr=False)
@@ -107,6 +109,9 @@ class Deployment:
             self.speculation.check_target(m)
             check_engine_speculates(engine, self.speculation)
         check_host_tier(self)
+        if self.kv_budget is not None and m.num_sliding_layers:
+            raise InputError(f"--kv-budget on {m.name}, whose sliding-window layers already keep a window, is not "
+                             "modelled; drop --kv-budget or choose a model whose layers all attend to everything")
         if self.tp < 1 or self.pp < 1:
             raise InputError(f"--tp and --pp must be at least 1 (got tp={self.tp}, pp={self.pp})")
         if self.ep or self.dp_attention:
@@ -157,6 +162,8 @@ class Deployment:
         attends to the whole context (no sliding layers, or an engine that keeps it, as TensorRT-LLM does
         unless per-layer windows are given)."""
         m = self.model
+        if self.kv_budget is not None:  # every layer keeps the budget (and attends to what it keeps)
+            return min(self.kv_budget.tokens, m.max_position_embeddings)
         if not (m.num_sliding_layers and m.sliding_window) or self.serving_engine.sliding_window_kv == "full":
             return None
         return m.sliding_window
@@ -165,6 +172,8 @@ class Deployment:
     def attention_layers(self) -> tuple[int, int]:
         """(full-attention, sliding-window) layers as this engine runs them."""
         m = self.model
+        if self.kv_budget is not None:
+            return 0, m.num_layers
         return (m.num_full_layers, m.num_sliding_layers) if self.attention_window else (m.num_layers, 0)
 
     @property
@@ -205,8 +214,9 @@ class Deployment:
     def describe(self) -> str:
         engine = f", engine {self.engine.name}" if self.engine else ""  # named: a default engine is not said
         spec = f", speculative {self.speculation.label()}" if self.speculation else ""
+        budget = f", KV budget {self.kv_budget.label()}" if self.kv_budget else ""
         return (f"{self.model.name} on {self.num_devices}x {self.device.name} ({self.parallelism}, "
-                f"weights {self.weights.name}, KV {self.kv.name}{engine}{spec})")
+                f"weights {self.weights.name}, KV {self.kv.name}{engine}{spec}{budget})")
 
     @property
     def moe_split(self) -> str:

@@ -63,6 +63,9 @@ class FitResult:
     speed_range_pct: float | None = None  # +- band of the speed figures (1 s.d.) from a calibrated profile
     # 10-90% ranges the device kind's calibration residuals imply, by field name (perf/ranges.py)
     ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
+    # KV eviction under a budget: its label, and its published quality effect (None: unknown) with the source
+    kv_budget: str | None = None
+    kv_budget_quality: str | None = None
     suggestions: tuple[str, ...] = field(default=())
 
     def to_dict(self) -> dict[str, object]:
@@ -157,12 +160,22 @@ def fit(dep: Deployment, *, context: int, prompt_tokens: int | None = None, batc
         quality_loss_pct=dep.weights.quality_loss_pct(),
         quality_source=dep.weights.quality.source if dep.weights.quality else None,
         speed_range_pct=speed_range_pct(dep),
+        kv_budget=dep.kv_budget.label() if dep.kv_budget else None,
+        kv_budget_quality=_budget_quality(dep),
         ranges=residual_ranges(dep.device.kind, ttft_s=ttft, batch1=1.0 / t1, batch_max=max(b_max, 1) / tb,
                                engine=dep.serving_engine.name),
     )
     if not fits_ctx:
         result = replace(result, suggestions=tuple(suggest(dep, mem, context)))
     return result
+
+
+def _budget_quality(dep: Deployment) -> str | None:
+    """The eviction budget's published quality effect for this model at this budget, as one line."""
+    if dep.kv_budget is None:
+        return None
+    q = dep.kv_budget.method_spec().quality_for(dep.model.name, dep.kv_budget.tokens)
+    return None if q is None else f"{q.loss_pct:g}% worse on {q.metric} - {q.source}"
 
 
 def headroom_bytes(dep: Deployment, mem: MemoryPlan, context: int) -> float:

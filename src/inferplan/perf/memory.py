@@ -139,11 +139,15 @@ def kv_layout(dep: Deployment) -> KVLayout:
     m, bs = dep.model, dep.limits.block_size
     # vLLM turns its hybrid KV cache manager off where a KV connector runs (the CPU tier's OffloadingConnector)
     hybrid_off = dep.serving_engine.name == "vllm" and dep.limits.cpu_kv_cache_gib > 0
-    if dep.attention_window is None or hybrid_off:
+    window = dep.attention_window
+    if window is None or hybrid_off:
         return plain_layout(bs, m.num_layers)
     drafter = math.ceil(drafter_kv_bytes_per_token(dep) / _layer_bytes(dep) - 1e-9)
-    return windowed_layout(dep.serving_engine.sliding_window_kv, bs, m.num_full_layers + drafter,
-                           m.num_sliding_layers, dep.attention_window, dep.limits.slot_context)
+    full, sliding = dep.attention_layers
+    rule = dep.serving_engine.sliding_window_kv
+    if dep.kv_budget is not None:  # an eviction budget pages like a window over every layer, nothing padded
+        rule = "grouped" if rule == "grouped" else "per-layer"
+    return windowed_layout(rule, bs, full + drafter, sliding, window, dep.limits.slot_context)
 
 
 def host_tier_blocks(dep: Deployment) -> int:

@@ -24,6 +24,7 @@ from inferplan.specs.catalog import (
     get_weight_format,
 )
 from inferplan.specs.hardware import DeviceSpec
+from inferplan.specs.kv_eviction import KVBudget
 from inferplan.specs.model import ModelSpec
 from inferplan.specs.speculation import Speculation, load_measured_rates
 
@@ -42,6 +43,7 @@ def resolve_deployment(
     profile: Path | DeviceProfile | None = None,
     engine: str | None = None,
     speculation: Speculation | None = None,
+    kv_budget: str | KVBudget | None = None,
 ) -> Deployment:
     """A Deployment of ``model`` on ``device``; names go through the catalogs (or model and device files).
 
@@ -74,6 +76,7 @@ def resolve_deployment(
         profile=prof,
         engine=chosen,
         speculation=speculation,
+        kv_budget=KVBudget.parse(kv_budget) if isinstance(kv_budget, str) else kv_budget,
     )
 
 

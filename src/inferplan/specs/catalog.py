@@ -23,6 +23,7 @@ from inferplan.errors import InputError, unknown_name
 from inferplan.specs.engines import EngineSpec
 from inferplan.specs.hardware import DeviceSpec
 from inferplan.specs.hf_config import load_hf_config_file, spec_from_hf_config
+from inferplan.specs.kv_eviction import EvictionMethod
 from inferplan.specs.model import ModelSpec
 from inferplan.specs.precision import KVFormat, WeightFormat
 from inferplan.specs.speculation import SpecMethod
@@ -198,6 +199,11 @@ def speculation_catalog() -> MappingProxyType[str, SpecMethod]:
 def get_spec_method(name: str) -> SpecMethod:
     """A speculative-decoding method by name (eagle3, eagle, mtp, ngram, draft)."""
     return _by_name(speculation_catalog(), name, "speculative method")
+
+
+@cache
+def kv_eviction_catalog() -> MappingProxyType[str, EvictionMethod]:
+    return _entries("kv_eviction.yaml", EvictionMethod)
 
 
 @cache

@@ -310,6 +310,7 @@ class PagedScheduler:
             if swapped:  # its KV comes back from host memory (what prefix hits do not already hold)
                 rep.swap_blocks_free += swapped
                 rep.swap_tokens += max(computed - (hits + loads) * bs, 0)
+                t.prefix_hit_tokens[rid] += (hits + loads) * bs
             elif hits or loads:
                 t.prefix_hit_tokens[rid] += computed
             pool.take(need)
