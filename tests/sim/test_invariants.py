@@ -201,7 +201,7 @@ def test_a_lone_replica_taking_arrivals_inside_a_leap_matches_stepping(
     prefix=st.booleans(),
     seed=st.integers(0, 10_000),
     replicas=st.integers(2, 4),
-    router=st.sampled_from(["least-kv", "least-outstanding", "power-of-two", "session-affinity"]),
+    router=st.sampled_from(["least-kv", "least-outstanding", "power-of-two", "session-affinity", "precise-prefix"]),
 )
 def test_leaps_behind_a_router_that_reads_loads_match_stepping(
     n: int, mean_gap: float, policy: str, budget: int, max_seqs: int, small: bool, model: str, prefix: bool,

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from inferplan.api import build_deployment
+from inferplan.api import EngineLimits, build_deployment
 from inferplan.sim.cluster import Cluster
 from inferplan.sim.loop import simulate
 from inferplan.sim.policies import get_policy
 from inferplan.sim.routers import ROUTERS, get_router
 from inferplan.workload.presets import make_workload
+from inferplan.workload.request import Workload
 
 
 def test_only_round_robin_assigns_arrivals_up_front() -> None:
@@ -71,3 +72,39 @@ def test_cache_aware_follows_the_longest_routed_prefix_until_loads_part() -> Non
     # replica 1, wins over the idler replica 0
     replicas[0].num_outstanding, replicas[1].num_outstanding = 1, 65
     assert router.choose(4, replicas) == 1  # type: ignore[arg-type]
+
+
+def test_precise_prefix_routing_reads_what_each_replica_holds() -> None:
+    """llm-d's precise scorer sees evictions that a router's own tree of routed prompts does not: multi-turn
+    sessions at 3 req/s on three L4s (small KV caches, so earlier turns are evicted), 1,500 requests. Reading
+    each replica's resident blocks, it hits more prefix tokens than sglang-router's cache-aware tree and keeps
+    p99 TTFT under a second where cache-aware sends turns to replicas that no longer hold them (measured:
+    154,640 against 140,240 hit tokens; p99 TTFT 0.66 s against 4.87 s)."""
+    from inferplan.runs import SimulationConfig, simulate_config
+
+    def run(router: str) -> tuple[int, float]:
+        cfg = SimulationConfig(model="llama-3.1-8b", device="l4", workload="multi-turn", rate=3, num_requests=1500,
+                               enable_prefix_caching=True, replicas=3, router=router)
+        _, s = simulate_config(cfg)
+        assert s.sim is not None
+        return s.sim.prefix_cache_hit_tokens, s.ttft_s.p99
+
+    precise, approximate = run("precise-prefix"), run("cache-aware")
+    assert precise[0] > approximate[0]
+    assert precise[1] < 1.0 < approximate[1]
+
+
+def test_precise_prefix_scores_resident_share_kv_room_and_queue() -> None:
+    """Two replicas, the first still decoding a request that shares a 512-token prefix with the next one: the
+    next scores 2 x 32/32 for the resident prefix there against slightly more free KV on the idle one, so it
+    follows the prefix; without a shared prefix the idle replica's free KV decides."""
+    dep = build_deployment("llama-3.2-1b", "l4", limits=EngineLimits(enable_prefix_caching=True))
+
+    def routed(shared: bool) -> list[int]:
+        wl = Workload.build([0.0, 0.5], [520, 520], [400, 4], prefix_group=[0, 0] if shared else None,
+                            prefix_tokens=[512, 512] if shared else None)
+        return simulate(wl, Cluster.replicas([dep, dep]), get_policy("vllm"),
+                        router="precise-prefix").table.replica.tolist()
+
+    assert routed(True) == [0, 0]
+    assert routed(False) == [0, 1]

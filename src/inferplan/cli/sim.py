@@ -49,7 +49,7 @@ def simulate_cmd(
     dp_attention: options.DpAttention = False,
     replicas: Annotated[int, typer.Option(help="number of replicas")] = 1,
     router: Annotated[str, typer.Option(help="round-robin, least-outstanding, least-kv, power-of-two, "
-                                             "session-affinity, cache-aware")] = "round-robin",
+                                             "session-affinity, cache-aware, precise-prefix")] = "round-robin",
     engine: options.Engine = None,
     policy: Annotated[str | None, typer.Option(help="scheduler, to override the engine's: vllm, sglang, trtllm, "
                                                     "sarathi, orca, static, llamacpp")] = None,

@@ -131,6 +131,18 @@ class Replica:
         used = pool.num_used if seen is None else pool.num_used + seen.blocks_added
         return used / pool.num_blocks
 
+    def resident_prefix(self, rid: int) -> tuple[int, int]:
+        """(leading prompt blocks of ``rid`` this replica's cache holds at the last ``observe``, the prompt's
+        full blocks), as KV-cache events report them. Inside a leap whose first step is over, that step's
+        prompt blocks are cached already, as stepping one by one would have them."""
+        st = self.state
+        blocks = (int(self.table.input[rid]) - 1) // st.block_size
+        if blocks <= 0 or not st.prefix_caching:
+            return 0, max(blocks, 0)
+        if self._seen is not None and self._seen.step > 0 and self.plan is not None:
+            self._register_first_step(self.plan)
+        return st.pool.cached_prefix(st.prompt_keys(rid, blocks))[0], blocks
+
     def reject_reason(self, rid: int) -> int:
         if self.max_waiting and len(self.state.waiting) >= self.max_waiting:
             return RejectReason.QUEUE_FULL
@@ -280,6 +292,15 @@ class Replica:
         for row in rows:
             self._register_blocks(int(b.rid[row]), int(plan.num_computed_before[row]) // bs,
                                   min(int(b.num_computed[row]), int(b.prompt[row])) // bs)
+
+    def _register_first_step(self, plan: StepPlan) -> None:
+        """The prompt blocks a leap's first step fills, registered before the leap ends (its rows' computed
+        counts advance only then); registering them again when it ends changes nothing."""
+        b, bs = self.state.batch, self.state.block_size
+        before, new = plan.num_computed_before, plan.num_new
+        for row in np.nonzero((new > 0) & (before < b.prompt[: b.n]))[0]:
+            end = min(int(before[row] + new[row]), int(b.prompt[row]))
+            self._register_blocks(int(b.rid[row]), int(before[row]) // bs, end // bs)
 
     def register_output_blocks(self, rows: np.ndarray) -> None:
         """Full blocks of a finished request's outputs become cached where its prefix chain names them (a

@@ -164,6 +164,34 @@ class CacheAware(ReadsLoad):
         return tuple(-(group * 1_000_003 + j + 1) for j in range(int(wl.prefix_tokens[rid]) // size))
 
 
+class PrecisePrefix(ReadsLoad):
+    """llm-d's precise prefix-cache routing: each replica's resident KV blocks are known exactly (vLLM publishes
+    KV-cache events; here the router reads the block pool), and a replica scores ``prefix_weight`` x the
+    share of the prompt's blocks it holds + ``kv_weight`` x (1 - KV usage) + ``queue_weight`` x its min-max
+    normalised waiting-queue score; the highest score wins, ties to the first. Weights as the llm-d-kv-cache
+    README's EndpointPickerConfig example sets them (precise-prefix-cache-scorer 2, kv-cache-utilization-scorer
+    1, queue-scorer 1). Needs prefix caching on the replicas: without it no block is resident."""
+
+    name = "precise-prefix"
+
+    def __init__(self, prefix_weight: float = 2.0, kv_weight: float = 1.0, queue_weight: float = 1.0) -> None:
+        self._weights = (prefix_weight, kv_weight, queue_weight)
+
+    def choose(self, rid: int, replicas: Sequence[Replica]) -> int:
+        wp, wk, wq = self._weights
+        queues = [len(r.state.waiting) for r in replicas]
+        lo, hi = min(queues), max(queues)
+        best, pick = -1.0, 0
+        for i, r in enumerate(replicas):
+            held, blocks = r.resident_prefix(rid)
+            resident = held / blocks if blocks else 0.0
+            queue = 1.0 if hi == lo else (hi - queues[i]) / (hi - lo)
+            score = wp * resident + wk * (1.0 - r.kv_usage) + wq * queue
+            if score > best:
+                best, pick = score, i
+        return pick
+
+
 def _leading(chunks: tuple[int, ...], tree: set[int]) -> int:
     """How many of the leading chunks the tree holds (ids name whole prefixes, so this is the prefix match)."""
     k = 0
@@ -218,6 +246,7 @@ ROUTERS: dict[str, Callable[[np.random.Generator, Workload], Router]] = {
     "power-of-two": lambda rng, wl: PowerOfTwo(rng),
     "session-affinity": lambda rng, wl: SessionAffinity(wl),
     "cache-aware": lambda rng, wl: CacheAware(wl),
+    "precise-prefix": lambda rng, wl: PrecisePrefix(),
 }
 
 
