@@ -14,12 +14,13 @@ The engines page that differently; ``EngineSpec.sliding_window_kv`` names the ru
   layers from one pool. A sliding group drops the blocks before its window
   (vllm/v1/core/single_type_kv_cache_manager.py ``SlidingWindowManager.remove_skipped_blocks``),
   keeping ``cdiv(w, block) + 1`` at most.
-- ``per-layer`` (SGLang's SWA pool, TensorRT-LLM's variable sliding-window KV cache): each layer
-  holds KV for the tokens it keeps, nothing padded; pages are groups of ``gcd`` layers.
+- ``per-layer`` (SGLang's SWA pool; also any engine's KV eviction budget): each layer holds KV for the
+  tokens it keeps, nothing padded; pages are groups of ``gcd`` layers.
 - ``swa-cells`` (llama.cpp, src/llama-kv-cache-iswa.cpp): the sliding layers get a cache of
   ``pad256(min(n_ctx, n_swa + n_ubatch))`` cells per sequence, the full layers one of ``n_ctx``.
 
-A model without sliding layers has one page per block of all layers: the plain layout.
+- ``full`` (TensorRT-LLM unless per-layer windows are given): every layer keeps the whole context, the
+  plain layout. A model without sliding layers has one page per block of all layers: the plain layout.
 """
 
 from __future__ import annotations
