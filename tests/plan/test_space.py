@@ -18,6 +18,7 @@ from inferplan.plan.capacity import Bucket, CapacityJob, capacity
 from inferplan.plan.space import Candidate, QualityBudget, SearchSpace, enumerate_candidates
 from inferplan.sim.slo import parse_slos
 from inferplan.specs.catalog import get_kv_format, get_model
+from inferplan.specs.kv_eviction import KVBudget
 from inferplan.store import Registry
 
 
@@ -137,10 +138,12 @@ def test_the_capacity_key_changes_with_every_field_of_the_search() -> None:
         "dp_attention": build_deployment("qwen3-30b-a3b", "h100-sxm", tp=2, dp_attention=True),
         "engine": build_deployment("qwen3-30b-a3b", "h100-sxm", tp=2, engine="sglang"),
         "speculation": replace(base, speculation=resolve_speculation("ngram")),
+        "kv_budget": replace(base, kv_budget=KVBudget("keydiff", 8192)),
     }
     assert set(varied) == {f.name for f in fields(Deployment) if f.init}
     varied["speculation-k"] = replace(base, speculation=resolve_speculation("ngram", k=2))
     varied["speculation-rate"] = replace(base, speculation=resolve_speculation("ngram", acceptance=0.5))
+    varied["kv_budget-tokens"] = replace(base, kv_budget=KVBudget("keydiff", 4096))
     keys = {"base": job.key()} | {name: replace(job, dep=dep).key() for name, dep in varied.items()}
     long = np.full(2501, 256)
     keys["bucket"] = replace(job, bucket=Bucket("all", long, np.full(2501, 64), 1.0)).key()
