@@ -137,7 +137,8 @@ def kv_layout(dep: Deployment) -> KVLayout:
     """How the engine pages this model's KV: plain, or with sliding-window layers keeping only the window.
     A drafter's layers attend to everything, so they count with the full-attention layers."""
     m, bs = dep.model, dep.limits.block_size
-    # vLLM turns its hybrid KV cache manager off where a KV connector runs (the CPU tier's OffloadingConnector)
+    # vLLM turns its hybrid KV cache manager off where a KV connector runs (the CPU tier's OffloadingConnector):
+    # vllm/config VllmConfig.__post_init__, "Hybrid KV cache manager is not compatible with KV transfer"
     hybrid_off = dep.serving_engine.name == "vllm" and dep.limits.cpu_kv_cache_gib > 0
     window = dep.attention_window
     if window is None or hybrid_off:
