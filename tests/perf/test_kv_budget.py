@@ -63,3 +63,17 @@ def test_bad_budgets_are_refused_with_the_fix() -> None:
             KVBudget.parse(text)
     with pytest.raises(InputError, match="sliding-window layers already keep a window"):
         build_deployment("gemma-3-27b", "h100-sxm", kv_budget="keydiff:8192")
+
+
+def test_fit_suggests_a_budget_with_a_published_figure_where_the_context_does_not_fit() -> None:
+    """Llama-3.1-8B on one L4 cannot hold a 131,072-token sequence (16 GiB of KV); KeyDiff's 8K budget, whose
+    LongBench figure covers this model, fits, and fit says so with the figure and that no engine launches it."""
+    from inferplan.perf.fit import fit
+
+    r = fit(build_deployment("llama-3.1-8b", "l4"), context=131_072)
+    assert not r.fits_context
+    tip = next(t for t in r.suggestions if t.startswith("--kv-budget"))
+    assert tip.startswith("--kv-budget keydiff:8192 fits (0.04% worse on LongBench average")
+    assert fit(build_deployment("llama-3.1-8b", "l4", kv_budget="keydiff:8192"), context=131_072).fits_context
+    other = fit(build_deployment("deepseek-r1-distill-llama-8b", "l4"), context=131_072)  # no figure for it
+    assert not other.fits_context and not any(t.startswith("--kv-budget") for t in other.suggestions)

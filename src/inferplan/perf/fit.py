@@ -17,7 +17,8 @@ from inferplan.perf.memory import (
 from inferplan.perf.ranges import spread_for
 from inferplan.perf.speculation import TokenPricing
 from inferplan.perf.step_cost import StepCost
-from inferplan.specs.catalog import weight_format_catalog
+from inferplan.specs.catalog import kv_eviction_catalog, weight_format_catalog
+from inferplan.specs.kv_eviction import KVBudget
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +204,9 @@ def suggest(dep: Deployment, mem: MemoryPlan, context: int) -> list[str]:
         if tp > dep.tp and _fits(replace(dep, tp=tp), context):
             tips.append(f"--tp {tp} fits ({tp}x {dep.device.name} in one node)")
             break
+    budget = _budget_that_fits(dep, context)
+    if budget:
+        tips.append(budget)
     if not any("--tp" in t for t in tips):
         per_device = mem.budget_bytes - mem.overhead_bytes - mem.activation_bytes
         total = mem.weights_bytes * dep.num_devices + context * mem.kv_bytes_per_token * dep.num_devices
@@ -221,6 +225,21 @@ def suggest(dep: Deployment, mem: MemoryPlan, context: int) -> list[str]:
     if not tips:
         tips.append("no single-node configuration of this device fits; try a device with more memory")
     return tips
+
+
+def _budget_that_fits(dep: Deployment, context: int) -> str | None:
+    """A KV eviction budget with a published quality figure for this model that fits one sequence, the largest
+    such figure's budget first (a what-if: no engine the launch files start runs KeyDiff)."""
+    if dep.kv_budget is not None or dep.model.num_sliding_layers:
+        return None
+    for method in kv_eviction_catalog().values():
+        for q in sorted(method.quality, key=lambda q: -q.min_budget_tokens):
+            if dep.model.name not in q.models or q.min_budget_tokens >= context:
+                continue
+            if _fits(replace(dep, kv_budget=KVBudget(method.name, q.min_budget_tokens)), context):
+                return (f"--kv-budget {method.name}:{q.min_budget_tokens} fits ({q.loss_pct:g}% worse on {q.metric}; "
+                        "fit and simulate only: no engine inferplan launches runs it)")
+    return None
 
 
 def _fits(dep: Deployment, context: int) -> bool:
