@@ -71,3 +71,21 @@ def test_a_host_tier_candidate_holds_twice_the_device_pool_within_host_memory() 
     assert capped[0][1].limits.cpu_kv_cache_gib == 4.0
     plain = build_deployment("llama-3.1-8b", "h100-sxm")
     assert [c.host_kv_ratio for c, _ in with_host_tiers(cand, plain, (0.0, 2.0), 8192)] == [0.0]
+
+
+def test_prefill_decode_units_are_built_from_replicas_without_a_host_tier() -> None:
+    """A vLLM P/D server runs the NIXL connector, which its launch files cannot combine with the tier's, so the
+    P/D search leaves tiered configurations out even when they screen as well as their untiered twins."""
+    from inferplan.plan.analytic import screen
+    from inferplan.plan.pools import Evaluated
+    from inferplan.plan.search import _types_for
+    from inferplan.plan.space import QualityBudget, SearchSpace, enumerate_candidates
+    from inferplan.specs.catalog import get_model
+
+    space = SearchSpace(devices=("h100-sxm",), tp=(1,), host_kv_ratio=(0.0, 2.0))
+    cands = enumerate_candidates(get_model("llama-3.1-8b"), space, QualityBudget(0.0), context_tokens=8192,
+                                 prefix_caching=True)
+    survivors = [(Evaluated(c, est), d) for c, d, est in screen(cands, 2000.0, 200.0, ())]
+    assert any(d.limits.cpu_kv_cache_gib for _, d in survivors)
+    units = _types_for("disaggregated", survivors)
+    assert units and all(not t.dep.limits.cpu_kv_cache_gib for t in units)

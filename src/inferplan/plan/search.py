@@ -255,11 +255,13 @@ class _Outcome:
 
 
 def _types_for(mode: str, survivors: list[tuple[Evaluated, Deployment]]) -> list[ReplicaType]:
-    """Aggregated: every survivor. Disaggregated: units of the two most cost-efficient survivors, each
-    alone and each prefilling for the other (DistServe: the pools may use different devices)."""
+    """Aggregated: every survivor. Disaggregated: units of the two most cost-efficient survivors without a host
+    KV tier (vLLM's P/D servers already run the NIXL connector), each alone and each prefilling for the other
+    (DistServe: the pools may use different devices)."""
     if mode == "aggregated":
         return [ReplicaType(e, d) for e, d in survivors]
-    best = sorted(survivors, key=lambda ed: ed[0].estimate.dollars_per_rate)[:2]
+    untiered = (ed for ed in survivors if not ed[1].limits.cpu_kv_cache_gib)
+    best = sorted(untiered, key=lambda ed: ed[0].estimate.dollars_per_rate)[:2]
     out = [ReplicaType(e, d, u) for e, d in best for u in DISAGG_UNITS]
     for (pe, pd), (de, dd) in itertools.permutations(best, 2):
         # the decode pool must read the KV layout the prefill pool wrote, with the same engine
