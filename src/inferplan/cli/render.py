@@ -62,7 +62,9 @@ def print_summary(s: Summary, title: str | None = None) -> None:
 def _totals(s: Summary) -> str:
     sim = s.sim
     parts = [f"finished {s.num_finished:,}, rejected {s.num_rejected:,}"
-             + (f", preemptions {sim.num_preemptions:,}" if sim else "")]
+             + (f", preemptions {sim.num_preemptions:,}" if sim else "")
+             + (f", {sim.host_copied_tokens:,} KV tokens copied via host memory" if sim and sim.host_copied_tokens
+                else "")]
     parts.append(f"{s.throughput_output_tokens_per_s:,.0f} output tok/s, {s.throughput_requests_per_s:.2f} req/s")
     parts.append(f"goodput {s.goodput_requests_per_s:.2f} req/s")
     if sim and sim.cost_per_million_output_tokens is not None and sim.cost_per_hour is not None:
