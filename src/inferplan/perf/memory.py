@@ -110,7 +110,7 @@ def plan_memory(dep: Deployment) -> MemoryPlan:
     else:
         budget = capacity if engine.memory_rule == "as-mapped" else capacity * fraction
     kv_budget = budget - weights - act - overhead
-    per_token = kv_bytes_per_token_per_device(dep) + drafter_kv_bytes_per_token(dep)
+    per_token = _replica_kv_bytes_per_token(dep)
     layout = kv_layout(dep)
     page_bytes = _page_bytes(dep, layout, per_token)
     blocks = max(0, math.floor(kv_budget / page_bytes)) if kv_budget > 0 else 0
@@ -154,8 +154,13 @@ def kv_layout(dep: Deployment) -> KVLayout:
 def host_tier_blocks(dep: Deployment) -> int:
     """Blocks of the host KV tier on each device: its share of ``cpu_kv_cache_gib`` in blocks of all layers (what
     vLLM's OffloadingConnector takes as ``num_cpu_blocks`` per worker)."""
-    per_token = kv_bytes_per_token_per_device(dep) + drafter_kv_bytes_per_token(dep)
+    per_token = _replica_kv_bytes_per_token(dep)
     return int(dep.limits.cpu_kv_cache_gib * 2**30 / dep.num_devices / (per_token * dep.limits.block_size))
+
+
+def _replica_kv_bytes_per_token(dep: Deployment) -> float:
+    """KV bytes one token adds on one device: the target's layers and a speculating replica's drafter."""
+    return kv_bytes_per_token_per_device(dep) + drafter_kv_bytes_per_token(dep)
 
 
 def _layer_bytes(dep: Deployment) -> float:

@@ -90,11 +90,7 @@ def _allocate_blocks(st: ReplicaState, c1: np.ndarray, last: np.ndarray, join: n
     b = st.batch
     held = b.held[: b.n]
     taken = np.minimum(last, g_end) if join is None else np.minimum(last, g_end) - join + 1
-    # ceil((c1 - 1 + k) / bs) after k steps = (c1 + k + bs - 2) // bs; sliding-window layers: their pages
-    if st.layout is None:
-        extra = (c1 + taken + (st.block_size - 2)) // st.block_size - held
-    else:
-        extra = st.layout.blocks_of(c1 - 1 + taken) - held
+    extra = st.blocks_of(c1 - 1 + taken) - held  # a row holds c1 - 1 + k tokens after k steps
     np.maximum(extra, 0, out=extra)
     assert st.pool.take(int(np.add.reduce(extra)))
     held += extra

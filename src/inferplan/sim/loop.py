@@ -305,9 +305,10 @@ def kv_transfer_s(dep: Deployment, prompt_tokens: int, link_gb_s: float | None, 
     dev = dep.device
     intra = dev.intra_node_link_gb_s / 2 if dev.intra_node_link_gb_s and not across_nodes else 0.0
     gb_s = link_gb_s or intra or dev.inter_node_link_gb_s
-    m = dep.model
-    kv_bytes = (m.kv_bytes_for_context(prompt_tokens, dep.kv.bytes_per_value) if dep.attention_window
-                else prompt_tokens * m.kv_bytes_per_token(dep.kv.bytes_per_value))
+    full, windowed = dep.attention_layers  # the layers that keep a window (or a KV budget) send only that
+    kept = min(prompt_tokens, dep.attention_window or prompt_tokens)
+    kv_bytes = dep.model.kv_values_per_token_per_layer * dep.kv.bytes_per_value * (full * prompt_tokens
+                                                                                  + windowed * kept)
     return kv_bytes / (max(gb_s, 1e-3) * 1e9 * dep.device_profile.link_efficiency) + dev.link_latency_us * 1e-6
 
 

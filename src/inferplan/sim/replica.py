@@ -140,7 +140,7 @@ class Replica:
         if blocks <= 0 or not st.prefix_caching:
             return 0, max(blocks, 0)
         if self._seen is not None and self._seen.step > 0 and self.plan is not None:
-            self._register_first_step(self.plan)
+            self.register_prompt_blocks(self.plan)
         return st.pool.cached_prefix(st.prompt_keys(rid, blocks))[0], blocks
 
     def reject_reason(self, rid: int) -> int:
@@ -284,21 +284,13 @@ class Replica:
         return int(rows.size)
 
     def register_prompt_blocks(self, plan: StepPlan) -> None:
-        """Prompt blocks filled by this step become cached under their content keys."""
+        """Prompt blocks filled by this step become cached under their content keys. Counted from the plan, so a
+        leap may register its first step's blocks before its rows advance (again when it ends: no change)."""
         st = self.state
         b, bs = st.batch, st.block_size
         n = b.n
-        rows = np.nonzero((plan.num_new > 0) & (plan.num_computed_before < b.prompt[:n]))[0]
-        for row in rows:
-            self._register_blocks(int(b.rid[row]), int(plan.num_computed_before[row]) // bs,
-                                  min(int(b.num_computed[row]), int(b.prompt[row])) // bs)
-
-    def _register_first_step(self, plan: StepPlan) -> None:
-        """The prompt blocks a leap's first step fills, registered before the leap ends (its rows' computed
-        counts advance only then); registering them again when it ends changes nothing."""
-        b, bs = self.state.batch, self.state.block_size
         before, new = plan.num_computed_before, plan.num_new
-        for row in np.nonzero((new > 0) & (before < b.prompt[: b.n]))[0]:
+        for row in np.nonzero((new > 0) & (before < b.prompt[:n]))[0]:  # up to where the step's prompt tokens end
             end = min(int(before[row] + new[row]), int(b.prompt[row]))
             self._register_blocks(int(b.rid[row]), int(before[row]) // bs, end // bs)
 
@@ -323,8 +315,9 @@ class Replica:
                 st.pool.register(rid, key)
 
     def _host_tier(self, dep: Deployment, mem: MemoryPlan) -> None:
-        """A CPU tier for evicted prefix blocks: each device keeps its share of ``cpu_kv_cache_gib`` in host
-        memory, and a block copied back costs its bytes over the host link (``DeviceSpec.host_link_gb_s``)."""
+        """KV in host memory: a CPU tier for evicted prefix blocks (each device keeps its share of
+        ``cpu_kv_cache_gib``) and swap space for preempted requests (``swap_space_gib``); every copy costs its
+        bytes over the host link (``DeviceSpec.host_link_gb_s``)."""
         self.host_loaded_tokens = self.swapped_tokens = 0
         self._host_s_per_token = 0.0
         lim = dep.limits
