@@ -27,6 +27,7 @@ from inferplan.sim.summary import summarize
 from inferplan.sim.summary_types import BenchContext, SimContext, Summary
 from inferplan.store import Registry
 from inferplan.workload.presets import WorkloadSpec
+from inferplan.workload.request import Workload
 
 if TYPE_CHECKING:
     from inferplan.measure.validate import ValidationResult
@@ -60,7 +61,8 @@ class SimulationConfig(WorkloadSpec):
     long_prefill_token_threshold: int = 0
     cpu_kv_cache_gib: float = 0.0  # a host-memory tier for evicted prefix blocks (with enable_prefix_caching)
     swap_space_gib: float = 0.0  # host memory preemption swaps KV into (0: preemption recomputes)
-    priority_scheduling: bool = False
+    priority_scheduling: bool | None = None  # None: priority when the workload's classes differ in priority
+    offline_budget_s: float | None = None  # HyGen's step budget for offline work (None: off)
     max_waiting: int = 0
     profile: str | None = None
     prefill_replicas: int = 0  # > 0: disaggregated; ``replicas`` then counts decode replicas
@@ -116,7 +118,8 @@ def simulate_config(cfg: SimulationConfig, *, progress: Progress | None = None) 
         prefill = [cfg.deployment(device=cfg.prefill_device, tp=cfg.prefill_tp)] * cfg.prefill_replicas
     cluster = (Cluster.disaggregated(prefill, [dep] * cfg.replicas, kv_link_gb_s=cfg.kv_link_gb_s) if prefill
                else Cluster.replicas([dep] * cfg.replicas))
-    options = SimOptions(max_waiting=cfg.max_waiting, priority=cfg.priority_scheduling)
+    options = SimOptions(max_waiting=cfg.max_waiting, priority=scheduling_by_priority(cfg, wl),
+                         offline_budget_s=offline_budget(cfg))
     res = simulate(wl, cluster, policy, router=cfg.router, seed=cfg.seed, options=options, progress=progress)
     deployment = dep.describe()
     if prefill:
@@ -127,6 +130,23 @@ def simulate_config(cfg: SimulationConfig, *, progress: Progress | None = None) 
     context = SimContext(workload=wl.describe(), deployment=deployment, prefill_replicas=cfg.prefill_replicas,
                          step_time_range_pct=speed_range_pct(dep), ranges=ranges, range_basis=basis)
     return res, replace(summary, context=context)
+
+
+def scheduling_by_priority(cfg: SimulationConfig, wl: Workload) -> bool:
+    """The user's choice, else priority where the workload's classes differ in priority (online before batch)."""
+    return wl.mixes_priorities if cfg.priority_scheduling is None else cfg.priority_scheduling
+
+
+def offline_budget(cfg: SimulationConfig) -> float:
+    """HyGen's step budget in seconds (0: off); it ranks online work first, so it needs priority scheduling."""
+    if cfg.offline_budget_s is None:
+        return 0.0
+    if not cfg.offline_budget_s > 0:
+        raise InputError(f"--offline-budget must be a positive number of seconds, got {cfg.offline_budget_s:g}")
+    if cfg.priority_scheduling is False:
+        raise InputError("--offline-budget schedules online requests first: it needs priority scheduling; "
+                         "leave out --fcfs")
+    return cfg.offline_budget_s
 
 
 def latency_ranges(summary: Summary, kind: str) -> tuple[dict[str, tuple[float, float]], str]:

@@ -14,6 +14,17 @@ OutDir = Annotated[Path, typer.Option("--out", help="folder for run outputs (che
 Workload = Annotated[str, typer.Option(
     help="preset (chat, code, summarize, batch, diurnal-chat, bursty-chat; sessions: multi-turn, agentic) or a "
          "trace file (Azure/BurstGPT CSV, Mooncake JSONL, generic CSV/JSONL)")]
+Workloads = Annotated[list[str] | None, typer.Option(
+    "--workload", help="preset (chat, code, summarize, batch, diurnal-chat, bursty-chat; sessions: multi-turn, "
+    "agentic) or a trace file (Azure/BurstGPT CSV, Mooncake JSONL, generic CSV/JSONL); repeat it to mix classes, "
+    "each with its own options: --workload chat:rate=10 --workload batch:count=5000,deadline=6h (options: rate, "
+    "count, duration, deadline, priority; a request with a deadline is judged by it, not the SLOs)")]
+Priority = Annotated[bool | None, typer.Option(
+    "--priority/--fcfs", help="schedule by request priority (lower first, vLLM's rule), or first come first served "
+    "(default: priority when the workload's classes differ in priority, e.g. chat beside batch)")]
+OfflineBudget = Annotated[float | None, typer.Option(
+    help="HyGen's rule: while online requests are on a replica, offline ones get only the prefill that keeps a "
+         "step within this many seconds (e.g. 0.03; simulation only, no engine runs it)")]
 SessionTurns = Annotated[int | None, typer.Option(help="session presets: turns per session (default: the preset's "
                                                        "distribution)")]
 ThinkTime = Annotated[float | None, typer.Option(help="session presets: median seconds between a session's turns")]
@@ -59,3 +70,10 @@ SpecAcceptance = Annotated[str | None, typer.Option(
          "(default: the method's published figure)")]
 SpecDraft = Annotated[str | None, typer.Option(help="speculative: the draft model of --spec draft (a catalog name "
                                                     "or config.json)")]
+
+
+def joined(workloads: list[str] | None) -> str:
+    """Repeated --workload classes as one configuration value (``workload.classes`` reads it back)."""
+    from inferplan.workload.classes import SEPARATOR
+
+    return SEPARATOR.join(workloads) if workloads else "chat"

@@ -18,6 +18,13 @@ def num(x: float | None) -> str:
     return "-" if x is None else f"{x:,.4g}"
 
 
+def span(x: float) -> str:
+    """A measured latency or finish time: milliseconds below 10 s, seconds above, 'never' for what never ended."""
+    if x == float("inf"):
+        return "never (a request did not finish)"
+    return f"{ms(x)} ms" if x < 10 else f"{x:,.1f} s"
+
+
 def _latencies(s: Summary) -> tuple[tuple[str, Latency], ...]:
     return (("TTFT ms", s.ttft_s), ("TPOT ms", s.tpot_s), ("ITL ms", s.itl_s), ("E2E ms", s.e2e_s),
             ("queue ms", s.queue_delay_s))
@@ -37,10 +44,12 @@ def print_summary(s: Summary, title: str | None = None) -> None:
     for label, v in _latencies(s):
         t.add_row(label, ms(v.p50), ms(v.p90), ms(v.p99), ms(v.mean))
     print_table(t)
+    if s.classes:
+        _print_classes(s)
     out.print(_totals(s))
     for c in s.slos:
         verdict = "[green]met[/]" if c.met else "[red]missed[/]"
-        out.print(f"SLO {c.slo}: measured {ms(c.value_s)} ms - {verdict}")
+        out.print(f"SLO {c.slo}: measured {span(c.value_s)} - {verdict}")
     if s.slo_attainment is not None:
         out.print(f"SLO attainment (requests meeting every SLO): {s.slo_attainment:.1%}")
     failed = s.bench.failed_by_reason if s.bench else {}
@@ -57,6 +66,23 @@ def print_summary(s: Summary, title: str | None = None) -> None:
     if band is not None:
         out.print(f"calibrated profile: step times are uncertain by +-{band:.0f}% (1 s.d.); latencies scale with them "
                   "at light load and by more near saturation")
+
+
+def _print_classes(s: Summary) -> None:
+    """One row per workload class: its latencies, throughput, and its SLOs or its deadline."""
+    from rich.table import Table
+
+    t = Table(title="by workload class")
+    for col in ("class", "kind", "requests", "finished", "TTFT p90 ms", "TPOT p90 ms", "output tok/s",
+                "within SLOs", "last finish", "deadline"):
+        t.add_column(col, justify="left" if col in ("class", "kind") else "right")
+    for c in s.classes:
+        deadline = "-" if c.deadline_s is None else f"{c.deadline_s:,.0f} s " + ("met" if c.deadline_met else "missed")
+        t.add_row(c.name, "online" if c.online else "offline", f"{c.num_requests:,}", f"{c.num_finished:,}",
+                  ms(c.ttft_p90_s), ms(c.tpot_p90_s), f"{c.throughput_output_tokens_per_s:,.0f}",
+                  "-" if c.slo_attainment is None else f"{c.slo_attainment:.1%}",
+                  "-" if c.last_finish_s is None else f"{c.last_finish_s:,.1f} s", deadline)
+    print_table(t)
 
 
 def _totals(s: Summary) -> str:

@@ -36,7 +36,7 @@ SIM_EPILOG = (
 def simulate_cmd(
     model: options.Model = "llama-3.1-8b",
     device: Annotated[str, typer.Option(help="device name or YAML file")] = "h100-sxm",
-    workload: options.Workload = "chat",
+    workload: options.Workloads = None,
     rate: options.Rate = None,
     rate_scale: options.RateScale = None,
     duration: options.Duration = None,
@@ -68,7 +68,7 @@ def simulate_cmd(
     kv_budget: options.KvBudget = None,
     chunked_prefill: Annotated[bool | None, typer.Option("--chunked-prefill/--no-chunked-prefill",
                                                          help="default: the engine's")] = None,
-    priority: Annotated[bool, typer.Option("--priority", help="schedule by request priority, not FCFS")] = False,
+    priority: options.Priority = None, offline_budget: options.OfflineBudget = None,
     max_waiting: Annotated[int, typer.Option(help="reject arrivals when this many wait on a replica (0: never)")] = 0,
     skip_bad_rows: options.SkipBadRows = False,
     trace_format: options.TraceFormat = None,
@@ -96,17 +96,17 @@ def simulate_cmd(
                          f"(got {replicas}, {prefill_replicas})")
     cfg = SimulationConfig(
         model=model, device=device, weights=weights, kv=kv, tp=tp, pp=pp, ep=ep, dp_attention=dp_attention,
-        replicas=replicas, engine=engine, policy=policy, router=router, workload=workload, rate=rate,
+        replicas=replicas, engine=engine, policy=policy, router=router, workload=options.joined(workload), rate=rate,
         policy_options=_policy_options(chunk_size=chunk_size, parallel=parallel, ctx_size=ctx_size),
         rate_scale=rate_scale, duration_s=duration, num_requests=num_requests, seed=seed, slo=slo,
         max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens, enable_prefix_caching=prefix_caching,
         cpu_kv_cache_gib=cpu_kv_cache, swap_space_gib=swap_space, kv_budget=kv_budget,
         gpu_memory_utilization=gpu_memory_utilization, enable_chunked_prefill=chunked_prefill,
-        priority_scheduling=priority, max_waiting=max_waiting, skip_bad_rows=skip_bad_rows,
-        trace_format=trace_format, profile=str(profile) if profile else None, prefill_replicas=prefill_replicas,
-        prefill_device=prefill_device, prefill_tp=prefill_tp, kv_link_gb_s=kv_link_gb_s, spec=spec,
-        spec_tokens=spec_tokens, spec_acceptance=spec_acceptance, spec_draft=spec_draft,
-        session_turns=session_turns, think_time_s=think_time)
+        priority_scheduling=priority, offline_budget_s=offline_budget, max_waiting=max_waiting,
+        skip_bad_rows=skip_bad_rows, trace_format=trace_format, profile=str(profile) if profile else None,
+        prefill_replicas=prefill_replicas, prefill_device=prefill_device, prefill_tp=prefill_tp,
+        kv_link_gb_s=kv_link_gb_s, spec=spec, spec_tokens=spec_tokens, spec_acceptance=spec_acceptance,
+        spec_draft=spec_draft, session_turns=session_turns, think_time_s=think_time)
     folder = check_out_dir(out_dir)
     reg = Registry(registry)
     with interrupted(lambda: "the simulation stopped before it finished; nothing was written or recorded"), \

@@ -23,6 +23,9 @@ class SimOptions:
 
     max_waiting: int = 0  # queue length at which a replica rejects arrivals (0: unbounded)
     priority: bool = False  # priority scheduling from the workload's priorities
+    # HyGen's rule (sim/policies/offline_budget.py): offline prefill fills a step only while its predicted time
+    # stays within this many seconds, when online requests are on the replica (0: off)
+    offline_budget_s: float = 0.0
     leap: bool = True  # run identical decode steps as one event (same results, faster)
     check_invariants: bool = False  # assert KV and batch invariants after every step (tests)
     # stop as soon as these SLOs are certainly missed (``SimResult.stopped``): a failing probe ends early

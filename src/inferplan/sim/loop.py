@@ -104,6 +104,7 @@ class _Loop:
             Replica(i, dep, policy or get_policy(dep.serving_engine.scheduler), table, itl=self.itl,
                     bucket_s=bucket_s, max_waiting=options.max_waiting,
                     priority=options.priority, leap=options.leap, solo=self.fed, role=role,
+                    offline_budget_s=options.offline_budget_s,
                     cost=costs.get(dep) if costs is not None else None)
             for i, (dep, role) in enumerate(zip(cluster.deployments, roles, strict=True))
         )

@@ -19,6 +19,7 @@ from inferplan.sim.leap_apply import finish_leap
 from inferplan.sim.leap_load import SegmentLoad
 from inferplan.sim.metrics import LogHistogram, ReplicaSeries
 from inferplan.sim.policies.base import EnginePolicy, StepPlan
+from inferplan.sim.policies.offline_budget import StepBudget
 from inferplan.sim.shape import analyse_step
 from inferplan.sim.speculation import SpeculativeSteps
 from inferplan.sim.state import FINISHED, PENDING, RejectReason, RequestTable
@@ -64,6 +65,7 @@ class Replica:
         solo: bool = True,
         role: str = "both",
         cost: StepCost | None = None,
+        offline_budget_s: float = 0.0,
     ) -> None:
         mem = plan_memory(dep)
         if not mem.fits:
@@ -84,6 +86,8 @@ class Replica:
         self._host_tier(dep, mem)
         self.handoffs: list[tuple[int, float]] = []  # prefill role: (request, first-token time) to transfer
         self.cost = cost or StepCost(dep)
+        if offline_budget_s > 0:
+            self.state.step_budget = StepBudget(offline_budget_s, self.cost.seconds)
         self.window = dep.attention_window
         self.max_waiting = max_waiting
         self.itl = itl

@@ -10,7 +10,7 @@ import heapq
 from collections import deque
 from collections.abc import Hashable
 from enum import IntEnum
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -18,6 +18,9 @@ import numpy.typing as npt
 from inferplan.perf.kv_layout import KVLayout
 from inferplan.sim.kv import BlockPool
 from inferplan.workload.request import Workload
+
+if TYPE_CHECKING:
+    from inferplan.sim.policies.offline_budget import StepBudget
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
@@ -234,6 +237,7 @@ class ReplicaState:
             PriorityQueue(table.wl.priority, table.arrival) if priority else FcfsQueue()
         )
         self.num_preemptions = 0
+        self.step_budget: StepBudget | None = None  # HyGen's step-time budget for offline work (None: off)
         self.spec_tokens = 0  # speculative decoding: drafted tokens a decoding row verifies each step
         self.loaded_tokens = 0  # prefix tokens admissions copied back from the host tier this step
         # preemption by swap: host blocks free for preempted requests' KV, what each swapped request holds there,

@@ -7,15 +7,18 @@ The fields and their JSON live in `summary_types`; a simulation (`summarize`) an
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 import numpy.typing as npt
 
+from inferplan.sim.class_summary import class_summaries, deadline_checks, within_deadline
 from inferplan.sim.loop import SimResult
 from inferplan.sim.metrics import LogHistogram
 from inferplan.sim.slo import SLO
 from inferplan.sim.state import FINISHED, REJECTED, RejectReason, RequestTable
 from inferplan.sim.summary_types import BenchCounts, Latency, SimStats, SloCheck, Summary
+from inferplan.workload.request import Workload
 
 F64 = npt.NDArray[np.float64]
 
@@ -47,15 +50,18 @@ def request_latencies(t: RequestTable) -> dict[str, F64]:
     return {"ttft": ttft, "tpot": tpot, "e2e": e2e, "queue": queue}
 
 
-def meets_slos(lat: dict[str, F64], finished: npt.NDArray[np.bool_],
-               slos: tuple[SLO, ...]) -> npt.NDArray[np.bool_]:
-    """Per request: finished and within every TTFT/TPOT/E2E threshold (ITL SLOs apply to the whole run)."""
+def meets_slos(lat: dict[str, F64], finished: npt.NDArray[np.bool_], slos: tuple[SLO, ...],
+               deadline_s: F64 | None = None) -> npt.NDArray[np.bool_]:
+    """Per request: finished and within every TTFT/TPOT/E2E threshold (ITL SLOs apply to the whole run);
+    a request with a deadline (``deadline_s`` finite): finished within it instead."""
     ok = finished.copy()
     for slo in slos:
         if slo.metric in ("ttft", "e2e"):
             ok &= lat[slo.metric] <= slo.threshold_s
         elif slo.metric == "tpot":
             ok &= ~(lat["tpot"] > slo.threshold_s)  # single-token requests have no TPOT: they pass
+    if deadline_s is not None:
+        ok = np.where(np.isfinite(deadline_s), within_deadline(lat["e2e"], finished, deadline_s), ok)
     return ok
 
 
@@ -77,14 +83,23 @@ def check_slos(slos: tuple[SLO, ...], finished_lat: dict[str, F64],
 def measured_summary(lat: dict[str, F64], finished: npt.NDArray[np.bool_], slos: tuple[SLO, ...],
                      itl: LogHistogram, *, makespan_s: float, input_tokens: int, output_tokens: int,
                      num_rejected: int, rejected_by_reason: dict[str, int], sim: SimStats | None = None,
-                     bench: BenchCounts | None = None) -> Summary:
+                     bench: BenchCounts | None = None, workload: Workload | None = None) -> Summary:
     """What a simulation and a bench measure alike, from per-request latencies (``request_latencies``'
     keys, NaN where undefined) and which requests finished; the SLOs count as met only if nothing
-    was rejected (a bench rejects what did not finish)."""
+    was rejected (a bench rejects what did not finish). ``workload``: its classes' deadlines are
+    judged too, and the latency SLOs over the requests without one."""
     n, n_fin = len(finished), int(finished.sum())
     span = max(makespan_s, 1e-9)
-    ok = meets_slos(lat, finished, slos)
-    checks = check_slos(slos, {k: v[finished] for k, v in lat.items()}, itl.quantile)
+    deadline = workload.deadline_s if workload is not None and workload.has_deadlines else None
+    ok = meets_slos(lat, finished, slos, deadline)
+    checks: tuple[SloCheck, ...] = ()
+    if deadline is None:
+        checks = check_slos(slos, {k: v[finished] for k, v in lat.items()}, itl.quantile)
+    elif workload is not None:  # the SLOs judge the requests without a deadline (if any), deadlines the others
+        by_slo = ~np.isfinite(deadline)
+        if by_slo.any():
+            checks = check_slos(slos, {k: v[finished & by_slo] for k, v in lat.items()}, itl.quantile)
+        checks += deadline_checks(workload, lat["e2e"], finished)
     return Summary(
         num_requests=n, num_finished=n_fin, num_rejected=num_rejected, rejected_by_reason=rejected_by_reason,
         makespan_s=makespan_s,
@@ -93,8 +108,8 @@ def measured_summary(lat: dict[str, F64], finished: npt.NDArray[np.bool_], slos:
         queue_delay_s=latency_stats(lat["queue"][finished]),
         throughput_output_tokens_per_s=output_tokens / span, throughput_input_tokens_per_s=input_tokens / span,
         throughput_requests_per_s=n_fin / span, goodput_requests_per_s=int(ok.sum()) / span,
-        slo_attainment=float(ok.sum()) / n if slos and n else None, slos=checks,
-        slos_met=all(c.met for c in checks) and num_rejected == 0 if slos else None,
+        slo_attainment=float(ok.sum()) / n if checks and n else None, slos=checks,
+        slos_met=all(c.met for c in checks) and num_rejected == 0 if checks else None,
         sim=sim, bench=bench,
     )
 
@@ -128,10 +143,14 @@ def summarize(res: SimResult, slos: tuple[SLO, ...] = ()) -> Summary:
         overload=overload_note(t.arrival[finished], lat["queue"][finished], int(finished.sum()), len(t)),
         host_copied_tokens=sum(r.host_loaded_tokens + r.swapped_tokens for r in res.replicas),
     )
-    return measured_summary(lat, finished, slos, res.itl, makespan_s=res.makespan_s,
-                            input_tokens=int(t.input[finished].sum()), output_tokens=out_tokens,
-                            num_rejected=int(rejected.sum()),
-                            rejected_by_reason={k: v for k, v in reasons.items() if v}, sim=sim)
+    summary = measured_summary(lat, finished, slos, res.itl, makespan_s=res.makespan_s,
+                               input_tokens=int(t.input[finished].sum()), output_tokens=out_tokens,
+                               num_rejected=int(rejected.sum()),
+                               rejected_by_reason={k: v for k, v in reasons.items() if v}, sim=sim, workload=t.wl)
+    if len(t.wl.class_names) < 2:
+        return summary
+    ok = meets_slos(lat, finished, slos, t.wl.deadline_s) if summary.slos else None
+    return replace(summary, classes=class_summaries(t.wl, lat, finished, ok, t.out_done, t.arrival, res.makespan_s))
 
 
 def overload_note(arrival: npt.NDArray[np.float64], queue: npt.NDArray[np.float64], n_finished: int,

@@ -116,6 +116,28 @@ class BenchContext:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ClassSummary:
+    """One workload class of a run with several (``--workload chat:rate=10 --workload batch:...``):
+    online classes are judged by the SLOs, a class with a deadline by when its requests finished."""
+
+    name: str
+    online: bool
+    num_requests: int
+    num_finished: int
+    ttft_p90_s: float | None
+    tpot_p90_s: float | None
+    e2e_p90_s: float | None
+    throughput_output_tokens_per_s: float
+    slo_attainment: float | None  # share of its requests within their objectives (None: it has none)
+    deadline_s: float | None  # each request must finish within this of its arrival (None: none)
+    last_finish_s: float | None  # when its last request finished, from the run's start (None: some never did)
+    deadline_met: bool | None  # every request finished within the deadline (None: no deadline)
+
+    def to_json(self) -> dict[str, Any]:
+        return _fields_json(self)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Headline:
     """The numbers the planner ranks routers by, and plan.json lists for each router it simulated."""
 
@@ -154,6 +176,7 @@ class Summary:
     sim: SimStats | None = None
     bench: BenchCounts | None = None
     context: SimContext | BenchContext | None = None
+    classes: tuple[ClassSummary, ...] = ()  # a workload of several classes: each one's figures
 
     @property
     def workload(self) -> dict[str, Any] | None:
@@ -190,6 +213,8 @@ class Summary:
             "slos": [c.to_json() for c in self.slos],
             "slos_met": self.slos_met,
         }
+        if self.classes:
+            out["classes"] = [c.to_json() for c in self.classes]
         if self.sim is not None:
             out |= self.sim.to_json()
         if self.bench is not None:
@@ -221,7 +246,19 @@ class Summary:
             sim=_sim_stats(r) if "policy" in r.d else None,
             bench=_bench_counts(r) if "output_tokens" in r.d else None,
             context=_bench_context(r) if "endpoint" in r.d else _sim_context(r) if "deployment" in r.d else None,
+            classes=tuple(_class_summary(_Reader(c, source, f"classes[{i}]"))
+                          for i, c in enumerate(r.get("classes", list, missing=[]))),
         )
+
+
+def _class_summary(c: _Reader) -> ClassSummary:
+    return ClassSummary(
+        name=c.text("name"), online=c.get("online", bool), num_requests=c.whole("num_requests"),
+        num_finished=c.whole("num_finished"), ttft_p90_s=c.opt_number("ttft_p90_s"),
+        tpot_p90_s=c.opt_number("tpot_p90_s"), e2e_p90_s=c.opt_number("e2e_p90_s"),
+        throughput_output_tokens_per_s=c.number("throughput_output_tokens_per_s"),
+        slo_attainment=c.opt_number("slo_attainment"), deadline_s=c.opt_number("deadline_s"),
+        last_finish_s=c.opt_number("last_finish_s"), deadline_met=c.opt_flag("deadline_met"))
 
 
 def _sim_stats(r: _Reader) -> SimStats:

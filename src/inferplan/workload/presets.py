@@ -8,17 +8,18 @@ rates (5.5 and 2.6 requests/s). `summarize` and `batch` are chosen shapes, not f
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from inferplan.errors import InputError, unknown_name
+from inferplan.workload.classes import ClassSpec, split_classes
 from inferplan.workload.request import Workload
 from inferplan.workload.sessions import SESSION_PRESETS, synthesize_sessions
 from inferplan.workload.synthetic import Lengths, synthesize
 from inferplan.workload.traces import load_trace
-from inferplan.workload.transforms import clip_lengths, head, scale_rate, scale_time, window
+from inferplan.workload.transforms import clip_lengths, head, mix, scale_rate, scale_time, window
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +103,14 @@ def make_workload(
 
     For a preset, the number of requests is ``num_requests``, or what ``rate x duration``
     implies (default 600 s). For a trace, ``duration_s`` keeps the first that many seconds.
+    ``spec`` may name several classes with their own options (``workload.classes``): see ``make_mix``.
     """
+    classes = split_classes(spec)
+    if len(classes) > 1 or classes[0].has_options:
+        return make_mix(classes, seed=seed, rate=rate, rate_scale=rate_scale, duration_s=duration_s,
+                        num_requests=num_requests, skip_bad_rows=skip_bad_rows, trace_format=trace_format,
+                        max_input_tokens=max_input_tokens, max_output_tokens=max_output_tokens,
+                        session_turns=session_turns, think_time_s=think_time_s)
     _check_positive(rate=rate, rate_scale=rate_scale, duration=duration_s, num_requests=num_requests,
                     max_input_tokens=max_input_tokens, max_output_tokens=max_output_tokens)
     _check_positive(session_turns=session_turns)
@@ -141,6 +149,36 @@ def make_workload(
     if num_requests is not None:
         wl = head(wl, num_requests)
     return clip_lengths(wl, max_input_tokens, max_output_tokens)
+
+
+def make_mix(classes: list[ClassSpec], *, seed: int, rate: float | None, rate_scale: float | None,
+             duration_s: float | None, num_requests: int | None, **shared: object) -> Workload:
+    """Each class built with its own options, then interleaved. A class sized by neither ``count`` nor
+    ``duration`` runs for ``duration_s``, else as long as the longest deadline (the window in which the
+    fleet serves every class at once), else 600 s. ``shared``: options every class takes alike."""
+    if len(classes) > 1 and (rate is not None or rate_scale is not None or num_requests is not None):
+        raise InputError("with several --workload classes, give each its own rate or count "
+                         "(e.g. --workload chat:rate=10 --workload batch:count=5000,deadline=6h), "
+                         "not --rate, --rate-scale or --num-requests")
+    for c in classes:
+        if (c.rate is not None and rate is not None) or (c.count is not None and num_requests is not None):
+            raise InputError(f"--workload '{c.source}': its rate or count is given both in the class and as a flag")
+    deadlines = [c.deadline_s for c in classes if c.deadline_s is not None]
+    horizon = duration_s if duration_s is not None else max(deadlines, default=None)
+    parts, names = [], []
+    for k, c in enumerate(classes):
+        wl = make_workload(c.source, seed=seed + k, rate=c.rate if c.rate is not None else rate, rate_scale=rate_scale,
+                           duration_s=c.duration_s or (None if c.count else horizon),
+                           num_requests=c.count or num_requests, **shared)  # type: ignore[arg-type]
+        name = Path(c.source).stem if c.source not in PRESETS and c.source not in SESSION_PRESETS else c.source
+        name = name if name not in names else f"{name}#{k + 1}"
+        n = len(wl)
+        wl = replace(wl, name=name, class_names=(name,),
+                     priority=wl.priority if c.priority is None else np.full(n, c.priority, dtype=np.int64),
+                     deadline_s=wl.deadline_s if c.deadline_s is None else np.full(n, c.deadline_s))
+        parts.append(wl)
+        names.append(name)
+    return parts[0] if len(parts) == 1 else mix(*parts, name=" + ".join(names))
 
 
 def _check_positive(**values: float | None) -> None:

@@ -37,6 +37,21 @@ class Workload:
     # the chain names each request's outputs too (a session's next turn resends them), so the engine caches
     # their full blocks; a trace's chain (Mooncake hash_ids) names the prompt only
     chain_covers_outputs: bool = False
+    # workload classes (``--workload chat:rate=10 --workload batch:count=5000,deadline=6h``): per request the
+    # index of its class in ``class_names`` (one class: all 0, named after the workload), and the seconds
+    # after its arrival it must finish by (inf: none; such a request is judged by its deadline, not the SLOs)
+    class_index: I64 = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    class_names: tuple[str, ...] = ()
+    deadline_s: F64 = field(default_factory=lambda: np.zeros(0))
+
+    def __post_init__(self) -> None:
+        n = self.arrival_s.shape[0]
+        if self.class_index.shape[0] != n:
+            object.__setattr__(self, "class_index", np.zeros(n, dtype=np.int64))
+        if not self.class_names:
+            object.__setattr__(self, "class_names", (self.name,))
+        if self.deadline_s.shape[0] != n:
+            object.__setattr__(self, "deadline_s", np.full(n, np.inf))
 
     @classmethod
     def build(
@@ -56,6 +71,9 @@ class Workload:
         prefix_chain: tuple[tuple[int, ...], ...] | None = None,
         chain_block_tokens: int = 512,
         chain_covers_outputs: bool = False,
+        class_index: npt.ArrayLike | None = None,
+        class_names: tuple[str, ...] = (),
+        deadline_s: npt.ArrayLike | None = None,
     ) -> Workload:
         """Validate, sort by arrival (stable) and shift time so the first request arrives at 0."""
         arr = np.asarray(arrival_s, dtype=np.float64)
@@ -75,6 +93,7 @@ class Workload:
         pg, pt = col(prefix_group, -1), col(prefix_tokens, 0)
         pt = np.minimum(pt, inp)
         on = np.ones(n, dtype=bool) if online is None else np.asarray(online, dtype=bool)
+        deadline = np.full(n, np.inf) if deadline_s is None else np.asarray(deadline_s, dtype=np.float64)
         return cls(
             arrival_s=arr[order] - arr[order][0],
             input_tokens=inp[order],
@@ -90,6 +109,9 @@ class Workload:
             prefix_chain=None if prefix_chain is None else tuple(prefix_chain[i] for i in order),
             chain_block_tokens=chain_block_tokens,
             chain_covers_outputs=chain_covers_outputs,
+            class_index=col(class_index, 0)[order],
+            class_names=class_names or (name,),
+            deadline_s=deadline[order],
         )
 
     def __len__(self) -> int:
@@ -128,10 +150,22 @@ class Workload:
             priority=self.priority[idx],
             online=self.online[idx],
             prefix_chain=None if self.prefix_chain is None else tuple(self.prefix_chain[i] for i in idx.tolist()),
+            class_index=self.class_index[idx],
+            deadline_s=self.deadline_s[idx],
         )
 
+    @property
+    def has_deadlines(self) -> bool:
+        """Whether some requests are judged by a deadline (an offline class) rather than the latency SLOs."""
+        return bool(np.isfinite(self.deadline_s).any())
+
+    @property
+    def mixes_priorities(self) -> bool:
+        """Whether requests differ in priority (an online class beside an offline one)."""
+        return len(self) > 0 and bool((self.priority != self.priority[0]).any())
+
     def describe(self) -> dict[str, float | int | str]:
-        return {
+        out: dict[str, float | int | str] = {
             "name": self.name,
             "num_requests": len(self),
             "duration_s": round(self.duration_s, 3),
@@ -140,3 +174,6 @@ class Workload:
             "mean_output_tokens": round(float(self.output_tokens.mean()), 1),
             "skipped_rows": sum(self.skipped_rows.values()),
         }
+        if len(self.class_names) > 1:
+            out["classes"] = " + ".join(self.class_names)
+        return out

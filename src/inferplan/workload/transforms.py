@@ -52,19 +52,38 @@ def clip_lengths(wl: Workload, max_input: int | None = None, max_output: int | N
     return replace(wl, input_tokens=inp, output_tokens=out, prefix_tokens=np.minimum(wl.prefix_tokens, inp))
 
 
-def mix(a: Workload, b: Workload, name: str = "mix") -> Workload:
-    """Both workloads interleaved by arrival time; prefix groups and sessions kept apart."""
-    offset_group = int(max(a.prefix_group.max(), -1)) + 1
-    offset_session = int(max(a.session_id.max(), -1)) + 1
+def mix(*parts: Workload, name: str = "mix") -> Workload:
+    """The workloads interleaved by arrival time, each one class (named after it, keeping its deadlines);
+    prefix groups and sessions kept apart. Shared content (prefix chains) may come from one part only."""
+    chained = [p for p in parts if p.prefix_chain is not None]
+    if len(chained) > 1:
+        raise InputError(f"{name}: only one class of a mix may replay shared prompt content (a session preset "
+                         f"or a Mooncake trace); {', '.join(p.name for p in chained)} all do")
+    groups, sessions, classes = [], [], []
+    group_base = session_base = 0
+    for k, p in enumerate(parts):
+        groups.append(np.where(p.prefix_group >= 0, p.prefix_group + group_base, -1))
+        sessions.append(np.where(p.session_id >= 0, p.session_id + session_base, -1))
+        group_base += int(max(p.prefix_group.max(), -1)) + 1
+        session_base += int(max(p.session_id.max(), -1)) + 1
+        classes.append(np.full(len(p), k))
+    chain = chained[0] if chained else None
     return Workload.build(
-        np.concatenate([a.arrival_s, b.arrival_s]),
-        np.concatenate([a.input_tokens, b.input_tokens]),
-        np.concatenate([a.output_tokens, b.output_tokens]),
-        prefix_group=np.concatenate([a.prefix_group, np.where(b.prefix_group >= 0, b.prefix_group + offset_group, -1)]),
-        prefix_tokens=np.concatenate([a.prefix_tokens, b.prefix_tokens]),
-        session_id=np.concatenate([a.session_id, np.where(b.session_id >= 0, b.session_id + offset_session, -1)]),
-        priority=np.concatenate([a.priority, b.priority]),
-        online=np.concatenate([a.online, b.online]),
+        np.concatenate([p.arrival_s for p in parts]),
+        np.concatenate([p.input_tokens for p in parts]),
+        np.concatenate([p.output_tokens for p in parts]),
+        prefix_group=np.concatenate(groups),
+        prefix_tokens=np.concatenate([p.prefix_tokens for p in parts]),
+        session_id=np.concatenate(sessions),
+        priority=np.concatenate([p.priority for p in parts]),
+        online=np.concatenate([p.online for p in parts]),
         name=name,
-        source=f"mix of {a.name} and {b.name}",
+        source="mix of " + ", ".join(p.name for p in parts),
+        # a part without shared content gets empty chains: its prompts match nothing cached
+        prefix_chain=None if chain is None else tuple(c for p in parts for c in (p.prefix_chain or ((),) * len(p))),
+        chain_block_tokens=chain.chain_block_tokens if chain else 512,
+        chain_covers_outputs=chain.chain_covers_outputs if chain else False,
+        class_index=np.concatenate(classes),
+        class_names=tuple(p.name for p in parts),
+        deadline_s=np.concatenate([p.deadline_s for p in parts]),
     )

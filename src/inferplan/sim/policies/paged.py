@@ -25,6 +25,7 @@ import numpy.typing as npt
 from inferplan.perf.deployment import EngineLimits
 from inferplan.perf.kv_layout import KVLayout
 from inferplan.sim.policies.base import StepPlan
+from inferplan.sim.policies.offline_budget import StepBudget, cap_offline_prefills
 from inferplan.sim.state import RejectReason, ReplicaState, RequestTable
 
 
@@ -91,7 +92,7 @@ class PagedScheduler:
         where ``running`` requests each decode one token (KV blocks aside: the caller checks those).
         Lets a lone replica take arrivals in during a leap; False wherever admission depends on more."""
         if (self.reserve_full or self.static_batches or self.new_token_ratio or rep.prefix_caching
-                or rep.long_prefill_token_threshold > 0):
+                or rep.long_prefill_token_threshold > 0 or rep.step_budget is not None):
             return False
         return running < rep.max_num_seqs and 0 < prompt <= rep.max_num_batched_tokens - running
 
@@ -108,11 +109,12 @@ class PagedScheduler:
         alloc = np.zeros(b.n + rep.max_num_seqs, dtype=np.int64)
         preempted: list[int] = []
         running_decode = True  # vacuously, with nothing running
+        step_budget = offline_budget(rep)
         if b.n:
-            budget, running_decode = self._schedule_running(rep, alloc, budget, preempted, rows_decoding)
+            budget, running_decode = self._schedule_running(rep, alloc, budget, preempted, rows_decoding, step_budget)
         num_running = b.n
         if not preempted and not (self.static_batches and b.n):
-            budget = self._admit_waiting(rep, alloc, budget)
+            budget = self._admit_waiting(rep, alloc, budget, step_budget)
         n = b.n
         return StepPlan(
             rids=b.rid[:n].copy(),
@@ -126,7 +128,8 @@ class PagedScheduler:
         )
 
     def _schedule_running(
-        self, rep: ReplicaState, alloc: np.ndarray, budget: int, preempted: list[int], decoding: bool = False
+        self, rep: ReplicaState, alloc: np.ndarray, budget: int, preempted: list[int], decoding: bool = False,
+        step_budget: StepBudget | None = None,
     ) -> tuple[int, bool]:
         """Tokens for the running rows; returns the budget left and whether every row is a plain decode.
 
@@ -159,6 +162,8 @@ class PagedScheduler:
             np.minimum(rem, rep.long_prefill_token_threshold, out=rem)
         prev = np.cumsum(rem) - rem
         want = np.minimum(np.maximum(budget - prev, 0), rem)
+        if step_budget is not None:
+            cap_offline_prefills(step_budget, rep.table.wl.online[b.rid[:n]], want, computed, b.prompt[:n])
         need = rep.blocks_of(computed + want) - held
         need[want == 0] = 0
         np.maximum(need, 0, out=need)
@@ -273,10 +278,15 @@ class PagedScheduler:
         rep.num_preemptions += 1
         rep.waiting.push_front(rid)
 
-    def _admit_waiting(self, rep: ReplicaState, alloc: np.ndarray, budget: int) -> int:
+    def _admit_waiting(self, rep: ReplicaState, alloc: np.ndarray, budget: int,
+                       step_budget: StepBudget | None = None) -> int:
         b, t, pool, bs = rep.batch, rep.table, rep.pool, rep.block_size
         reserved = self._output_reserve(rep)  # tokens kept free for running outputs (SGLang; else 0)
         pages_per_block = rep.layout.pages_per_block if rep.layout else 1  # an output token's pages, at most
+        if step_budget is not None:  # this step's prefill tokens, decoding rows and keys so far
+            n0 = b.n
+            decoding = int(np.count_nonzero((alloc[:n0] == 1) & (b.num_computed[:n0] >= b.prompt[:n0])))
+            scheduled, ctx = int(alloc[:n0].sum()) - decoding, int(b.num_computed[:n0].sum())
         while len(rep.waiting) and budget > 0 and b.n < rep.max_num_seqs:
             rid = rep.waiting.peek()
             prompt = int(t.input[rid])
@@ -296,6 +306,14 @@ class PagedScheduler:
             if not rep.enable_chunked_prefill and new > budget:
                 break
             new = min(new, budget)
+            if step_budget is not None:
+                if not t.wl.online[rid]:  # offline work: only what keeps this step and the next within budget
+                    fits = step_budget.decode_fits(b.n + 1, ctx + num_tokens)
+                    new = step_budget.prefill_room(scheduled, decoding, ctx, new,
+                                                   rep.enable_chunked_prefill) if fits else 0
+                    if new == 0:
+                        break
+                scheduled, ctx = scheduled + new, ctx + computed
             target = rep.output_target(rid)
             reserve = prompt + target if self.reserve_full else computed + new
             need = max(rep.blocks_for(reserve) - hits, 0)
@@ -325,6 +343,18 @@ class PagedScheduler:
             alloc[row] = new
             budget -= new
         return budget
+
+
+def offline_budget(rep: ReplicaState) -> StepBudget | None:
+    """The replica's budget for offline work while an online request runs or waits first in its queue (with
+    priority scheduling, any waiting online request is first), else None: nothing to protect."""
+    step_budget = rep.step_budget
+    if step_budget is None:
+        return None
+    online, b = rep.table.wl.online, rep.batch
+    if (b.n and bool(online[b.rid[: b.n]].any())) or (len(rep.waiting) and bool(online[rep.waiting.peek()])):
+        return step_budget
+    return None
 
 
 def with_drafts(rep: ReplicaState, rem: npt.NDArray[np.int64], computed: npt.NDArray[np.int64],
