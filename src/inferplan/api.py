@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     )
     from inferplan.specs.hardware import DeviceSpec
     from inferplan.store import Registry, RunRecord
+    from inferplan.workload.classes import join_workloads
 
 # Loaded on first use: `--help` loads none of them, `fit` not the simulator, the planner or scipy.
 _LAZY = {name: module for module, names in {
@@ -67,6 +68,7 @@ _LAZY = {name: module for module, names in {
                                 "model_catalog", "weight_format_catalog"),
     "inferplan.specs.hardware": ("DeviceSpec",),
     "inferplan.store": ("Registry", "RunRecord"),
+    "inferplan.workload.classes": ("join_workloads",),
     "inferplan.measure.calibrate": ("Calibration", "DEFAULT_FIT", "FACTORS", "base_for", "calibrate",
                                     "from_llama_bench", "from_validate_summary", "fit_to_bench"),
     "inferplan.measure.request_record": ("RequestRecord",),
@@ -146,6 +148,7 @@ __all__ = [
     "run_simulation",
     "run_validate",
     "simulate_config",
+    "join_workloads",
     "weight_format_catalog",
     "write_compare_report",
 ]

@@ -23,7 +23,8 @@ def test_a_class_reads_its_options_with_units() -> None:
 
 @pytest.mark.parametrize(("text", "names"), [
     ("batch:count=5,deadlin=1h", "unknown option 'deadlin'"),
-    ("batch:deadline=-1h", "not a duration"),
+    ("batch:deadline=-1h", "deadline must be positive"),
+    ("batch:deadline=soon", "not a duration"),
     ("batch:deadline=0h", "deadline must be positive"),
     ("chat:rate=0", "rate must be positive"),
     ("chat:count=2.5", "count=2.5 is not a whole number"),

@@ -71,9 +71,3 @@ SpecAcceptance = Annotated[str | None, typer.Option(
 SpecDraft = Annotated[str | None, typer.Option(help="speculative: the draft model of --spec draft (a catalog name "
                                                     "or config.json)")]
 
-
-def joined(workloads: list[str] | None) -> str:
-    """Repeated --workload classes as one configuration value (``workload.classes`` reads it back)."""
-    from inferplan.workload.classes import SEPARATOR
-
-    return SEPARATOR.join(workloads) if workloads else "chat"

@@ -31,7 +31,7 @@ EPILOG = (
 @app.command("plan", epilog=EPILOG)
 def plan_cmd(
     model: options.Model = "llama-3.1-8b",
-    workload: options.Workload = "chat",
+    workload: options.Workloads = None,
     rate: options.Rate = None,
     rate_scale: options.RateScale = None,
     duration: options.Duration = None,
@@ -74,11 +74,12 @@ def plan_cmd(
     as_json: options.Json = False,
 ) -> None:
     """Find the cheapest fleet that meets the SLOs for MODEL under a workload, verified by simulation."""
-    from inferplan.api import PlanRequest, Registry, run_plan
+    from inferplan.api import PlanRequest, Registry, join_workloads, run_plan
 
-    if autoscale and duration is None and not Path(workload).exists():
+    mix = join_workloads(workload)
+    if autoscale and duration is None and not Path(mix).exists():
         duration = 4 * parse_duration(window, "--window")  # a preset: simulate four windows
-    req = PlanRequest(model=model, workload=workload, rate=rate, rate_scale=rate_scale, duration_s=duration,
+    req = PlanRequest(model=model, workload=mix, rate=rate, rate_scale=rate_scale, duration_s=duration,
                       num_requests=num_requests, seed=seed, slo=slo,
                       devices=_names(devices), engines=_names(engine or ""),
                       max_quality_loss_pct=parse_percent(max_quality_loss, "--max-quality-loss"),
@@ -154,7 +155,8 @@ def print_plan(r: PlanResult, doc: dict[str, Any]) -> None:
                   f"{chance} ({margin.basis})", soft_wrap=True)
     for line in r.planned_for:
         out.print(f"  planned for: {line}", soft_wrap=True)
-    if (box := one_box_capacity(doc)) is not None:
+    _print_colocation(r)
+    if not r.summary.classes and (box := one_box_capacity(doc)) is not None:
         out.print(box, soft_wrap=True)
     out.print(f"why this fleet: {why_chosen(r)}", soft_wrap=True)
     if len(r.router_results) > 1:
@@ -171,6 +173,21 @@ def print_plan(r: PlanResult, doc: dict[str, Any]) -> None:
               f"simulated {len(r.survivors)}")
     if r.autoscale is not None:
         _print_autoscale(r.autoscale)
+
+
+def _print_colocation(r: PlanResult) -> None:
+    """Online beside offline classes: each class's verified figures, and the fleets they would need apart."""
+    from inferplan.cli.render import print_classes
+
+    if r.summary.classes:
+        print_classes(r.summary)
+    if len(r.separate) == 2:
+        apart = sum(f.cost_per_hour for f in r.separate.values())
+        each = " + ".join(f"{side} {usd(f.cost_per_hour)}/h ({'; '.join(f.fleet)}"
+                          f"{'' if f.verified else ', not verified'})" for side, f in r.separate.items())
+        saved = 100 * (1 - r.fleet.cost_per_hour / apart) if apart else 0.0
+        out.print(f"served together: {usd(r.fleet.cost_per_hour)}/h; on separate fleets: {each} = {usd(apart)}/h; "
+                  f"together {'saves' if saved >= 0 else 'costs'} {abs(saved):.0f}%", soft_wrap=True)
 
 
 def one_box_capacity(doc: dict[str, Any]) -> str | None:

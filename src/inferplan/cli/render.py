@@ -45,7 +45,7 @@ def print_summary(s: Summary, title: str | None = None) -> None:
         t.add_row(label, ms(v.p50), ms(v.p90), ms(v.p99), ms(v.mean))
     print_table(t)
     if s.classes:
-        _print_classes(s)
+        print_classes(s)
     out.print(_totals(s))
     for c in s.slos:
         verdict = "[green]met[/]" if c.met else "[red]missed[/]"
@@ -68,7 +68,7 @@ def print_summary(s: Summary, title: str | None = None) -> None:
                   "at light load and by more near saturation")
 
 
-def _print_classes(s: Summary) -> None:
+def print_classes(s: Summary) -> None:
     """One row per workload class: its latencies, throughput, and its SLOs or its deadline."""
     from rich.table import Table
 

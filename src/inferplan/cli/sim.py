@@ -89,14 +89,14 @@ def simulate_cmd(
     no_report: Annotated[bool, typer.Option("--no-report", help="skip the HTML report")] = False,
 ) -> None:
     """Simulate serving MODEL under a workload; print a summary and write a report."""
-    from inferplan.api import Registry, SimulationConfig, run_simulation
+    from inferplan.api import Registry, SimulationConfig, join_workloads, run_simulation
 
     if replicas < 1 or prefill_replicas < 0:
         raise InputError(f"--replicas must be at least 1 and --prefill-replicas at least 0 "
                          f"(got {replicas}, {prefill_replicas})")
     cfg = SimulationConfig(
         model=model, device=device, weights=weights, kv=kv, tp=tp, pp=pp, ep=ep, dp_attention=dp_attention,
-        replicas=replicas, engine=engine, policy=policy, router=router, workload=options.joined(workload), rate=rate,
+        replicas=replicas, engine=engine, policy=policy, router=router, workload=join_workloads(workload), rate=rate,
         policy_options=_policy_options(chunk_size=chunk_size, parallel=parallel, ctx_size=ctx_size),
         rate_scale=rate_scale, duration_s=duration, num_requests=num_requests, seed=seed, slo=slo,
         max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens, enable_prefix_caching=prefix_caching,

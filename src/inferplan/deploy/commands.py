@@ -15,6 +15,7 @@ import shlex
 from inferplan.deploy import kv_tier_flags, speculation_flags
 from inferplan.deploy.checkpoints import Checkpoint, Variant, resolve, source_repo
 from inferplan.perf.deployment import Deployment
+from inferplan.specs.catalog import get_engine
 
 VLLM_VERSION = "0.11.0"
 SGLANG_VERSION = "0.5.3"
@@ -68,7 +69,13 @@ def vllm_command(dep: Deployment, *, context_tokens: int, host: str = "0.0.0.0",
     args.append("--enable-prefix-caching" if prefix_caching else "--no-enable-prefix-caching")
     if kv_transfer:
         args += ["--kv-transfer-config", NIXL_KV_TRANSFER]
-    return args + kv_tier_flags.vllm_args(dep, kv_transfer=kv_transfer) + speculation_flags.vllm_args(dep)
+    return (args + priority_args(dep, "vllm") + kv_tier_flags.vllm_args(dep, kv_transfer=kv_transfer)
+            + speculation_flags.vllm_args(dep))
+
+
+def priority_args(dep: Deployment, engine: str) -> list[str]:
+    """``engine``'s flags for priority scheduling, where the plan runs it (catalog/engines.yaml priority_flags)."""
+    return list(get_engine(engine).priority_flags) if dep.limits.priority_scheduling else []
 
 
 def sglang_command(dep: Deployment, *, context_tokens: int, host: str = "0.0.0.0", port: int = DEFAULT_PORT,
@@ -101,7 +108,7 @@ def sglang_command(dep: Deployment, *, context_tokens: int, host: str = "0.0.0.0
         args += ["--disaggregation-mode", disaggregation, "--disaggregation-transfer-backend", PD_TRANSFER_BACKEND]
         if disaggregation == "prefill":
             args += ["--disaggregation-bootstrap-port", str(bootstrap_port)]
-    return args + kv_tier_flags.sglang_args(dep) + speculation_flags.sglang_args(dep)
+    return args + priority_args(dep, "sglang") + kv_tier_flags.sglang_args(dep) + speculation_flags.sglang_args(dep)
 
 
 def pd_router_command(prefill: list[tuple[str, int]], decode: list[str], *, host: str, port: int,

@@ -307,6 +307,9 @@ def write_deploy(r: PlanResult, folder: Path, *, variant: Variant = "instruct") 
             _pd_unit(f, t, count, {k: str(v) for k, v in notes.items()})
         else:
             _pool_with_proxy_note(f, t, count, {k: str(v) for k, v in notes.items()})
+    if any(t.dep.limits.priority_scheduling for t, n in zip(r.types, r.fleet.replicas, strict=True) if n):
+        f.lines += ["", "# Priority scheduling: the plan served its classes by priority, lower first: clients send "
+                    "each request's class priority in its body (\"priority\": " + _priorities(r) + ")."]
     route = routing_json(r)
     policy = str(route["sglang_router_policy"])
     if f.agg_ports:
@@ -323,6 +326,13 @@ def write_deploy(r: PlanResult, folder: Path, *, variant: Variant = "instruct") 
         f.docs += router_manifests(f.name, dns_label(f"{f.name}-router"),
                                    router_args(f.name, str(route["sglang_router_policy"])), str(route["note"]))
     return _write(folder, f.lines, f.docs, route, r)
+
+
+def _priorities(r: PlanResult) -> str:
+    """Each workload class's priority, as the clients send it: "chat 0, batch 1"."""
+    wl = r.workload
+    return ", ".join(f"{name} {int(wl.priority[wl.class_index == k].min())}"
+                     for k, name in enumerate(wl.class_names) if (wl.class_index == k).any())
 
 
 class _Dumper(yaml.SafeDumper):

@@ -41,6 +41,9 @@ class EngineLimits:
     # preemption by swapping a request's KV to host memory (GiB per replica) instead of recomputing it later:
     # vLLM V0's --preemption-mode swap --swap-space, FastSwitch (P207); 0: recompute, as every engine launched does
     swap_space_gib: float = 0.0
+    # schedule by request priority, lower first, preempting the least important (vLLM --scheduling-policy
+    # priority, SGLang --enable-priority-scheduling): what a fleet serving online beside batch work runs
+    priority_scheduling: bool = False
 
     def __post_init__(self) -> None:
         if self.cpu_kv_cache_gib < 0:

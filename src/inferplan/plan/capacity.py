@@ -32,6 +32,9 @@ class Bucket:
     rate_per_s: float
     # whole sessions (a workload whose turns share prefixes): probes replay them instead of drawing lengths
     sessions: Workload | None = None
+    # offline work with a deadline: its capacity is the highest rate a replica keeps up with (no latency SLOs),
+    # and ``rate_per_s`` the rate that finishes the class within its deadline
+    offline: bool = False
 
     def fingerprint(self) -> str:
         """The bucket's name and every request's lengths (its rate is not: capacity searches over rates), and
@@ -43,7 +46,7 @@ class Bucket:
             arrays += [wl.session_id, np.asarray([len(c) for c in chains]), np.concatenate([*chains, ()])]
         digests = [hashlib.sha256(np.ascontiguousarray(a, dtype=np.int64).tobytes()).hexdigest() for a in arrays]
         times = [] if self.sessions is None else [hashlib.sha256(self.sessions.arrival_s.tobytes()).hexdigest()]
-        return config_hash([self.name, *digests, *times])
+        return config_hash([self.name, *digests, *times, *(["offline"] if self.offline else [])])
 
 
 def session_bucket(wl: Workload) -> Bucket:
@@ -156,12 +159,26 @@ def capacity(job: CapacityJob, *, cache: Registry | None = None) -> float:
     return found
 
 
+def keeps_up(dep: Deployment, wl: Workload, unit: tuple[int, int] = (0, 1), prefill_dep: Deployment | None = None,
+             costs: StepCosts | None = None) -> bool:
+    """Offline work, which has no latency SLOs: does one replica (or unit) keep up with ``wl``, nothing rejected
+    and its queueing delay not growing through the run (``summary.overload_note``)?"""
+    prefill, decode = unit
+    cluster = (Cluster.disaggregated([prefill_dep or dep] * prefill, [dep] * decode) if prefill
+               else Cluster.replicas([dep] * decode))
+    s = summarize(simulate(wl, cluster, router="least-outstanding", costs=costs))
+    return s.num_rejected == 0 and s.sim is not None and s.sim.overload is None
+
+
 def _search(job: CapacityJob) -> float:
-    """Bisection on the Poisson rate, from the analytical guess."""
+    """Bisection on the Poisson rate, from the analytical guess: the highest rate that meets the SLOs, or for
+    offline work (no latency objectives; its deadline sets the rate it needs) the highest it keeps up with."""
     costs = StepCosts()  # the probes share them
 
     def probe(rate: float) -> bool:
         wl = probe_workload(job.bucket, rate, job.num_requests, job.seed)
+        if job.bucket.offline:
+            return keeps_up(job.dep, wl, job.unit, job.prefill_dep, costs)
         return meets(job.dep, wl, job.slos, job.unit, job.prefill_dep, costs)
 
     # 1. bracket: lo meets the SLOs, hi does not (start from the analytical guess)

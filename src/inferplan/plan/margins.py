@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 
 from inferplan.errors import InputError
 from inferplan.perf.ranges import PHASE_OF_METRIC, Spread, spread_for
+from inferplan.sim.class_summary import is_deadline_check
 from inferplan.sim.slo import SLO
 from inferplan.sim.summary_types import Summary
 
@@ -42,7 +43,8 @@ def slo_margins(summary: Summary, slos: tuple[SLO, ...], kinds: Iterable[str]) -
     out = []
     # the summary checked the SLOs it was planned for (tightened, with --confidence), in the same order:
     # each check's value is the simulated percentile, whatever threshold it was checked against
-    for slo, check in zip(slos, summary.slos, strict=False):
+    latency = [c for c in summary.slos if not is_deadline_check(c)]  # deadline checks follow the SLOs'
+    for slo, check in zip(slos, latency, strict=False):
         spreads = _spreads(slo.metric, kinds)
         probs = [(s.probability_at_most(check.value_s, slo.threshold_s), k, s.count) for k, s in spreads]
         worst = min(probs) if probs else None

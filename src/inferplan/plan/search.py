@@ -26,7 +26,8 @@ from inferplan.perf.deployment import Deployment
 from inferplan.perf.profile import DeviceProfile
 from inferplan.plan.analytic import estimate, screen
 from inferplan.plan.autoscale import AutoscaleResult, plan_autoscale_fleet
-from inferplan.plan.capacity import Bucket, CapacityJob, cached_capacity, session_bucket
+from inferplan.plan.capacity import Bucket, CapacityJob, cached_capacity
+from inferplan.plan.colocation import SeparateFleet, by_priority, check_deadlines, make_buckets, separate_fleets
 from inferplan.plan.defaults import DEFAULT_DEVICES, DEFAULT_SLO
 from inferplan.plan.executors import run_all
 from inferplan.plan.fleet import Fleet, solve_fleet
@@ -107,24 +108,8 @@ class PlanResult:
     margins: list[SloMargin] = field(default_factory=list)  # each SLO asked for: room left and P(it holds)
     planned_for: list[str] = field(default_factory=list)  # --confidence: what each SLO was planned as
     context_tokens: int = 8192  # p99 request length the configurations were sized for
-
-
-def make_buckets(wl: Workload, k: int) -> tuple[list[Bucket], np.ndarray]:
-    """Split requests into up to ``k`` size classes by prompt + output tokens (equal-count quantiles); a
-    session workload is one class, so probes replay whole sessions with their shared prefixes."""
-    if wl.all_sessions:
-        return [session_bucket(wl)], np.zeros(len(wl), dtype=np.int64)
-    size = wl.input_tokens + wl.output_tokens
-    edges = np.unique(np.quantile(size, np.linspace(0, 1, k + 1)[1:-1])) if k > 1 else np.array([])
-    which = np.searchsorted(edges, size, side="right")
-    present = np.unique(which)
-    span = max(wl.duration_s, 1e-9)
-    buckets = []
-    for b in present.tolist():
-        idx = np.nonzero(which == b)[0]
-        lo, hi = int(size[idx].min()), int(size[idx].max())
-        buckets.append(Bucket(f"{lo}-{hi} tokens", wl.input_tokens[idx], wl.output_tokens[idx], idx.size / span))
-    return buckets, np.searchsorted(present, which)
+    # online classes beside offline ones: the fleet each would need alone ("online", "offline")
+    separate: dict[str, SeparateFleet] = field(default_factory=dict)
 
 
 def _contexts(wl: Workload, limit: int) -> tuple[int, int]:
@@ -133,12 +118,14 @@ def _contexts(wl: Workload, limit: int) -> tuple[int, int]:
     return int(min(np.percentile(lengths, 99), limit)), int(min(lengths.max(), limit))
 
 
-def plan(req: PlanRequest, *, registry: Registry | None = None,
-         progress: Callable[[str], None] | None = None) -> PlanResult:
+def plan(req: PlanRequest, *, registry: Registry | None = None, progress: Callable[[str], None] | None = None,
+         workload: Workload | None = None) -> PlanResult:
+    """The cheapest verified fleet for ``req`` (``workload``: this one instead of the request's). For online
+    classes beside offline ones, also the fleets each would need alone (``PlanResult.separate``)."""
     say = progress or (lambda _msg: None)
     model = get_model(req.model)
     asked, slos, planned_for, speculative = _objectives(req, model)
-    wl = req.build_workload()
+    wl = req.build_workload() if workload is None else workload
     buckets, bucket_of = make_buckets(wl, req.buckets)
     budget = QualityBudget(req.max_quality_loss_pct, req.allow_unknown_quality)
     context, longest = _contexts(wl, model.max_position_embeddings)
@@ -174,25 +161,7 @@ def plan(req: PlanRequest, *, registry: Registry | None = None,
     survivors = pick_survivors(feasible, req.devices, wl.mean_rate, req.survivors_per_device)
 
     # 3-5. per mode: capacity by simulation, fleet MILP, verification by simulation
-    modes = {"off": ("aggregated",), "on": ("disaggregated",), "auto": ("aggregated", "disaggregated")}
-    if req.disaggregation not in modes:
-        raise InputError(f"--disaggregation must be off, on or auto, got '{req.disaggregation}'")
-    outcomes = []
-    measured: dict[str, tuple[list[ReplicaType], np.ndarray]] = {}
-    for mode in modes[req.disaggregation]:
-        types = _types_for(mode, survivors)
-        caps = _measure_types(mode, types, req, slos, buckets, registry, say)
-        measured[mode] = types, caps
-        outcomes.append(_fleet_for(mode, types, caps, req, wl, slos, buckets, bucket_of, say))
-    if len(measured) == 2:  # auto: one program over both kinds, kept only if it mixes them
-        types = measured["aggregated"][0] + measured["disaggregated"][0]
-        caps = np.vstack([measured["aggregated"][1], measured["disaggregated"][1]])
-        prices = np.array([t.price_per_hour for t in types])
-        mix = solve_fleet(np.array([b.rate_per_s for b in buckets]), caps.T, prices,
-                          tiebreak=np.array([t.tiebreak for t in types]))
-        kinds = {types[c].aggregated for c, n in enumerate(mix.replicas) if n}
-        if len(kinds) == 2:
-            outcomes.append(_fleet_for("mixed", types, caps, req, wl, slos, buckets, bucket_of, say))
+    outcomes = _plan_modes(survivors, req, wl, slos, buckets, bucket_of, registry, say)
     chosen = min(outcomes, key=lambda o: (not o.verified, o.fleet.cost_per_hour))
     result = PlanResult(request=req, workload=wl, slos=slos, buckets=buckets, num_candidates=len(screened),
                         screen_s=screen_s, screened=[e for e, _ in screened], survivors=chosen.measured,
@@ -211,7 +180,38 @@ def plan(req: PlanRequest, *, registry: Registry | None = None,
         if chosen.mode != "aggregated":
             raise InputError("--autoscale plans aggregated replicas; use it with --disaggregation off")
         result.autoscale, result.autoscale_config = _autoscale(req, wl, slos, result, bucket_of)
+    if workload is None:
+        result.separate = separate_fleets(req, wl, lambda part: plan(req, registry=registry, progress=say,
+                                                                     workload=part), say)
     return result
+
+
+def _plan_modes(survivors: list[tuple[Evaluated, Deployment]], req: PlanRequest, wl: Workload,
+                slos: tuple[SLO, ...], buckets: list[Bucket], bucket_of: np.ndarray, registry: Registry | None,
+                say: Callable[[str], None]) -> list[_Outcome]:
+    """Per mode (aggregated, disaggregated, and with --disaggregation auto a mix of both when the program
+    picks one): capacities by simulation, the fleet program, verification."""
+    modes = {"off": ("aggregated",), "on": ("disaggregated",), "auto": ("aggregated", "disaggregated")}
+    if req.disaggregation not in modes:
+        raise InputError(f"--disaggregation must be off, on or auto, got '{req.disaggregation}'")
+    check_deadlines(wl, [d for _, d in survivors])
+    outcomes = []
+    measured: dict[str, tuple[list[ReplicaType], np.ndarray]] = {}
+    for mode in modes[req.disaggregation]:
+        types = _types_for(mode, survivors)
+        caps = _measure_types(mode, types, req, slos, buckets, registry, say)
+        measured[mode] = types, caps
+        outcomes.append(_fleet_for(mode, types, caps, req, wl, slos, buckets, bucket_of, say))
+    if len(measured) == 2:  # auto: one program over both kinds, kept only if it mixes them
+        types = measured["aggregated"][0] + measured["disaggregated"][0]
+        caps = np.vstack([measured["aggregated"][1], measured["disaggregated"][1]])
+        prices = np.array([t.price_per_hour for t in types])
+        mix = solve_fleet(np.array([b.rate_per_s for b in buckets]), caps.T, prices,
+                          tiebreak=np.array([t.tiebreak for t in types]))
+        kinds = {types[c].aggregated for c, n in enumerate(mix.replicas) if n}
+        if len(kinds) == 2:
+            outcomes.append(_fleet_for("mixed", types, caps, req, wl, slos, buckets, bucket_of, say))
+    return outcomes
 
 
 def _objectives(req: PlanRequest, model: ModelSpec) -> tuple[tuple[SLO, ...], tuple[SLO, ...], list[str],
@@ -304,7 +304,10 @@ def _fleet_for(mode: str, types: list[ReplicaType], caps: np.ndarray, req: PlanR
                slos: tuple[SLO, ...], buckets: list[Bucket], bucket_of: np.ndarray,
                say: Callable[[str], None]) -> _Outcome:
     """The cheapest fleet of these types (MILP), verified by simulating the whole workload under each
-    router worth trying, and repaired until one meets every SLO (or attempts run out)."""
+    router worth trying, and repaired until one meets every SLO (or attempts run out). Classes of different
+    priority (chat beside batch) are served with the engines' priority scheduling, where they have it."""
+    if wl.mixes_priorities:
+        types = [by_priority(t) for t in types]
     measured = [Evaluated(t.decode.candidate, t.decode.estimate, tuple(float(c) for c in caps[i]))
                 for i, t in enumerate(types)]
     say(f"{mode}: solving the fleet")

@@ -111,6 +111,9 @@ def plan_json(r: PlanResult, artifacts: dict[str, str]) -> dict[str, Any]:
         "planned_for": r.planned_for,
         "artifacts": artifacts,
         "autoscale": None if r.autoscale is None else r.autoscale.to_dict() | {"config": r.autoscale_config},
+        "classes": predicted.get("classes", []),
+        "separate_fleets": {side: {"num_requests": f.num_requests, "cost_per_hour": f.cost_per_hour,
+                                   "fleet": list(f.fleet), "verified": f.verified} for side, f in r.separate.items()},
     }
 
 

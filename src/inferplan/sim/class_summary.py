@@ -13,6 +13,7 @@ import numpy.typing as npt
 from inferplan.sim.summary_types import ClassSummary, SloCheck
 from inferplan.workload.request import Workload
 
+DEADLINE = " done within"  # how a deadline check names itself: "batch done within 6h"
 F64 = npt.NDArray[np.float64]
 B = npt.NDArray[np.bool_]
 
@@ -33,8 +34,13 @@ def deadline_checks(wl: Workload, e2e: F64, finished: B) -> tuple[SloCheck, ...]
             continue
         limit = float(deadlines.min())
         worst = float(e2e[mine].max()) if finished[mine].all() else float("inf")
-        checks.append(SloCheck(slo=f"{name} done within {duration_text(limit)}", value_s=worst, met=worst <= limit))
+        checks.append(SloCheck(slo=f"{name}{DEADLINE} {duration_text(limit)}", value_s=worst, met=worst <= limit))
     return tuple(checks)
+
+
+def is_deadline_check(check: SloCheck) -> bool:
+    """Whether a check is a class's deadline (``deadline_checks``) rather than a latency SLO."""
+    return DEADLINE in check.slo
 
 
 def class_summaries(wl: Workload, lat: dict[str, F64], finished: B, ok: B | None, output_tokens: npt.NDArray[np.int64],

@@ -77,6 +77,7 @@ class Replica:
         self.dep = dep
         self.policy = policy
         self.table = table
+        priority = priority or dep.limits.priority_scheduling
         self.state = policy.state_for(table, dep.group_limits, mem.num_kv_blocks, priority=priority, role=role,
                                       layout=mem.layout)
         self.state.seq_block_limit = min(self.state.seq_block_limit, mem.blocks_per_cache)

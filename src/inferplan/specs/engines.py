@@ -107,6 +107,10 @@ class EngineSpec(BaseModel):
     scheduler_options: dict[str, float] = Field(
         default_factory=dict, description="the scheduler's own constants (SGLang: new_token_ratio), with the source "
                                           "in scheduler_source")
+    priority_flags: tuple[str, ...] = Field(
+        default=(), description="launch flags that schedule requests by their priority, lower first, preempting "
+                                "the least important (empty: the engine has no priority scheduling)")
+    priority_source: str = ""
     notes: str = ""
 
     def overhead_on(self, kind: str) -> HostOverhead:

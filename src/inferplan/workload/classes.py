@@ -18,7 +18,7 @@ from inferplan.errors import InputError
 SEPARATOR = " + "
 KEYS = ("rate", "count", "duration", "deadline", "priority")
 _UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86_400.0}
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(s|m|min|h|d)?$")
+_DURATION = re.compile(r"^(-?\d+(?:\.\d+)?)(s|m|min|h|d)?$")
 _OPTION = re.compile(r"^[a-z_]+=[^,=]+$")
 
 
@@ -36,6 +36,11 @@ class ClassSpec:
     @property
     def has_options(self) -> bool:
         return any(v is not None for v in (self.rate, self.count, self.duration_s, self.deadline_s, self.priority))
+
+
+def join_workloads(workloads: list[str] | None) -> str:
+    """Repeated ``--workload`` values as one configuration value (``split_classes`` reads it back)."""
+    return SEPARATOR.join(workloads) if workloads else "chat"
 
 
 def split_classes(text: str) -> list[ClassSpec]:
