@@ -46,7 +46,8 @@ class Bucket:
             arrays += [wl.session_id, np.asarray([len(c) for c in chains]), np.concatenate([*chains, ()])]
         digests = [hashlib.sha256(np.ascontiguousarray(a, dtype=np.int64).tobytes()).hexdigest() for a in arrays]
         times = [] if self.sessions is None else [hashlib.sha256(self.sessions.arrival_s.tobytes()).hexdigest()]
-        return config_hash([self.name, *digests, *times, *(["offline"] if self.offline else [])])
+        method = ["offline: highest rate kept up with"] if self.offline else []  # no latency SLOs
+        return config_hash([self.name, *digests, *times, *method])
 
 
 def session_bucket(wl: Workload) -> Bucket:
