@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -74,3 +77,70 @@ def test_a_class_named_twice_gets_two_names() -> None:
     wl = make_workload("chat:count=5 + chat:count=7,priority=3")
     assert wl.class_names == ("chat", "chat#2")
     assert (wl.priority[wl.class_index == 1] == 3).all()
+
+
+def test_a_class_may_reshape_its_preset_into_a_client_of_its_own() -> None:
+    """ServeGen's clients: each its own rate, burstiness and lengths."""
+    wl = make_workload("chat:name=support,rate=2,arrivals=gamma,cv=4,input=300,output=50 + code:name=ide,rate=1",
+                       seed=5, duration_s=3000)
+    assert wl.class_names == ("support", "ide")
+    support = wl.class_index == 0
+    gaps = np.diff(wl.arrival_s[support])
+    assert 2.5 < gaps.std() / gaps.mean() < 5.5  # Gamma gaps with CV 4 (a sample of 6,000)
+    assert abs(np.median(wl.input_tokens[support]) - 300) < 20 and abs(np.median(wl.output_tokens[support]) - 50) < 5
+    assert np.median(wl.input_tokens[~support]) > 600  # the code preset's own lengths
+
+
+def test_the_multi_client_preset_keeps_the_measured_burstiness_of_each_azure_service() -> None:
+    """Computed on the carried Azure 2023 traces: conversation gaps CV 1.09, code gaps CV 13.2."""
+    wl = make_workload("multi-client", seed=0, duration_s=3600)
+    assert wl.class_names == ("conversation", "code")
+    cvs = []
+    for k in range(2):
+        gaps = np.diff(wl.arrival_s[wl.class_index == k])
+        cvs.append(gaps.std() / gaps.mean())
+    assert abs(cvs[0] - 1.09) < 0.1 and cvs[1] > 6
+
+
+@pytest.mark.parametrize(("text", "names"), [
+    ("chat:cv=3", "cv shapes gamma arrivals"),
+    ("chat:period=1h", "period shapes diurnal arrivals"),
+    ("chat:arrivals=bursty", "arrivals=bursty is not one of poisson, gamma"),
+    ("chat:input=0", "input must be positive"),
+])
+def test_a_bad_shape_is_named(text: str, names: str) -> None:
+    with pytest.raises(InputError, match=names):
+        parse_class(text)
+
+
+def test_a_trace_cannot_be_reshaped(tmp_path: Path) -> None:
+    trace = tmp_path / "t.jsonl"
+    trace.write_text("".join(json.dumps({"arrival_s": i, "input_tokens": 10, "output_tokens": 5}) + "\n"
+                             for i in range(5)))
+    with pytest.raises(InputError, match="shape a preset"):
+        make_workload(f"{trace}:arrivals=gamma,cv=2 + chat:count=3")
+
+
+def test_a_client_spec_file_is_a_mix(tmp_path: Path) -> None:
+    spec = tmp_path / "clients.yaml"
+    spec.write_text("clients:\n"
+                    "  - {workload: chat, name: support, rate: 3, arrivals: gamma, cv: 2}\n"
+                    "  - {workload: batch, count: 40, deadline: 30m}\n")
+    wl = make_workload(str(spec), seed=1, duration_s=100)
+    assert wl.class_names == ("support", "batch") and int((wl.class_index == 1).sum()) == 40
+    assert (wl.deadline_s[wl.class_index == 1] == 1800).all()
+
+
+@pytest.mark.parametrize(("text", "names"), [
+    ("clients: []\n", "expected a list under 'clients:'"),
+    ("clients:\n  - {rate: 3}\n", r"clients\[0\]: each client needs 'workload:'"),
+    ("clients:\n  - {workload: chat, rat: 3}\n", r"clients\[0\]: unknown field 'rat'"),
+    ("clients:\n  - {workload: chat}\n  - {workload: batch, deadline: soon}\n",
+     r"clients\[1\]: deadline=soon is not a duration"),
+    ("clients: [\n", "not valid YAML"),
+])
+def test_a_bad_client_spec_names_the_entry_and_field(tmp_path: Path, text: str, names: str) -> None:
+    spec = tmp_path / "clients.yaml"
+    spec.write_text(text)
+    with pytest.raises(InputError, match=names):
+        make_workload(str(spec))

@@ -16,9 +16,10 @@ Workload = Annotated[str, typer.Option(
          "trace file (Azure/BurstGPT CSV, Mooncake JSONL, generic CSV/JSONL)")]
 Workloads = Annotated[list[str] | None, typer.Option(
     "--workload", help="preset (chat, code, summarize, batch, diurnal-chat, bursty-chat; sessions: multi-turn, "
-    "agentic) or a trace file (Azure/BurstGPT CSV, Mooncake JSONL, generic CSV/JSONL); repeat it to mix classes, "
-    "each with its own options: --workload chat:rate=10 --workload batch:count=5000,deadline=6h (options: rate, "
-    "count, duration, deadline, priority; a request with a deadline is judged by it, not the SLOs)")]
+    "agentic; clients: multi-client), a trace file (Azure/BurstGPT CSV, Mooncake JSONL, generic CSV/JSONL) or a "
+    "client spec (clients.yaml); repeat it to mix classes, each with its own options: --workload chat:rate=10 "
+    "--workload batch:count=5000,deadline=6h (options: rate, count, duration, deadline, priority, name; a preset's "
+    "arrivals, cv, period, input, output; a request with a deadline is judged by it, not the SLOs)")]
 Priority = Annotated[bool | None, typer.Option(
     "--priority/--fcfs", help="schedule by request priority (lower first, vLLM's rule), or first come first served "
     "(default: priority when the workload's classes differ in priority, e.g. chat beside batch)")]

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from inferplan.errors import InputError, unknown_name
-from inferplan.workload.classes import ClassSpec, split_classes
+from inferplan.workload.classes import ClassSpec, read_client_spec, split_classes
 from inferplan.workload.request import Workload
 from inferplan.workload.sessions import SESSION_PRESETS, synthesize_sessions
 from inferplan.workload.synthetic import Lengths, synthesize
@@ -31,6 +31,8 @@ class Preset:
     arrivals: str = "poisson"
     online: bool = True
     priority: int = 0
+    cv: float = 3.0  # gamma arrivals: coefficient of variation of the gaps
+    period_s: float | None = None  # diurnal arrivals: one cycle (None: the whole run)
 
 
 # Azure 2023 conversation trace fits, shared by every chat-shaped preset.
@@ -82,6 +84,16 @@ PRESETS: dict[str, Preset] = {
 }
 
 
+# Several clients at once (ServeGen, P150: a workload is composed client by client). Rates and the
+# coefficients of variation of the gaps between arrivals were computed on the carried Azure LLM inference
+# traces of 2023 (one hour each): conversation 5.53 req/s, CV 1.09 (near Poisson); code 2.57 req/s,
+# CV 13.2 (bursts: a per-minute rate CV of 1.03, the busiest minute 4.3x the mean).
+CLIENT_PRESETS: dict[str, tuple[str, ...]] = {
+    "multi-client": ("chat:name=conversation,rate=5.53,arrivals=gamma,cv=1.09",
+                     "code:name=code,rate=2.57,arrivals=gamma,cv=13.2"),
+}
+
+
 def make_workload(
     spec: str,
     *,
@@ -105,7 +117,9 @@ def make_workload(
     implies (default 600 s). For a trace, ``duration_s`` keeps the first that many seconds.
     ``spec`` may name several classes with their own options (``workload.classes``): see ``make_mix``.
     """
-    classes = split_classes(spec)
+    if spec in CLIENT_PRESETS:
+        spec = " + ".join(CLIENT_PRESETS[spec])
+    classes = read_client_spec(Path(spec)) if spec.endswith((".yaml", ".yml")) else split_classes(spec)
     if len(classes) > 1 or classes[0].has_options:
         return make_mix(classes, seed=seed, rate=rate, rate_scale=rate_scale, duration_s=duration_s,
                         num_requests=num_requests, skip_bad_rows=skip_bad_rows, trace_format=trace_format,
@@ -127,17 +141,12 @@ def make_workload(
         wl = synthesize_sessions(rng, shape, n=n, rate=lam, name=spec, turns=session_turns, think_s=think_time_s)
         return clip_lengths(wl, max_input_tokens, max_output_tokens)
     if spec in PRESETS:
-        p = PRESETS[spec]
-        lam = p.rate if rate is None else rate
-        if rate_scale is not None:
-            lam *= rate_scale
-        n = num_requests or max(1, int(round(lam * (600.0 if duration_s is None else duration_s))))
-        wl = synthesize(rng, n=n, rate=lam, inputs=p.inputs, outputs=p.outputs, arrivals=p.arrivals,
-                        cv=3.0, name=spec, online=p.online, priority=p.priority, period_s=n / lam)
+        wl = preset_workload(PRESETS[spec], spec, rng, rate=rate, rate_scale=rate_scale, duration_s=duration_s,
+                             num_requests=num_requests)
         return clip_lengths(wl, max_input_tokens, max_output_tokens)
     path = Path(spec)
     if not path.exists() and not any(sep in spec for sep in "/\\."):
-        known = [*PRESETS, *SESSION_PRESETS]
+        known = [*PRESETS, *SESSION_PRESETS, *CLIENT_PRESETS]
         raise unknown_name("workload", spec, known, hint=f"presets: {', '.join(known)}; or a trace file path")
     wl = load_trace(path, fmt=trace_format, skip_bad_rows=skip_bad_rows)
     if rate is not None:
@@ -149,6 +158,31 @@ def make_workload(
     if num_requests is not None:
         wl = head(wl, num_requests)
     return clip_lengths(wl, max_input_tokens, max_output_tokens)
+
+
+def preset_workload(p: Preset, name: str, rng: np.random.Generator, *, rate: float | None, rate_scale: float | None,
+                    duration_s: float | None, num_requests: int | None) -> Workload:
+    """A preset's requests: ``num_requests`` of them, or what ``rate x duration`` implies (default 600 s)."""
+    lam = p.rate if rate is None else rate
+    if rate_scale is not None:
+        lam *= rate_scale
+    n = num_requests or max(1, int(round(lam * (600.0 if duration_s is None else duration_s))))
+    return synthesize(rng, n=n, rate=lam, inputs=p.inputs, outputs=p.outputs, arrivals=p.arrivals, cv=p.cv,
+                      name=name, online=p.online, priority=p.priority, period_s=p.period_s or n / lam)
+
+
+def shaped(p: Preset, c: ClassSpec) -> Preset:
+    """The preset with a class's own arrivals and length medians (each length keeps its spread and bounds)."""
+    return replace(p, arrivals=c.arrivals or p.arrivals, cv=c.cv or p.cv, period_s=c.period_s or p.period_s,
+                   inputs=_with_median(p.inputs, c.input_median), outputs=_with_median(p.outputs, c.output_median))
+
+
+def _with_median(lengths: Lengths, median: int | None) -> Lengths:
+    if median is None:
+        return lengths
+    if lengths.kind == "lognormal":
+        return replace(lengths, a=float(np.log(median)), high=max(lengths.high, median))
+    return Lengths("fixed", float(median), low=1, high=max(lengths.high, median))
 
 
 def make_mix(classes: list[ClassSpec], *, seed: int, rate: float | None, rate_scale: float | None,
@@ -167,10 +201,19 @@ def make_mix(classes: list[ClassSpec], *, seed: int, rate: float | None, rate_sc
     horizon = duration_s if duration_s is not None else max(deadlines, default=None)
     parts, names = [], []
     for k, c in enumerate(classes):
-        wl = make_workload(c.source, seed=seed + k, rate=c.rate if c.rate is not None else rate, rate_scale=rate_scale,
-                           duration_s=c.duration_s or (None if c.count else horizon),
-                           num_requests=c.count or num_requests, **shared)  # type: ignore[arg-type]
-        name = Path(c.source).stem if c.source not in PRESETS and c.source not in SESSION_PRESETS else c.source
+        size = {"rate": c.rate if c.rate is not None else rate, "rate_scale": rate_scale,
+                "duration_s": c.duration_s or (None if c.count else horizon), "num_requests": c.count or num_requests}
+        if c.shapes:
+            if c.source not in PRESETS:
+                raise InputError(f"--workload '{c.source}': arrivals, cv, period, input and output shape a preset "
+                                 f"({', '.join(PRESETS)}), not a trace or a session preset")
+            wl = clip_lengths(preset_workload(shaped(PRESETS[c.source], c), c.source, np.random.default_rng(seed + k),
+                                              **size),  # type: ignore[arg-type]
+                              shared.get("max_input_tokens"), shared.get("max_output_tokens"))  # type: ignore[arg-type]
+        else:
+            wl = make_workload(c.source, seed=seed + k, **size, **shared)  # type: ignore[arg-type]
+        name = c.name or (Path(c.source).stem if c.source not in PRESETS and c.source not in SESSION_PRESETS
+                          else c.source)
         name = name if name not in names else f"{name}#{k + 1}"
         n = len(wl)
         wl = replace(wl, name=name, class_names=(name,),
