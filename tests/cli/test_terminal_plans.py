@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
+
+import yaml
 
 from tests.cli.conftest import in_terminal
 from tests.cli.test_terminal import assert_ok
@@ -16,7 +19,18 @@ def test_plan_with_autoscaling_recommends_one_provisioning(tmp_path: Path) -> No
     flat = " ".join(assert_ok(s.text, s.exit_code).split())
     assert "autoscaled: replicas" in flat and "recommendation: " in flat
     assert any(x in flat for x in ("recommendation: autoscale:", "recommendation: static peak",
-                                   "recommendation: neither"))
+                                   "recommendation: reactive", "recommendation: neither"))
+    # the reactive HPA, simulated beside the schedule, and its KEDA manifests naming the metric and target
+    assert "reactive (HPA on concurrency, target " in flat and "autoscaling.yaml" in flat
+    scaled = list(yaml.safe_load_all(next(tmp_path.glob("inferplan-runs/plan-*/deploy/autoscaling.yaml")).read_text()))
+    target = re.search(r"target ([0-9.]+) per replica", flat)
+    assert target is not None and scaled and all(d["kind"] == "ScaledObject" for d in scaled)
+    trigger = scaled[0]["spec"]["triggers"][0]
+    assert trigger["metadata"]["threshold"] == target.group(1)
+    assert "vllm:num_requests_running" in trigger["metadata"]["query"]
+    assert "vllm:num_requests_waiting" in trigger["metadata"]["query"]
+    assert scaled[0]["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]["scaleDown"] == {
+        "stabilizationWindowSeconds": 300}
 
 
 @needs_azure_trace

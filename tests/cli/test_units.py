@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from inferplan.measure.microbench import implausible
 from inferplan.perf.profile import DeviceProfile
 from inferplan.plan.autoscale import AutoscaleResult
+from inferplan.plan.reactive_plan import ReactivePool, ReactiveResult
+from inferplan.sim.reactive import ScalingPolicy
 from tests.sim.summaries import sample_summary
 
 
@@ -32,6 +35,20 @@ def test_a_real_saving_that_keeps_the_slos_recommends_autoscaling() -> None:
 def test_a_saving_that_misses_an_slo_is_not_recommended() -> None:
     r = _auto(0.6, 1.0, {"slos_met": False, "slo_attainment": 0.9}, {"slos_met": True, "slo_attainment": 0.99})
     assert "misses an SLO (attainment 90.0% vs 99.0%)" in r.recommendation()
+
+
+def test_a_reactive_hpa_that_saves_and_keeps_the_slos_is_recommended_when_the_schedule_does_not() -> None:
+    """The per-window schedule needs tomorrow's load; an HPA that meets the SLOs for less than static is what to run
+    when the schedule misses an SLO or costs more."""
+    pool = ReactivePool("1x h100", ScalingPolicy(target=24.0, max_replicas=4, cold_start_s=80.0), 1)
+    react = ReactiveResult((pool,), 0.7, sample_summary(slos_met=True, slo_attainment=0.99), ((0.0, 1),),
+                           "least-outstanding")
+    r = replace(_auto(0.6, 1.0, {"slos_met": False, "slo_attainment": 0.9}, {"slos_met": True}), reactive=react)
+    assert r.recommendation() == ("reactive autoscaling (HPA on concurrency): it saves 30.0% against static peak "
+                                  "provisioning, meets every SLO, and needs no forecast")
+    assert r.to_dict()["reactive"]["pools"][0]["target"] == 24.0
+    cheaper_schedule = replace(r, auto_summary=sample_summary(slos_met=True, slo_attainment=0.99))
+    assert cheaper_schedule.recommendation().startswith("autoscale: it saves 40.0%")
 
 
 def test_a_busy_machine_overhead_is_flagged() -> None:

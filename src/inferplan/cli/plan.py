@@ -104,7 +104,9 @@ def plan_cmd(
         return
     print_plan(run.result, run.doc)
     out.print(f"run {run.run_id} recorded in {reg.path}", soft_wrap=True)
-    out.print(f"deploy files in {run.out_dir / 'deploy'} (launch.sh, kubernetes.yaml, routing.json)", soft_wrap=True)
+    scaling = ", autoscaling.yaml" if (run.out_dir / "deploy" / "autoscaling.yaml").exists() else ""
+    out.print(f"deploy files in {run.out_dir / 'deploy'} (launch.sh, kubernetes.yaml, routing.json{scaling})",
+              soft_wrap=True)
     out.print(f"report: {run.report_path}", soft_wrap=True)
 
 
@@ -273,6 +275,15 @@ def _print_autoscale(a: AutoscaleResult) -> None:
               f"{a.auto_summary.slo_attainment:.1%}) vs static peak provisioning ({auto['static_replicas']} "
               f"replicas) - ${auto['static_cost_per_day']:,.2f}/day ({a.static_summary.slo_attainment:.1%}); "
               f"saving {auto['saving_pct']:.1f}%")
+    if a.reactive is not None:
+        react = auto["reactive"]
+        pools = "; ".join(f"{p['min_replicas']}-{p['max_replicas']} x {p['type']}" for p in react["pools"])
+        p = a.reactive.pools[0].policy
+        out.print(f"reactive (HPA on {p.metric}, target {p.target:g} per replica, {p.metric_delay_s:g} s "
+                  f"metric delay, {p.scale_down_window_s:g} s scale-down window, {p.cold_start_s:.0f} s cold "
+                  f"start; {pools}): ${react['cost_per_day']:,.2f}/day (SLO attainment "
+                  f"{a.reactive.summary.slo_attainment:.1%}), up to {react['max_replicas_used']} replicas, "
+                  f"{react['scaling_events']} changes", soft_wrap=True)
     out.print(f"recommendation: {auto['recommendation']}", soft_wrap=True)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from inferplan.deploy.autoscaling import autoscaling_docs
 from inferplan.deploy.checkpoints import Checkpoint, Variant, resolve
 from inferplan.deploy.commands import (
     BOOTSTRAP_PORT,
@@ -221,15 +222,17 @@ class _Fleet:
         self.lines += [comment, "run router 0 " + shell(cmd)]
 
     def manifests(self, dep: Deployment, ck: Checkpoint, n: int, role: str, notes: dict[str, str], *,
-                  engine: str | None = None, unit: str = "") -> None:
+                  engine: str | None = None, unit: str = "") -> str | None:
+        """The pool's Deployment and Service; returns the Deployment's name (None: no manifests for it)."""
         engine = engine or dep.serving_engine.name
         if not (dep.device.is_gpu_like and engine in dep.weights.engines and engine != "llamacpp"):
-            return
+            return None
         name = _unique(_pool_name(dep) + ("" if role == "aggregated" else f"-{role}"), self.names)
         ann = {f"inferplan.io/{k}": str(v)
                for k, v in (notes | ({} if role == "aggregated" else {"role": role})).items()}
         self.docs += pool_manifests(Pool(name=name, dep=dep, replicas=n, role=role, checkpoint=ck, engine=engine,
                                          unit=unit, context_tokens=self.r.context_tokens, annotations=ann), self.name)
+        return name
 
 
 def _pd_pools(t: ReplicaType, count: int) -> tuple[tuple[str, Deployment, int], ...]:
@@ -289,6 +292,7 @@ def write_deploy(r: PlanResult, folder: Path, *, variant: Variant = "instruct") 
     f = _Fleet(r, variant, dns_label(f"inferplan-{r.request.model}"))
     aggregated = sum(n for c, n in enumerate(r.fleet.replicas) if r.types[c].aggregated)
     agg_router = f.routers.take() if aggregated > 1 else ROUTER_PORT  # first router port; P/D routers the next
+    pools: dict[str, tuple[str, str]] = {}  # type label -> (its Deployment, engine), for the autoscalers
     for c, count in enumerate(r.fleet.replicas):
         if count == 0:
             continue
@@ -302,7 +306,9 @@ def write_deploy(r: PlanResult, folder: Path, *, variant: Variant = "instruct") 
         if t.aggregated:
             ck = resolve(t.dep, variant)
             f.agg_ports += f.serve(t.dep, ck, count)
-            f.manifests(t.dep, ck, count, "aggregated", {k: str(v) for k, v in notes.items()})
+            name = f.manifests(t.dep, ck, count, "aggregated", {k: str(v) for k, v in notes.items()})
+            if name is not None:
+                pools[t.label()] = (name, t.dep.serving_engine.name)
         elif _serves_pd_with_sglang(t):
             _pd_unit(f, t, count, {k: str(v) for k, v in notes.items()})
         else:
@@ -325,7 +331,16 @@ def write_deploy(r: PlanResult, folder: Path, *, variant: Variant = "instruct") 
     if len(f.agg_ports) > 1 and workers:
         f.docs += router_manifests(f.name, dns_label(f"{f.name}-router"),
                                    router_args(f.name, str(route["sglang_router_policy"])), str(route["note"]))
-    return _write(folder, f.lines, f.docs, route, r)
+    written = _write(folder, f.lines, f.docs, route, r)
+    if r.autoscale is not None and r.autoscale.reactive is not None:
+        scaling = autoscaling_docs(r.autoscale.reactive.pools, pools)
+        if scaling:
+            path = folder / "autoscaling.yaml"
+            write_text_atomic(path, "# KEDA ScaledObjects: the HPA the plan simulated (--autoscale); needs KEDA and "
+                              "Prometheus scraping the engines' /metrics. kubectl apply -f autoscaling.yaml\n"
+                              + yaml.dump_all(scaling, Dumper=_Dumper, sort_keys=False))
+            written.append(path)
+    return written
 
 
 def _priorities(r: PlanResult) -> str:

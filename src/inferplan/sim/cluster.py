@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from inferplan.perf.deployment import Deployment
+from inferplan.sim.reactive import ScalingPolicy
 from inferplan.sim.slo import SLO
 
 Spans = tuple[tuple[float, float], ...]
@@ -26,6 +27,8 @@ class SimOptions:
     # HyGen's rule (sim/policies/offline_budget.py): offline prefill fills a step only while its predicted time
     # stays within this many seconds, when online requests are on the replica (0: off)
     offline_budget_s: float = 0.0
+    # a reactive autoscaler (sim/reactive.py): pools of front replicas, each with its HPA policy (empty: off)
+    scaling: tuple[tuple[tuple[int, ...], ScalingPolicy], ...] = ()
     leap: bool = True  # run identical decode steps as one event (same results, faster)
     check_invariants: bool = False  # assert KV and batch invariants after every step (tests)
     # stop as soon as these SLOs are certainly missed (``SimResult.stopped``): a failing probe ends early

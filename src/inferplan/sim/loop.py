@@ -23,6 +23,7 @@ from inferplan.sim.cluster import Cluster, SimOptions
 from inferplan.sim.metrics import LogHistogram
 from inferplan.sim.policies import get_policy
 from inferplan.sim.policies.base import EnginePolicy
+from inferplan.sim.reactive import STARTING, ReactiveScaler
 from inferplan.sim.replica import ArrivalFeed, Replica
 from inferplan.sim.routers import LeastKV, Router, get_router
 from inferplan.sim.slo_watch import SloWatch
@@ -48,6 +49,7 @@ class SimResult:
     policy: str
     num_events: int = 0  # arrivals, KV transfers and step (or leap) completions handled by the loop
     stopped: bool = False  # ended early: the SLOs of ``SimOptions.stop_when_missed`` were certainly missed
+    scaler: ReactiveScaler | None = None  # the reactive autoscaler's record (billed seconds, replica timeline)
 
 
 def simulate(
@@ -75,7 +77,7 @@ def simulate(
     loop.run(progress)
     return SimResult(wl, loop.table, loop.replicas, loop.itl, loop.now, time.perf_counter() - wall0, loop.steps,
                      loop.route.name, "+".join(dict.fromkeys(r.policy.name for r in loop.replicas)), loop.events,
-                     loop.stopped)
+                     loop.stopped, loop.scaler)
 
 
 class _Loop:
@@ -96,7 +98,7 @@ class _Loop:
         roles = cluster.roles
         # Where no router reads a replica's load (one replica, or a router that assigns arrivals up front),
         # each replica is fed its own arrivals: its leaps run through finishes and may take arrivals in.
-        multi = not cluster.prefill and cluster.uptime is None and len(roles) > 1
+        multi = not cluster.prefill and cluster.uptime is None and not options.scaling and len(roles) > 1
         assigned = route.assign(len(wl.arrival_s), len(roles)) if multi else None
         self.fed = not cluster.prefill and (len(roles) == 1 or assigned is not None)
         bucket_s = max(1.0, wl.duration_s / 1000.0)
@@ -116,6 +118,12 @@ class _Loop:
         self.across = [cluster.crosses_nodes(k) for k in range(self.num_prefill)]
         self.changes = cluster.uptime_changes()
         self.accepting = list(self.front)
+        self.scaler: ReactiveScaler | None = None
+        if options.scaling:
+            if cluster.prefill or cluster.uptime is not None:
+                raise ValueError("a reactive autoscaler scales aggregated replicas without fixed uptime")
+            self.scaler = ReactiveScaler(options.scaling, len(self.front))
+            self.accepting = [self.front[k] for k in self.scaler.up]
         self.next_change = 0
         self.to_decode = LeastKV()
         self.transfers: list[tuple[float, int, int]] = []  # (KV arrival time, seq, request)
@@ -153,6 +161,7 @@ class _Loop:
         report_every = max(1, n // 200)
         next_report = report_every
         watch, next_watch = self.watch, WATCH_EVERY
+        scaler = self.scaler
         while True:
             if watch is not None and self.events >= next_watch:
                 next_watch = self.events + WATCH_EVERY
@@ -164,14 +173,16 @@ class _Loop:
             while fed and self.i < n and status[self.i] != PENDING:  # a replica took it in inside a leap
                 self.i += 1
             i = self.i
-            if not (i < n or heap or transfers):
+            if not (i < n or heap or transfers or (scaler is not None and scaler.holding(self.front))):
                 break
             if progress is not None and i >= next_report:
                 progress(i, n)
                 next_report = i + report_every
             t_arrival = arrivals[i] if i < n else float("inf")
             t_transfer = transfers[0][0] if transfers else float("inf")
-            if heap and heap[0][0] <= t_arrival and heap[0][0] <= t_transfer:
+            if scaler is not None and scaler.next_time < min(t_arrival, t_transfer, heap[0][0] if heap else t_arrival):
+                self._on_tick(scaler.next_time)
+            elif heap and heap[0][0] <= t_arrival and heap[0][0] <= t_transfer:
                 self._on_step_end()
             elif t_transfer <= t_arrival:
                 self._on_kv_ready()
@@ -179,6 +190,17 @@ class _Loop:
                 self._on_arrival(t_arrival)
         if progress is not None:
             progress(n, n)
+        if scaler is not None:
+            scaler.close(self.now)
+
+    def _on_tick(self, t: float) -> None:
+        """The autoscaler's time: replicas ready, drained, or asked for (``sim/reactive.py``)."""
+        assert self.scaler is not None
+        self._advance(t)
+        for k in self.scaler.tick(t, self.front):
+            if not self.front[k].busy:
+                self._start(self.front[k])
+        self.accepting = [self.front[k] for k in self.scaler.up]
 
     def _advance(self, t: float) -> None:
         assert t >= self.now, "clock went back"
@@ -234,6 +256,8 @@ class _Loop:
             self.next_change += 1
         if self.owner:
             target = self.replicas[self.owner[rid]]
+        elif self.scaler is not None and not self.accepting:  # scaled to zero: start one, the request waits there
+            target = self.front[self.scaler.activate(t)]
         elif len(self.front) == 1:  # a lone replica: no load to read, no choice to make
             target = self.front[0]
         else:
@@ -267,7 +291,10 @@ class _Loop:
             self._start(target)
 
     def _start(self, rep: Replica) -> None:
-        """Start the replica's next step; a leap may run until the next event that could change it."""
+        """Start the replica's next step; a leap may run until the next event that could change it (a replica
+        the autoscaler is still starting holds its queue until it is ready)."""
+        if self.scaler is not None and rep.index < len(self.front) and self.scaler.states[rep.index] == STARTING:
+            return
         feed = rep.feed
         end = rep.start_step(self.now, feed.next_time(self.table.status) if feed is not None else self._horizon())
         if end is not None:
