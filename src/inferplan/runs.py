@@ -76,6 +76,7 @@ class SimulationConfig(WorkloadSpec):
     spec_acceptance: str | None = None
     spec_draft: str | None = None
     kv_budget: str | None = None  # KV eviction, METHOD:TOKENS (None: keep every token)
+    power_cap_w: float | None = None  # a power limit per device (None: none)
 
     def deployment(self, *, device: str | None = None, tp: int | None = None) -> Deployment:
         given = {"max_num_seqs": self.max_num_seqs, "max_num_batched_tokens": self.max_num_batched_tokens,
@@ -87,7 +88,8 @@ class SimulationConfig(WorkloadSpec):
         return resolve_deployment(self.model, device or self.device, weights=self.weights, kv=self.kv,
                                   tp=tp or self.tp, pp=self.pp, ep=self.ep, dp_attention=self.dp_attention,
                                   limits=given, profile=Path(self.profile) if self.profile else None,
-                                  engine=self.engine, kv_budget=self.kv_budget, speculation=resolve_speculation(
+                                  engine=self.engine, kv_budget=self.kv_budget, power_cap_w=self.power_cap_w,
+                                  speculation=resolve_speculation(
                                       self.spec, k=self.spec_tokens, acceptance=self.spec_acceptance,
                                       draft=self.spec_draft, seed=self.seed))
 

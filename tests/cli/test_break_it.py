@@ -34,6 +34,8 @@ from tests.cli.conftest import piped
         (("simulate", "--spec", "mtp"), "has no multi-token-prediction layers"),
         (("plan", "--spec", "medusa"), "--spec must be one of off, auto, eagle3"),
         (("fit", "--spec", "eagle3", "--spec-acceptance", "2"), "acceptance rate in [0, 1] (got 2)"),
+        (("simulate", "--power-cap", "50"), "--power-cap 50 W is at or below h100-sxm's idle power (70 W)"),
+        (("plan", "--power-budget", "-5"), "--power-budget must be a positive number of watts, got -5"),
     ],
 )
 def test_zero_and_negative_values_are_refused_not_replaced(tmp_path: Path, args: tuple[str, ...], needle: str) -> None:

@@ -13,8 +13,9 @@ from inferplan.deploy.fleet_files import write_deploy
 from inferplan.perf.deployment import Deployment
 from inferplan.plan.analytic import estimate
 from inferplan.plan.pools import Evaluated, ReplicaType, fleet_layout, router_options, simulate_fleet
-from inferplan.plan.search import PlanRequest, PlanResult, _fleet_for, _types_for, _verify, make_buckets
+from inferplan.plan.search import PlanRequest, PlanResult, _fleet_for, _types_for, make_buckets
 from inferplan.plan.space import Candidate
+from inferplan.plan.verify import verify
 from inferplan.report.plan_report import write_plan_report
 from inferplan.sim.slo import parse_slos
 from inferplan.sim.state import FINISHED
@@ -72,7 +73,7 @@ def test_verification_picks_a_router_that_rescues_a_bad_split() -> None:
     wl = make_workload("chat", rate=4, duration_s=120, seed=1)
     buckets, bucket_of = make_buckets(wl, 1)
     shares = np.array([[0.0, 1.0]])
-    router, results, summary, _ = _verify(types, [1, 1], shares, wl, bucket_of, SLOS, PlanRequest(executor="serial"))
+    router, results, summary, _ = verify(types, [1, 1], shares, wl, bucket_of, SLOS, 0, "serial")
     assert not results["planned"].slos_met
     assert router != "planned" and summary.slos_met and results[router].slos_met
     assert set(results) == {"planned", "least-outstanding", "least-kv", "power-of-two"}

@@ -72,3 +72,6 @@ SpecAcceptance = Annotated[str | None, typer.Option(
 SpecDraft = Annotated[str | None, typer.Option(help="speculative: the draft model of --spec draft (a catalog name "
                                                     "or config.json)")]
 
+PowerCap = Annotated[float | None, typer.Option(
+    help="watts: a power limit per device (nvidia-smi -pl); compute runs at a lower clock, memory does not "
+         "(default: none)")]

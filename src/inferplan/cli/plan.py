@@ -68,9 +68,10 @@ def plan_cmd(
                                                      "ngram, draft")] = "off",
     spec_tokens: Annotated[int | None, typer.Option(help="speculative: drafted tokens per step (default: search "
                                                          "1-5)")] = None,
-    spec_acceptance: options.SpecAcceptance = None,
-    spec_draft: options.SpecDraft = None,
+    spec_acceptance: options.SpecAcceptance = None, spec_draft: options.SpecDraft = None,
     session_turns: options.SessionTurns = None, think_time: options.ThinkTime = None,
+    power_budget: Annotated[float | None, typer.Option(help="watts: the fleet's power at full load (each device's "
+                                                       "peak) stays within it")] = None,
     as_json: options.Json = False,
 ) -> None:
     """Find the cheapest fleet that meets the SLOs for MODEL under a workload, verified by simulation."""
@@ -90,7 +91,7 @@ def plan_cmd(
                       profile=str(profile) if profile else None, confidence=confidence,
                       energy_price_per_kwh=energy_price, spec=spec, spec_tokens=spec_tokens,
                       spec_acceptance=spec_acceptance, spec_draft=spec_draft, session_turns=session_turns,
-                      think_time_s=think_time)
+                      think_time_s=think_time, power_budget_w=power_budget)
     folder = check_out_dir(out_dir)
     reg = Registry(registry)
     if not as_json:
@@ -161,6 +162,9 @@ def print_plan(r: PlanResult, doc: dict[str, Any]) -> None:
     if not r.summary.classes and (box := one_box_capacity(doc)) is not None:
         out.print(box, soft_wrap=True)
     out.print(f"why this fleet: {why_chosen(r)}", soft_wrap=True)
+    budget = f" (budget {r.request.power_budget_w:,.0f} W)" if r.request.power_budget_w is not None else ""
+    out.print(f"fleet power at full load: {doc['fleet_power_w']:,.0f} W{budget}; simulated energy "
+              f"{_joules(doc['predicted']['energy_j_per_output_token'])} per output token")
     if len(r.router_results) > 1:
         out.print(f"router: {r.router} (SLO attainment by router: {router_attainment(r.router_results)})")
     if len(r.mode_costs) > 1:
@@ -208,6 +212,10 @@ def one_box_capacity(doc: dict[str, Any]) -> str | None:
     return (f"one {fleet[0]['device']} holds up to {capacity:.3g} req/s of this workload at these SLOs: at least "
             f"{users:.3g} conversations at once (that rate x the mean end-to-end time simulated at the asked rate, "
             f"which only grows toward capacity)")
+
+
+def _joules(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3g} J"
 
 
 def usd(x: float) -> str:

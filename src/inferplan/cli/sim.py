@@ -68,7 +68,7 @@ def simulate_cmd(
     kv_budget: options.KvBudget = None,
     chunked_prefill: Annotated[bool | None, typer.Option("--chunked-prefill/--no-chunked-prefill",
                                                          help="default: the engine's")] = None,
-    priority: options.Priority = None, offline_budget: options.OfflineBudget = None,
+    priority: options.Priority = None, offline_budget: options.OfflineBudget = None, power_cap: options.PowerCap = None,
     max_waiting: Annotated[int, typer.Option(help="reject arrivals when this many wait on a replica (0: never)")] = 0,
     skip_bad_rows: options.SkipBadRows = False,
     trace_format: options.TraceFormat = None,
@@ -106,7 +106,7 @@ def simulate_cmd(
         skip_bad_rows=skip_bad_rows, trace_format=trace_format, profile=str(profile) if profile else None,
         prefill_replicas=prefill_replicas, prefill_device=prefill_device, prefill_tp=prefill_tp,
         kv_link_gb_s=kv_link_gb_s, spec=spec, spec_tokens=spec_tokens, spec_acceptance=spec_acceptance,
-        spec_draft=spec_draft, session_turns=session_turns, think_time_s=think_time)
+        spec_draft=spec_draft, session_turns=session_turns, think_time_s=think_time, power_cap_w=power_cap)
     folder = check_out_dir(out_dir)
     reg = Registry(registry)
     with interrupted(lambda: "the simulation stopped before it finished; nothing was written or recorded"), \

@@ -303,6 +303,9 @@ def write_deploy(r: PlanResult, folder: Path, *, variant: Variant = "instruct") 
         f.lines += ["", f"# {count} x {t.label()}",
                     f"# chosen for: capacity per bucket (req/s) {notes['capacity_rps_per_bucket']}; fleet predicted "
                     f"TTFT p90 {r.summary.ttft_s.p90:.3f} s, TPOT p90 {r.summary.tpot_s.p90:.4f} s"]
+        if (cap := t.dep.device.power_cap_w) is not None:
+            f.lines.append(f"# power cap: set each of this pool's GPUs to {cap:g} W before starting it, as simulated "
+                           f"(sudo nvidia-smi -i GPU_IDS -pl {cap:g})")
         if t.aggregated:
             ck = resolve(t.dep, variant)
             f.agg_ports += f.serve(t.dep, ck, count)

@@ -206,6 +206,8 @@ class Deployment:
                 out[key] = value.key()
             elif isinstance(value, DeviceProfile):
                 out[key] = value.model_dump(mode="json", exclude={"measurements"})
+            elif isinstance(value, DeviceSpec) and value.power_cap_w is None:  # keys made before caps existed hold
+                out[key] = value.model_dump(mode="json", exclude={"power_cap_w"})
             elif hasattr(value, "model_dump"):
                 out[key] = value.model_dump(mode="json")
             elif is_dataclass(value) and not isinstance(value, type):  # ModelSpec, EngineLimits
@@ -218,8 +220,9 @@ class Deployment:
         engine = f", engine {self.engine.name}" if self.engine else ""  # named: a default engine is not said
         spec = f", speculative {self.speculation.label()}" if self.speculation else ""
         budget = f", KV budget {self.kv_budget.label()}" if self.kv_budget else ""
+        cap = f", power cap {self.device.power_cap_w:g} W" if self.device.power_cap_w else ""
         return (f"{self.model.name} on {self.num_devices}x {self.device.name} ({self.parallelism}, "
-                f"weights {self.weights.name}, KV {self.kv.name}{engine}{spec}{budget})")
+                f"weights {self.weights.name}, KV {self.kv.name}{engine}{spec}{budget}{cap})")
 
     @property
     def moe_split(self) -> str:

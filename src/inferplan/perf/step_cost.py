@@ -25,6 +25,7 @@ from inferplan.perf.collectives import allreduce_for
 from inferplan.perf.deployment import Deployment
 from inferplan.perf.memory import kv_bytes_per_token_per_device
 from inferplan.perf.order_stats import expected_max_standard_normal
+from inferplan.perf.power import busy_power_w, clock_ratio
 
 if TYPE_CHECKING:
     import numpy as np
@@ -144,9 +145,10 @@ class StepCost:
         matmul_eff = prof.matmul_efficiency_of(kernel or dtype)
         peak = (dev.peak_flops_fp16_accumulate() if engine.fp16_accumulate and dtype == "fp16"
                 else dev.peak_flops(dtype))
-        self.linear_flops_per_s = peak * matmul_eff * slow
+        clock = clock_ratio(dev)  # a power cap slows compute, not memory
+        self.linear_flops_per_s = peak * matmul_eff * slow * clock
         # few rows run as matrix-vector kernels at the FP32 vector rate, not in half-empty tensor tiles
-        self.vector_flops_per_s = 0.0 if prof.matmul_curve else dev.peak_flops("fp32") * matmul_eff * slow
+        self.vector_flops_per_s = 0.0 if prof.matmul_curve else dev.peak_flops("fp32") * matmul_eff * slow * clock
         self.curve_a = prof.matmul_curve_exponent
         self.half_tokens = prof.matmul_half_tokens ** self.curve_a
         self._has_curve = bool(prof.matmul_curve)
@@ -156,7 +158,7 @@ class StepCost:
         # attention runs in the activation dtype: 16-bit, or fp32 for an fp32 model
         act_dtype = "fp32" if dtype == "fp32" else "bf16"
         act_bytes = 4 if dtype == "fp32" else _ACT_BYTES
-        self.attn_flops_per_s = dev.peak_flops(act_dtype) * prof.attention_efficiency
+        self.attn_flops_per_s = dev.peak_flops(act_dtype) * prof.attention_efficiency * clock
         self.bw = dev.memory_bw_bytes_per_s * prof.bandwidth_efficiency
         weight_scale = prof.bandwidth_efficiency / prof.bandwidth_efficiency_of(kernel)  # weights: their kernel's rate
         wbytes = fmt.bytes_per_weight
@@ -195,8 +197,7 @@ class StepCost:
         head = m.vocab_size * m.hidden_size
         self.head_flops_per_row = 2 * head / tp
         self.head_bytes = head * embed_bytes / dep.attention_tp * (weight_scale if fmt.quantizes_embeddings else 1.0)
-        # 4. attention
-        self.window, (self.full_layers, self.sliding_layers) = dep.attention_window, dep.attention_layers
+        self.window, (self.full_layers, self.sliding_layers) = dep.attention_window, dep.attention_layers  # 4.
         self.attn_flops_per_pair = m.attention_flops_per_query_key / tp
         # DP attention: each rank reads the KV of its own share of the sequences
         self.kv_bytes_per_token_layer = kv_bytes_per_token_per_device(dep) * dep.pp / m.num_layers / dep.dp
@@ -207,7 +208,7 @@ class StepCost:
         self.kernel_floor_s = prof.per_layer_kernel_floor_s * m.num_layers  # GPU time, under graphs too
         self.per_seq_overhead_s = prof.per_sequence_overhead_s
         self.idle_w = dev.idle_power_w * dep.num_devices
-        self.dynamic_w = (dev.peak_power_w - dev.idle_power_w) * dep.num_devices
+        self.dynamic_w = (busy_power_w(dev) - dev.idle_power_w) * dep.num_devices
         self._decode_fixed: np.ndarray | None = None  # rows: dense + experts + head, communication, overhead
 
     def _init_unfused(self, dep: Deployment, inter: float) -> None:

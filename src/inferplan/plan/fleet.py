@@ -31,7 +31,8 @@ class Fleet:
 
 def solve_fleet(rates: np.ndarray, capacity: np.ndarray, prices: np.ndarray, *, max_replicas: int = 1000,
                 previous: np.ndarray | None = None, launch_cost: np.ndarray | None = None,
-                release_cost: np.ndarray | None = None, tiebreak: np.ndarray | None = None) -> Fleet:
+                release_cost: np.ndarray | None = None, tiebreak: np.ndarray | None = None,
+                power_w: np.ndarray | None = None, power_budget_w: float | None = None) -> Fleet:
     """rates: (B,) req/s per bucket; capacity: (B, C) req/s one replica of type c sustains on bucket b.
 
     With ``previous`` counts (autoscaling, one window after another), replicas added cost
@@ -41,6 +42,9 @@ def solve_fleet(rates: np.ndarray, capacity: np.ndarray, prices: np.ndarray, *, 
     ``tiebreak`` (C,): a penalty per replica of each type (lower is better: less quality loss, fewer
     parts). Among the fleets of the cheapest price, the one with the least total penalty is chosen, so
     equal prices never leave the choice to the solver's whim.
+
+    ``power_w`` (C,) and ``power_budget_w``: the fleet's power at full load, ``sum_c power_w[c] * x[c]``,
+    stays within the budget (POLCA, P168: a cluster's power is provisioned, and capped, as a whole).
     """
     n_b, n_c = capacity.shape
     if n_b == 0 or n_c == 0:
@@ -71,6 +75,9 @@ def solve_fleet(rates: np.ndarray, capacity: np.ndarray, prices: np.ndarray, *, 
         for b in range(n_b):
             a_cap[c, n_c + b * n_c + c] = load[b, c]
     constraints = [LinearConstraint(a_eq, 1.0, 1.0), LinearConstraint(a_cap, -np.inf, 0.0)]
+    if power_budget_w is not None and power_w is not None:
+        constraints.append(LinearConstraint(np.concatenate([power_w, np.zeros(n - n_c)])[None, :], -np.inf,
+                                            power_budget_w))
     if previous is not None:  # x - up + down = previous
         a_move = np.zeros((n_c, n))
         for c in range(n_c):

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from inferplan.perf.deployment import Deployment
+from inferplan.perf.power import busy_power_w
 from inferplan.plan.analytic import Estimate
 from inferplan.plan.space import Candidate
 from inferplan.sim.cluster import Cluster
@@ -72,6 +73,12 @@ class ReplicaType:
                 + self.unit[1] * (self.dep.price_per_hour or 0.0))
 
     @property
+    def power_w(self) -> float:
+        """One replica's (or unit's) power at full load: each device's peak, or its cap."""
+        deps = [self.dep] if self.aggregated else [self.prefill_deployment] * self.unit[0] + [self.dep] * self.unit[1]
+        return sum(busy_power_w(d.device) * d.num_devices for d in deps)
+
+    @property
     def tiebreak(self) -> float:
         """Penalty per replica when prices tie (see `preference_penalty`)."""
         deps = [self.dep] if self.aggregated else [self.prefill_deployment, self.dep]
@@ -84,6 +91,8 @@ class ReplicaType:
 
     def label(self) -> str:
         text = self.decode.candidate.describe()
+        if self.dep.device.power_cap_w:
+            text += f", power cap {self.dep.device.power_cap_w:g} W"
         if self.aggregated:
             return text
         if self.prefill_dep is None:

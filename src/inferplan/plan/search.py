@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import itertools
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,7 +31,8 @@ from inferplan.plan.defaults import DEFAULT_DEVICES, DEFAULT_SLO
 from inferplan.plan.executors import run_all
 from inferplan.plan.fleet import Fleet, solve_fleet
 from inferplan.plan.margins import SloMargin, slo_margins, tightened
-from inferplan.plan.pools import Evaluated, ReplicaType, VerifyJob, pick_survivors, router_options
+from inferplan.plan.pools import Evaluated, ReplicaType, pick_survivors
+from inferplan.plan.power_budget import PowerBudget, capped_types
 from inferplan.plan.space import (
     OWNED_ENERGY_PRICE,
     QualityBudget,
@@ -41,6 +41,7 @@ from inferplan.plan.space import (
     host_tier_ratios,
 )
 from inferplan.plan.speculation import speculation_options
+from inferplan.plan.verify import verify
 from inferplan.sim.slo import SLO, parse_slos
 from inferplan.sim.summary_types import Headline, Summary
 from inferplan.specs.catalog import get_device, get_engine, get_model
@@ -76,6 +77,7 @@ class PlanRequest(WorkloadSpec):
     spec_tokens: int | None = None
     spec_acceptance: str | None = None
     spec_draft: str | None = None
+    power_budget_w: float | None = None  # the fleet's power at full load stays within this (None: no limit)
 
 
 @dataclass(kw_only=True)
@@ -199,6 +201,8 @@ def _plan_modes(survivors: list[tuple[Evaluated, Deployment]], req: PlanRequest,
     measured: dict[str, tuple[list[ReplicaType], np.ndarray]] = {}
     for mode in modes[req.disaggregation]:
         types = _types_for(mode, survivors)
+        if req.power_budget_w is not None and mode == "aggregated":
+            types += capped_types(types)
         caps = _measure_types(mode, types, req, slos, buckets, registry, say)
         measured[mode] = types, caps
         outcomes.append(_fleet_for(mode, types, caps, req, wl, slos, buckets, bucket_of, say))
@@ -223,6 +227,8 @@ def _objectives(req: PlanRequest, model: ModelSpec) -> tuple[tuple[SLO, ...], tu
         raise InputError("the planner needs at least one SLO, e.g. --slo ttft_p90=2s,tpot_p90=100ms")
     for name in req.engines:
         get_engine(name)
+    if req.power_budget_w is not None and not req.power_budget_w > 0:
+        raise InputError(f"--power-budget must be a positive number of watts, got {req.power_budget_w:g}")
     if req.energy_price_per_kwh < 0:
         raise InputError(f"--energy-price must be 0 or more USD per kWh (got {req.energy_price_per_kwh:g})")
     speculative = speculation_options(model, req.spec, k=req.spec_tokens, acceptance=req.spec_acceptance,
@@ -317,20 +323,22 @@ def _fleet_for(mode: str, types: list[ReplicaType], caps: np.ndarray, req: PlanR
         raise InputError(f"no {mode} configuration meets {', '.join(map(str, slos))} for some request sizes; "
                          "relax the SLOs or add faster devices")
     penalty = np.array([t.tiebreak for t in types])
-    fleet = solve_fleet(rates, caps.T, prices, tiebreak=penalty)
+    power = PowerBudget(np.array([t.power_w for t in types]), req.power_budget_w)
+    fleet = power.solve(rates, caps, prices, penalty)
+    adjustments = power.notes(rates, caps, prices, penalty)
     singles = {}
     for i, t in enumerate(types):
         if (caps[i] > 0).all():
             singles[t.label()] = solve_fleet(rates, caps[i : i + 1].T, prices[i : i + 1]).cost_per_hour
     replicas = list(fleet.replicas)
-    adjustments: list[str] = []
     derated = caps.copy()
     router, routers = "", dict[str, Headline]()
     for attempt in range(8):
         say(f"{mode}: verifying the fleet by simulation (attempt {attempt + 1})")
         # once every router was tried, repairs re-try the best one (and the planned split, which they change)
         keep = (router, "planned") if len(routers) > 1 else None
-        router, routers, summary, busiest = _verify(types, replicas, fleet.shares, wl, bucket_of, slos, req, keep)
+        router, routers, summary, busiest = verify(types, replicas, fleet.shares, wl, bucket_of, slos, req.seed,
+                                                   req.executor, keep)
         if summary.slos_met:
             break
         missed = ", ".join(x.slo for x in summary.slos if not x.met) or "no SLO (rejections)"
@@ -338,13 +346,13 @@ def _fleet_for(mode: str, types: list[ReplicaType], caps: np.ndarray, req: PlanR
         # on the whole workload: lower their capacities (10% at a time) until the program picks another fleet.
         # (b) Add one replica of the busiest type.
         used = [c for c, n in enumerate(replicas) if n]
-        for _ in range(10):  # derate until the program's answer changes
-            derated[used] *= 0.9
-            resolved = solve_fleet(rates, derated.T, prices, tiebreak=penalty)
-            if list(resolved.replicas) != replicas:
-                break
+        resolved = power.derated(rates, derated, used, prices, penalty, replicas)
         grown = [n + (k == busiest) for k, n in enumerate(replicas)]
-        if list(resolved.replicas) != replicas and resolved.cost_per_hour < float(prices @ np.array(grown)):
+        if not power.fits(grown) and (resolved is None or list(resolved.replicas) == replicas):
+            adjustments.append(f"stopped: no larger fleet fits the power budget; the simulation missed {missed}")
+            break
+        if resolved is not None and list(resolved.replicas) != replicas and (
+                resolved.cost_per_hour < float(prices @ np.array(grown)) or not power.fits(grown)):
             fleet, replicas = resolved, list(resolved.replicas)
             names = ", ".join(types[u].label() for u in used)
             adjustments.append(f"re-planned with less capacity assumed for {names} "
@@ -355,31 +363,6 @@ def _fleet_for(mode: str, types: list[ReplicaType], caps: np.ndarray, req: PlanR
     final = Fleet(tuple(replicas), fleet.shares, float(prices @ np.array(replicas)))
     return _Outcome(mode, types, measured, final, bool(summary.slos_met), summary, adjustments, singles,
                     router, routers, derated)
-
-
-def _verify(types: list[ReplicaType], replicas: list[int], shares: np.ndarray, wl: Workload,
-            bucket_of: np.ndarray, slos: tuple[SLO, ...], req: PlanRequest,
-            only: tuple[str, ...] | None = None) -> tuple[str, dict[str, Headline], Summary, int]:
-    """Simulate the fleet under each router worth trying (in parallel; ``only``: those of them); the
-    best one's summary.
-
-    Best: meets every SLO, then the highest SLO attainment, then the lowest TTFT p90. Returns the
-    router, every router's headline numbers, the best summary and its busiest type."""
-    options = router_options(types, replicas, wl)
-    if only is not None:
-        options = tuple(r for r in options if r in only) or options[:1]
-    jobs = [VerifyJob(types=tuple(types), replicas=tuple(replicas), shares=shares, workload=wl, bucket_of=bucket_of,
-                      seed=req.seed, router=r, slos=slos) for r in options]
-    results = run_all(VerifyJob.run, jobs, executor=req.executor)
-    scores = {r: s.headline() for r, (s, _) in zip(options, results, strict=True)}
-    k = max(range(len(options)), key=lambda i: _rank(scores[options[i]], i))
-    return options[k], scores, results[k][0], results[k][1]
-
-
-def _rank(h: Headline, i: int) -> tuple[bool, float, float, int]:
-    """Meets every SLO, then the highest SLO attainment, then the lowest TTFT p90, then the earlier router
-    (no attainment or no TTFT, when nothing finished, ranks last)."""
-    return h.slos_met, h.slo_attainment or 0.0, -(math.inf if h.ttft_p90_s is None else h.ttft_p90_s), -i
 
 
 def _autoscale(req: PlanRequest, wl: Workload, slos: tuple[SLO, ...], result: PlanResult,

@@ -90,6 +90,8 @@ def plan_json(r: PlanResult, artifacts: dict[str, str]) -> dict[str, Any]:
     return {
         "verified": r.verified,
         "cost_per_hour": r.fleet.cost_per_hour,
+        "fleet_power_w": sum(t.power_w * n for t, n in zip(r.types, r.fleet.replicas, strict=True)),
+        "power_budget_w": r.request.power_budget_w,
         "disaggregation": r.mode,
         "cost_per_hour_by_mode": r.mode_costs,
         "verified_by_mode": r.mode_verified,

@@ -52,6 +52,8 @@ class DeviceSpec(BaseModel):
     host_source: str | None = None
     idle_power_w: float = Field(default=0.0, ge=0)
     peak_power_w: float = Field(gt=0)
+    power_cap_w: float | None = Field(default=None, gt=0, description="a power limit set on the device "
+                                      "(nvidia-smi -pl): its compute clock falls to stay under it (perf/power.py)")
     price_per_hour_usd: float | None = Field(default=None, ge=0)
     price_date: str | None = None
     price_source: str | None = None
@@ -66,6 +68,9 @@ class DeviceSpec(BaseModel):
             raise ValueError("host_link_gb_s and host_memory_gib need host_source")
         if self.price_per_hour_usd is not None and not (self.price_date and self.price_source):
             raise ValueError("a price needs price_date and price_source")
+        if self.power_cap_w is not None and self.power_cap_w <= self.idle_power_w:
+            raise ValueError(f"a power cap of {self.power_cap_w:g} W is at or below the device's idle power "
+                             f"({self.idle_power_w:g} W)")
         return self
 
     # ---- derived, in SI units ------------------------------------------------------
