@@ -22,6 +22,7 @@ from inferplan.report.sim_report import write_sim_report
 from inferplan.sim.cluster import Cluster, SimOptions
 from inferplan.sim.loop import Progress, SimResult, simulate
 from inferplan.sim.policies import get_policy
+from inferplan.sim.reactive import ScalingPolicy
 from inferplan.sim.slo import parse_slos
 from inferplan.sim.summary import summarize
 from inferplan.sim.summary_types import BenchContext, SimContext, Summary
@@ -77,6 +78,10 @@ class SimulationConfig(WorkloadSpec):
     spec_draft: str | None = None
     kv_budget: str | None = None  # KV eviction, METHOD:TOKENS (None: keep every token)
     power_cap_w: float | None = None  # a power limit per device (None: none)
+    # a reactive autoscaler (Kubernetes' HPA) over the ``replicas`` (its maximum); None: a fixed fleet
+    autoscale_target: float | None = None
+    autoscale_metric: str = "concurrency"
+    min_replicas: int = 1
 
     def deployment(self, *, device: str | None = None, tp: int | None = None) -> Deployment:
         given = {"max_num_seqs": self.max_num_seqs, "max_num_batched_tokens": self.max_num_batched_tokens,
@@ -121,7 +126,7 @@ def simulate_config(cfg: SimulationConfig, *, progress: Progress | None = None) 
     cluster = (Cluster.disaggregated(prefill, [dep] * cfg.replicas, kv_link_gb_s=cfg.kv_link_gb_s) if prefill
                else Cluster.replicas([dep] * cfg.replicas))
     options = SimOptions(max_waiting=cfg.max_waiting, priority=scheduling_by_priority(cfg, wl),
-                         offline_budget_s=offline_budget(cfg))
+                         offline_budget_s=offline_budget(cfg), scaling=reactive_scaling(cfg, dep))
     res = simulate(wl, cluster, policy, router=cfg.router, seed=cfg.seed, options=options, progress=progress)
     deployment = dep.describe()
     if prefill:
@@ -132,6 +137,19 @@ def simulate_config(cfg: SimulationConfig, *, progress: Progress | None = None) 
     context = SimContext(workload=wl.describe(), deployment=deployment, prefill_replicas=cfg.prefill_replicas,
                          step_time_range_pct=speed_range_pct(dep), ranges=ranges, range_basis=basis)
     return res, replace(summary, context=context)
+
+
+def reactive_scaling(cfg: SimulationConfig, dep: Deployment) -> tuple[tuple[tuple[int, ...], ScalingPolicy], ...]:
+    """The HPA over the configuration's replicas (one pool), or none without an autoscale target."""
+    from inferplan.plan.autoscale import cold_start_s  # the planner's module (and scipy) only when scaling
+
+    if cfg.autoscale_target is None:
+        return ()
+    if cfg.prefill_replicas:
+        raise InputError("--autoscale-target scales aggregated replicas; leave out --prefill-replicas")
+    policy = ScalingPolicy(metric=cfg.autoscale_metric, target=cfg.autoscale_target, min_replicas=cfg.min_replicas,
+                           max_replicas=cfg.replicas, cold_start_s=cold_start_s(dep))
+    return ((tuple(range(cfg.replicas)), policy),)
 
 
 def scheduling_by_priority(cfg: SimulationConfig, wl: Workload) -> bool:

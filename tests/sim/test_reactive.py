@@ -89,3 +89,16 @@ def test_scale_to_zero_holds_the_first_request_for_a_cold_start() -> None:
     assert 60.0 <= ttft[0] < 61.0 and 59.5 <= ttft[1] < 60.5  # both wait for the one replica started
     assert res.scaler is not None and res.scaler.timeline[0] == (0.0, 0)
     assert res.scaler.states.count(STARTING) == 0
+
+
+def test_an_autoscaled_run_costs_what_its_replicas_were_billed() -> None:
+    from inferplan.sim.summary import summarize
+
+    wl = _step_load()
+    res = simulate(wl, Cluster.replicas([DEP] * 4), router="least-outstanding",
+                   options=SimOptions(scaling=((tuple(range(4)), _policy(target=16.0, max_replicas=4)),)))
+    s = summarize(res)
+    assert res.scaler is not None and s.sim is not None and s.sim.cost_per_hour is not None
+    price = DEP.price_per_hour or 0.0
+    assert s.sim.cost_per_hour == pytest.approx(sum(res.scaler.billed_s) * price / res.makespan_s)
+    assert s.sim.cost_per_hour < 4 * price  # fewer than all four were on for the whole run

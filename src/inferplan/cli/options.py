@@ -75,3 +75,9 @@ SpecDraft = Annotated[str | None, typer.Option(help="speculative: the draft mode
 PowerCap = Annotated[float | None, typer.Option(
     help="watts: a power limit per device (nvidia-smi -pl); compute runs at a lower clock, memory does not "
          "(default: none)")]
+AutoscaleTarget = Annotated[float | None, typer.Option(
+    help="simulate Kubernetes' HPA over the --replicas (its maximum): this many of --autoscale-metric per replica "
+         "(e.g. 32; default off)")]
+AutoscaleMetric = Annotated[str, typer.Option(help="the HPA's metric: concurrency (running + waiting requests), "
+                                                   "queue (waiting) or kv (KV-cache use, 0-1)")]
+MinReplicas = Annotated[int, typer.Option(help="the HPA's minimum replicas (0: scale to zero, as KEDA does)")]

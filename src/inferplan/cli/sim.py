@@ -37,17 +37,13 @@ def simulate_cmd(
     model: options.Model = "llama-3.1-8b",
     device: Annotated[str, typer.Option(help="device name or YAML file")] = "h100-sxm",
     workload: options.Workloads = None,
-    rate: options.Rate = None,
-    rate_scale: options.RateScale = None,
-    duration: options.Duration = None,
-    num_requests: options.NumRequests = None,
-    seed: options.Seed = 0,
-    slo: options.Slo = None,
-    tp: options.Tp = 1,
-    pp: options.Pp = 1,
-    ep: options.Ep = False,
-    dp_attention: options.DpAttention = False,
-    replicas: Annotated[int, typer.Option(help="number of replicas")] = 1,
+    rate: options.Rate = None, rate_scale: options.RateScale = None,
+    duration: options.Duration = None, num_requests: options.NumRequests = None,
+    seed: options.Seed = 0, slo: options.Slo = None,
+    tp: options.Tp = 1, pp: options.Pp = 1, ep: options.Ep = False, dp_attention: options.DpAttention = False,
+    replicas: Annotated[int, typer.Option(help="number of replicas (with --autoscale-target: the most)")] = 1,
+    autoscale_target: options.AutoscaleTarget = None, autoscale_metric: options.AutoscaleMetric = "concurrency",
+    min_replicas: options.MinReplicas = 1,
     router: Annotated[str, typer.Option(help="round-robin, least-outstanding, least-kv, power-of-two, "
                                              "session-affinity, cache-aware, precise-prefix")] = "round-robin",
     engine: options.Engine = None,
@@ -68,7 +64,8 @@ def simulate_cmd(
     kv_budget: options.KvBudget = None,
     chunked_prefill: Annotated[bool | None, typer.Option("--chunked-prefill/--no-chunked-prefill",
                                                          help="default: the engine's")] = None,
-    priority: options.Priority = None, offline_budget: options.OfflineBudget = None, power_cap: options.PowerCap = None,
+    priority: options.Priority = None, offline_budget: options.OfflineBudget = None,
+    power_cap: options.PowerCap = None,
     max_waiting: Annotated[int, typer.Option(help="reject arrivals when this many wait on a replica (0: never)")] = 0,
     skip_bad_rows: options.SkipBadRows = False,
     trace_format: options.TraceFormat = None,
@@ -106,7 +103,8 @@ def simulate_cmd(
         skip_bad_rows=skip_bad_rows, trace_format=trace_format, profile=str(profile) if profile else None,
         prefill_replicas=prefill_replicas, prefill_device=prefill_device, prefill_tp=prefill_tp,
         kv_link_gb_s=kv_link_gb_s, spec=spec, spec_tokens=spec_tokens, spec_acceptance=spec_acceptance,
-        spec_draft=spec_draft, session_turns=session_turns, think_time_s=think_time, power_cap_w=power_cap)
+        spec_draft=spec_draft, session_turns=session_turns, think_time_s=think_time, power_cap_w=power_cap,
+        autoscale_target=autoscale_target, autoscale_metric=autoscale_metric, min_replicas=min_replicas)
     folder = check_out_dir(out_dir)
     reg = Registry(registry)
     with interrupted(lambda: "the simulation stopped before it finished; nothing was written or recorded"), \
@@ -122,6 +120,13 @@ def _print_run(run: SimulationRun, registry: Path, as_json: bool) -> None:
                                  "report": str(run.report_path) if run.report_path else None})
         return
     print_summary(run.summary)
+    scaler, cfg = run.result.scaler, run.config
+    if scaler is not None:
+        counts = [n for _, n in scaler.timeline]
+        mean = sum(scaler.billed_s) / max(run.result.makespan_s, 1e-9)
+        out.print(f"autoscaled (HPA on {cfg.autoscale_metric}, target {cfg.autoscale_target:g} per replica, "
+                  f"{cfg.min_replicas}-{cfg.replicas} replicas): {min(counts)}-{max(counts)} on, {mean:.2f} on "
+                  f"average, {len(counts) - 1} changes; cost per hour above is the billed average", soft_wrap=True)
     out.print(f"run {run.run_id} recorded in {registry}; outputs in {run.out_dir}")
     if run.report_path:
         out.print(f"report: {run.report_path}")

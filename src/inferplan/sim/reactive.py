@@ -55,8 +55,8 @@ class ScalingPolicy:
         if not self.target > 0:
             raise InputError(f"--autoscale-target must be positive, got {self.target:g}")
         if not 0 <= self.min_replicas <= self.max_replicas or self.max_replicas < 1:
-            raise InputError(f"replica bounds must satisfy 0 <= min <= max and max >= 1 "
-                             f"(got {self.min_replicas}..{self.max_replicas})")
+            raise InputError(f"the autoscaler's bounds must satisfy 0 <= minimum <= maximum, maximum >= 1 (got "
+                             f"--min-replicas {self.min_replicas}, at most {self.max_replicas} replicas)")
         if self.initial_replicas is not None and not self.min_replicas <= self.initial_replicas <= self.max_replicas:
             raise InputError(f"initial replicas {self.initial_replicas} outside "
                              f"{self.min_replicas}..{self.max_replicas}")
@@ -209,8 +209,9 @@ class ReactiveScaler:
     def close(self, end: float) -> None:
         """The run is over at ``end``: bill every replica still on until then."""
         for k, s in enumerate(self.states):
-            if s != OFF:
-                self._stop(k, max(end, self.billed_from[k]))
+            if s != OFF:  # billed to the end; the timeline keeps what was on while the run lasted
+                self.billed_s[k] += max(end, self.billed_from[k]) - self.billed_from[k]
+                self.states[k] = OFF
 
     def _note(self, now: float) -> None:
         live = sum(s != OFF for s in self.states)

@@ -121,8 +121,14 @@ def summarize(res: SimResult, slos: tuple[SLO, ...] = ()) -> Summary:
     span = max(res.makespan_s, 1e-9)
     out_tokens = int(t.out_done[finished].sum())
     prices = [r.dep.price_per_hour for r in res.replicas]
-    cost_per_hour = None if any(p is None for p in prices) else float(sum(p for p in prices if p is not None))
-    idle_j = sum(r.cost.idle_w * max(res.makespan_s - r.busy_s, 0.0) for r in res.replicas)
+    # an autoscaled run pays (and idles) each replica only while it is on: billed seconds, cold starts included
+    on_s = [res.makespan_s] * len(res.replicas)
+    if res.scaler is not None:
+        on_s[: len(res.scaler.billed_s)] = res.scaler.billed_s
+    cost_per_hour = None if any(p is None for p in prices) else float(
+        sum((p or 0.0) * on / span for p, on in zip(prices, on_s, strict=True)) if res.scaler is not None
+        else sum(p for p in prices if p is not None))
+    idle_j = sum(r.cost.idle_w * max(on - r.busy_s, 0.0) for r, on in zip(res.replicas, on_s, strict=True))
     energy = sum(r.energy_j for r in res.replicas) + idle_j
     rejected = t.status == REJECTED
     reasons = {r.text: int((t.reject_reason[rejected] == r).sum()) for r in RejectReason if r}
