@@ -105,3 +105,14 @@ def test_prefill_room_is_the_closed_form_of_a_linear_step_time() -> None:
     assert budget.prefill_room(0, 100, 0, 10, chunked=True) == 0  # 100 decodes alone fill it
     assert budget.decode_fits(100, 0) and not budget.decode_fits(101, 0)
     assert budget.predict(BatchShape.decodes(1, 0)) == pytest.approx(0.0101)
+
+
+def test_jains_index_over_the_classes_attainment_by_hand() -> None:
+    """Attainments 1.0 and 0.5: (1.5)^2 / (2 x 1.25) = 0.9; equal ones give 1; one class gives none."""
+    s = _run(MIX)
+    half = replace(s, classes=(replace(s.classes[0], slo_attainment=1.0), replace(s.classes[1], slo_attainment=0.5)))
+    assert half.fairness_jain == pytest.approx(0.9)
+    even = replace(s, classes=tuple(replace(c, slo_attainment=0.8) for c in s.classes))
+    assert even.fairness_jain == pytest.approx(1.0)
+    assert replace(s, classes=s.classes[:1]).fairness_jain is None
+    assert s.to_json()["fairness_jain"] == s.fairness_jain

@@ -83,6 +83,8 @@ def print_classes(s: Summary) -> None:
                   "-" if c.slo_attainment is None else f"{c.slo_attainment:.1%}",
                   "-" if c.last_finish_s is None else f"{c.last_finish_s:,.1f} s", deadline)
     print_table(t)
+    if s.fairness_jain is not None:
+        out.print(f"fairness across classes (Jain's index of their SLO attainment, 1 = even): {s.fairness_jain:.3f}")
 
 
 def _totals(s: Summary) -> str:

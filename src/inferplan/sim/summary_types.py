@@ -188,6 +188,16 @@ class Summary:
         """A recorded simulation's deployment, in words (None for a bench, a plan or a bare summary)."""
         return self.context.deployment if isinstance(self.context, SimContext) else None
 
+    @property
+    def fairness_jain(self) -> float | None:
+        """Jain's fairness index of the classes' SLO attainment, (sum x)^2 / (n sum x^2): 1 when every class
+        (tenant) is served alike, 1/n when one gets everything (None: fewer than two classes with objectives)."""
+        x = [c.slo_attainment for c in self.classes if c.slo_attainment is not None]
+        squares = sum(v * v for v in x)
+        if len(x) < 2:
+            return None
+        return sum(x) ** 2 / (len(x) * squares) if squares else 1.0
+
     def headline(self) -> Headline:
         return Headline(slos_met=bool(self.slos_met), slo_attainment=self.slo_attainment,
                         ttft_p90_s=self.ttft_s.p90, tpot_p90_s=self.tpot_s.p90, num_rejected=self.num_rejected)
@@ -215,6 +225,7 @@ class Summary:
         }
         if self.classes:
             out["classes"] = [c.to_json() for c in self.classes]
+            out["fairness_jain"] = self.fairness_jain
         if self.sim is not None:
             out |= self.sim.to_json()
         if self.bench is not None:
