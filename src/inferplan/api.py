@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from inferplan.perf.resolve import resolve_deployment, resolve_speculation
     from inferplan.perf.resolve import resolve_deployment as build_deployment
     from inferplan.plan.autoscale import AutoscaleResult
+    from inferplan.plan.fleet_spec import read_fleet_spec, write_fleet_json
     from inferplan.plan.search import PlanRequest, PlanResult, plan
     from inferplan.report.compare import compare_runs, headline_error, write_compare_report
     from inferplan.runs import (
@@ -69,6 +70,7 @@ _LAZY = {name: module for module, names in {
     "inferplan.specs.hardware": ("DeviceSpec",),
     "inferplan.store": ("Registry", "RunRecord"),
     "inferplan.workload.classes": ("join_workloads",),
+    "inferplan.plan.fleet_spec": ("read_fleet_spec", "write_fleet_json"),
     "inferplan.measure.calibrate": ("Calibration", "DEFAULT_FIT", "FACTORS", "base_for", "calibrate",
                                     "from_llama_bench", "from_validate_summary", "fit_to_bench"),
     "inferplan.measure.request_record": ("RequestRecord",),
@@ -149,6 +151,8 @@ __all__ = [
     "run_validate",
     "simulate_config",
     "join_workloads",
+    "read_fleet_spec",
+    "write_fleet_json",
     "weight_format_catalog",
     "write_compare_report",
 ]

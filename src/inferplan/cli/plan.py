@@ -11,9 +11,10 @@ from inferplan.api import DEFAULT_DEVICES, DEFAULT_SLO, InputError
 from inferplan.cli import options
 from inferplan.cli.app import app
 from inferplan.cli.output import ProgressReport, check_out_dir, emit_json, interrupted, out, print_table
+from inferplan.cli.plan_fleet import plan_fleet
 
 if TYPE_CHECKING:
-    from inferplan.api import AutoscaleResult, PlanRequest, PlanResult
+    from inferplan.api import AutoscaleResult, PlanRequest, PlanResult, PlanRun
 
 
 EPILOG = (
@@ -72,6 +73,8 @@ def plan_cmd(
     session_turns: options.SessionTurns = None, think_time: options.ThinkTime = None,
     power_budget: Annotated[float | None, typer.Option(help="watts: the fleet's power at full load (each device's "
                                                        "peak) stays within it")] = None,
+    fleet: Annotated[Path | None, typer.Option(help="a fleet spec (YAML): several models, each with its workload "
+                                                    "(tenants as classes) and SLOs, planned in turn")] = None,
     as_json: options.Json = False,
 ) -> None:
     """Find the cheapest fleet that meets the SLOs for MODEL under a workload, verified by simulation."""
@@ -94,17 +97,26 @@ def plan_cmd(
                       think_time_s=think_time, power_budget_w=power_budget)
     folder = check_out_dir(out_dir)
     reg = Registry(registry)
+    if fleet is not None:
+        if model != "llama-3.1-8b" or workload:
+            raise InputError("--fleet names the models and their workloads; leave out MODEL and --workload")
+        return plan_fleet(fleet, req, folder, reg, as_json=as_json)
     if not as_json:
         print_targets(req)
     keep = (f"capacity searches finished so far are cached in {reg.path}; run the same command again to "
             "resume from them")
     with interrupted(lambda: keep), ProgressReport("planning", quiet=as_json, counted=False) as bar:
         run = run_plan(req, out_dir=folder, registry=reg, progress=bar.say)
+    _print_run(run, reg.path, as_json)
+
+
+def _print_run(run: PlanRun, registry: Path, as_json: bool) -> None:
+    """The plan (or its JSON), where it was recorded, and the files it wrote."""
     if as_json:
-        emit_json(run.doc | {"run_id": run.run_id, "registry": str(reg.path)})
+        emit_json(run.doc | {"run_id": run.run_id, "registry": str(registry)})
         return
     print_plan(run.result, run.doc)
-    out.print(f"run {run.run_id} recorded in {reg.path}", soft_wrap=True)
+    out.print(f"run {run.run_id} recorded in {registry}", soft_wrap=True)
     scaling = ", autoscaling.yaml" if (run.out_dir / "deploy" / "autoscaling.yaml").exists() else ""
     out.print(f"deploy files in {run.out_dir / 'deploy'} (launch.sh, kubernetes.yaml, routing.json{scaling})",
               soft_wrap=True)

@@ -117,14 +117,13 @@ class BenchContext:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ClassSummary:
-    """One workload class of a run with several (``--workload chat:rate=10 --workload batch:...``):
-    online classes are judged by the SLOs, a class with a deadline by when its requests finished."""
+    """One class of a workload of several: judged by the SLOs, or (with a deadline) by when it finished."""
 
     name: str
     online: bool
     num_requests: int
     num_finished: int
-    ttft_p90_s: float | None
+    ttft_p90_s: float | None  # p90s over its finished requests
     tpot_p90_s: float | None
     e2e_p90_s: float | None
     throughput_output_tokens_per_s: float
@@ -190,13 +189,11 @@ class Summary:
 
     @property
     def fairness_jain(self) -> float | None:
-        """Jain's fairness index of the classes' SLO attainment, (sum x)^2 / (n sum x^2): 1 when every class
-        (tenant) is served alike, 1/n when one gets everything (None: fewer than two classes with objectives)."""
+        """Jain's index of the classes' SLO attainment, (sum x)^2 / (n sum x^2): 1 when every class (tenant) is
+        served alike, 1/n when one gets all (None: fewer than two classes with objectives)."""
         x = [c.slo_attainment for c in self.classes if c.slo_attainment is not None]
         squares = sum(v * v for v in x)
-        if len(x) < 2:
-            return None
-        return sum(x) ** 2 / (len(x) * squares) if squares else 1.0
+        return None if len(x) < 2 else sum(x) ** 2 / (len(x) * squares) if squares else 1.0
 
     def headline(self) -> Headline:
         return Headline(slos_met=bool(self.slos_met), slo_attainment=self.slo_attainment,

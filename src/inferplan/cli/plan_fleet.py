@@ -1,0 +1,71 @@
+"""`plan --fleet fleet.yaml`: a plan per model of the spec, then the fleet's cost by model and by tenant."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from inferplan.api import InputError
+from inferplan.cli.output import ProgressReport, emit_json, interrupted, out, print_table
+
+if TYPE_CHECKING:
+    from inferplan.api import PlanRequest, PlanRun, Registry
+
+
+def plan_fleet(path: Path, base: PlanRequest, folder: Path, reg: Registry, *, as_json: bool) -> None:
+    """Check the whole spec (names, classes, SLOs, each workload built), then plan each model in turn."""
+    from inferplan.api import read_fleet_spec, run_plan, write_fleet_json
+
+    spec = read_fleet_spec(path)
+    reqs = [replace(base, model=e.model, workload=e.workload, slo=e.slo or base.slo,
+                    devices=spec.devices or base.devices) for e in spec.entries]
+    for i, req in enumerate(reqs):
+        try:
+            req.build_workload()
+        except InputError as err:
+            raise InputError(f"--fleet {path}: models[{i}].workload: {err}") from None
+    runs: list[PlanRun] = []
+
+    def keep() -> str:
+        done = ", ".join(r.run_id for r in runs)
+        return (f"capacity searches so far are cached in {reg.path}; run the same command again to resume"
+                + (f" (plans finished: {done})" if done else ""))
+
+    for k, req in enumerate(reqs):
+        if not as_json:
+            out.print(f"model {k + 1} of {len(reqs)}: {req.model}, workload {req.workload}, SLOs {req.slo}",
+                      soft_wrap=True)
+        with interrupted(keep), ProgressReport(f"planning {req.model}", quiet=as_json, counted=False) as bar:
+            runs.append(run_plan(req, out_dir=folder, registry=reg, progress=bar.say))
+    report = write_fleet_json(path, runs, folder)
+    doc = json.loads(report.read_text())
+    if as_json:
+        emit_json(doc | {"fleet_file": str(report), "registry": str(reg.path)})
+        return
+    _print_fleet(doc)
+    out.print(f"fleet summary: {report}; each model's plan, deploy files and report under {folder}", soft_wrap=True)
+
+
+def _print_fleet(doc: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    t = Table(title=f"Fleet - ${doc['cost_per_hour']:.2f}/hour, {doc['power_w']:,.0f} W at full load")
+    for col in ("model", "fleet", "$/hour", "verified", "SLO attainment", "fairness (Jain)", "run"):
+        t.add_column(col, justify="right" if col in ("$/hour", "SLO attainment", "fairness (Jain)") else "left")
+    for m in doc["models"]:
+        t.add_row(m["model"], "; ".join(m["fleet"]), f"{m['cost_per_hour']:.2f}", "yes" if m["verified"] else "NO",
+                  _pct(m["slo_attainment"]), "-" if m["fairness_jain"] is None else f"{m['fairness_jain']:.3f}",
+                  m["run_id"])
+    print_table(t)
+    tenants = Table(title="by tenant (a model's cost shared by the output tokens each tenant was served)")
+    for col in ("model", "tenant", "$/hour", "SLO attainment"):
+        tenants.add_column(col, justify="right" if col in ("$/hour", "SLO attainment") else "left")
+    for x in doc["tenants"]:
+        tenants.add_row(x["model"], x["tenant"], f"{x['cost_per_hour']:.2f}", _pct(x["slo_attainment"]))
+    print_table(tenants)
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{x:.1%}"
