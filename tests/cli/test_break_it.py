@@ -36,6 +36,7 @@ from tests.cli.conftest import piped
         (("fit", "--spec", "eagle3", "--spec-acceptance", "2"), "acceptance rate in [0, 1] (got 2)"),
         (("simulate", "--power-cap", "50"), "--power-cap 50 W is at or below h100-sxm's idle power (70 W)"),
         (("plan", "--power-budget", "-5"), "--power-budget must be a positive number of watts, got -5"),
+        (("plan", "--objective", "joules"), "--objective must be one of cost, energy, cost+energy, got 'joules'"),
     ],
 )
 def test_zero_and_negative_values_are_refused_not_replaced(tmp_path: Path, args: tuple[str, ...], needle: str) -> None:

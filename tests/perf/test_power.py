@@ -10,12 +10,14 @@ import numpy as np
 import pytest
 
 from inferplan.api import build_deployment
+from inferplan.cli.plan import why_chosen
 from inferplan.deploy.fleet_files import write_deploy
 from inferplan.errors import InputError
 from inferplan.perf.power import MIN_CLOCK, busy_power_w, capped, clock_ratio
 from inferplan.perf.step_cost import BatchShape, StepCost
-from inferplan.plan.power_budget import PowerBudget
+from inferplan.plan.power_budget import FleetObjective, PowerBudget
 from inferplan.plan.search import PlanRequest, plan
+from inferplan.report.plan_report import pareto
 
 H100 = build_deployment("llama-3.1-8b", "h100-sxm")  # 70 W idle, 700 W peak
 
@@ -55,17 +57,18 @@ def test_the_fleet_program_within_a_power_budget_by_hand() -> None:
     """10 req/s; type A: $1/h, 700 W, 10 req/s each; type B: $0.60/h, 100 W, 3 req/s each. Free: one A ($1). Within
     500 W: four B ($2.40, 400 W). Within 300 W: none, and the least power that carries it is four B's 400 W."""
     rates, caps = np.array([10.0]), np.array([[10.0], [3.0]])  # (types, buckets)
-    prices, penalty = np.array([1.0, 0.6]), np.zeros(2)
-    free = PowerBudget(np.array([700.0, 100.0]), None).solve(rates, caps, prices, penalty)
+    cost, penalty = FleetObjective.cost(np.array([1.0, 0.6])), np.zeros(2)
+    free = PowerBudget(np.array([700.0, 100.0]), None, cost).solve(rates, caps, penalty)
     assert free.replicas == (1, 0)
-    within = PowerBudget(np.array([700.0, 100.0]), 500.0)
-    fleet = within.solve(rates, caps, prices, penalty)
+    within = PowerBudget(np.array([700.0, 100.0]), 500.0, cost)
+    fleet = within.solve(rates, caps, penalty)
     assert fleet.replicas == (0, 4) and fleet.cost_per_hour == pytest.approx(2.4)
     assert within.drawn(fleet.replicas) == 400
-    assert within.notes(rates, caps, prices, penalty)[0].startswith("the power budget (500 W) binds: without it the "
-                                                                    "program's fleet costs $1.00/h and draws 700 W")
+    note = within.notes(rates, caps, penalty)[0]
+    assert note.startswith("the power budget (500 W) binds: without it the program's fleet costs $1.00/h and "
+                           "draws 700 W")
     with pytest.raises(InputError, match="the least power that does is 400 W"):
-        PowerBudget(np.array([700.0, 100.0]), 300.0).solve(rates, caps, prices, penalty)
+        PowerBudget(np.array([700.0, 100.0]), 300.0, cost).solve(rates, caps, penalty)
 
 
 def test_a_plan_under_a_power_budget_caps_a_large_device_rather_than_buy_small_ones(tmp_path: Path) -> None:
@@ -83,3 +86,45 @@ def test_a_plan_under_a_power_budget_caps_a_large_device_rather_than_buy_small_o
     assert budgeted.fleet.cost_per_hour <= 1.5 * free.fleet.cost_per_hour
     launch = write_deploy(budgeted, tmp_path)[0].read_text()
     assert "sudo nvidia-smi -i GPU_IDS -pl 490" in launch
+
+
+def test_the_energy_objective_counts_idle_power_per_replica_and_busy_power_per_request() -> None:
+    """3.9 req/s. A: $1/h, 50 W idle, 500 W busy, 20 req/s each; B: $0.60/h, 40 W idle, 100 W busy, 2 req/s each.
+    One A draws 50 + 3.9/20 x 450 = 137.75 W; two B's 2 x 40 + 3.9/2 x 60 = 197 W, though their peak is 200 W
+    to A's 500 W: by energy, and by cost+energy at $0.20/kWh ($1.03/h against $1.24/h), A; by cost alone, A too."""
+    rates, caps = np.array([3.9]), np.array([[20.0], [2.0]])
+    dollars, idle, busy = np.array([1.0, 0.6]), np.array([50.0, 40.0]), np.array([500.0, 100.0])
+    energy = FleetObjective("energy", dollars, idle, busy, 0.2)
+    per_replica, per_share = energy.weights(rates, caps)
+    assert per_replica.tolist() == [50.0, 40.0]
+    assert per_share is not None and per_share[0].tolist() == pytest.approx([3.9 / 20 * 450, 3.9 / 2 * 60])
+    fleet = PowerBudget(busy, None, energy).solve(rates, caps, np.zeros(2))
+    assert fleet.replicas == (1, 0) and fleet.cost_per_hour == 1.0  # reported in dollars, whatever is minimized
+    assert energy.score(fleet, [1, 0], rates, caps) == pytest.approx(137.75)
+    assert energy.score(fleet, [0, 2], rates, caps) == pytest.approx(80.0 + 137.75 - 50.0)  # idle for B, A's split
+    both = FleetObjective("cost+energy", dollars, idle, busy, 0.2)
+    assert both.score(fleet, [1, 0], rates, caps) == pytest.approx(1.0 + 0.13775 * 0.2)
+    assert both.weights(rates, caps)[0].tolist() == pytest.approx([1.0 + 0.05 * 0.2, 0.6 + 0.04 * 0.2])
+    # a budget of 300 W at full load rules A out: the program then takes B's two for least energy
+    assert PowerBudget(busy, 300.0, energy).solve(rates, caps, np.zeros(2)).replicas == (0, 2)
+
+
+def test_plan_objective_energy_picks_the_fleet_of_least_energy_per_token() -> None:
+    """Chat at 20 req/s on H100 or L4: by cost and by energy the planner says why; the energy fleet draws no more
+    per token than the cost fleet, and an unknown objective is refused by name."""
+    req = PlanRequest(model="llama-3.1-8b", devices=("h100-sxm", "l4"), workload="chat", rate=20.0, duration_s=300,
+                      executor="serial", probe_requests=200)
+    cheap, green = plan(req), plan(replace(req, objective="energy"))
+    assert cheap.verified and green.verified
+    assert cheap.summary.sim is not None and green.summary.sim is not None
+    energy, cost = green.summary.sim.energy_j_per_output_token, cheap.summary.sim.energy_j_per_output_token
+    assert energy is not None and cost is not None and energy <= cost * 1.02
+    assert why_chosen(green).startswith("the least energy (idle power per replica, busy power for the load it "
+                                        "carries) of the fleets the program weighed (--objective energy)")
+    keys = ("cost_per_hour", "energy_j_per_token", "ttft_s", "tpot_s")
+    rows = [(tuple(float(r[k]) for k in keys), r["pareto"]) for r in pareto(green)]
+    assert any(front for _, front in rows) and not all(front for _, front in rows)
+    for p, front in rows:  # on the front exactly when no other row is as good in all four and better in one
+        assert front == (not any(all(a <= b for a, b in zip(o, p, strict=True)) and o != p for o, _ in rows))
+    with pytest.raises(InputError, match="--objective must be one of cost, energy, cost\\+energy"):
+        plan(replace(req, objective="watts"))

@@ -73,6 +73,8 @@ def plan_cmd(
     session_turns: options.SessionTurns = None, think_time: options.ThinkTime = None,
     power_budget: Annotated[float | None, typer.Option(help="watts: the fleet's power at full load (each device's "
                                                        "peak) stays within it")] = None,
+    objective: Annotated[str, typer.Option(help="what the fleet program minimizes: cost ($/h), energy (full-load "
+                                                "power) or cost+energy (price plus power at --energy-price)")] = "cost",
     fleet: Annotated[Path | None, typer.Option(help="a fleet spec (YAML): several models, each with its workload "
                                                     "(tenants as classes) and SLOs, planned in turn")] = None,
     as_json: options.Json = False,
@@ -94,7 +96,7 @@ def plan_cmd(
                       profile=str(profile) if profile else None, confidence=confidence,
                       energy_price_per_kwh=energy_price, spec=spec, spec_tokens=spec_tokens,
                       spec_acceptance=spec_acceptance, spec_draft=spec_draft, session_turns=session_turns,
-                      think_time_s=think_time, power_budget_w=power_budget)
+                      think_time_s=think_time, power_budget_w=power_budget, objective=objective)
     folder = check_out_dir(out_dir)
     reg = Registry(registry)
     if fleet is not None:
@@ -131,11 +133,16 @@ def print_targets(req: PlanRequest) -> None:
     quality = f"at most {req.max_quality_loss_pct:g}% documented quality loss" + (
         " (formats of unknown effect allowed)" if req.allow_unknown_quality
         else " (formats of unknown effect excluded)")
+    goal = f"; minimizing {_OBJECTIVE_SAYS.get(req.objective, req.objective)}" if req.objective != "cost" else ""
     out.print(f"planning {req.model} for workload {req.workload} at {rate}; SLOs {req.slo}; {quality}; "
               f"devices {', '.join(req.devices)}; engines {', '.join(req.engines) or 'each device default'}; "
               f"disaggregation {req.disaggregation}; speculative decoding {req.spec}"
-              + (f"; each SLO planned to hold with probability {req.confidence:g}" if req.confidence else ""),
-              soft_wrap=True)
+              + (f"; each SLO planned to hold with probability {req.confidence:g}" if req.confidence else "")
+              + goal, soft_wrap=True)
+
+
+_OBJECTIVE_SAYS = {"energy": "energy (idle power per replica, busy power for the load it carries)",
+                   "cost+energy": "cost plus energy at the electricity price"}
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -274,6 +281,11 @@ def why_chosen(r: PlanResult) -> str:
     """One sentence: the chosen fleet against the cheapest alternative the search saw."""
     chosen = {r.types[c].label() for c, n in enumerate(r.fleet.replicas) if n}
     cost = r.fleet.cost_per_hour
+    if r.request.objective != "cost":
+        cheapest = min(r.single_type_costs.values(), default=cost)
+        return (f"the least {_OBJECTIVE_SAYS[r.request.objective]} of the fleets the program weighed "
+                f"(--objective {r.request.objective}); it costs {usd(cost)}/hour against {usd(cheapest)}/hour "
+                "for the cheapest fleet of one type")
     others = sorted((c, label) for label, c in r.single_type_costs.items() if label not in chosen)
     if not others:
         return f"the only configuration that meets the SLOs within the limits, at {usd(cost)}/hour"

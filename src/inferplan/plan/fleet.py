@@ -32,7 +32,8 @@ class Fleet:
 def solve_fleet(rates: np.ndarray, capacity: np.ndarray, prices: np.ndarray, *, max_replicas: int = 1000,
                 previous: np.ndarray | None = None, launch_cost: np.ndarray | None = None,
                 release_cost: np.ndarray | None = None, tiebreak: np.ndarray | None = None,
-                power_w: np.ndarray | None = None, power_budget_w: float | None = None) -> Fleet:
+                power_w: np.ndarray | None = None, power_budget_w: float | None = None,
+                share_cost: np.ndarray | None = None) -> Fleet:
     """rates: (B,) req/s per bucket; capacity: (B, C) req/s one replica of type c sustains on bucket b.
 
     With ``previous`` counts (autoscaling, one window after another), replicas added cost
@@ -45,6 +46,8 @@ def solve_fleet(rates: np.ndarray, capacity: np.ndarray, prices: np.ndarray, *, 
 
     ``power_w`` (C,) and ``power_budget_w``: the fleet's power at full load, ``sum_c power_w[c] * x[c]``,
     stays within the budget (POLCA, P168: a cluster's power is provisioned, and capped, as a whole).
+    ``share_cost`` (B, C): a cost of sending all of bucket b to type c, paid in proportion to ``y[b, c]`` (the
+    energy a type's busy time draws for that load); the reported cost stays ``prices @ x``.
     """
     n_b, n_c = capacity.shape
     if n_b == 0 or n_c == 0:
@@ -56,7 +59,7 @@ def solve_fleet(rates: np.ndarray, capacity: np.ndarray, prices: np.ndarray, *, 
     n_y = n_b * n_c
     n_s = 2 * n_c if previous is not None else 0
     n = n_c + n_y + n_s
-    cost = np.concatenate([prices, np.zeros(n_y)])
+    cost = np.concatenate([prices, np.zeros(n_y) if share_cost is None else share_cost.ravel()])
     if previous is not None:
         cost = np.concatenate([cost, np.zeros(n_c) if launch_cost is None else launch_cost,
                                np.zeros(n_c) if release_cost is None else release_cost])
@@ -89,7 +92,7 @@ def solve_fleet(rates: np.ndarray, capacity: np.ndarray, prices: np.ndarray, *, 
     res = _solve(cost, integrality, bounds, constraints)
     if tiebreak is not None and (tiebreak != tiebreak[0]).any():
         # second stage: least penalty among the fleets within a rounding error of the cheapest cost
-        best = float(cost @ res.x)
+        best = float(cost @ res.x)  # the objective's optimum (a share cost included)
         cheapest = LinearConstraint(cost[None, :], -np.inf, best + 1e-9 * max(abs(best), 1.0))
         penalty = np.concatenate([tiebreak, np.zeros(n - n_c)])
         res = _solve(penalty, integrality, bounds, [*constraints, cheapest])

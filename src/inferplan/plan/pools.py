@@ -75,8 +75,19 @@ class ReplicaType:
     @property
     def power_w(self) -> float:
         """One replica's (or unit's) power at full load: each device's peak, or its cap."""
-        deps = [self.dep] if self.aggregated else [self.prefill_deployment] * self.unit[0] + [self.dep] * self.unit[1]
-        return sum(busy_power_w(d.device) * d.num_devices for d in deps)
+        return sum(busy_power_w(d.device) * d.num_devices for d in self._replica_deployments)
+
+    @property
+    def idle_w(self) -> float:
+        """One replica's (or unit's) power with nothing to do."""
+        return sum(d.device.idle_power_w * d.num_devices for d in self._replica_deployments)
+
+    @property
+    def _replica_deployments(self) -> list[Deployment]:
+        """The deployments one replica (or P/D unit) is made of, one per replica."""
+        if self.aggregated:
+            return [self.dep]
+        return [self.prefill_deployment] * self.unit[0] + [self.dep] * self.unit[1]
 
     @property
     def tiebreak(self) -> float:

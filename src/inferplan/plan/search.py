@@ -32,7 +32,7 @@ from inferplan.plan.executors import run_all
 from inferplan.plan.fleet import Fleet, solve_fleet
 from inferplan.plan.margins import SloMargin, slo_margins, tightened
 from inferplan.plan.pools import Evaluated, ReplicaType, pick_survivors
-from inferplan.plan.power_budget import PowerBudget, capped_types
+from inferplan.plan.power_budget import OBJECTIVES, FleetObjective, PowerBudget, capped_types
 from inferplan.plan.space import (
     OWNED_ENERGY_PRICE,
     QualityBudget,
@@ -78,6 +78,7 @@ class PlanRequest(WorkloadSpec):
     spec_acceptance: str | None = None
     spec_draft: str | None = None
     power_budget_w: float | None = None  # the fleet's power at full load stays within this (None: no limit)
+    objective: str = "cost"  # cost ($/h), energy (full-load power), or cost+energy (rental plus electricity)
 
 
 @dataclass(kw_only=True)
@@ -227,6 +228,8 @@ def _objectives(req: PlanRequest, model: ModelSpec) -> tuple[tuple[SLO, ...], tu
         raise InputError("the planner needs at least one SLO, e.g. --slo ttft_p90=2s,tpot_p90=100ms")
     for name in req.engines:
         get_engine(name)
+    if req.objective not in OBJECTIVES:
+        raise InputError(f"--objective must be one of {', '.join(OBJECTIVES)}, got '{req.objective}'")
     if req.power_budget_w is not None and not req.power_budget_w > 0:
         raise InputError(f"--power-budget must be a positive number of watts, got {req.power_budget_w:g}")
     if req.energy_price_per_kwh < 0:
@@ -318,18 +321,20 @@ def _fleet_for(mode: str, types: list[ReplicaType], caps: np.ndarray, req: PlanR
                 for i, t in enumerate(types)]
     say(f"{mode}: solving the fleet")
     rates = np.array([b.rate_per_s for b in buckets])
-    prices = np.array([t.price_per_hour for t in types])
+    dollars = np.array([t.price_per_hour for t in types])
     if (caps.max(axis=0) <= 0).any():
         raise InputError(f"no {mode} configuration meets {', '.join(map(str, slos))} for some request sizes; "
                          "relax the SLOs or add faster devices")
     penalty = np.array([t.tiebreak for t in types])
-    power = PowerBudget(np.array([t.power_w for t in types]), req.power_budget_w)
-    fleet = power.solve(rates, caps, prices, penalty)
-    adjustments = power.notes(rates, caps, prices, penalty)
+    objective = FleetObjective(req.objective, dollars, np.array([t.idle_w for t in types]),
+                               np.array([t.power_w for t in types]), req.energy_price_per_kwh)
+    power = PowerBudget(objective.busy_w, req.power_budget_w, objective)
+    fleet = power.solve(rates, caps, penalty)
+    adjustments = power.notes(rates, caps, penalty)
     singles = {}
     for i, t in enumerate(types):
         if (caps[i] > 0).all():
-            singles[t.label()] = solve_fleet(rates, caps[i : i + 1].T, prices[i : i + 1]).cost_per_hour
+            singles[t.label()] = solve_fleet(rates, caps[i : i + 1].T, dollars[i : i + 1]).cost_per_hour
     replicas = list(fleet.replicas)
     derated = caps.copy()
     router, routers = "", dict[str, Headline]()
@@ -346,13 +351,14 @@ def _fleet_for(mode: str, types: list[ReplicaType], caps: np.ndarray, req: PlanR
         # on the whole workload: lower their capacities (10% at a time) until the program picks another fleet.
         # (b) Add one replica of the busiest type.
         used = [c for c, n in enumerate(replicas) if n]
-        resolved = power.derated(rates, derated, used, prices, penalty, replicas)
+        resolved = power.derated(rates, derated, used, penalty, replicas)
         grown = [n + (k == busiest) for k, n in enumerate(replicas)]
         if not power.fits(grown) and (resolved is None or list(resolved.replicas) == replicas):
             adjustments.append(f"stopped: no larger fleet fits the power budget; the simulation missed {missed}")
             break
         if resolved is not None and list(resolved.replicas) != replicas and (
-                resolved.cost_per_hour < float(prices @ np.array(grown)) or not power.fits(grown)):
+                objective.score(resolved, list(resolved.replicas), rates, derated)
+                < objective.score(fleet, grown, rates, derated) or not power.fits(grown)):
             fleet, replicas = resolved, list(resolved.replicas)
             names = ", ".join(types[u].label() for u in used)
             adjustments.append(f"re-planned with less capacity assumed for {names} "
@@ -360,7 +366,7 @@ def _fleet_for(mode: str, types: list[ReplicaType], caps: np.ndarray, req: PlanR
         else:
             replicas = grown
             adjustments.append(f"added one {types[busiest].label()} after the simulation missed {missed}")
-    final = Fleet(tuple(replicas), fleet.shares, float(prices @ np.array(replicas)))
+    final = Fleet(tuple(replicas), fleet.shares, float(dollars @ np.array(replicas)))
     return _Outcome(mode, types, measured, final, bool(summary.slos_met), summary, adjustments, singles,
                     router, routers, derated)
 

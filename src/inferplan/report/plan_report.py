@@ -64,7 +64,8 @@ def fleet_json(r: PlanResult) -> list[dict[str, Any]]:
 
 
 def pareto(r: PlanResult) -> list[dict[str, Any]]:
-    """Single-type fleets of every screened candidate: cost/hour vs predicted TTFT and TPOT; non-dominated marked."""
+    """Single-type fleets of every screened candidate: cost/hour, energy per token and predicted TTFT and TPOT
+    (the room left under the SLOs); the non-dominated ones marked."""
     rate = r.workload.mean_rate if np.isfinite(r.workload.mean_rate) else 1.0
     rows: list[dict[str, Any]] = []
     for ev in r.screened:
@@ -76,9 +77,10 @@ def pareto(r: PlanResult) -> list[dict[str, Any]]:
                      "ttft_s": ev.estimate.ttft_s, "tpot_s": ev.estimate.tpot_s, "replicas": replicas,
                      "energy_j_per_token": ev.estimate.energy_j_per_token,
                      "quality_loss_pct": ev.estimate.quality_loss_pct})
-    points = [(float(x["cost_per_hour"]), float(x["ttft_s"]), float(x["tpot_s"])) for x in rows]
+    points = [(float(x["cost_per_hour"]), float(x["energy_j_per_token"]), float(x["ttft_s"]), float(x["tpot_s"]))
+              for x in rows]
     for row, p in zip(rows, points, strict=True):
-        row["pareto"] = not any(o[0] <= p[0] and o[1] <= p[1] and o[2] <= p[2] and o != p for o in points)
+        row["pareto"] = not any(all(a <= b for a, b in zip(o, p, strict=True)) and o != p for o in points)
     return sorted(rows, key=lambda x: x["cost_per_hour"])
 
 
