@@ -16,7 +16,7 @@ def test_public_names_are_pinned() -> None:
         "fit_all_formats", "fit_profile", "fit_to_bench", "from_llama_bench", "from_validate_summary",
         "headline_error", "implausible", "join_workloads", "kv_format_catalog", "local_profile_path", "measure",
         "model_catalog", "plan", "read_fleet_spec", "resolve_deployment", "resolve_speculation", "router_attainment",
-        "run_accuracy", "run_bench",
+        "run_accuracy", "run_bench", "share_devices", "write_shared_deploy",
         "run_plan", "run_simulation", "run_validate", "simulate_config", "weight_format_catalog",
         "write_compare_report", "write_fleet_json",
     ])

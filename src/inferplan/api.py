@@ -10,6 +10,7 @@ from inferplan.plan.defaults import DEFAULT_DEVICES, DEFAULT_SLO
 
 if TYPE_CHECKING:
     from inferplan.deploy.fleet_files import router_attainment
+    from inferplan.deploy.shared_files import write_shared_deploy
     from inferplan.measure.accuracy import ErrorGroup
     from inferplan.measure.accuracy_run import AccuracyRun, run_accuracy
     from inferplan.measure.calibrate import (
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from inferplan.plan.autoscale import AutoscaleResult
     from inferplan.plan.fleet_spec import read_fleet_spec, write_fleet_json
     from inferplan.plan.search import PlanRequest, PlanResult, plan
+    from inferplan.plan.shared_devices import share_devices
     from inferplan.report.compare import compare_runs, headline_error, write_compare_report
     from inferplan.runs import (
         BenchConfig,
@@ -71,6 +73,8 @@ _LAZY = {name: module for module, names in {
     "inferplan.store": ("Registry", "RunRecord"),
     "inferplan.workload.classes": ("join_workloads",),
     "inferplan.plan.fleet_spec": ("read_fleet_spec", "write_fleet_json"),
+    "inferplan.plan.shared_devices": ("share_devices",),
+    "inferplan.deploy.shared_files": ("write_shared_deploy",),
     "inferplan.measure.calibrate": ("Calibration", "DEFAULT_FIT", "FACTORS", "base_for", "calibrate",
                                     "from_llama_bench", "from_validate_summary", "fit_to_bench"),
     "inferplan.measure.request_record": ("RequestRecord",),
@@ -152,6 +156,8 @@ __all__ = [
     "simulate_config",
     "join_workloads",
     "read_fleet_spec",
+    "share_devices",
+    "write_shared_deploy",
     "write_fleet_json",
     "weight_format_catalog",
     "write_compare_report",

@@ -45,6 +45,7 @@ def test_a_spec_reads_into_one_entry_per_model(tmp_path: Path) -> None:
     ("models:\n  - {model: llama-3.1-8b, workload: chat, tenants: 3}\n", r"models\[0\]: unknown field 'tenants'"),
     ("devices: [h900]\nmodels:\n  - {model: llama-3.1-8b, workload: chat}\n", "devices: .*h900"),
     ("budget: 3\nmodels:\n  - {model: llama-3.1-8b, workload: chat}\n", "unknown field 'budget'"),
+    ("share_devices: maybe\nmodels:\n  - {model: llama-3.1-8b, workload: chat}\n", "share_devices: expected true or"),
     ("models: [\n", "not valid YAML"),
 ])
 def test_a_bad_spec_names_the_entry_and_field(tmp_path: Path, text: str, names: str) -> None:
@@ -62,13 +63,20 @@ def test_plan_a_fleet_in_a_terminal_and_as_json(tmp_path: Path) -> None:
     s = in_terminal(tmp_path, "plan", "--fleet", str(path), "--out", "plans", columns=120, timeout=600)
     text = " ".join(assert_ok(s.text, s.exit_code).split())
     assert "model 1 of 2: llama-3.1-8b" in text and "model 2 of 2: llama-3.2-1b" in text
-    assert "Fleet - $" in text and "by tenant" in text and "support" in text and "evals" in text and "ide" in text
+    assert "Each model planned alone" in text and "by tenant" in text and "support" in text and "evals" in text
+    # each alone takes an H100; together one H100 serves both, each model within its SLOs and deadline
+    assert ("shared: llama-3.1-8b + llama-3.2-1b on 1 x h100-sxm" in text and "$2.99/hour against $5.98/hour apart"
+            in text and "llama-3.1-8b/evals done within 10m" in text and "fleet: $2.99/hour (apart $5.98/hour)" in text)
     doc = json.loads(next((tmp_path / "plans").glob("fleet-*.json")).read_text())
-    assert doc["cost_per_hour"] == pytest.approx(sum(m["cost_per_hour"] for m in doc["models"]))
+    assert doc["cost_per_hour_apart"] == pytest.approx(sum(m["cost_per_hour"] for m in doc["models"]))
+    [shared] = doc["shared"]
+    assert shared["verified"] and doc["cost_per_hour"] == pytest.approx(shared["cost_per_hour"]) == 2.99
+    assert sum(shared["memory_shares"].values()) <= 0.9 + 1e-9 and doc["power_w"] == 700
+    assert all(v["met"] for v in shared["by_model"]) and (Path(shared["deploy"]) / "launch.sh").is_file()
     by_model: dict[str, float] = {}
     for t in doc["tenants"]:
         by_model[t["model"]] = by_model.get(t["model"], 0.0) + t["cost_per_hour"]
-    assert by_model == pytest.approx({m["model"]: m["cost_per_hour"] for m in doc["models"]})
+    assert sum(by_model.values()) == pytest.approx(doc["cost_per_hour"])  # the shared device's cost, split
     assert doc["models"][0]["fairness_jain"] is not None and all(Path(m["plan"]).is_file() for m in doc["models"])
 
 

@@ -39,7 +39,8 @@ def plan_fleet(path: Path, base: PlanRequest, folder: Path, reg: Registry, *, as
                       soft_wrap=True)
         with interrupted(keep), ProgressReport(f"planning {req.model}", quiet=as_json, counted=False) as bar:
             runs.append(run_plan(req, out_dir=folder, registry=reg, progress=bar.say))
-    report = write_fleet_json(path, runs, folder)
+    shared, files = _share(spec.share_devices, runs, folder, as_json=as_json)
+    report = write_fleet_json(path, runs, folder, shared, files)
     doc = json.loads(report.read_text())
     if as_json:
         emit_json(doc | {"fleet_file": str(report), "registry": str(reg.path)})
@@ -48,10 +49,26 @@ def plan_fleet(path: Path, base: PlanRequest, folder: Path, reg: Registry, *, as
     out.print(f"fleet summary: {report}; each model's plan, deploy files and report under {folder}", soft_wrap=True)
 
 
+def _share(share: bool, runs: list[PlanRun], folder: Path, *, as_json: bool) -> tuple[list[Any], list[Path]]:
+    """Pairs of the models on shared devices where one simulation of both says it costs less; their deploy
+    files under ``folder/shared-N``."""
+    if not share or len(runs) < 2:
+        return [], []
+    from inferplan.api import share_devices, write_shared_deploy
+
+    with ProgressReport("sharing devices", quiet=as_json, counted=False) as bar:
+        shared = share_devices([r.result for r in runs], say=bar.say, seed=runs[0].result.request.seed)
+    files = []
+    for k, s in enumerate(shared, start=1):
+        write_shared_deploy(s, folder / f"shared-{k}")
+        files.append(folder / f"shared-{k}")
+    return shared, files
+
+
 def _print_fleet(doc: dict[str, Any]) -> None:
     from rich.table import Table
 
-    t = Table(title=f"Fleet - ${doc['cost_per_hour']:.2f}/hour, {doc['power_w']:,.0f} W at full load")
+    t = Table(title="Each model planned alone")
     for col in ("model", "fleet", "$/hour", "verified", "SLO attainment", "fairness (Jain)", "run"):
         t.add_column(col, justify="right" if col in ("$/hour", "SLO attainment", "fairness (Jain)") else "left")
     for m in doc["models"]:
@@ -59,12 +76,31 @@ def _print_fleet(doc: dict[str, Any]) -> None:
                   _pct(m["slo_attainment"]), "-" if m["fairness_jain"] is None else f"{m['fairness_jain']:.3f}",
                   m["run_id"])
     print_table(t)
-    tenants = Table(title="by tenant (a model's cost shared by the output tokens each tenant was served)")
+    _print_shared(doc)
+    tenants = Table(title="by tenant (a model's cost shared by the output tokens each tenant was served; a shared "
+                          "device's by the busy time each model took)")
     for col in ("model", "tenant", "$/hour", "SLO attainment"):
         tenants.add_column(col, justify="right" if col in ("$/hour", "SLO attainment") else "left")
     for x in doc["tenants"]:
         tenants.add_row(x["model"], x["tenant"], f"{x['cost_per_hour']:.2f}", _pct(x["slo_attainment"]))
     print_table(tenants)
+
+
+def _print_shared(doc: dict[str, Any]) -> None:
+    """The models sharing devices, each judged by its own SLOs in one simulation, and the fleet's total."""
+    for g in doc["shared"]:
+        shares = ", ".join(f"{m} {f:g}" for m, f in g["memory_shares"].items())
+        out.print(f"shared: {' + '.join(g['models'])} on {g['count']} x {g['device']} (memory shares {shares}): "
+                  f"${g['cost_per_hour']:.2f}/hour against ${g['apart_cost_per_hour']:.2f}/hour apart, "
+                  f"{g['saving_pct']:.0f}% less; one simulation of both, each by its own SLOs:", soft_wrap=True)
+        for v in g["by_model"]:
+            out.print(f"  {v['model']}: {'; '.join(v['slos'])}; SLO attainment {v['slo_attainment']:.1%}"
+                      f"{'' if v['met'] else ' - MISSED'}", soft_wrap=True)
+        out.print(f"  deploy files in {g['deploy']} (launch.sh, kubernetes.yaml)", soft_wrap=True)
+    if not doc["shared"] and len(doc["models"]) > 1:
+        out.print("shared devices: no pair of models met both their SLOs on fewer devices than apart", soft_wrap=True)
+    out.print(f"fleet: ${doc['cost_per_hour']:.2f}/hour (apart ${doc['cost_per_hour_apart']:.2f}/hour), "
+              f"{doc['power_w']:,.0f} W at full load; verified {'yes' if doc['verified'] else 'NO'}", soft_wrap=True)
 
 
 def _pct(x: float | None) -> str:

@@ -2,6 +2,7 @@
 
 ```yaml
 devices: [h100-sxm, l40s, l4]        # optional: the device types every model may use
+share_devices: true                  # optional (default true): try two models on one device
 models:
   - model: llama-3.1-8b
     workload: ["chat:name=support,rate=6", "batch:name=evals,count=2000,deadline=10m"]
@@ -13,22 +14,29 @@ models:
 
 Each model is planned on its own fleet of the shared device types; a workload's classes are its
 tenants, each with its SLO attainment, and the fleet's cost is shared among them by the output
-tokens they were served. Everything is checked before any planning starts.
+tokens they were served. Then pairs of models are tried on shared devices (``plan/shared_devices.py``).
+Everything is checked before any planning starts.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import yaml
 
 from inferplan.errors import InputError
+from inferplan.perf.power import busy_power_w
 from inferplan.sim.slo import parse_slos
 from inferplan.sim.summary_types import Summary
 from inferplan.specs.catalog import get_device, get_model
 from inferplan.workload.classes import SEPARATOR, split_classes
+
+if TYPE_CHECKING:
+    from inferplan.plan.shared_devices import SharedDevices
 
 FIELDS = ("model", "workload", "slo")
 
@@ -44,6 +52,7 @@ class FleetEntry:
 class FleetSpec:
     entries: tuple[FleetEntry, ...]
     devices: tuple[str, ...] | None  # None: the planner's default
+    share_devices: bool = True  # try pairs of models on one device after planning each alone
 
 
 def read_fleet_spec(path: Path) -> FleetSpec:
@@ -57,11 +66,16 @@ def read_fleet_spec(path: Path) -> FleetSpec:
     if not isinstance(doc, dict) or not isinstance(doc.get("models"), list) or not doc["models"]:
         raise InputError(f"--fleet {path}: expected 'models:', a list of entries each with 'model', 'workload' and "
                          "optionally 'slo'")
-    unknown = sorted(set(doc) - {"models", "devices"})
+    unknown = sorted(set(doc) - {"models", "devices", "share_devices"})
     if unknown:
-        raise InputError(f"--fleet {path}: unknown field '{unknown[0]}' (the fields are models, devices)")
+        raise InputError(f"--fleet {path}: unknown field '{unknown[0]}' (the fields are models, devices, "
+                         "share_devices)")
     devices = _devices(path, doc.get("devices"))
-    return FleetSpec(tuple(_entry(f"--fleet {path}: models[{i}]", e) for i, e in enumerate(doc["models"])), devices)
+    share = doc.get("share_devices", True)
+    if not isinstance(share, bool):
+        raise InputError(f"--fleet {path}: share_devices: expected true or false, got {share!r}")
+    return FleetSpec(tuple(_entry(f"--fleet {path}: models[{i}]", e) for i, e in enumerate(doc["models"])), devices,
+                     share)
 
 
 def _devices(path: Path, value: Any) -> tuple[str, ...] | None:
@@ -125,13 +139,16 @@ def tenant_costs(model: str, summary: Summary, cost_per_hour: float) -> list[Ten
             for c in summary.classes]
 
 
-def write_fleet_json(spec: Path, runs: list[Any], folder: Path) -> Path:
-    """fleet.json beside the plans: each model's fleet, cost, power and service, and each tenant's share."""
+def write_fleet_json(spec: Path, runs: list[Any], folder: Path, shared: Sequence[SharedDevices] = (),
+                     shared_files: Sequence[Path] = ()) -> Path:
+    """fleet.json beside the plans: each model's fleet planned alone, the models sharing devices, the fleet's
+    cost and power with them, and each tenant's share."""
     import json
 
     from inferplan.fileio import write_text_atomic
 
     models, tenants = [], []
+    cost_of = shared_model_costs(shared)
     for run in runs:
         r, doc = run.result, run.doc
         models.append({"model": r.request.model, "workload": r.request.workload, "slo": r.request.slo,
@@ -140,13 +157,46 @@ def write_fleet_json(spec: Path, runs: list[Any], folder: Path) -> Path:
                                                               for f in doc["fleet"]],
                        "slo_attainment": r.summary.slo_attainment, "fairness_jain": r.summary.fairness_jain,
                        "plan": str(run.out_dir / "plan.json")})
-        tenants += [vars_of(t) for t in tenant_costs(r.request.model, r.summary, doc["cost_per_hour"])]
-    doc_out = {"spec": str(spec), "cost_per_hour": sum(m["cost_per_hour"] for m in models),
-               "power_w": sum(m["power_w"] for m in models), "verified": all(m["verified"] for m in models),
-               "models": models, "tenants": tenants}
+        cost = cost_of.get(r.request.model, doc["cost_per_hour"])
+        tenants += [vars_of(t) for t in tenant_costs(r.request.model, r.summary, cost)]
+    apart = sum(m["cost_per_hour"] for m in models)
+    power = sum(m["power_w"] for m in models)
+    groups = []
+    for s, path in zip(shared, shared_files, strict=True):
+        alone_w = sum(m["power_w"] for m in models if m["model"] in s.models)
+        power += s.count * busy_power_w(s.deployments[0].device) - alone_w
+        groups.append(shared_json(s) | {"deploy": str(path)})
+    doc_out = {"spec": str(spec), "cost_per_hour": apart - sum(s.apart_cost_per_hour - s.cost_per_hour for s in shared),
+               "cost_per_hour_apart": apart, "power_w": power,
+               "verified": all(m["verified"] for m in models) and all(g["verified"] for g in groups),
+               "models": models, "shared": groups, "tenants": tenants}
     path = folder / f"fleet-{runs[0].run_id}.json"
     write_text_atomic(path, json.dumps(doc_out, indent=2) + "\n")
     return path
+
+
+def shared_model_costs(shared: Sequence[SharedDevices]) -> dict[str, float]:
+    """Each shared model's part of its devices' cost: the share of the devices' busy time its servers took
+    (the replicas alternate model by model, as ``share_devices`` places them)."""
+    out: dict[str, float] = {}
+    for s in shared:
+        busy = np.array(s.summary.sim.utilization if s.summary.sim else [1.0] * len(s.models))
+        per_model = np.array([busy[k :: len(s.models)].sum() for k in range(len(s.models))])
+        parts = per_model / per_model.sum() if per_model.sum() > 0 else np.full(len(s.models), 1 / len(s.models))
+        out |= {m: s.cost_per_hour * float(p) for m, p in zip(s.models, parts, strict=True)}
+    return out
+
+
+def shared_json(s: SharedDevices) -> dict[str, Any]:
+    sim = s.summary.sim
+    return {"models": list(s.models), "device": s.deployments[0].device.name, "count": s.count,
+            "memory_shares": {d.model.name: d.limits.gpu_memory_utilization for d in s.deployments},
+            "cost_per_hour": s.cost_per_hour, "apart_cost_per_hour": s.apart_cost_per_hour,
+            "saving_pct": s.saving_pct, "verified": all(v.met for v in s.verdicts),
+            "energy_j_per_output_token": sim.energy_j_per_output_token if sim else None,
+            "by_model": [{"model": v.model, "requests": v.num_requests, "rejected": v.num_rejected,
+                          "ttft_p90_s": v.ttft_p90_s, "tpot_p90_s": v.tpot_p90_s, "slos": list(v.checks),
+                          "slo_attainment": v.slo_attainment, "met": v.met} for v in s.verdicts]}
 
 
 def vars_of(t: TenantCost) -> dict[str, Any]:

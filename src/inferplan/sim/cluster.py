@@ -45,6 +45,11 @@ class Cluster:
     handoff: tuple[tuple[int, ...], ...] = ()  # per prefill replica: the decode replicas (0-based) it may use
     uptime: tuple[Spans, ...] | None = None  # per front replica: when it accepts arrivals (autoscaling)
     kv_link_gb_s: float | None = None  # prefill-to-decode link; default: the device's own links
+    # co-location: per replica, the device it runs on; replicas on one device take turns on it, a step at a
+    # time (CUDA time-slicing between processes), and the device is priced and idles once (None: one each)
+    gpu_of: tuple[int, ...] | None = None
+    # per workload class, the front replicas that serve it (several models in one fleet; None: every one)
+    serves: tuple[tuple[int, ...], ...] | None = None
 
     def __post_init__(self) -> None:
         if not self.front:
@@ -57,6 +62,17 @@ class Cluster:
             raise ValueError(f"handoff names a decode replica outside 0..{len(self.decode) - 1}")
         if self.uptime is not None and len(self.uptime) != len(self.front):
             raise ValueError(f"uptime lists {len(self.uptime)} replicas, the pool has {len(self.front)}")
+        if self.gpu_of is not None and (len(self.gpu_of) != len(self.deployments) or self.prefill):
+            raise ValueError("gpu_of names the device of every replica of an aggregated cluster")
+        if self.serves is not None and any(not pool or not all(0 <= k < len(self.front) for k in pool)
+                                           for pool in self.serves):
+            raise ValueError(f"serves needs, per class, a non-empty list of front replicas in 0..{len(self.front) - 1}")
+
+    @classmethod
+    def colocated(cls, deployments: Sequence[Deployment], gpu_of: Sequence[int],
+                  serves: Sequence[Sequence[int]]) -> Cluster:
+        """Aggregated replicas, several on one device where ``gpu_of`` says so, each class served by its own."""
+        return cls(aggregated=tuple(deployments), gpu_of=tuple(gpu_of), serves=tuple(tuple(p) for p in serves))
 
     @classmethod
     def replicas(cls, deployments: Sequence[Deployment], *, uptime: Sequence[Spans] | None = None) -> Cluster:

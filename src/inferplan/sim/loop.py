@@ -50,6 +50,7 @@ class SimResult:
     num_events: int = 0  # arrivals, KV transfers and step (or leap) completions handled by the loop
     stopped: bool = False  # ended early: the SLOs of ``SimOptions.stop_when_missed`` were certainly missed
     scaler: ReactiveScaler | None = None  # the reactive autoscaler's record (billed seconds, replica timeline)
+    gpu_of: tuple[int, ...] | None = None  # co-location: each replica's device (``Cluster.gpu_of``)
 
 
 def simulate(
@@ -77,7 +78,7 @@ def simulate(
     loop.run(progress)
     return SimResult(wl, loop.table, loop.replicas, loop.itl, loop.now, time.perf_counter() - wall0, loop.steps,
                      loop.route.name, "+".join(dict.fromkeys(r.policy.name for r in loop.replicas)), loop.events,
-                     loop.stopped, loop.scaler)
+                     loop.stopped, loop.scaler, cluster.gpu_of)
 
 
 class _Loop:
@@ -98,14 +99,18 @@ class _Loop:
         roles = cluster.roles
         # Where no router reads a replica's load (one replica, or a router that assigns arrivals up front),
         # each replica is fed its own arrivals: its leaps run through finishes and may take arrivals in.
-        multi = not cluster.prefill and cluster.uptime is None and not options.scaling and len(roles) > 1
+        shared = cluster.gpu_of is not None or cluster.serves is not None
+        multi = (not cluster.prefill and cluster.uptime is None and not options.scaling and len(roles) > 1
+                 and not shared)
         assigned = route.assign(len(wl.arrival_s), len(roles)) if multi else None
-        self.fed = not cluster.prefill and (len(roles) == 1 or assigned is not None)
+        self.fed = not cluster.prefill and not shared and (len(roles) == 1 or assigned is not None)
         bucket_s = max(1.0, wl.duration_s / 1000.0)
+        gpus = cluster.gpu_of or ()
+        shared_devices = {g for g in gpus if gpus.count(g) > 1}  # a replica alone on its device may still leap
         self.replicas = tuple(
             Replica(i, dep, policy or get_policy(dep.serving_engine.scheduler), table, itl=self.itl,
-                    bucket_s=bucket_s, max_waiting=options.max_waiting,
-                    priority=options.priority, leap=options.leap, solo=self.fed, role=role,
+                    bucket_s=bucket_s, max_waiting=options.max_waiting, priority=options.priority,
+                    leap=options.leap and not (gpus and gpus[i] in shared_devices), solo=self.fed, role=role,
                     offline_budget_s=options.offline_budget_s,
                     cost=costs.get(dep) if costs is not None else None)
             for i, (dep, role) in enumerate(zip(cluster.deployments, roles, strict=True))
@@ -118,9 +123,15 @@ class _Loop:
         self.across = [cluster.crosses_nodes(k) for k in range(self.num_prefill)]
         self.changes = cluster.uptime_changes()
         self.accepting = list(self.front)
+        if cluster.serves is not None and len(cluster.serves) != len(wl.class_names):
+            raise ValueError(f"serves lists {len(cluster.serves)} classes, the workload has {len(wl.class_names)}")
+        self.pools = None if cluster.serves is None else [[self.front[k] for k in p] for p in cluster.serves]
+        self.gpu_of = cluster.gpu_of
+        self.gpu_owner: dict[int, int] = {}  # a shared device: the replica whose step runs on it
+        self.gpu_queue: dict[int, list[Replica]] = {}  # ... and the replicas waiting for it, in turn
         self.scaler: ReactiveScaler | None = None
         if options.scaling:
-            if cluster.prefill or cluster.uptime is not None:
+            if cluster.prefill or cluster.uptime is not None or shared:
                 raise ValueError("a reactive autoscaler scales aggregated replicas without fixed uptime")
             self.scaler = ReactiveScaler(options.scaling, len(self.front))
             self.accepting = [self.front[k] for k in self.scaler.up]
@@ -230,7 +241,17 @@ class _Loop:
                                                             across_nodes=self.across[rep.index])
             heapq.heappush(self.transfers, (t_first + move, next(self.seq), rid))
         rep.handoffs.clear()
+        if self.gpu_of is not None:
+            self._release_gpu(rep)
         self._start(rep)
+
+    def _release_gpu(self, rep: Replica) -> None:
+        """``rep``'s step left its device: the replicas waiting for it go first, in turn, then ``rep`` again."""
+        assert self.gpu_of is not None
+        g = self.gpu_of[rep.index]
+        del self.gpu_owner[g]
+        for other in self.gpu_queue.pop(g, []):
+            self._start(other)
 
     def _on_kv_ready(self) -> None:
         """A prompt's KV reached the decode pool: queue it at the least KV-loaded replica of its group."""
@@ -256,6 +277,11 @@ class _Loop:
             self.next_change += 1
         if self.owner:
             target = self.replicas[self.owner[rid]]
+        elif self.pools is not None:  # several models: the class's own replicas
+            pool = self.pools[int(self.table.wl.class_index[rid])]
+            for rep in pool:
+                rep.observe(t)
+            target = pool[self.route.choose(rid, pool)] if len(pool) > 1 else pool[0]
         elif self.scaler is not None and not self.accepting:  # scaled to zero: start one, the request waits there
             target = self.front[self.scaler.activate(t)]
         elif len(self.front) == 1:  # a lone replica: no load to read, no choice to make
@@ -295,9 +321,18 @@ class _Loop:
         the autoscaler is still starting holds its queue until it is ready)."""
         if self.scaler is not None and rep.index < len(self.front) and self.scaler.states[rep.index] == STARTING:
             return
+        if self.gpu_of is not None:
+            g = self.gpu_of[rep.index]
+            if self.gpu_owner.get(g, rep.index) != rep.index:  # another replica's step holds the device
+                waiting = self.gpu_queue.setdefault(g, [])
+                if rep not in waiting:
+                    waiting.append(rep)
+                return
         feed = rep.feed
         end = rep.start_step(self.now, feed.next_time(self.table.status) if feed is not None else self._horizon())
         if end is not None:
+            if self.gpu_of is not None:
+                self.gpu_owner[self.gpu_of[rep.index]] = rep.index
             self._push(rep, end)
 
     def _next_join(self, rep: Replica) -> float:

@@ -120,15 +120,7 @@ def summarize(res: SimResult, slos: tuple[SLO, ...] = ()) -> Summary:
     finished = t.status == FINISHED
     span = max(res.makespan_s, 1e-9)
     out_tokens = int(t.out_done[finished].sum())
-    prices = [r.dep.price_per_hour for r in res.replicas]
-    # an autoscaled run pays (and idles) each replica only while it is on: billed seconds, cold starts included
-    on_s = [res.makespan_s] * len(res.replicas)
-    if res.scaler is not None:
-        on_s[: len(res.scaler.billed_s)] = res.scaler.billed_s
-    cost_per_hour = None if any(p is None for p in prices) else float(
-        sum((p or 0.0) * on / span for p, on in zip(prices, on_s, strict=True)) if res.scaler is not None
-        else sum(p for p in prices if p is not None))
-    idle_j = sum(r.cost.idle_w * max(on - r.busy_s, 0.0) for r, on in zip(res.replicas, on_s, strict=True))
+    cost_per_hour, idle_j = _device_cost_and_idle(res)
     energy = sum(r.energy_j for r in res.replicas) + idle_j
     rejected = t.status == REJECTED
     reasons = {r.text: int((t.reject_reason[rejected] == r).sum()) for r in RejectReason if r}
@@ -157,6 +149,27 @@ def summarize(res: SimResult, slos: tuple[SLO, ...] = ()) -> Summary:
         return summary
     ok = meets_slos(lat, finished, slos, t.wl.deadline_s) if summary.slos else None
     return replace(summary, classes=class_summaries(t.wl, lat, finished, ok, t.out_done, t.arrival, res.makespan_s))
+
+
+def _device_cost_and_idle(res: SimResult) -> tuple[float | None, float]:
+    """The fleet's $/h (None: a device has no price) and the joules its devices idled. An autoscaled run pays
+    (and idles) each replica only while it is on: billed seconds, cold starts included. Replicas co-located on
+    one device (``gpu_of``) pay for it once, and it idles only while none of them runs a step."""
+    span = max(res.makespan_s, 1e-9)
+    on_s = [res.makespan_s] * len(res.replicas)
+    if res.scaler is not None:
+        on_s[: len(res.scaler.billed_s)] = res.scaler.billed_s
+    devices: dict[int, list[int]] = {}
+    for k in range(len(res.replicas)):
+        devices.setdefault(k if res.gpu_of is None else res.gpu_of[k], []).append(k)
+    prices = [res.replicas[ks[0]].dep.price_per_hour for ks in devices.values()]
+    paid = [p or 0.0 for p in prices]
+    if res.scaler is not None:  # each paid for the share of the run it was on
+        paid = [p * on_s[ks[0]] / span for p, ks in zip(paid, devices.values(), strict=True)]
+    cost = None if any(p is None for p in prices) else float(sum(paid))
+    idle_j = sum(res.replicas[ks[0]].cost.idle_w * max(on_s[ks[0]] - sum(res.replicas[k].busy_s for k in ks), 0.0)
+                 for ks in devices.values())
+    return cost, idle_j
 
 
 def overload_note(arrival: npt.NDArray[np.float64], queue: npt.NDArray[np.float64], n_finished: int,

@@ -52,21 +52,28 @@ def clip_lengths(wl: Workload, max_input: int | None = None, max_output: int | N
     return replace(wl, input_tokens=inp, output_tokens=out, prefix_tokens=np.minimum(wl.prefix_tokens, inp))
 
 
-def mix(*parts: Workload, name: str = "mix") -> Workload:
+def mix(*parts: Workload, name: str = "mix", keep_classes: bool = False) -> Workload:
     """The workloads interleaved by arrival time, each one class (named after it, keeping its deadlines);
-    prefix groups and sessions kept apart. Shared content (prefix chains) may come from one part only."""
+    prefix groups and sessions kept apart. Shared content (prefix chains) may come from one part only.
+    ``keep_classes``: each part's own classes stay apart instead, named "PART/CLASS" where it has several."""
     chained = [p for p in parts if p.prefix_chain is not None]
     if len(chained) > 1:
         raise InputError(f"{name}: only one class of a mix may replay shared prompt content (a session preset "
                          f"or a Mooncake trace); {', '.join(p.name for p in chained)} all do")
     groups, sessions, classes = [], [], []
+    names: list[str] = []
     group_base = session_base = 0
     for k, p in enumerate(parts):
         groups.append(np.where(p.prefix_group >= 0, p.prefix_group + group_base, -1))
         sessions.append(np.where(p.session_id >= 0, p.session_id + session_base, -1))
         group_base += int(max(p.prefix_group.max(), -1)) + 1
         session_base += int(max(p.session_id.max(), -1)) + 1
-        classes.append(np.full(len(p), k))
+        if keep_classes:
+            classes.append(p.class_index + len(names))
+            names += [p.name] if len(p.class_names) < 2 else [f"{p.name}/{c}" for c in p.class_names]
+        else:
+            classes.append(np.full(len(p), k))
+            names.append(p.name)
     chain = chained[0] if chained else None
     return Workload.build(
         np.concatenate([p.arrival_s for p in parts]),
@@ -84,6 +91,6 @@ def mix(*parts: Workload, name: str = "mix") -> Workload:
         chain_block_tokens=chain.chain_block_tokens if chain else 512,
         chain_covers_outputs=chain.chain_covers_outputs if chain else False,
         class_index=np.concatenate(classes),
-        class_names=tuple(p.name for p in parts),
+        class_names=tuple(names),
         deadline_s=np.concatenate([p.deadline_s for p in parts]),
     )
