@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from inferplan.errors import InputError
 from inferplan.fileio import write_text_atomic
 from inferplan.measure.request_record import Api, Endpoint, RequestRecord
+from inferplan.perf.cold_start import cold_start
 from inferplan.perf.deployment import Deployment
 from inferplan.perf.fit import speed_range_pct
 from inferplan.perf.ranges import spread_for
@@ -82,6 +83,8 @@ class SimulationConfig(WorkloadSpec):
     autoscale_target: float | None = None
     autoscale_metric: str = "concurrency"
     min_replicas: int = 1
+    cold_start_spread: float = 0.3  # lognormal sigma of each cold start around its median (perf/cold_start.py)
+    image_pull: bool = False  # a started replica pulls the engine's image first
 
     def deployment(self, *, device: str | None = None, tp: int | None = None) -> Deployment:
         given = {"max_num_seqs": self.max_num_seqs, "max_num_batched_tokens": self.max_num_batched_tokens,
@@ -141,14 +144,13 @@ def simulate_config(cfg: SimulationConfig, *, progress: Progress | None = None) 
 
 def reactive_scaling(cfg: SimulationConfig, dep: Deployment) -> tuple[tuple[tuple[int, ...], ScalingPolicy], ...]:
     """The HPA over the configuration's replicas (one pool), or none without an autoscale target."""
-    from inferplan.plan.autoscale import cold_start_s  # the planner's module (and scipy) only when scaling
-
     if cfg.autoscale_target is None:
         return ()
     if cfg.prefill_replicas:
         raise InputError("--autoscale-target scales aggregated replicas; leave out --prefill-replicas")
+    start = cold_start(dep, image_cached=not cfg.image_pull, spread=cfg.cold_start_spread)
     policy = ScalingPolicy(metric=cfg.autoscale_metric, target=cfg.autoscale_target, min_replicas=cfg.min_replicas,
-                           max_replicas=cfg.replicas, cold_start_s=cold_start_s(dep))
+                           max_replicas=cfg.replicas, cold_start_s=start.median_s, cold_start_spread=start.spread)
     return ((tuple(range(cfg.replicas)), policy),)
 
 

@@ -81,3 +81,7 @@ AutoscaleTarget = Annotated[float | None, typer.Option(
 AutoscaleMetric = Annotated[str, typer.Option(help="the HPA's metric: concurrency (running + waiting requests), "
                                                    "queue (waiting) or kv (KV-cache use, 0-1)")]
 MinReplicas = Annotated[int, typer.Option(help="the HPA's minimum replicas (0: scale to zero, as KEDA does)")]
+ColdStartSpread = Annotated[float, typer.Option(help="with --autoscale-target: how much cold starts vary, the sigma "
+                                                     "of a lognormal around the median (0: each start the median)")]
+ImagePull = Annotated[bool, typer.Option("--image-pull/--image-cached", help="with --autoscale-target: whether a "
+                                         "started replica pulls the engine's image first (a node without it)")]

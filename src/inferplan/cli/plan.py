@@ -312,8 +312,9 @@ def _print_autoscale(a: AutoscaleResult) -> None:
         pools = "; ".join(f"{p['min_replicas']}-{p['max_replicas']} x {p['type']}" for p in react["pools"])
         p = a.reactive.pools[0].policy
         out.print(f"reactive (HPA on {p.metric}, target {p.target:g} per replica, {p.metric_delay_s:g} s "
-                  f"metric delay, {p.scale_down_window_s:g} s scale-down window, {p.cold_start_s:.0f} s cold "
-                  f"start; {pools}): ${react['cost_per_day']:,.2f}/day (SLO attainment "
+                  f"metric delay, {p.scale_down_window_s:g} s scale-down window, cold starts drawn around "
+                  f"{p.cold_start_s:.0f} s (spread {p.cold_start_spread:g}); {pools}): "
+                  f"${react['cost_per_day']:,.2f}/day (SLO attainment "
                   f"{a.reactive.summary.slo_attainment:.1%}), up to {react['max_replicas_used']} replicas, "
                   f"{react['scaling_events']} changes", soft_wrap=True)
     out.print(f"recommendation: {auto['recommendation']}", soft_wrap=True)

@@ -43,7 +43,8 @@ def simulate_cmd(
     tp: options.Tp = 1, pp: options.Pp = 1, ep: options.Ep = False, dp_attention: options.DpAttention = False,
     replicas: Annotated[int, typer.Option(help="number of replicas (with --autoscale-target: the most)")] = 1,
     autoscale_target: options.AutoscaleTarget = None, autoscale_metric: options.AutoscaleMetric = "concurrency",
-    min_replicas: options.MinReplicas = 1,
+    min_replicas: options.MinReplicas = 1, cold_start_spread: options.ColdStartSpread = 0.3,
+    image_pull: options.ImagePull = False,
     router: Annotated[str, typer.Option(help="round-robin, least-outstanding, least-kv, power-of-two, "
                                              "session-affinity, cache-aware, precise-prefix")] = "round-robin",
     engine: options.Engine = None,
@@ -104,7 +105,8 @@ def simulate_cmd(
         prefill_replicas=prefill_replicas, prefill_device=prefill_device, prefill_tp=prefill_tp,
         kv_link_gb_s=kv_link_gb_s, spec=spec, spec_tokens=spec_tokens, spec_acceptance=spec_acceptance,
         spec_draft=spec_draft, session_turns=session_turns, think_time_s=think_time, power_cap_w=power_cap,
-        autoscale_target=autoscale_target, autoscale_metric=autoscale_metric, min_replicas=min_replicas)
+        autoscale_target=autoscale_target, autoscale_metric=autoscale_metric, min_replicas=min_replicas,
+        cold_start_spread=cold_start_spread, image_pull=image_pull)
     folder = check_out_dir(out_dir)
     reg = Registry(registry)
     with interrupted(lambda: "the simulation stopped before it finished; nothing was written or recorded"), \
@@ -127,6 +129,12 @@ def _print_run(run: SimulationRun, registry: Path, as_json: bool) -> None:
         out.print(f"autoscaled (HPA on {cfg.autoscale_metric}, target {cfg.autoscale_target:g} per replica, "
                   f"{cfg.min_replicas}-{cfg.replicas} replicas): {min(counts)}-{max(counts)} on, {mean:.2f} on "
                   f"average, {len(counts) - 1} changes; cost per hour above is the billed average", soft_wrap=True)
+        starts = sorted(scaler.cold_starts)
+        if starts:
+            pol = scaler.pools[0].policy
+            out.print(f"cold starts: {len(starts)}, {starts[0]:.0f}-{starts[-1]:.0f} s, drawn around a "
+                      f"{pol.cold_start_s:.0f} s median (pod, {'image pull, ' if cfg.image_pull else ''}weights, "
+                      f"engine start-up) with spread {pol.cold_start_spread:g}", soft_wrap=True)
     out.print(f"run {run.run_id} recorded in {registry}; outputs in {run.out_dir}")
     if run.report_path:
         out.print(f"report: {run.report_path}")

@@ -40,6 +40,7 @@ def scaled_object(pool: ReactivePool, deployment: str, engine: str) -> dict[str,
         "metadata": {"name": f"{deployment}-autoscaler", "annotations": {
             "inferplan.io/simulated-metric": p.metric, "inferplan.io/target-per-replica": f"{p.target:g}",
             "inferplan.io/cold-start-s": f"{p.cold_start_s:.0f}",
+            "inferplan.io/cold-start-spread": f"{p.cold_start_spread:g}",
             "inferplan.io/metric-delay-s": f"{p.metric_delay_s:g}"}},
         "spec": {
             "scaleTargetRef": {"name": deployment},

@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from inferplan.perf.cold_start import cold_start
 from inferplan.perf.deployment import Deployment
-from inferplan.perf.memory import weights_bytes
 from inferplan.plan.fleet import solve_fleet
 from inferplan.plan.reactive_plan import ReactiveResult, peak_concurrency, plan_reactive
 from inferplan.sim.cluster import Cluster
@@ -32,8 +32,6 @@ from inferplan.sim.slo import SLO
 from inferplan.sim.summary import summarize
 from inferplan.sim.summary_types import Summary
 from inferplan.workload.request import Workload
-
-ENGINE_STARTUP_S = 60.0  # container start, engine init, CUDA-graph capture: a typical vLLM start, measured elsewhere
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,8 +99,8 @@ class AutoscaleResult:
 
 
 def cold_start_s(dep: Deployment) -> float:
-    """Load the weights from the host at the device's load bandwidth, plus engine start-up."""
-    return weights_bytes(dep) * dep.num_devices / dep.device.host_load_bytes_per_s + ENGINE_STARTUP_S
+    """The median cold start (``perf/cold_start.py``): the oracle launches a replica that long before its window."""
+    return cold_start(dep).median_s
 
 
 def window_of(wl: Workload, window_s: float) -> np.ndarray:

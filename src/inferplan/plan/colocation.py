@@ -67,6 +67,24 @@ def make_buckets(wl: Workload, k: int) -> tuple[list[Bucket], np.ndarray]:
     return buckets, bucket_of
 
 
+PEAK_WINDOWS = 12  # the windows a run's arrivals are counted in to find its busiest stretch
+PEAK_Z = 4.0  # how many Poisson standard deviations (sqrt(count)) the busiest window must exceed the mean by
+
+
+def peak_factor(wl: Workload) -> float:
+    """How far the busiest of ``PEAK_WINDOWS`` equal windows of the online arrivals runs above their mean
+    rate, where that is more than chance: a Poisson stream's windows stray by about sqrt(count) requests, so
+    a busiest window within ``PEAK_Z`` of those gives 1. A fleet sized for the mean misses its SLOs through a
+    daily peak (``diurnal-chat``) or a burst of a trace, which a static fleet must carry."""
+    arrivals = wl.arrival_s[wl.online & ~np.isfinite(wl.deadline_s)]
+    if arrivals.size < 10 * PEAK_WINDOWS or float(arrivals.max() - arrivals.min()) <= 0:
+        return 1.0
+    counts = np.histogram(arrivals, bins=PEAK_WINDOWS, range=(float(arrivals.min()), float(arrivals.max())))[0]
+    mean = arrivals.size / PEAK_WINDOWS
+    peak = float(counts.max())
+    return peak / mean if peak - mean > PEAK_Z * np.sqrt(mean) else 1.0
+
+
 def check_deadlines(wl: Workload, deps: list[Deployment]) -> None:
     """A deadline shorter than the class's longest request takes alone on the fastest of ``deps`` cannot be met by
     a fleet of any size: said before the search sizes one."""

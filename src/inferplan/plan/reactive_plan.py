@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from inferplan.perf.cold_start import SPREAD
 from inferplan.perf.deployment import Deployment
 from inferplan.sim.cluster import Cluster, SimOptions
 from inferplan.sim.loop import SimResult, simulate
@@ -40,7 +41,8 @@ class ReactivePool:
         return {"type": self.type_label, "metric": p.metric, "target": p.target, "min_replicas": p.min_replicas,
                 "max_replicas": p.max_replicas, "initial_replicas": self.initial, "sync_s": p.sync_s,
                 "metric_delay_s": p.metric_delay_s, "tolerance": p.tolerance,
-                "scale_down_window_s": p.scale_down_window_s, "cold_start_s": p.cold_start_s}
+                "scale_down_window_s": p.scale_down_window_s, "cold_start_s": p.cold_start_s,
+                "cold_start_spread": p.cold_start_spread}
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +83,8 @@ def plan_reactive(deps: list[Deployment], labels: list[str], static_counts: np.n
         if count == 0:
             continue
         policy = ScalingPolicy(target=round(max(target, 1.0), 1), min_replicas=1,
-                               max_replicas=max(2 * count, count + 2), cold_start_s=float(cold_s[c]))
+                               max_replicas=max(2 * count, count + 2), cold_start_s=float(cold_s[c]),
+                               cold_start_spread=SPREAD)
         initial = int(min(max(first_counts[c], 1), policy.max_replicas))
         pools.append(ReactivePool(labels[c], policy, initial))
         members.append(tuple(range(len(fleet), len(fleet) + policy.max_replicas)))

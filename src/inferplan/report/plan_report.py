@@ -158,7 +158,8 @@ def write_plan_report(r: PlanResult, path: Path, inputs: dict[str, Any]) -> Path
                  f"{static.slo_attainment:.1%}", "yes" if static.slos_met else "no"]]
         sections.append(Section(
             f"Autoscaling ({a['window_s']:g} s windows, {r.autoscale_config})",
-            note=(f"cold start {a['cold_start_s']:.0f} s (weights at the host load bandwidth + engine start-up), "
+            note=(f"cold start {a['cold_start_s']:.0f} s median (pod placed, weights at the host load bandwidth, "
+                  "engine start-up; the reactive autoscaler draws each start around it), "
                   f"scale-down delay {a['scale_down_delay_s']:g} s; saving {a['saving_pct']:.1f}% "
                   "against static peak provisioning"),
             table=Table(["provisioning", "replicas", "cost per day", "SLO attainment", "SLOs met"], rows)))

@@ -74,7 +74,7 @@ def simulate(
     same deployments (a capacity search's probes) instead of fresh ones.
     """
     wall0 = time.perf_counter()
-    loop = _Loop(wl, cluster, policy, get_router(router, np.random.default_rng(seed), wl), options, costs)
+    loop = _Loop(wl, cluster, policy, get_router(router, np.random.default_rng(seed), wl), options, costs, seed)
     loop.run(progress)
     return SimResult(wl, loop.table, loop.replicas, loop.itl, loop.now, time.perf_counter() - wall0, loop.steps,
                      loop.route.name, "+".join(dict.fromkeys(r.policy.name for r in loop.replicas)), loop.events,
@@ -90,7 +90,7 @@ class _Loop:
     """
 
     def __init__(self, wl: Workload, cluster: Cluster, policy: EnginePolicy | None, route: Router,
-                 options: SimOptions, costs: StepCosts | None = None) -> None:
+                 options: SimOptions, costs: StepCosts | None = None, seed: int = 0) -> None:
         self.table = table = RequestTable(wl)
         self.itl = LogHistogram()
         self.route = route
@@ -133,7 +133,8 @@ class _Loop:
         if options.scaling:
             if cluster.prefill or cluster.uptime is not None or shared:
                 raise ValueError("a reactive autoscaler scales aggregated replicas without fixed uptime")
-            self.scaler = ReactiveScaler(options.scaling, len(self.front))
+            # cold starts drawn from their own stream: the router's draws stay as they were without scaling
+            self.scaler = ReactiveScaler(options.scaling, len(self.front), np.random.default_rng([seed, 1]))
             self.accepting = [self.front[k] for k in self.scaler.up]
         self.next_change = 0
         self.to_decode = LeastKV()

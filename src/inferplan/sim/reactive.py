@@ -7,10 +7,11 @@ replicas, unless the ratio is within ``tolerance`` (0.1) of 1; the recommendatio
 ``[min, max]``. Scaling down takes the highest recommendation of the last ``scale_down_window_s``
 (``behavior.scaleDown.stabilizationWindowSeconds``, 300 s), scaling up the lowest of the last
 ``scale_up_window_s`` (0 s), as the Kubernetes documentation's algorithm details say. A replica
-asked for starts ``cold_start_s`` later (weights from the host, engine start-up:
-``plan.autoscale.cold_start_s``) and accepts arrivals from then on; one let go stops accepting,
-finishes what it holds, and is billed until then. With ``min_replicas`` 0 (KEDA's scale to zero)
-the first arrival with no replica up starts one, and waits in its queue until it is ready.
+asked for starts a cold start later (``cold_start_s`` the median, each start drawn lognormal with
+``cold_start_spread`` as its sigma; its parts in ``perf/cold_start.py``) and accepts arrivals from
+then on; one let go stops accepting, finishes what it holds, and is billed until then. With
+``min_replicas`` 0 (KEDA's scale to zero) the first arrival with no replica up starts one, and waits
+in its queue until it is ready.
 
 Metrics, as the engines export them (vllm/v1/metrics/loggers.py): ``concurrency`` is
 ``vllm:num_requests_running`` + ``vllm:num_requests_waiting``, ``queue`` the waiting ones,
@@ -23,6 +24,8 @@ import math
 from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from inferplan.errors import InputError
 
@@ -41,7 +44,8 @@ class ScalingPolicy:
     target: float
     min_replicas: int = 1
     max_replicas: int
-    cold_start_s: float
+    cold_start_s: float  # the median start: pod scheduled, image pulled, weights loaded, engine up
+    cold_start_spread: float = 0.0  # lognormal sigma of each start around the median (0: every start the median)
     sync_s: float = 15.0
     metric_delay_s: float = 15.0
     tolerance: float = 0.1
@@ -52,6 +56,11 @@ class ScalingPolicy:
     def __post_init__(self) -> None:
         if self.metric not in METRICS:
             raise InputError(f"--autoscale-metric must be one of {', '.join(METRICS)}, got '{self.metric}'")
+        if not self.cold_start_s >= 0:
+            raise InputError(f"a cold start must take 0 s or more, got {self.cold_start_s:g} s")
+        if not self.cold_start_spread >= 0:
+            raise InputError(f"--cold-start-spread must be 0 or more (the sigma of a lognormal around the median "
+                             f"cold start), got {self.cold_start_spread:g}")
         if not self.target > 0:
             raise InputError(f"--autoscale-target must be positive, got {self.target:g}")
         if not 0 <= self.min_replicas <= self.max_replicas or self.max_replicas < 1:
@@ -105,8 +114,11 @@ class _Pool:
 class ReactiveScaler:
     """The pools' controllers and every front replica's state; the event loop calls ``tick`` at ``next_time``."""
 
-    def __init__(self, pools: tuple[tuple[tuple[int, ...], ScalingPolicy], ...], num_front: int) -> None:
+    def __init__(self, pools: tuple[tuple[tuple[int, ...], ScalingPolicy], ...], num_front: int,
+                 rng: np.random.Generator | None = None) -> None:
         self.pools = [_Pool(members, policy) for members, policy in pools]
+        self.rng = rng or np.random.default_rng(0)
+        self.cold_starts: list[float] = []  # every cold start drawn, in order
         self.states = [OFF] * num_front
         self.ready_at = [0.0] * num_front
         self.billed_from = [0.0] * num_front
@@ -183,7 +195,12 @@ class ReactiveScaler:
             self.states[k] = UP
             return
         self.states[k] = STARTING
-        self.ready_at[k] = now + self.pools[self.pool_of[k]].policy.cold_start_s
+        policy = self.pools[self.pool_of[k]].policy
+        cold = policy.cold_start_s
+        if policy.cold_start_spread > 0:
+            cold *= math.exp(policy.cold_start_spread * float(self.rng.standard_normal()))
+        self.cold_starts.append(cold)
+        self.ready_at[k] = now + cold
         self.billed_from[k] = now
         self._note(now)
 
