@@ -22,6 +22,13 @@ def test_simulate_a_mix_shows_each_class_and_its_deadline(tmp_path: Path) -> Non
     assert "SLO batch done within 5m: measured" in text and "report:" in text
 
 
+def test_simulate_a_minimum_throughput_in_a_terminal(tmp_path: Path) -> None:
+    s = in_terminal(tmp_path, "simulate", "llama-3.1-8b", "--workload", "chat:rate=4,duration=300", "--workload",
+                    "batch:count=500,throughput=3000", columns=100)
+    text = " ".join(assert_ok(s.text, s.exit_code).split())
+    assert "SLO batch done within 58.0s (at least 3,000 tokens/s): measured" in text
+
+
 def test_simulate_a_mix_as_json_names_the_classes(tmp_path: Path) -> None:
     r = piped(tmp_path, "simulate", "llama-3.1-8b", *MIX, "--json", "--no-report")
     assert r.returncode == 0, r.stderr
@@ -43,6 +50,8 @@ def test_plan_a_mix_shows_both_fleets_and_writes_priority_flags(tmp_path: Path) 
     (("simulate", "--workload", "batch:count=5,deadline=soon"), "deadline=soon is not a duration"),
     (("simulate", "--workload", "batch:count=5,deadline=-1h"), "deadline must be positive"),
     (("simulate", "--workload", "chat:speed=2"), "unknown option 'speed'"),
+    (("simulate", "--workload", "batch:count=5,deadline=1h,throughput=9"), "a deadline or a throughput"),
+    (("simulate", "--workload", "chat:rate=2,duration=60,throughput=1e6"), "is above the rate its output tokens"),
     (("simulate", *MIX, "--rate", "3"), "give each its own rate or count"),
     (("simulate", *MIX, "--offline-budget", "-1"), "--offline-budget must be a positive number"),
     (("simulate", *MIX, "--fcfs", "--offline-budget", "0.03"), "needs priority scheduling"),

@@ -42,6 +42,14 @@ def test_an_offline_class_is_a_bucket_at_the_rate_that_meets_its_deadline() -> N
     assert set(sides(wl)) == {"online", "offline"} and sides(make_workload("chat", num_requests=20)) == {}
 
 
+def test_a_throughput_class_is_a_bucket_at_that_throughput() -> None:
+    """batch at 3,000 output tokens/s at least: its bucket's rate is 3,000 over its mean output length."""
+    wl = make_workload("chat:rate=4 + batch:count=600,throughput=3000", seed=1)
+    offline = [b for b in make_buckets(wl, 3)[0] if b.offline]
+    mean_out = float(wl.output_tokens[wl.class_index == 1].mean())
+    assert offline[0].rate_per_s == pytest.approx(3000 / mean_out)
+
+
 def test_offline_capacity_is_throughput_not_bounded_by_the_latency_slos() -> None:
     """With the whole class queued, one H100 finishes more requests per second than it can take at a 20 ms
     TPOT p90, where it must keep batches small."""

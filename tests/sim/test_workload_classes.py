@@ -116,3 +116,19 @@ def test_jains_index_over_the_classes_attainment_by_hand() -> None:
     assert even.fairness_jain == pytest.approx(1.0)
     assert replace(s, classes=s.classes[:1]).fairness_jain is None
     assert s.to_json()["fairness_jain"] == s.fairness_jain
+
+
+def test_a_minimum_throughput_is_judged_over_the_class() -> None:
+    """Two batch requests arriving at 0 and 2 s with 10 output tokens each, at least 2 tokens/s: all done by
+    10 s (20 tokens / 2). Done at 5 s and 2 + 9 = 11 s: the class took 11 s of its 10, missed; at 2 + 7 = 9 s, met."""
+    wl = Workload.build([0.0, 2.0], [10, 10], [10, 10], deadline_s=[10.0, 8.0], class_names=("batch",),
+                        class_throughput=(2.0,))
+    lat = {"ttft": np.array([1.0, 1.0]), "tpot": np.full(2, 0.1), "e2e": np.array([5.0, 9.0]), "queue": np.zeros(2)}
+    s = measured_summary(lat, np.ones(2, dtype=bool), (), LogHistogram(), makespan_s=11.0, input_tokens=20,
+                         output_tokens=20, num_rejected=0, rejected_by_reason={}, workload=wl)
+    [check] = s.slos
+    assert check.slo == "batch done within 10s (at least 2 tokens/s)" and check.value_s == 11.0 and not check.met
+    lat["e2e"] = np.array([5.0, 7.0])
+    s = measured_summary(lat, np.ones(2, dtype=bool), (), LogHistogram(), makespan_s=9.0, input_tokens=20,
+                         output_tokens=20, num_rejected=0, rejected_by_reason={}, workload=wl)
+    assert s.slos[0].value_s == 9.0 and s.slos[0].met and s.slo_attainment == 1.0

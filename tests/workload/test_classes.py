@@ -144,3 +144,22 @@ def test_a_bad_client_spec_names_the_entry_and_field(tmp_path: Path, text: str, 
     spec.write_text(text)
     with pytest.raises(InputError, match=names):
         make_workload(str(spec))
+
+
+def test_a_minimum_throughput_is_the_deadline_its_rate_implies() -> None:
+    """batch:count=500,throughput=3000: all 500 queued at 0 must be done by their output tokens / 3000 s."""
+    wl = make_workload("chat:rate=4,duration=60 + batch:count=500,throughput=3000", seed=2)
+    batch = wl.class_index == 1
+    assert wl.class_throughput == (0.0, 3000.0) and parse_class("batch:throughput=3000").throughput == 3000.0
+    assert wl.deadline_s[batch] == pytest.approx(wl.output_tokens[batch].sum() / 3000)
+    assert not np.isfinite(wl.deadline_s[~batch]).any()
+
+
+@pytest.mark.parametrize(("text", "names"), [
+    ("batch:count=5,deadline=1h,throughput=100", "a deadline or a throughput"),
+    ("batch:count=5,throughput=-3", "throughput must be positive"),
+    ("chat:rate=2,duration=60,throughput=100000", "throughput=100000 is above the rate its output tokens arrive at"),
+])
+def test_a_bad_throughput_is_named(text: str, names: str) -> None:
+    with pytest.raises(InputError, match=names):
+        make_workload(text, seed=0)

@@ -32,9 +32,16 @@ def deadline_checks(wl: Workload, e2e: F64, finished: B) -> tuple[SloCheck, ...]
         deadlines = wl.deadline_s[mine]
         if not mine.any() or not np.isfinite(deadlines).any():
             continue
-        limit = float(deadlines.min())
-        worst = float(e2e[mine].max()) if finished[mine].all() else float("inf")
-        checks.append(SloCheck(slo=f"{name}{DEADLINE} {duration_text(limit)}", value_s=worst, met=worst <= limit))
+        if wl.class_throughput[k] > 0:  # a minimum throughput: every request done by the end its rate implies
+            first = float(wl.arrival_s[mine].min())
+            limit = float((wl.arrival_s[mine] + deadlines).min()) - first
+            worst = float((wl.arrival_s[mine] + e2e[mine]).max()) - first if finished[mine].all() else float("inf")
+            text = f"{name}{DEADLINE} {duration_text(limit)} (at least {wl.class_throughput[k]:,.0f} tokens/s)"
+        else:
+            limit = float(deadlines.min())
+            worst = float(e2e[mine].max()) if finished[mine].all() else float("inf")
+            text = f"{name}{DEADLINE} {duration_text(limit)}"
+        checks.append(SloCheck(slo=text, value_s=worst, met=worst <= limit * (1 + 1e-12)))
     return tuple(checks)
 
 
@@ -81,4 +88,4 @@ def duration_text(seconds: float) -> str:
     for unit, size in (("d", 86_400.0), ("h", 3600.0), ("m", 60.0)):
         if seconds >= size and seconds % size == 0:
             return f"{seconds / size:g}{unit}"
-    return f"{seconds:g}s"
+    return f"{seconds:g}s" if seconds == round(seconds, 1) else f"{seconds:.1f}s"  # a rate's deadline: 58.0s

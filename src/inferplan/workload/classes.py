@@ -4,9 +4,11 @@ A class is a preset or a trace with its own options after a colon: ``rate`` (req
 ``count`` (requests), ``duration`` (seconds of arrivals), ``deadline`` (each request must finish
 within it of its arrival; such requests are judged by it, not by the latency SLOs),
 ``priority`` (lower is more important, vLLM's convention; default the preset's: ``batch`` 1, else 0),
-``name``, and for a preset its shape (a client of its own, ServeGen P150): ``arrivals`` (poisson,
-gamma, diurnal, onoff, burst), ``cv`` (gamma's coefficient of variation), ``period`` (one diurnal
-cycle), ``input`` and ``output`` (median tokens; the preset's spread kept).
+``throughput`` (output tokens/s the class must be served at, at least: its requests must all be done
+by its first arrival + its output tokens / throughput; judged like a deadline), ``name``, and for a
+preset its shape (a client of its own, ServeGen P150): ``arrivals`` (poisson, gamma, diurnal, onoff,
+burst), ``cv`` (gamma's coefficient of variation), ``period`` (one diurnal cycle), ``input`` and
+``output`` (median tokens; the preset's spread kept).
 Durations take a unit: ``90s``, ``30m``, ``6h`` (a bare number is seconds). Classes given as one
 string are joined by `` + ``, which is how a run's configuration records them.
 """
@@ -22,7 +24,8 @@ import yaml
 from inferplan.errors import InputError
 
 SEPARATOR = " + "
-KEYS = ("rate", "count", "duration", "deadline", "priority", "name", "arrivals", "cv", "period", "input", "output")
+KEYS = ("rate", "count", "duration", "deadline", "throughput", "priority", "name", "arrivals", "cv", "period", "input",
+        "output")
 ARRIVALS = ("poisson", "gamma", "diurnal", "onoff", "burst")
 _UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86_400.0}
 _DURATION = re.compile(r"^(-?\d+(?:\.\d+)?)(s|m|min|h|d)?$")
@@ -38,6 +41,7 @@ class ClassSpec:
     count: int | None = None
     duration_s: float | None = None
     deadline_s: float | None = None
+    throughput: float | None = None  # output tokens/s the class must be served at, at least (offline work)
     priority: int | None = None
     name: str | None = None
     arrivals: str | None = None
@@ -99,10 +103,13 @@ def class_spec(source: str, values: dict[str, str], where: str) -> ClassSpec:
         raise InputError(f"{where}: cv shapes gamma arrivals; add arrivals=gamma")
     if values.get("period") is not None and arrivals != "diurnal":
         raise InputError(f"{where}: period shapes diurnal arrivals; add arrivals=diurnal")
+    if values.get("throughput") is not None and values.get("deadline") is not None:
+        raise InputError(f"{where}: give an offline class a deadline or a throughput (output tokens/s), not both")
     return ClassSpec(source, rate=_positive(where, "rate", values.get("rate"), float),
                      count=None if count is None else int(count),
                      duration_s=_duration(where, "duration", values.get("duration")),
                      deadline_s=_duration(where, "deadline", values.get("deadline")),
+                     throughput=_positive(where, "throughput", values.get("throughput"), float),
                      priority=_whole(where, values.get("priority")), name=values.get("name"), arrivals=arrivals,
                      cv=_positive(where, "cv", values.get("cv"), float),
                      period_s=_duration(where, "period", values.get("period")),

@@ -216,12 +216,26 @@ def make_mix(classes: list[ClassSpec], *, seed: int, rate: float | None, rate_sc
                           else c.source)
         name = name if name not in names else f"{name}#{k + 1}"
         n = len(wl)
-        wl = replace(wl, name=name, class_names=(name,),
+        deadline = wl.deadline_s if c.deadline_s is None else np.full(n, c.deadline_s)
+        wl = replace(wl, name=name, class_names=(name,), class_throughput=(c.throughput or 0.0,),
                      priority=wl.priority if c.priority is None else np.full(n, c.priority, dtype=np.int64),
-                     deadline_s=wl.deadline_s if c.deadline_s is None else np.full(n, c.deadline_s))
+                     deadline_s=deadline if c.throughput is None else throughput_deadlines(wl, c.throughput))
         parts.append(wl)
         names.append(name)
     return parts[0] if len(parts) == 1 else mix(*parts, name=" + ".join(names))
+
+
+def throughput_deadlines(wl: Workload, tokens_per_s: float) -> np.ndarray:
+    """Per request, the deadline that serving the class at ``tokens_per_s`` output tokens/s implies: every
+    request done by the first arrival plus all the output tokens over that rate."""
+    end = float(wl.arrival_s.min()) + float(wl.output_tokens.sum()) / tokens_per_s
+    if end <= float(wl.arrival_s.max()):
+        arriving = float(wl.output_tokens.sum()) / max(float(np.ptp(wl.arrival_s)), 1e-9)
+        raise InputError(f"--workload {wl.name}: throughput={tokens_per_s:g} is above the rate its output tokens "
+                         f"arrive at ({arriving:,.0f} tokens/s): no fleet serves work faster than it comes; lower "
+                         "it, or queue the class at once (count= with the batch preset)")
+    deadlines: np.ndarray = end - wl.arrival_s
+    return deadlines
 
 
 def _check_positive(**values: float | None) -> None:

@@ -43,6 +43,9 @@ class Workload:
     class_index: I64 = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     class_names: tuple[str, ...] = ()
     deadline_s: F64 = field(default_factory=lambda: np.zeros(0))
+    # per class: the output tokens/s it must be served at, at least (``batch:count=5000,throughput=2000``; 0:
+    # none); such a class's requests carry the deadline that rate implies (all done by first + tokens / rate)
+    class_throughput: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         n = self.arrival_s.shape[0]
@@ -52,6 +55,8 @@ class Workload:
             object.__setattr__(self, "class_names", (self.name,))
         if self.deadline_s.shape[0] != n:
             object.__setattr__(self, "deadline_s", np.full(n, np.inf))
+        if len(self.class_throughput) != len(self.class_names):
+            object.__setattr__(self, "class_throughput", (0.0,) * len(self.class_names))
 
     @classmethod
     def build(
@@ -74,6 +79,7 @@ class Workload:
         class_index: npt.ArrayLike | None = None,
         class_names: tuple[str, ...] = (),
         deadline_s: npt.ArrayLike | None = None,
+        class_throughput: tuple[float, ...] = (),
     ) -> Workload:
         """Validate, sort by arrival (stable) and shift time so the first request arrives at 0."""
         arr = np.asarray(arrival_s, dtype=np.float64)
@@ -112,6 +118,7 @@ class Workload:
             class_index=col(class_index, 0)[order],
             class_names=class_names or (name,),
             deadline_s=deadline[order],
+            class_throughput=class_throughput,
         )
 
     def __len__(self) -> int:

@@ -62,6 +62,7 @@ def mix(*parts: Workload, name: str = "mix", keep_classes: bool = False) -> Work
                          f"or a Mooncake trace); {', '.join(p.name for p in chained)} all do")
     groups, sessions, classes = [], [], []
     names: list[str] = []
+    targets: list[float] = []  # each class's minimum throughput (0: none)
     group_base = session_base = 0
     for k, p in enumerate(parts):
         groups.append(np.where(p.prefix_group >= 0, p.prefix_group + group_base, -1))
@@ -71,9 +72,11 @@ def mix(*parts: Workload, name: str = "mix", keep_classes: bool = False) -> Work
         if keep_classes:
             classes.append(p.class_index + len(names))
             names += [p.name] if len(p.class_names) < 2 else [f"{p.name}/{c}" for c in p.class_names]
+            targets += p.class_throughput
         else:
             classes.append(np.full(len(p), k))
             names.append(p.name)
+            targets.append(max(p.class_throughput, default=0.0) if len(p.class_names) == 1 else 0.0)
     chain = chained[0] if chained else None
     return Workload.build(
         np.concatenate([p.arrival_s for p in parts]),
@@ -92,5 +95,6 @@ def mix(*parts: Workload, name: str = "mix", keep_classes: bool = False) -> Work
         chain_covers_outputs=chain.chain_covers_outputs if chain else False,
         class_index=np.concatenate(classes),
         class_names=tuple(names),
+        class_throughput=tuple(targets),
         deadline_s=np.concatenate([p.deadline_s for p in parts]),
     )
