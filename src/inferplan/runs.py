@@ -325,7 +325,7 @@ def run_bench(cfg: BenchConfig, *, out_dir: Path | None = None, registry: Regist
             wall = max((r.done_s for r in records if r.done_s == r.done_s), default=0.0)
         context = BenchContext(workload=wl.describe(), endpoint=ep.base_url, model=ep.model,
                                ignore_eos=ep.ignore_eos, notes=tuple(notes))
-        summary = replace(bench_summary(records, slos, wall), context=context)
+        summary = replace(bench_summary(records, slos, wall, wl), context=context)
         published = summary.to_json()
         write_bench_records(folder, records)
         write_text_atomic(folder / "summary.json", json.dumps(published, indent=2, sort_keys=True, default=str) + "\n")

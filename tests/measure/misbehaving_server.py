@@ -68,8 +68,10 @@ class Request:
 class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, accept_ignore_eos: bool, stall_s: float, early_stop: int | None) -> None:
+    def __init__(self, accept_ignore_eos: bool, stall_s: float, early_stop: int | None,
+                 bodies: list[dict[str, Any]] | None = None) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
+        self.bodies = bodies  # every POST body, where the caller keeps them
         self.accept_ignore_eos = accept_ignore_eos
         self.early_stop = early_stop
         self.stall_s = stall_s
@@ -88,6 +90,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body: dict[str, Any] = json.loads(self.rfile.read(length))
+        if self.server.bodies is not None:
+            self.server.bodies.append(body)
         chat = self.path.endswith("/chat/completions")
         prompt = body["messages"][-1]["content"] if chat else body["prompt"]
         req = Request(chat, len(prompt.split()), int(body["max_tokens"]), bool(body.get("ignore_eos")))
@@ -172,13 +176,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 @contextmanager
 def misbehaving_server(*, accept_ignore_eos: bool = True, stall_s: float = 3.0,
-                       early_stop: int | None = None) -> Iterator[str]:
+                       early_stop: int | None = None, bodies: list[dict[str, Any]] | None = None) -> Iterator[str]:
     """Serve on 127.0.0.1 (a port the OS picks) in a thread; yields the API base URL.
 
     ``accept_ignore_eos=False`` answers a request carrying ignore_eos with HTTP 400, as transformers
-    serve does; ``early_stop=k`` ends every well-behaved stream with "stop" after k tokens.
+    serve does; ``early_stop=k`` ends every well-behaved stream with "stop" after k tokens; ``bodies`` collects
+    every request body the server read.
     """
-    srv = _Server(accept_ignore_eos, stall_s, early_stop)
+    srv = _Server(accept_ignore_eos, stall_s, early_stop, bodies)
     thread = threading.Thread(target=srv.serve_forever, daemon=True)
     thread.start()
     try:

@@ -148,3 +148,29 @@ def test_cli_bench_counts_failures_by_reason_and_keeps_them_out_of_the_trace_as_
             assert (x["ttft_s"], x["e2e_s"], x["received_tokens"]) == ("", "", str(FAILURES[m][1]))
     times = [json.loads(line) for line in (folder / "token_times.jsonl").read_text().splitlines()]
     assert [len(t["token_times_s"]) for t in times] == [16 if m == "ok" else FAILURES[m][1] for m in modes]
+
+
+def test_a_bench_of_classes_sends_each_priority_and_judges_each_class(tmp_path: Path) -> None:
+    """Chat (priority 0) beside a batch due within a minute (priority 1): every request carries its class's
+    priority, as vLLM's and SGLang's servers read it; the summary has both classes and the batch's deadline."""
+    bodies: list[dict[str, Any]] = []
+    with misbehaving_server(bodies=bodies) as url:
+        config = BenchConfig(url=url, workload="chat:count=6,rate=20 + batch:count=4,deadline=1m", timeout_s=5.0,
+                             max_input_tokens=40, max_output_tokens=8)
+        run = run_bench(config, out_dir=tmp_path, registry=Registry(tmp_path / "r.sqlite"))
+    sent = [b for b in bodies if "priority" in b]
+    assert len(sent) == 10 and sorted(b["priority"] for b in sent) == [0] * 6 + [1] * 4
+    s = run.summary
+    assert [c.name for c in s.classes] == ["chat", "batch"] and s.num_finished == 10
+    assert [c.slo for c in s.slos] == ["batch done within 1m"] and s.slos[0].met
+
+
+def test_cli_bench_takes_repeated_workload_classes(url: str, tmp_path: Path) -> None:
+    env = os.environ | {"INFERPLAN_REGISTRY": str(tmp_path / "runs.sqlite")}
+    r = subprocess.run([sys.executable, "-m", "inferplan.cli", "bench", url, "--workload", "chat:count=4,rate=20",
+                        "--workload", "batch:count=2,deadline=1m", "--max-input-tokens", "40",
+                        "--max-output-tokens", "8", "--json"],
+                       capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert [c["name"] for c in doc["classes"]] == ["chat", "batch"] and doc["classes"][1]["deadline_met"]

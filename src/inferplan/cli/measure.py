@@ -32,7 +32,9 @@ BENCH_EPILOG = (
     "  inferplan bench http://127.0.0.1:8000/v1 --workload ../shared/data/traces/azure_llm_2023_code.csv "
     "--num-requests 200 --rate-scale 0.5\n\n"
     "  inferplan bench http://127.0.0.1:8080/v1 --api chat --workload code --concurrency 4 --closed-loop "
-    "--num-requests 50 --max-output-tokens 128"
+    "--num-requests 50 --max-output-tokens 128\n\n"
+    "  inferplan bench http://127.0.0.1:8000/v1 --workload chat:rate=2,duration=120 "
+    "--workload batch:count=200,deadline=10m   (classes: each request's priority is sent)"
 )
 COMPARE_EPILOG = (
     "Examples:\n\n  inferplan compare bench-20261125-101500-ab12cd sim-20261125-101730-ef34gh\n\n"
@@ -46,7 +48,7 @@ def bench_cmd(
     model: Annotated[str, typer.Option(help="model name the server knows (default: its first listed model)")] = "",
     api: Annotated[str,
                    typer.Option(help="completions (/v1/completions) or chat (/v1/chat/completions)")] = "completions",
-    workload: options.Workload = "chat",
+    workload: options.Workloads = None,
     rate: options.Rate = None,
     rate_scale: options.RateScale = None,
     duration: options.Duration = None,
@@ -68,7 +70,7 @@ def bench_cmd(
     as_json: options.Json = False,
 ) -> None:
     """Replay a workload against a live endpoint; record every request like `simulate` does."""
-    from inferplan.api import BenchConfig, BenchContext, Registry, run_bench
+    from inferplan.api import BenchConfig, BenchContext, Registry, join_workloads, run_bench
 
     if api not in ("completions", "chat"):
         raise InputError(f"--api must be 'completions' or 'chat', got {api!r}")
@@ -79,7 +81,7 @@ def bench_cmd(
         raise InputError("--closed-loop needs --concurrency N (how many requests to keep in flight)")
     if not timeout > 0:
         raise InputError(f"--timeout must be positive, got {timeout:g}")
-    cfg = BenchConfig(url=url, model=model, api=api, workload=workload, rate=rate,  # type: ignore[arg-type]
+    cfg = BenchConfig(url=url, model=model, api=api, workload=join_workloads(workload), rate=rate,  # type: ignore[arg-type]
                       rate_scale=rate_scale, duration_s=duration, num_requests=num_requests, seed=seed,
                       trace_format=trace_format, skip_bad_rows=skip_bad_rows, max_input_tokens=max_input_tokens,
                       max_output_tokens=max_output_tokens, concurrency=concurrency, honour_arrivals=not closed_loop,

@@ -55,8 +55,13 @@ def prompt_text(request_id: int, tokens: int, prefix_group: int, prefix_tokens: 
     return " ".join(parts)
 
 
-def request_body(ep: Endpoint, prompt: str, max_tokens: int, ignore_eos: bool) -> dict[str, Any]:
+def request_body(ep: Endpoint, prompt: str, max_tokens: int, ignore_eos: bool,
+                 priority: int | None = None) -> dict[str, Any]:
+    """The request as the engines' OpenAI servers read it; ``priority`` (lower first, vLLM's and SGLang's
+    request field) where the workload's classes differ in it, as the plan's launch.sh tells clients to send."""
     body: dict[str, Any] = {"model": ep.model, "max_tokens": max_tokens, "stream": True, "temperature": 0.0}
+    if priority is not None:
+        body["priority"] = priority
     if ep.api == "completions":
         body["prompt"] = prompt
     else:
@@ -135,6 +140,7 @@ async def replay(ep: Endpoint, wl: Workload, opts: ReplayOptions, records: list[
     limits = httpx.Limits(max_connections=cap, max_keepalive_connections=cap)
     sem = asyncio.Semaphore(cap)
     arrivals = wl.arrival_s if opts.honour_arrivals else np.zeros(n)
+    mixed = wl.mixes_priorities  # classes of different priority: each request says its own
     start = time.perf_counter()
 
     def clock() -> float:
@@ -157,7 +163,8 @@ async def replay(ep: Endpoint, wl: Workload, opts: ReplayOptions, records: list[
             rec = RequestRecord(i, float(arrivals[i]), int(wl.input_tokens[i]), int(wl.output_tokens[i]))
             records.append(rec)
             text = prompt_text(i, rec.input_tokens, int(wl.prefix_group[i]), int(wl.prefix_tokens[i]), opts.seed)
-            body = request_body(ep, text, rec.requested_output_tokens, bool(ep.ignore_eos))
+            body = request_body(ep, text, rec.requested_output_tokens, bool(ep.ignore_eos),
+                                int(wl.priority[i]) if mixed else None)
             tasks.append(asyncio.create_task(run(rec, body)))
         await asyncio.gather(*tasks)
     return clock()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,11 +18,13 @@ import numpy.typing as npt
 
 from inferplan.fileio import write_text_atomic
 from inferplan.measure.request_record import RequestRecord
+from inferplan.sim.class_summary import class_summaries
 from inferplan.sim.metrics import LogHistogram
 from inferplan.sim.slo import SLO
 from inferplan.sim.state import REQUEST_COLUMNS
-from inferplan.sim.summary import measured_summary
+from inferplan.sim.summary import measured_summary, meets_slos
 from inferplan.sim.summary_types import BenchCounts, Summary
+from inferplan.workload.request import Workload
 
 F64 = npt.NDArray[np.float64]
 BENCH_COLUMNS = [*REQUEST_COLUMNS, "requested_output_tokens", "server_prompt_tokens", "finish_reason", "error",
@@ -47,8 +50,10 @@ def _latencies(records: list[RequestRecord]) -> dict[str, F64]:
     }
 
 
-def bench_summary(records: list[RequestRecord], slos: tuple[SLO, ...], wall_s: float) -> Summary:
-    """The simulator's summary, measured; plus what only a real server shows (errors, early stops)."""
+def bench_summary(records: list[RequestRecord], slos: tuple[SLO, ...], wall_s: float,
+                  workload: Workload | None = None) -> Summary:
+    """The simulator's summary, measured; plus what only a real server shows (errors, early stops). With the
+    ``workload`` sent (records in its order), its classes' deadlines are judged and each class summarized."""
     finished = np.array([r.status == "finished" for r in records], dtype=bool)
     itl = LogHistogram()
     gaps = [g for r in records if r.status == "finished" for g in r.gaps_s]
@@ -64,9 +69,16 @@ def bench_summary(records: list[RequestRecord], slos: tuple[SLO, ...], wall_s: f
     counts = BenchCounts(num_failed=failed, failed_by_reason=dict(reasons), output_tokens=out_tokens,
                          num_output_short=sum(1 for r in fin if r.output_tokens < r.requested_output_tokens))
     # every request that did not finish counts under the simulator's name too, read by compare and the reports
-    return measured_summary(_latencies(records), finished, slos, itl, makespan_s=wall_s,
-                            input_tokens=sum(r.prompt_tokens if r.prompt_tokens > 0 else r.input_tokens for r in fin),
-                            output_tokens=out_tokens, num_rejected=failed, rejected_by_reason=reasons, bench=counts)
+    lat = _latencies(records)
+    sent_in = sum(r.prompt_tokens if r.prompt_tokens > 0 else r.input_tokens for r in fin)
+    summary = measured_summary(lat, finished, slos, itl, makespan_s=wall_s, input_tokens=sent_in,
+                               output_tokens=out_tokens, num_rejected=failed, rejected_by_reason=reasons, bench=counts,
+                               workload=workload)
+    if workload is None or len(workload.class_names) < 2:
+        return summary
+    ok = meets_slos(lat, finished, slos, workload.deadline_s) if summary.slos else None
+    served = np.array([r.output_tokens for r in records], dtype=np.int64)
+    return replace(summary, classes=class_summaries(workload, lat, finished, ok, served, workload.arrival_s, wall_s))
 
 
 def write_bench_records(folder: Path, records: list[RequestRecord]) -> tuple[Path, Path]:
