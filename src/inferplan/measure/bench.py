@@ -58,7 +58,9 @@ def prompt_text(request_id: int, tokens: int, prefix_group: int, prefix_tokens: 
 def request_body(ep: Endpoint, prompt: str, max_tokens: int, ignore_eos: bool,
                  priority: int | None = None) -> dict[str, Any]:
     """The request as the engines' OpenAI servers read it; ``priority`` (lower first, vLLM's and SGLang's
-    request field) where the workload's classes differ in it, as the plan's launch.sh tells clients to send."""
+    request field) where the workload's classes differ in it, as the plan's launch.sh tells clients to send.
+    vLLM refuses a nonzero priority unless the server schedules by priority (``priority`` in
+    ``vllm/entrypoints/openai/protocol.py``): such refusals are recorded as failures with the server's words."""
     body: dict[str, Any] = {"model": ep.model, "max_tokens": max_tokens, "stream": True, "temperature": 0.0}
     if priority is not None:
         body["priority"] = priority
