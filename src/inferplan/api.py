@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from inferplan.perf.resolve import resolve_deployment, resolve_speculation
     from inferplan.perf.resolve import resolve_deployment as build_deployment
     from inferplan.plan.autoscale import AutoscaleResult
-    from inferplan.plan.fleet_spec import read_fleet_spec, write_fleet_json
+    from inferplan.plan.fleet_spec import fleet_budget_split, read_fleet_spec, write_fleet_json
     from inferplan.plan.search import PlanRequest, PlanResult, plan
     from inferplan.plan.shared_devices import share_devices
     from inferplan.report.compare import compare_runs, headline_error, write_compare_report
@@ -72,7 +72,7 @@ _LAZY = {name: module for module, names in {
     "inferplan.specs.hardware": ("DeviceSpec",),
     "inferplan.store": ("Registry", "RunRecord"),
     "inferplan.workload.classes": ("join_workloads",),
-    "inferplan.plan.fleet_spec": ("read_fleet_spec", "write_fleet_json"),
+    "inferplan.plan.fleet_spec": ("fleet_budget_split", "read_fleet_spec", "write_fleet_json"),
     "inferplan.plan.shared_devices": ("share_devices",),
     "inferplan.deploy.shared_files": ("write_shared_deploy",),
     "inferplan.measure.calibrate": ("Calibration", "DEFAULT_FIT", "FACTORS", "base_for", "calibrate",
@@ -156,6 +156,7 @@ __all__ = [
     "simulate_config",
     "join_workloads",
     "read_fleet_spec",
+    "fleet_budget_split",
     "share_devices",
     "write_shared_deploy",
     "write_fleet_json",

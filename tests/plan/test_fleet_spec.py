@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from inferplan.errors import InputError
-from inferplan.plan.fleet_spec import read_fleet_spec, tenant_costs
+from inferplan.plan.fleet_spec import fleet_budget_split, read_fleet_spec, tenant_costs
 from tests.cli.conftest import in_terminal, piped
 from tests.cli.test_terminal import assert_ok
 from tests.sim.summaries import sample_summary
@@ -89,3 +89,24 @@ def test_a_bad_fleet_is_one_clear_line_before_any_work(tmp_path: Path, text: str
     r = piped(tmp_path, "plan", "--fleet", str(_spec(tmp_path, text)))
     assert r.returncode == 2, r.stdout + r.stderr
     assert needle in r.stderr and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_a_fleet_budget_is_split_by_the_power_each_model_drew_alone() -> None:
+    assert fleet_budget_split([432.0, 216.0], 1000.0) is None  # it does not bind
+    assert fleet_budget_split([300.0, 100.0], 200.0) == pytest.approx([150.0, 50.0])
+    assert fleet_budget_split([300.0, 100.0], None) is None
+
+
+def test_a_fleet_within_a_power_budget_is_replanned_within_its_shares(tmp_path: Path) -> None:
+    """Two 8B models on L4s, each taking three (216 W) alone: 432 W, over a 400 W budget; re-planned within 200 W
+    each, the fleet draws less, verified."""
+    spec = _spec(tmp_path, "devices: [l4]\nshare_devices: false\nmodels:\n"
+                           "  - {model: llama-3.1-8b, workload: 'chat:rate=6,duration=120'}\n"
+                           "  - {model: qwen3-8b, workload: 'chat:rate=6,duration=120'}\n")
+    s = in_terminal(tmp_path, "plan", "--fleet", str(spec), "--power-budget", "400", "--out", "plans", columns=120,
+                    timeout=600)
+    text = " ".join(assert_ok(s.text, s.exit_code).split())
+    assert "(again: the fleet's 400 W budget binds), within 200 W" in text
+    assert "shared devices: not tried (share_devices: false)" in text
+    doc = json.loads(next((tmp_path / "plans").glob("fleet-*.json")).read_text())
+    assert doc["power_budget_w"] == 400 and doc["power_w"] <= 400 and doc["verified"]

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 def plan_fleet(path: Path, base: PlanRequest, folder: Path, reg: Registry, *, as_json: bool) -> None:
     """Check the whole spec (names, classes, SLOs, each workload built), then plan each model in turn."""
-    from inferplan.api import read_fleet_spec, run_plan, write_fleet_json
+    from inferplan.api import fleet_budget_split, read_fleet_spec, run_plan, write_fleet_json
 
     spec = read_fleet_spec(path)
     reqs = [replace(base, model=e.model, workload=e.workload, slo=e.slo or base.slo,
@@ -33,20 +33,34 @@ def plan_fleet(path: Path, base: PlanRequest, folder: Path, reg: Registry, *, as
         return (f"capacity searches so far are cached in {reg.path}; run the same command again to resume"
                 + (f" (plans finished: {done})" if done else ""))
 
-    for k, req in enumerate(reqs):
-        if not as_json:
-            out.print(f"model {k + 1} of {len(reqs)}: {req.model}, workload {req.workload}, SLOs {req.slo}",
-                      soft_wrap=True)
-        with interrupted(keep), ProgressReport(f"planning {req.model}", quiet=as_json, counted=False) as bar:
-            runs.append(run_plan(req, out_dir=folder, registry=reg, progress=bar.say))
+    def plan_all(todo: list[PlanRequest], note: str = "") -> list[PlanRun]:
+        runs.clear()
+        for k, req in enumerate(todo):
+            if not as_json:
+                out.print(f"model {k + 1} of {len(todo)}: {req.model}, workload {req.workload}, SLOs {req.slo}"
+                          f"{note}{_budget_of(req)}", soft_wrap=True)
+            with interrupted(keep), ProgressReport(f"planning {req.model}", quiet=as_json, counted=False) as bar:
+                runs.append(run_plan(req, out_dir=folder, registry=reg, progress=bar.say))
+        return list(runs)
+
+    budget = base.power_budget_w  # the fleet's, split between the models only where it binds
+    alone = plan_all([replace(r, power_budget_w=None) for r in reqs])
+    split = fleet_budget_split([float(r.doc["fleet_power_w"]) for r in alone], budget)
+    if split is not None:
+        plan_all([replace(r, power_budget_w=w) for r, w in zip(reqs, split, strict=True)],
+                 f" (again: the fleet's {budget:,.0f} W budget binds)")
     shared, files = _share(spec.share_devices, runs, folder, as_json=as_json)
-    report = write_fleet_json(path, runs, folder, shared, files)
+    report = write_fleet_json(path, runs, folder, shared, files, budget, shared_tried=spec.share_devices)
     doc = json.loads(report.read_text())
     if as_json:
         emit_json(doc | {"fleet_file": str(report), "registry": str(reg.path)})
         return
     _print_fleet(doc)
     out.print(f"fleet summary: {report}; each model's plan, deploy files and report under {folder}", soft_wrap=True)
+
+
+def _budget_of(req: PlanRequest) -> str:
+    return "" if req.power_budget_w is None else f", within {req.power_budget_w:,.0f} W"
 
 
 def _share(share: bool, runs: list[PlanRun], folder: Path, *, as_json: bool) -> tuple[list[Any], list[Path]]:
@@ -97,10 +111,14 @@ def _print_shared(doc: dict[str, Any]) -> None:
             out.print(f"  {v['model']}: {'; '.join(v['slos'])}; SLO attainment {v['slo_attainment']:.1%}"
                       f"{'' if v['met'] else ' - MISSED'}", soft_wrap=True)
         out.print(f"  deploy files in {g['deploy']} (launch.sh, kubernetes.yaml)", soft_wrap=True)
-    if not doc["shared"] and len(doc["models"]) > 1:
+    if not doc["shared_tried"]:
+        out.print("shared devices: not tried (share_devices: false)")
+    elif not doc["shared"] and len(doc["models"]) > 1:
         out.print("shared devices: no pair of models met both their SLOs on fewer devices than apart", soft_wrap=True)
+    budget = "" if doc["power_budget_w"] is None else f" (budget {doc['power_budget_w']:,.0f} W)"
     out.print(f"fleet: ${doc['cost_per_hour']:.2f}/hour (apart ${doc['cost_per_hour_apart']:.2f}/hour), "
-              f"{doc['power_w']:,.0f} W at full load; verified {'yes' if doc['verified'] else 'NO'}", soft_wrap=True)
+              f"{doc['power_w']:,.0f} W at full load{budget}; verified {'yes' if doc['verified'] else 'NO'}",
+              soft_wrap=True)
 
 
 def _pct(x: float | None) -> str:

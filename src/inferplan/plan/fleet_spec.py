@@ -139,8 +139,18 @@ def tenant_costs(model: str, summary: Summary, cost_per_hour: float) -> list[Ten
             for c in summary.classes]
 
 
+def fleet_budget_split(powers: Sequence[float], budget_w: float | None) -> list[float] | None:
+    """A fleet-wide power budget (``plan --fleet --power-budget W``) as each model's share, in proportion to
+    the power its fleet drew planned alone; None where the models alone fit it (it does not bind)."""
+    total = sum(powers)
+    if budget_w is None or total <= budget_w:
+        return None
+    return [budget_w * p / total for p in powers]
+
+
 def write_fleet_json(spec: Path, runs: list[Any], folder: Path, shared: Sequence[SharedDevices] = (),
-                     shared_files: Sequence[Path] = ()) -> Path:
+                     shared_files: Sequence[Path] = (), budget_w: float | None = None, *,
+                     shared_tried: bool = True) -> Path:
     """fleet.json beside the plans: each model's fleet planned alone, the models sharing devices, the fleet's
     cost and power with them, and each tenant's share."""
     import json
@@ -167,7 +177,8 @@ def write_fleet_json(spec: Path, runs: list[Any], folder: Path, shared: Sequence
         power += s.count * busy_power_w(s.deployments[0].device) - alone_w
         groups.append(shared_json(s) | {"deploy": str(path)})
     doc_out = {"spec": str(spec), "cost_per_hour": apart - sum(s.apart_cost_per_hour - s.cost_per_hour for s in shared),
-               "cost_per_hour_apart": apart, "power_w": power,
+               "cost_per_hour_apart": apart, "power_w": power, "power_budget_w": budget_w,
+               "shared_tried": shared_tried,
                "verified": all(m["verified"] for m in models) and all(g["verified"] for g in groups),
                "models": models, "shared": groups, "tenants": tenants}
     path = folder / f"fleet-{runs[0].run_id}.json"
