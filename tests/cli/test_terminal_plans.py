@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.cli.conftest import in_terminal
@@ -31,6 +32,15 @@ def test_plan_with_autoscaling_recommends_one_provisioning(tmp_path: Path) -> No
     assert "vllm:num_requests_waiting" in trigger["metadata"]["query"]
     assert scaled[0]["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]["scaleDown"] == {
         "stabilizationWindowSeconds": 300}
+    # three targets tried around the static fleet's busiest-window concurrency; the kept one is the cheapest that
+    # meets every SLO (else the best attainment), and it is the one the manifests carry
+    doc = json.loads(next(tmp_path.glob("inferplan-runs/plan-*/plan.json")).read_text())
+    tried = doc["autoscale"]["reactive"]["targets_tried"]
+    assert len(tried) == 3 and tried[0]["target"] < tried[1]["target"] < tried[2]["target"]
+    assert tried[2]["target"] == pytest.approx(tried[1]["target"] * 1.25, abs=0.11)
+    met = [t for t in tried if t["slos_met"]]
+    kept = min(met, key=lambda t: t["cost_per_day"]) if met else max(tried, key=lambda t: t["slo_attainment"])
+    assert float(target.group(1)) == kept["target"] and "HPA targets tried" in flat
 
 
 @needs_azure_trace

@@ -317,6 +317,10 @@ def _print_autoscale(a: AutoscaleResult) -> None:
                   f"${react['cost_per_day']:,.2f}/day (SLO attainment "
                   f"{a.reactive.summary.slo_attainment:.1%}), up to {react['max_replicas_used']} replicas, "
                   f"{react['scaling_events']} changes", soft_wrap=True)
+        tried = "; ".join(f"{t['target']:g}: ${t['cost_per_day']:,.2f}/day, {t['slo_attainment'] or 0:.1%}"
+                          f"{'' if t['slos_met'] else ' (missed)'}" for t in react["targets_tried"])
+        if tried:
+            out.print(f"  HPA targets tried (requests in flight per replica): {tried}", soft_wrap=True)
     out.print(f"recommendation: {auto['recommendation']}", soft_wrap=True)
 
 

@@ -24,7 +24,7 @@ import numpy as np
 from inferplan.perf.cold_start import cold_start
 from inferplan.perf.deployment import Deployment
 from inferplan.plan.fleet import solve_fleet
-from inferplan.plan.reactive_plan import ReactiveResult, peak_concurrency, plan_reactive
+from inferplan.plan.reactive_plan import ReactiveResult, peak_concurrency, search_reactive
 from inferplan.sim.cluster import Cluster
 from inferplan.sim.loop import simulate
 from inferplan.sim.routers import PlannedRouter, Router
@@ -228,8 +228,8 @@ def plan_autoscale_fleet(deps: list[Deployment], labels: list[str], capacity: np
     used = sorted(set(owner) | set(static_owner))
     static_summary = summarize(static_sim, slos)
     target = peak_concurrency(static_sim, window_of(wl, window_s), int(static_counts.sum()))
-    reactive = plan_reactive(deps, labels, static_counts, counts[0], wl, slos, target=target, cold_s=colds,
-                             router=router, seed=seed)
+    reactive = search_reactive(deps, labels, static_counts, counts[0], wl, slos, target=target, cold_s=colds,
+                               router=router, seed=seed)
     return AutoscaleResult(window_s, tuple(int(x) for x in counts.sum(axis=1)), int(static_counts.sum()),
                            float(max(colds[c] for c in used)), scale_down_delay_s, tuple(uptime), float(auto_cost),
                            static_cost, max(auto.makespan_s, static_sim.makespan_s), summarize(auto, slos),

@@ -45,6 +45,9 @@ class ReactivePool:
                 "cold_start_spread": p.cold_start_spread}
 
 
+TARGET_STEPS = (0.8, 1.0, 1.25)  # the HPA targets tried, as shares of the static fleet's busiest-window concurrency
+
+
 @dataclass(frozen=True, slots=True)
 class ReactiveResult:
     pools: tuple[ReactivePool, ...]
@@ -52,13 +55,17 @@ class ReactiveResult:
     summary: Summary
     timeline: tuple[tuple[float, int], ...]  # (time, replicas billed) at every change
     router: str
+    # every target tried: (target, dollars over the run, SLO attainment, every SLO met)
+    tried: tuple[tuple[float, float, float | None, bool], ...] = ()
 
     def to_dict(self, day: float) -> dict[str, Any]:
         keys = ("slo_attainment", "slos_met", "ttft_s", "tpot_s", "num_rejected")
         s = self.summary.to_json()
         return {"cost_per_day": self.cost * day, "pools": [p.to_dict() for p in self.pools],
                 "max_replicas_used": max((n for _, n in self.timeline), default=0),
-                "scaling_events": len(self.timeline) - 1, "router": self.router, **{k: s[k] for k in keys}}
+                "scaling_events": len(self.timeline) - 1, "router": self.router,
+                "targets_tried": [{"target": t, "cost_per_day": c * day, "slo_attainment": a, "slos_met": m}
+                                  for t, c, a, m in self.tried], **{k: s[k] for k in keys}}
 
 
 def peak_concurrency(static: SimResult, window: np.ndarray, replicas: int) -> float:
@@ -70,6 +77,20 @@ def peak_concurrency(static: SimResult, window: np.ndarray, replicas: int) -> fl
     span = float(np.ptp(t.arrival[window == busiest])) or 1.0
     e2e = float((t.t_finish[mine] - t.arrival[mine]).mean()) if mine.any() else 1.0
     return int(mine.sum()) / span * e2e / max(replicas, 1)
+
+
+def search_reactive(deps: list[Deployment], labels: list[str], static_counts: np.ndarray, first_counts: np.ndarray,
+                    wl: Workload, slos: tuple[SLO, ...], *, target: float, cold_s: np.ndarray, router: str,
+                    seed: int = 0) -> ReactiveResult:
+    """The HPA at each of ``TARGET_STEPS`` x ``target`` requests in flight per replica: the cheapest that meets
+    every SLO, else the one of the highest SLO attainment; every target tried is kept in ``tried``."""
+    runs = [plan_reactive(deps, labels, static_counts, first_counts, wl, slos, target=target * k, cold_s=cold_s,
+                          router=router, seed=seed) for k in TARGET_STEPS]
+    best = min(runs, key=lambda r: (not r.summary.slos_met, r.cost if r.summary.slos_met else
+                                    -(r.summary.slo_attainment or 0.0)))
+    tried = tuple((r.pools[0].policy.target, r.cost, r.summary.slo_attainment, bool(r.summary.slos_met))
+                  for r in runs)
+    return replace(best, tried=tried)
 
 
 def plan_reactive(deps: list[Deployment], labels: list[str], static_counts: np.ndarray, first_counts: np.ndarray,
