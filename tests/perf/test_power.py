@@ -121,10 +121,13 @@ def test_plan_objective_energy_picks_the_fleet_of_least_energy_per_token() -> No
     assert energy is not None and cost is not None and energy <= cost * 1.02
     assert why_chosen(green).startswith("the least energy (idle power per replica, busy power for the load it "
                                         "carries) of the fleets the program weighed (--objective energy)")
-    keys = ("cost_per_hour", "energy_j_per_token", "ttft_s", "tpot_s")
-    rows = [(tuple(float(r[k]) for k in keys), r["pareto"]) for r in pareto(green)]
+    rows = [((float(r["cost_per_hour"]), float(r["energy_j_per_token"]), -float(r["slo_margin_pct"])), r["pareto"])
+            for r in pareto(green)]
     assert any(front for _, front in rows) and not all(front for _, front in rows)
-    for p, front in rows:  # on the front exactly when no other row is as good in all four and better in one
+    # the margin is the tightest SLO's room: default SLOs ttft_p90=2s and tpot_p90=100ms
+    first = pareto(green)[0]
+    assert first["slo_margin_pct"] == pytest.approx(100 * min(1 - first["ttft_s"] / 2.0, 1 - first["tpot_s"] / 0.1))
+    for p, front in rows:  # on the front exactly when no other row is as good in all three and better in one
         assert front == (not any(all(a <= b for a, b in zip(o, p, strict=True)) and o != p for o, _ in rows))
     with pytest.raises(InputError, match="--objective must be one of cost, energy, cost\\+energy"):
         plan(replace(req, objective="watts"))

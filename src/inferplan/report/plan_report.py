@@ -64,8 +64,8 @@ def fleet_json(r: PlanResult) -> list[dict[str, Any]]:
 
 
 def pareto(r: PlanResult) -> list[dict[str, Any]]:
-    """Single-type fleets of every screened candidate: cost/hour, energy per token and predicted TTFT and TPOT
-    (the room left under the SLOs); the non-dominated ones marked."""
+    """Single-type fleets of every screened candidate: cost/hour, energy per token, and the SLO margin (the room
+    left under the tightest TTFT or TPOT SLO by its predicted value); those no other beats on all three marked."""
     rate = r.workload.mean_rate if np.isfinite(r.workload.mean_rate) else 1.0
     rows: list[dict[str, Any]] = []
     for ev in r.screened:
@@ -73,11 +73,14 @@ def pareto(r: PlanResult) -> list[dict[str, Any]]:
             continue
         dep_price = ev.estimate.dollars_per_rate * ev.estimate.rate_per_s
         replicas = int(np.ceil(rate / ev.estimate.rate_per_s))
+        predicted = {"ttft": ev.estimate.ttft_s, "tpot": ev.estimate.tpot_s}
+        margins = [1 - predicted[slo.metric] / slo.threshold_s for slo in r.slos if slo.metric in predicted]
         rows.append({"config": ev.candidate.describe(), "cost_per_hour": replicas * dep_price,
                      "ttft_s": ev.estimate.ttft_s, "tpot_s": ev.estimate.tpot_s, "replicas": replicas,
                      "energy_j_per_token": ev.estimate.energy_j_per_token,
+                     "slo_margin_pct": 100 * min(margins) if margins else None,
                      "quality_loss_pct": ev.estimate.quality_loss_pct})
-    points = [(float(x["cost_per_hour"]), float(x["energy_j_per_token"]), float(x["ttft_s"]), float(x["tpot_s"]))
+    points = [(float(x["cost_per_hour"]), float(x["energy_j_per_token"]), -float(x["slo_margin_pct"] or 0.0))
               for x in rows]
     for row, p in zip(rows, points, strict=True):
         row["pareto"] = not any(all(a <= b for a, b in zip(o, p, strict=True)) and o != p for o in points)
@@ -167,19 +170,23 @@ def write_plan_report(r: PlanResult, path: Path, inputs: dict[str, Any]) -> Path
     fig = go.Figure()
     for flag, name in ((False, "dominated"), (True, "Pareto front")):
         pts = [p for p in front if p["pareto"] == flag]
-        fig.add_trace(go.Scatter(x=[p["cost_per_hour"] for p in pts], y=[p["ttft_s"] for p in pts], mode="markers",
-                                 name=name, text=[p["config"] for p in pts],
+        fig.add_trace(go.Scatter(x=[p["cost_per_hour"] for p in pts], y=[p["slo_margin_pct"] for p in pts],
+                                 mode="markers", name=name, text=[p["config"] for p in pts],
                                  marker={"size": 7 if flag else 5, "color": "#d62728" if flag else "#9aa5b1"}))
-    fig.update_layout(title="Screened configurations: single-type fleet cost vs predicted TTFT",
-                      xaxis_title="$/hour", yaxis_title="TTFT (s, one request)", xaxis_type="log")
-    front_rows = [[p["config"], str(p["replicas"]), f"${p['cost_per_hour']:.2f}", f"{p['ttft_s'] * 1e3:.0f}",
-                   f"{p['tpot_s'] * 1e3:.1f}", f"{p['energy_j_per_token']:.3f}",
-                   "-" if p["quality_loss_pct"] is None else f"{p['quality_loss_pct']:.2f}%"]
-                  for p in front if p["pareto"]]
+    fig.update_layout(title="Screened configurations: single-type fleet cost vs SLO margin",
+                      xaxis_title="$/hour", yaxis_title="SLO margin (%, tightest SLO)", xaxis_type="log")
+    front_rows = [[p["config"], str(p["replicas"]), f"${p['cost_per_hour']:.2f}", f"{p['energy_j_per_token']:.3f}",
+                   _pct_or_dash(p["slo_margin_pct"], ".0f"), f"{p['ttft_s'] * 1e3:.0f}", f"{p['tpot_s'] * 1e3:.1f}",
+                   _pct_or_dash(p["quality_loss_pct"], ".2f")] for p in front if p["pareto"]]
     sections.append(Section("Trade-offs", note="Analytical estimates for every screened configuration; the table "
-                            "lists the Pareto front over cost, TTFT and TPOT.",
-                            table=Table(["configuration", "replicas", "$/hour", "TTFT ms", "TPOT ms", "J/token",
-                                         "quality loss"], front_rows),
+                            "lists the Pareto front over cost, energy per token and SLO margin (the room left "
+                            "under the tightest TTFT or TPOT SLO).",
+                            table=Table(["configuration", "replicas", "$/hour", "J/token", "SLO margin", "TTFT ms",
+                                         "TPOT ms", "quality loss"], front_rows),
                             figures=[figure_html(fig)]))
     return render(path, f"Plan: {r.request.model}, {r.workload.name}", f"SLOs {r.request.slo}; "
                   f"{r.num_candidates} configurations screened, {len(r.survivors)} simulated", sections, inputs)
+
+
+def _pct_or_dash(x: float | None, fmt: str) -> str:
+    return "-" if x is None else f"{x:{fmt}}%"
