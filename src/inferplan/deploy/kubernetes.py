@@ -136,12 +136,28 @@ def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
     return {"httpGet": {"path": path, "port": "http"}, "periodSeconds": period, "failureThreshold": failures}
 
 
+def hf_token_env() -> dict[str, Any]:
+    """HF_TOKEN from the optional Secret: ungated models download without it; gated ones (Llama, Gemma,
+    Mistral) need it."""
+    return {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": HF_SECRET, "key": HF_SECRET_KEY,
+                                                                "optional": True}}}
+
+
+def pod_placement(node: GpuNode, shm_gib: int, cache_gib: int) -> dict[str, Any]:
+    """A pod spec's volumes (a Memory-backed /dev/shm, the model cache) and where it may run (the GPU nodes)."""
+    spec: dict[str, Any] = {
+        "volumes": [{"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": f"{shm_gib}Gi"}},
+                    # an emptyDir downloads the checkpoint at every start; a ReadWriteMany PVC keeps it
+                    {"name": "model-cache", "emptyDir": {"sizeLimit": f"{cache_gib}Gi"}}],
+        "tolerations": [{"key": node.resource, "operator": "Exists", "effect": "NoSchedule"}],
+    }
+    if node.product:
+        spec["nodeSelector"] = {"nvidia.com/gpu.product": node.product}
+    return spec
+
+
 def _env(pool: Pool) -> list[dict[str, Any]]:
-    env: list[dict[str, Any]] = [
-        # optional: ungated models download without it; gated ones (Llama, Gemma, Mistral) need it
-        {"name": "HF_TOKEN",
-         "valueFrom": {"secretKeyRef": {"name": HF_SECRET, "key": HF_SECRET_KEY, "optional": True}}},
-    ]
+    env: list[dict[str, Any]] = [hf_token_env()]
     if pool.role != "aggregated" and pool.engine == "vllm":  # NIXL's side channel listens on the pod's own address
         env.append({"name": "VLLM_NIXL_SIDE_CHANNEL_HOST", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}})
     return env
@@ -209,15 +225,7 @@ def pool_manifests(pool: Pool, fleet: str) -> list[dict[str, Any]]:
         "livenessProbe": _probe("/health", 10, 3),
         "readinessProbe": _probe("/health", 5, 3),
     }
-    spec: dict[str, Any] = {
-        "containers": [container],
-        "volumes": [{"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": f"{size.shm_gib}Gi"}},
-                    # an emptyDir downloads the checkpoint at every start; a ReadWriteMany PVC keeps it
-                    {"name": "model-cache", "emptyDir": {"sizeLimit": f"{size.cache_gib}Gi"}}],
-        "tolerations": [{"key": node.resource, "operator": "Exists", "effect": "NoSchedule"}],
-    }
-    if node.product:
-        spec["nodeSelector"] = {"nvidia.com/gpu.product": node.product}
+    spec: dict[str, Any] = {"containers": [container], **pod_placement(node, size.shm_gib, size.cache_gib)}
     template: dict[str, Any] = {"labels": labels}
     if pool.engine == "sglang" and pool.role == "prefill":
         template["annotations"] = {BOOTSTRAP_ANNOTATION: str(BOOTSTRAP_PORT)}

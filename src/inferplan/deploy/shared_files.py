@@ -15,7 +15,7 @@ import yaml
 
 from inferplan.deploy.checkpoints import Variant, resolve
 from inferplan.deploy.commands import DEFAULT_PORT, SGLANG_IMAGE, VLLM_IMAGE, sglang_command, shell, vllm_command
-from inferplan.deploy.kubernetes import CACHE_PATH, HF_SECRET, HF_SECRET_KEY, dns_label, gpu_node, pod_sizing
+from inferplan.deploy.kubernetes import CACHE_PATH, dns_label, gpu_node, hf_token_env, pod_placement, pod_sizing
 from inferplan.fileio import write_text_atomic
 from inferplan.perf.deployment import Deployment
 from inferplan.plan.shared_devices import SharedDevices
@@ -71,8 +71,7 @@ def shared_manifests(s: SharedDevices, variant: Variant = "instruct") -> list[di
         "name": "servers", "image": SGLANG_IMAGE if engines == {"sglang"} else VLLM_IMAGE,
         "command": ["bash", "-c"], "args": [f"{script} & wait -n; exit 1"],
         "ports": [{"containerPort": p, "name": f"http-{k}"} for k, p in enumerate(ports)],
-        "env": [{"name": "HF_TOKEN",
-                 "valueFrom": {"secretKeyRef": {"name": HF_SECRET, "key": HF_SECRET_KEY, "optional": True}}}],
+        "env": [hf_token_env()],
         "resources": {
             "requests": {node.resource: 1, "cpu": str(sum(x.cpu_request for x in sizes)),
                          "memory": f"{sum(x.memory_request_gib for x in sizes)}Gi"},
@@ -83,15 +82,8 @@ def shared_manifests(s: SharedDevices, variant: Variant = "instruct") -> list[di
                                  "failureThreshold": max(x.startup_failure_threshold for x in sizes) * 2},
         "readinessProbe": probe | {"periodSeconds": 5, "failureThreshold": 3},
     }
-    spec: dict[str, Any] = {
-        "containers": [container],
-        "volumes": [{"name": "shm", "emptyDir": {"medium": "Memory",
-                                                 "sizeLimit": f"{sum(x.shm_gib for x in sizes)}Gi"}},
-                    {"name": "model-cache", "emptyDir": {"sizeLimit": f"{sum(x.cache_gib for x in sizes)}Gi"}}],
-        "tolerations": [{"key": node.resource, "operator": "Exists", "effect": "NoSchedule"}],
-    }
-    if node.product:
-        spec["nodeSelector"] = {"nvidia.com/gpu.product": node.product}
+    spec: dict[str, Any] = {"containers": [container], **pod_placement(node, sum(x.shm_gib for x in sizes),
+                                                                       sum(x.cache_gib for x in sizes))}
     memory = ", ".join(f"{d.model.name} {d.limits.gpu_memory_utilization:g}" for d in s.deployments)
     deployment = {
         "apiVersion": "apps/v1", "kind": "Deployment",

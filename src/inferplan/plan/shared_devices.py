@@ -24,12 +24,12 @@ from inferplan.errors import InputError
 from inferplan.perf.deployment import Deployment
 from inferplan.perf.memory import plan_memory
 from inferplan.plan.search import PlanResult
-from inferplan.sim.class_summary import DEADLINE, deadline_checks
+from inferplan.sim.class_summary import DEADLINE
 from inferplan.sim.cluster import Cluster
-from inferplan.sim.loop import simulate
+from inferplan.sim.loop import SimResult, simulate
 from inferplan.sim.slo import SLO
-from inferplan.sim.state import FINISHED, REJECTED, RequestTable
-from inferplan.sim.summary import check_slos, latency_stats, meets_slos, request_latencies, summarize
+from inferplan.sim.state import FINISHED, REJECTED
+from inferplan.sim.summary import measured_summary, request_latencies, summarize
 from inferplan.sim.summary_types import SloCheck, Summary
 from inferplan.workload.request import Workload
 from inferplan.workload.transforms import mix
@@ -168,31 +168,27 @@ def _verify(a: PlanResult, b: PlanResult, entries: tuple[int, int], deps: tuple[
     pools = [list(range(m, 2 * count, 2)) for m in range(2)]
     cluster = Cluster.colocated(list(deps) * count, [k // 2 for k in range(2 * count)], [pools[m] for m in owner])
     res = simulate(wl, cluster, router="least-outstanding", seed=seed)
-    verdicts = tuple(model_verdict(res.table, r.request.model, [k for k, o in enumerate(owner) if o == m], r.slos,
-                                   res.itl.quantile) for m, r in enumerate((a, b)))
+    verdicts = tuple(model_verdict(res, r.request.model, [k for k, o in enumerate(owner) if o == m], r.slos)
+                     for m, r in enumerate((a, b)))
     price = deps[0].price_per_hour or 0.0
     return SharedDevices((a.request.model, b.request.model), entries, deps, count, count * price, 0.0, verdicts,
                          summarize(res), max(a.context_tokens, b.context_tokens))
 
 
-def model_verdict(table: RequestTable, model: str, classes: list[int], slos: tuple[SLO, ...],
-                  itl_quantile: Callable[[float], float]) -> ModelVerdict:
-    """A model's requests (its ``classes``) judged as its own plan judged them: the latency SLOs over those
-    without a deadline, each tenant with one by it (an ITL SLO reads every gap of the run)."""
-    wl = table.wl
-    mine = np.isin(wl.class_index, classes)
-    lat = request_latencies(table)
-    finished = table.status == FINISHED
-    rejected = int(((table.status == REJECTED) & mine).sum())
-    by_slo = mine & ~np.isfinite(wl.deadline_s)
-    checks = check_slos(slos, {k: v[finished & by_slo] for k, v in lat.items()}, itl_quantile) if by_slo.any() else ()
-    names = tuple(wl.class_names[k] + DEADLINE for k in classes)
-    checks += tuple(c for c in deadline_checks(wl, lat["e2e"], finished) if c.slo.startswith(names))
-    ok = meets_slos(lat, finished, slos, wl.deadline_s)
-    n = int(mine.sum())
-    ttft, tpot = latency_stats(lat["ttft"][finished & mine]), latency_stats(lat["tpot"][finished & mine])
-    return ModelVerdict(model, n, rejected, ttft.p90, tpot.p90, tuple(_said(c) for c in checks),
-                        float(ok[mine].sum()) / max(n, 1), all(c.met for c in checks) and rejected == 0)
+def model_verdict(res: SimResult, model: str, classes: list[int], slos: tuple[SLO, ...]) -> ModelVerdict:
+    """A model's requests (its ``classes``) summarized as its own plan judged them (``measured_summary``: the
+    latency SLOs over those without a deadline, each tenant with one by it; an ITL SLO reads every gap)."""
+    table = res.table
+    idx = np.flatnonzero(np.isin(table.wl.class_index, classes))
+    finished = table.status[idx] == FINISHED
+    lat = {k: v[idx] for k, v in request_latencies(table).items()}
+    s = measured_summary(lat, finished, slos, res.itl, makespan_s=res.makespan_s,
+                         input_tokens=int(table.input[idx][finished].sum()),
+                         output_tokens=int(table.out_done[idx][finished].sum()),
+                         num_rejected=int((table.status[idx] == REJECTED).sum()), rejected_by_reason={},
+                         workload=table.wl.take(idx))
+    return ModelVerdict(model, idx.size, s.num_rejected, s.ttft_s.p90, s.tpot_s.p90, tuple(_said(c) for c in s.slos),
+                        s.slo_attainment or 0.0, bool(s.slos_met))
 
 
 def _said(c: SloCheck) -> str:
