@@ -19,6 +19,6 @@ def test_public_names_are_pinned() -> None:
         "model_catalog", "plan", "read_fleet_spec", "resolve_deployment", "resolve_speculation", "router_attainment",
         "run_accuracy", "run_bench", "share_devices", "write_shared_deploy",
         "run_plan", "run_simulation", "run_validate", "simulate_config", "weight_format_catalog",
-        "write_compare_report", "write_fleet_json",
+        "write_compare_report", "write_fleet_json", "OBJECTIVE_SAYS", "usd", "why_chosen", "record_fit", "RunQuery",
     ])
     assert all(hasattr(api, name) for name in api.__all__)

@@ -35,11 +35,13 @@ if TYPE_CHECKING:
     from inferplan.plan.search import PlanRequest, PlanResult, plan
     from inferplan.plan.shared_devices import share_devices
     from inferplan.report.compare import compare_runs, headline_error, write_compare_report
+    from inferplan.report.plan_report import OBJECTIVE_SAYS, usd, why_chosen
     from inferplan.runs import (
         BenchConfig,
         PlanRun,
         SimulationConfig,
         SimulationRun,
+        record_fit,
         run_bench,
         run_plan,
         run_simulation,
@@ -56,7 +58,7 @@ if TYPE_CHECKING:
         weight_format_catalog,
     )
     from inferplan.specs.hardware import DeviceSpec
-    from inferplan.store import Registry, RunRecord
+    from inferplan.store import Registry, RunQuery, RunRecord
     from inferplan.workload.classes import join_workloads
 
 # Loaded on first use: `--help` loads none of them, `fit` not the simulator, the planner or scipy.
@@ -70,7 +72,7 @@ _LAZY = {name: module for module, names in {
     "inferplan.specs.catalog": ("device_catalog", "engine_catalog", "kv_format_catalog", "local_profile_path",
                                 "model_catalog", "weight_format_catalog"),
     "inferplan.specs.hardware": ("DeviceSpec",),
-    "inferplan.store": ("Registry", "RunRecord"),
+    "inferplan.store": ("Registry", "RunQuery", "RunRecord"),
     "inferplan.workload.classes": ("join_workloads",),
     "inferplan.plan.fleet_spec": ("fleet_budget_split", "read_fleet_spec", "write_fleet_json"),
     "inferplan.plan.shared_devices": ("share_devices",),
@@ -81,11 +83,12 @@ _LAZY = {name: module for module, names in {
     "inferplan.measure.microbench": ("fit_profile", "implausible", "measure"),
     "inferplan.report.compare": ("compare_runs", "headline_error", "write_compare_report"),
     "inferplan.deploy.fleet_files": ("router_attainment",),
+    "inferplan.report.plan_report": ("OBJECTIVE_SAYS", "usd", "why_chosen"),
     "inferplan.plan.search": ("PlanRequest", "PlanResult", "plan"),
     "inferplan.plan.autoscale": ("AutoscaleResult",),
     "inferplan.sim.summary_types": ("BenchContext", "Latency", "SimContext", "Summary"),
     "inferplan.runs": ("BenchConfig", "PlanRun", "SimulationConfig", "SimulationRun", "run_bench", "run_plan",
-                       "run_simulation", "run_validate", "simulate_config"),
+                       "run_simulation", "run_validate", "simulate_config", "record_fit"),
 }.items() for name in names}
 
 
@@ -162,6 +165,11 @@ __all__ = [
     "write_fleet_json",
     "weight_format_catalog",
     "write_compare_report",
+    "OBJECTIVE_SAYS",
+    "usd",
+    "why_chosen",
+    "record_fit",
+    "RunQuery",
 ]
 
 

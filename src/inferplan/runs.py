@@ -15,12 +15,13 @@ from inferplan.fileio import write_text_atomic
 from inferplan.measure.request_record import Api, Endpoint, RequestRecord
 from inferplan.perf.cold_start import cold_start
 from inferplan.perf.deployment import Deployment
-from inferplan.perf.fit import speed_range_pct
+from inferplan.perf.fit import FitResult, speed_range_pct
 from inferplan.perf.ranges import spread_for
 from inferplan.perf.resolve import resolve_deployment, resolve_speculation
 from inferplan.report.records import write_request_records
 from inferplan.report.sim_report import write_sim_report
 from inferplan.sim.cluster import Cluster, SimOptions
+from inferplan.sim.digest import digest
 from inferplan.sim.loop import Progress, SimResult, simulate
 from inferplan.sim.policies import get_policy
 from inferplan.sim.reactive import ScalingPolicy
@@ -205,14 +206,26 @@ def run_simulation(
     write_text_atomic(folder / "summary.json", json.dumps(published, indent=2, sort_keys=True) + "\n")
     write_text_atomic(folder / "config.json", json.dumps(inputs, indent=2, sort_keys=True) + "\n")
     write_request_records(folder / "requests.csv", res)
+    charts = digest(res)
+    charts.write(folder / "digest.json")
     report = None
     if write_report:
         title = f"Simulation: {summary.deployment}"
-        report = write_sim_report(folder / "report.html", res, summary, inputs, title)
+        report = write_sim_report(folder / "report.html", charts, summary, inputs, title)
     scheduler = cfg.policy or cfg.engine or "default engine"
     label = f"{cfg.model} on {cfg.replicas}x{cfg.tp * cfg.pp} {cfg.device}, {cfg.workload}, {scheduler}"
     registry.add(run_id, "sim", label, inputs, published | {"wall_s": res.wall_s}, folder, report)
     return SimulationRun(run_id, cfg, summary, res, folder, report)
+
+
+def record_fit(result: FitResult, inputs: dict[str, Any], registry: Registry) -> str:
+    """A fit as a run in the registry (its result is its summary; a fit writes no files): the run id."""
+    run_id = registry.new_run_id("fit", inputs)
+    label = (f"fit {result.model} on {result.device}, {result.weights_format}/{result.kv_format}, "
+             f"{result.context:,} tokens: {'fits' if result.fits_context else 'does not fit'}")
+    registry.add(run_id, "fit", label, inputs | {"model": result.model, "device": result.device},
+                 result.to_dict(), None, None)
+    return run_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,6 +251,8 @@ def run_plan(req: PlanRequest, *, out_dir: Path | None = None, registry: Registr
     run_id = registry.new_run_id("plan", inputs)
     folder = run_folder(out_dir, run_id)
     deploy = write_deploy(result, folder / "deploy")
+    if result.verification is not None:
+        result.verification.write(folder / "verification.json")
     report = write_plan_report(result, folder / "report.html", inputs)
     artifacts = {"plan": str(folder / "plan.json"), "report": str(report), **{p.name: str(p) for p in deploy}}
     doc = plan_json(result, artifacts)

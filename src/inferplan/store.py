@@ -15,7 +15,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,51 @@ class RunRecord:
     summary: dict[str, Any]
     out_dir: str | None
     report: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RunQuery:
+    """A search of the registry: each field given narrows it (text matches the id or the label)."""
+
+    text: str = ""
+    kind: str | None = None
+    model: str | None = None
+    device: str | None = None  # a simulation's device, or one of the devices a plan considered
+    since: str | None = None  # ISO dates or times, UTC, inclusive
+    until: str | None = None
+    limit: int = 50
+    offset: int = 0
+
+    def where(self) -> tuple[str, list[Any]]:
+        clauses, args = [], list[Any]()
+        if self.text:
+            clauses.append("(id LIKE ? OR label LIKE ?)")
+            args += [f"%{self.text}%"] * 2
+        if self.kind:
+            clauses.append("kind = ?")
+            args.append(self.kind)
+        if self.model:
+            clauses.append("json_extract(inputs, '$.model') = ?")
+            args.append(self.model)
+        if self.device:
+            clauses.append("(json_extract(inputs, '$.device') = ? OR EXISTS (SELECT 1 FROM json_each(inputs, "
+                           "'$.devices') WHERE value = ?))")
+            args += [self.device] * 2
+        if self.since:
+            clauses.append("created_utc >= ?")
+            args.append(self.since)
+        if self.until:
+            clauses.append("created_utc < ?")
+            args.append(_day_after(self.until) if len(self.until) == len("2026-12-01") else self.until)
+        return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
+
+
+def _day_after(day: str) -> str:
+    """``until`` a date includes that whole day."""
+    try:
+        return (datetime.fromisoformat(day) + timedelta(days=1)).date().isoformat()
+    except ValueError:
+        raise InputError(f"until: expected a date such as 2026-12-01, got '{day}'") from None
 
 
 def config_hash(obj: Any) -> str:
@@ -110,6 +155,26 @@ class Registry:
         with self._connect() as db:
             rows = db.execute(query, args).fetchall()
         return [_record(r) for r in rows]
+
+    def search(self, q: RunQuery) -> tuple[list[RunRecord], int]:
+        """The runs ``q`` matches, newest first, one page of them, and how many match in all."""
+        where, args = q.where()
+        with self._connect() as db:
+            total = int(db.execute("SELECT COUNT(*) FROM runs" + where, args).fetchone()[0])
+            rows = db.execute("SELECT * FROM runs" + where + " ORDER BY created_utc DESC, id DESC LIMIT ? OFFSET ?",
+                              [*args, max(q.limit, 0), max(q.offset, 0)]).fetchall()
+        return [_record(r) for r in rows], total
+
+    def facets(self) -> dict[str, list[str]]:
+        """The kinds, models and devices the registry's runs name: what a search can narrow to."""
+        with self._connect() as db:
+            kinds = [r[0] for r in db.execute("SELECT DISTINCT kind FROM runs ORDER BY kind")]
+            models = [r[0] for r in db.execute("SELECT DISTINCT json_extract(inputs, '$.model') AS m FROM runs "
+                                               "WHERE m IS NOT NULL ORDER BY m")]
+            devices = [r[0] for r in db.execute(
+                "SELECT DISTINCT json_extract(inputs, '$.device') AS d FROM runs WHERE d IS NOT NULL UNION "
+                "SELECT DISTINCT j.value FROM runs, json_each(runs.inputs, '$.devices') AS j ORDER BY 1")]
+        return {"kind": kinds, "model": [str(m) for m in models], "device": [str(d) for d in devices]}
 
     def get(self, run_id: str) -> RunRecord:
         with self._connect() as db:

@@ -10,14 +10,13 @@ import numpy as np
 import pytest
 
 from inferplan.api import build_deployment
-from inferplan.cli.plan import why_chosen
 from inferplan.deploy.fleet_files import write_deploy
 from inferplan.errors import InputError
 from inferplan.perf.power import MIN_CLOCK, busy_power_w, capped, clock_ratio
 from inferplan.perf.step_cost import BatchShape, StepCost
 from inferplan.plan.power_budget import FleetObjective, PowerBudget
 from inferplan.plan.search import PlanRequest, plan
-from inferplan.report.plan_report import pareto
+from inferplan.report.plan_report import pareto, why_chosen
 
 H100 = build_deployment("llama-3.1-8b", "h100-sxm")  # 70 W idle, 700 W peak
 

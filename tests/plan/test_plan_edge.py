@@ -62,6 +62,6 @@ def test_one_box_capacity_is_the_mix_rate_and_littles_law() -> None:
 
 
 def test_an_owned_boxs_cost_is_not_printed_as_zero() -> None:
-    from inferplan.cli.plan import usd
+    from inferplan.api import usd
 
     assert (usd(0.00412), usd(1.5), usd(0.0)) == ("$0.00412", "$1.50", "$0.00")

@@ -73,7 +73,8 @@ def test_verification_picks_a_router_that_rescues_a_bad_split() -> None:
     wl = make_workload("chat", rate=4, duration_s=120, seed=1)
     buckets, bucket_of = make_buckets(wl, 1)
     shares = np.array([[0.0, 1.0]])
-    router, results, summary, _ = verify(types, [1, 1], shares, wl, bucket_of, SLOS, 0, "serial")
+    router, results, summary, _, checked = verify(types, [1, 1], shares, wl, bucket_of, SLOS, 0, "serial")
+    assert checked.num_finished == summary.num_finished  # the digest is of the run the summary is of
     assert not results["planned"].slos_met
     assert router != "planned" and summary.slos_met and results[router].slos_met
     assert set(results) == {"planned", "least-outstanding", "least-kv", "power-of-two"}

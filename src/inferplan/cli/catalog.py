@@ -51,10 +51,12 @@ def fit_cmd(
     spec_acceptance: options.SpecAcceptance = None,
     spec_draft: options.SpecDraft = None,
     kv_budget: options.KvBudget = None,
+    record: Annotated[bool, typer.Option("--record", help="keep this fit as a run in the registry")] = False,
+    registry: options.RegistryPath = None,
     as_json: options.Json = False,
 ) -> None:
     """Will MODEL run on DEVICE, with which formats, and how fast?"""
-    from inferplan.api import build_deployment, fit, fit_all_formats, resolve_speculation
+    from inferplan.api import Registry, build_deployment, fit, fit_all_formats, record_fit, resolve_speculation
 
     limits = {"max_num_seqs": max_num_seqs, "max_num_batched_tokens": max_num_batched_tokens,
               "gpu_memory_utilization": gpu_memory_utilization}
@@ -70,12 +72,19 @@ def fit_cmd(
             _print_formats_table(rows, dep.describe())
         return
     result = fit(dep, context=context, prompt_tokens=prompt, batch=batch)
+    run_id = None
+    if record:
+        reg = Registry(registry)
+        run_id = record_fit(result, {"model": model, "device": device, "weights": weights, "kv": kv, "tp": tp,
+                                     "pp": pp, "engine": engine, "context": context}, reg)
     if as_json:
-        emit_json(result.to_dict() | {"model_note": dep.model.note or None})
+        emit_json(result.to_dict() | {"model_note": dep.model.note or None, "run_id": run_id})
     else:
         _print_fit(result, dep.model.describe())
         if dep.model.note:
             out.print(f"note: {dep.model.note}", soft_wrap=True, markup=False)
+        if run_id:
+            out.print(f"run {run_id} recorded in {reg.path}")
 
 
 def _print_fit(r: FitResult, arch: str) -> None:

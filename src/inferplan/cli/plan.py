@@ -127,22 +127,20 @@ def _print_run(run: PlanRun, registry: Path, as_json: bool) -> None:
 
 def print_targets(req: PlanRequest) -> None:
     """What the plan is for, before the work starts, so a wrong default is caught early."""
+    from inferplan.api import OBJECTIVE_SAYS
+
     rate = f"{req.rate:g} req/s" if req.rate is not None else "the workload's own rate"
     if req.rate_scale is not None:
         rate += f" x {req.rate_scale:g}"
     quality = f"at most {req.max_quality_loss_pct:g}% documented quality loss" + (
         " (formats of unknown effect allowed)" if req.allow_unknown_quality
         else " (formats of unknown effect excluded)")
-    goal = f"; minimizing {_OBJECTIVE_SAYS.get(req.objective, req.objective)}" if req.objective != "cost" else ""
+    goal = f"; minimizing {OBJECTIVE_SAYS.get(req.objective, req.objective)}" if req.objective != "cost" else ""
     out.print(f"planning {req.model} for workload {req.workload} at {rate}; SLOs {req.slo}; {quality}; "
               f"devices {', '.join(req.devices)}; engines {', '.join(req.engines) or 'each device default'}; "
               f"disaggregation {req.disaggregation}; speculative decoding {req.spec}"
               + (f"; each SLO planned to hold with probability {req.confidence:g}" if req.confidence else "")
               + goal, soft_wrap=True)
-
-
-_OBJECTIVE_SAYS = {"energy": "energy (idle power per replica, busy power for the load it carries)",
-                   "cost+energy": "cost plus energy at the electricity price"}
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -153,7 +151,7 @@ def print_plan(r: PlanResult, doc: dict[str, Any]) -> None:
     """The chosen fleet, why it won, the ranking behind it, and the verification."""
     from rich.table import Table
 
-    from inferplan.api import router_attainment
+    from inferplan.api import router_attainment, usd
 
     t = Table(title=f"Chosen fleet for {r.request.model} - {usd(doc['cost_per_hour'])}/hour")
     for col in ("replicas", "device", "parallelism", "engine", "weights", "KV", "quality loss", "max_num_seqs",
@@ -180,7 +178,7 @@ def print_plan(r: PlanResult, doc: dict[str, Any]) -> None:
     _print_colocation(r)
     if not r.summary.classes and (box := one_box_capacity(doc)) is not None:
         out.print(box, soft_wrap=True)
-    out.print(f"why this fleet: {why_chosen(r)}", soft_wrap=True)
+    out.print(f"why this fleet: {doc['why_chosen']}", soft_wrap=True)
     budget = f" (budget {r.request.power_budget_w:,.0f} W)" if r.request.power_budget_w is not None else ""
     out.print(f"fleet power at full load: {doc['fleet_power_w']:,.0f} W{budget}; simulated energy "
               f"{_joules(doc['predicted']['energy_j_per_output_token'])} per output token")
@@ -202,6 +200,7 @@ def print_plan(r: PlanResult, doc: dict[str, Any]) -> None:
 
 def _print_colocation(r: PlanResult) -> None:
     """Online beside offline classes: each class's verified figures, and the fleets they would need apart."""
+    from inferplan.api import usd
     from inferplan.cli.render import print_classes
 
     if r.summary.classes:
@@ -237,11 +236,6 @@ def _joules(x: float | None) -> str:
     return "-" if x is None else f"{x:.3g} J"
 
 
-def usd(x: float) -> str:
-    """Dollars to the cent, or to three digits below a cent: an owned Pi or Jetson costs $0.00412/hour of energy."""
-    return f"${x:.2f}" if x >= 0.01 or x == 0 else f"${x:.3g}"
-
-
 def _ms(x: float | None, fmt: str) -> str:
     return "-" if x is None else fmt.format(x * 1e3)
 
@@ -275,28 +269,6 @@ def _ranking(r: PlanResult) -> Any:
         ranked.add_row(str(k), ev.candidate.describe(), ", ".join(f"{c:.2f}" for c in ev.capacity),
                        "-" if cost is None else f"{cost:.2f}")
     return ranked
-
-
-def why_chosen(r: PlanResult) -> str:
-    """One sentence: the chosen fleet against the cheapest alternative the search saw."""
-    chosen = {r.types[c].label() for c, n in enumerate(r.fleet.replicas) if n}
-    cost = r.fleet.cost_per_hour
-    if r.request.objective != "cost":
-        cheapest = min(r.single_type_costs.values(), default=cost)
-        return (f"the least {_OBJECTIVE_SAYS[r.request.objective]} of the fleets the program weighed "
-                f"(--objective {r.request.objective}); it costs {usd(cost)}/hour against {usd(cheapest)}/hour "
-                "for the cheapest fleet of one type")
-    others = sorted((c, label) for label, c in r.single_type_costs.items() if label not in chosen)
-    if not others:
-        return f"the only configuration that meets the SLOs within the limits, at {usd(cost)}/hour"
-    alt_cost, alt = others[0]
-    if alt_cost > cost + 1e-9:
-        return (f"{usd(cost)}/hour against {usd(alt_cost)}/hour for the runner-up ({alt}), "
-                f"{100 * (alt_cost / cost - 1) if cost else 0:.0f}% more")
-    mine = [r.types[c] for c, n in enumerate(r.fleet.replicas) if n]
-    loss = max((t.dep.weights.quality_loss_pct() or 0.0) for t in mine)
-    return (f"the runner-up ({alt}) costs the same ({usd(alt_cost)}/hour); at equal cost the planner prefers less "
-            f"quality loss and fewer parts (this fleet: {loss:.2f}% documented loss)")
 
 
 def _print_autoscale(a: AutoscaleResult) -> None:

@@ -22,6 +22,7 @@ from inferplan.perf.power import busy_power_w
 from inferplan.plan.analytic import Estimate
 from inferplan.plan.space import Candidate
 from inferplan.sim.cluster import Cluster
+from inferplan.sim.digest import RunDigest, digest
 from inferplan.sim.loop import SimResult, simulate
 from inferplan.sim.routers import PlannedRouter
 from inferplan.sim.slo import SLO
@@ -203,12 +204,12 @@ class VerifyJob:
     router: str
     slos: tuple[SLO, ...]
 
-    def run(self) -> tuple[Summary, int]:
-        """The summary and the busiest type."""
+    def run(self) -> tuple[Summary, int, RunDigest]:
+        """The summary, the busiest type and the run's digest (its latency distributions and time series)."""
         layout = fleet_layout(self.types, self.replicas)
         sim = simulate_fleet(self.types, self.replicas, self.shares, self.workload, self.bucket_of, self.seed,
                              self.router, layout=layout)
-        return summarize(sim, self.slos), busiest_type(sim, layout.owner)
+        return summarize(sim, self.slos), busiest_type(sim, layout.owner), digest(sim)
 
 
 def preference_penalty(deps: list[Deployment]) -> float:

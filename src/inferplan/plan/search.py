@@ -49,6 +49,7 @@ from inferplan.plan.space import (
 )
 from inferplan.plan.speculation import speculation_options
 from inferplan.plan.verify import verify
+from inferplan.sim.digest import RunDigest
 from inferplan.sim.slo import SLO, parse_slos
 from inferplan.sim.summary_types import Headline, Summary
 from inferplan.specs.catalog import get_device, get_engine, get_model
@@ -120,6 +121,7 @@ class PlanResult:
     context_tokens: int = 8192  # p99 request length the configurations were sized for
     # online classes beside offline ones: the fleet each would need alone ("online", "offline")
     separate: dict[str, SeparateFleet] = field(default_factory=dict)
+    verification: RunDigest | None = None  # the chosen fleet's verification run, for its charts
 
 
 def _contexts(wl: Workload, limit: int) -> tuple[int, int]:
@@ -178,7 +180,7 @@ def plan(req: PlanRequest, *, registry: Registry | None = None, progress: Callab
                         fleet=chosen.fleet, types=chosen.types, verified=chosen.verified, summary=chosen.summary,
                         adjustments=chosen.adjustments, single_type_costs=chosen.singles,
                         capacity_used=chosen.capacity_used, router=chosen.router, router_results=chosen.routers,
-                        mode=chosen.mode,
+                        mode=chosen.mode, verification=chosen.checked,
                         mode_costs={o.mode: o.fleet.cost_per_hour for o in outcomes},
                         mode_verified={o.mode: o.verified for o in outcomes},
                         mode_fleets={o.mode: o.describe_fleet() for o in outcomes}, context_tokens=context,
@@ -215,13 +217,12 @@ def _plan_modes(survivors: list[tuple[Evaluated, Deployment]], req: PlanRequest,
         measured[mode] = types, caps
         outcomes.append(_fleet_for(mode, types, caps, req, wl, slos, buckets, bucket_of, say))
     if len(measured) == 2:  # auto: one program over both kinds, kept only if it mixes them
-        types = measured["aggregated"][0] + measured["disaggregated"][0]
-        caps = np.vstack([measured["aggregated"][1], measured["disaggregated"][1]])
+        (agg, agg_caps), (dis, dis_caps) = measured["aggregated"], measured["disaggregated"]
+        types, caps = agg + dis, np.vstack([agg_caps, dis_caps])
         prices = np.array([t.price_per_hour for t in types])
         mix = solve_fleet(np.array([b.rate_per_s for b in buckets]), caps.T, prices,
                           tiebreak=np.array([t.tiebreak for t in types]))
-        kinds = {types[c].aggregated for c, n in enumerate(mix.replicas) if n}
-        if len(kinds) == 2:
+        if len({types[c].aggregated for c, n in enumerate(mix.replicas) if n}) == 2:
             outcomes.append(_fleet_for("mixed", types, caps, req, wl, slos, buckets, bucket_of, say))
     return outcomes
 
@@ -243,9 +244,8 @@ def _objectives(req: PlanRequest, model: ModelSpec) -> tuple[tuple[SLO, ...], tu
         raise InputError(f"--energy-price must be 0 or more USD per kWh (got {req.energy_price_per_kwh:g})")
     speculative = speculation_options(model, req.spec, k=req.spec_tokens, acceptance=req.spec_acceptance,
                                       draft=req.spec_draft, seed=req.seed)
-    if req.confidence is None:
-        return asked, asked, [], speculative
-    slos, notes = tightened(asked, [get_device(d).kind for d in req.devices], req.confidence)
+    slos, notes = (asked, []) if req.confidence is None else \
+        tightened(asked, [get_device(d).kind for d in req.devices], req.confidence)
     return asked, slos, notes, speculative
 
 
@@ -265,6 +265,7 @@ class _Outcome:
     router: str
     routers: dict[str, Headline]
     capacity_used: np.ndarray  # (types, buckets): measured, lowered by repairs
+    checked: RunDigest | None = None  # the verification run's latency distributions and time series
 
     def describe_fleet(self) -> list[str]:
         return [f"{n} x {t.label()}" for t, n in zip(self.types, self.fleet.replicas, strict=True) if n]
@@ -299,9 +300,7 @@ def _measure_types(mode: str, types: list[ReplicaType], req: PlanRequest, slos: 
                                     num_requests=req.probe_requests, seed=req.seed, unit=t.unit,
                                     prefill_dep=t.prefill_dep))
     keys = [job.key() for job in jobs] if registry is not None else []
-    caps: list[float | None] = [None] * len(jobs)
-    if registry is not None:
-        caps = [cached_capacity(registry, k) for k in keys]
+    caps: list[float | None] = [cached_capacity(registry, k) for k in keys] if registry else [None] * len(jobs)
     todo = [i for i, c in enumerate(caps) if c is None]
     kept = f", {len(jobs) - len(todo)} of {len(jobs)} from the registry" if len(todo) < len(jobs) else ""
     say(f"{mode}: capacity of {len(types)} configurations on {len(buckets)} buckets{kept}")
@@ -350,8 +349,8 @@ def _fleet_for(mode: str, types: list[ReplicaType], caps: np.ndarray, req: PlanR
         say(f"{mode}: verifying the fleet by simulation (attempt {attempt + 1})")
         # once every router was tried, repairs re-try the best one (and the planned split, which they change)
         keep = (router, "planned") if len(routers) > 1 else None
-        router, routers, summary, busiest = verify(types, replicas, fleet.shares, wl, bucket_of, slos, req.seed,
-                                                   req.executor, keep)
+        router, routers, summary, busiest, checked = verify(types, replicas, fleet.shares, wl, bucket_of, slos,
+                                                            req.seed, req.executor, keep)
         if summary.slos_met:
             break
         missed = ", ".join(x.slo for x in summary.slos if not x.met) or "no SLO (rejections)"
@@ -383,7 +382,7 @@ def _fleet_for(mode: str, types: list[ReplicaType], caps: np.ndarray, req: PlanR
             adjustments.append(f"added one {types[busiest].label()} after the simulation missed {missed}")
     final = Fleet(tuple(replicas), fleet.shares, float(dollars @ np.array(replicas)))
     return _Outcome(mode, types, measured, final, bool(summary.slos_met), summary, adjustments, singles,
-                    router, routers, derated)
+                    router, routers, derated, checked)
 
 
 def _autoscale(req: PlanRequest, wl: Workload, slos: tuple[SLO, ...], result: PlanResult,

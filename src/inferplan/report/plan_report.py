@@ -12,7 +12,44 @@ from inferplan.deploy.fleet_files import router_attainment
 from inferplan.perf.deployment import Deployment
 from inferplan.plan.search import PlanResult
 from inferplan.report.html import Section, Table, figure_html, render
-from inferplan.report.sim_report import slo_section, summary_section, totals_section
+from inferplan.report.sim_report import (
+    latency_section,
+    slo_section,
+    summary_section,
+    timeseries_section,
+    totals_section,
+)
+
+OBJECTIVE_SAYS = {"energy": "energy (idle power per replica, busy power for the load it carries)",
+                   "cost+energy": "cost plus energy at the electricity price"}
+
+
+def usd(x: float) -> str:
+    """Dollars to the cent, or to three digits below a cent: an owned Pi or Jetson costs $0.00412/hour of energy."""
+    return f"${x:.2f}" if x >= 0.01 or x == 0 else f"${x:.3g}"
+
+
+def why_chosen(r: PlanResult) -> str:
+    """One sentence: the chosen fleet against the cheapest alternative the search saw."""
+    chosen = {r.types[c].label() for c, n in enumerate(r.fleet.replicas) if n}
+    cost = r.fleet.cost_per_hour
+    if r.request.objective != "cost":
+        cheapest = min(r.single_type_costs.values(), default=cost)
+        return (f"the least {OBJECTIVE_SAYS[r.request.objective]} of the fleets the program weighed "
+                f"(--objective {r.request.objective}); it costs {usd(cost)}/hour against {usd(cheapest)}/hour "
+                "for the cheapest fleet of one type")
+    others = sorted((c, label) for label, c in r.single_type_costs.items() if label not in chosen)
+    if not others:
+        return f"the only configuration that meets the SLOs within the limits, at {usd(cost)}/hour"
+    alt_cost, alt = others[0]
+    if alt_cost > cost + 1e-9:
+        return (f"{usd(cost)}/hour against {usd(alt_cost)}/hour for the runner-up ({alt}), "
+                f"{100 * (alt_cost / cost - 1) if cost else 0:.0f}% more")
+    mine = [r.types[c] for c, n in enumerate(r.fleet.replicas) if n]
+    loss = max((t.dep.weights.quality_loss_pct() or 0.0) for t in mine)
+    return (f"the runner-up ({alt}) costs the same ({usd(alt_cost)}/hour); at equal cost the planner prefers less "
+            f"quality loss and fewer parts (this fleet: {loss:.2f}% documented loss)")
+
 
 
 def _config_json(dep: Deployment) -> dict[str, Any]:
@@ -112,6 +149,8 @@ def plan_json(r: PlanResult, artifacts: dict[str, str]) -> dict[str, Any]:
                     for b in r.buckets],
         "search": {"candidates": r.num_candidates, "screen_s": r.screen_s, "simulated": len(r.survivors)},
         "pareto_front": [p for p in pareto(r) if p["pareto"]],
+        "trade_offs": pareto(r),  # every screened configuration that meets the SLOs, the front marked
+        "why_chosen": why_chosen(r),
         "slo": r.request.slo,
         "slo_margins": [m.to_json() for m in r.margins],
         "confidence": r.request.confidence,
@@ -144,6 +183,9 @@ def write_plan_report(r: PlanResult, path: Path, inputs: dict[str, Any]) -> Path
     slo = slo_section(r.summary)
     if slo:
         sections.append(slo)
+    if r.verification is not None:
+        sections += [latency_section({"verification": r.verification.latencies}, "Verification run: latency"),
+                     timeseries_section(r.verification, "Verification run: over time")]
     cap_rows = [[ev.candidate.describe(), f"{ev.estimate.rate_per_s:.2f}", *[f"{c:.2f}" for c in ev.capacity],
                  f"${r.single_type_costs[ev.candidate.describe()]:.2f}"
                  if ev.candidate.describe() in r.single_type_costs else "-"]

@@ -6,11 +6,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from inferplan.report.html import Section, Table, cdf_figure, line_figure, render
-from inferplan.sim.loop import SimResult
-from inferplan.sim.summary import request_latencies
+from inferplan.sim.digest import RunDigest
 from inferplan.sim.summary_types import SimStats, Summary
+
+Array = npt.NDArray[np.float64]
 
 
 def _ms(x: float | None) -> str:
@@ -66,44 +68,46 @@ def slo_section(s: Summary) -> Section | None:
                    table=Table(["objective", "measured", "verdict"], rows))
 
 
-def timeseries_section(res: SimResult) -> Section:
-    figs = []
-    arrays = [r.series.as_arrays() for r in res.replicas]
-    width = res.replicas[0].series.bucket_s
-    counts, edges = np.histogram(res.workload.arrival_s, bins=max(1, int(np.ceil(res.makespan_s / width))),
-                                 range=(0, max(res.makespan_s, width)))
-    figs.append(line_figure("Arrivals", edges[:-1], {"requests/s": counts / width}, "requests/s"))
-    figs.append(line_figure("Output throughput", arrays[0]["t_s"],
-                            {f"replica {i}": a["decode_tokens"] / width for i, a in enumerate(arrays)}, "tokens/s"))
-    figs.append(line_figure("Running (batch size, time-averaged)", arrays[0]["t_s"],
-                            {f"replica {i}": a["running_s"] / width for i, a in enumerate(arrays)}, "requests"))
-    figs.append(line_figure("Waiting (queue, time-averaged)", arrays[0]["t_s"],
-                            {f"replica {i}": a["waiting_s"] / width for i, a in enumerate(arrays)}, "requests"))
-    figs.append(line_figure(
-        "KV cache in use (peak per bucket)", arrays[0]["t_s"],
-        {f"replica {i}": 100 * a["kv_blocks_max"] / r.state.pool.num_blocks
-         for i, (a, r) in enumerate(zip(arrays, res.replicas, strict=True))}, "% of blocks"))
-    figs.append(line_figure("Utilization", arrays[0]["t_s"],
-                            {f"replica {i}": 100 * a["busy_s"] / width for i, a in enumerate(arrays)}, "% busy"))
-    return Section("Over time", note=f"Buckets of {width:g} s; a step counts in the bucket where it starts.",
+LATENCY_TITLES = {"ttft": "TTFT", "tpot": "TPOT", "e2e": "End to end", "queue": "Queue delay"}
+
+
+def latency_section(runs: dict[str, dict[str, Array]], title: str = "Latency distributions",
+                    note: str = "") -> Section:
+    """CDFs of each latency the runs have, one line per run (one run: a report; several: a comparison)."""
+    keys = [k for k in LATENCY_TITLES if any(k in lat for lat in runs.values())]
+    return Section(title, note=note, figures=[
+        cdf_figure(LATENCY_TITLES[k], {name: lat[k] for name, lat in runs.items() if k in lat}) for k in keys])
+
+
+def timeseries_section(d: RunDigest, title: str = "Over time") -> Section:
+    t = d.t_s
+
+    def lines(name: str) -> dict[str, Array]:
+        return {f"replica {i}": y for i, y in enumerate(d.series[name])}
+
+    figs = [line_figure("Arrivals", t, {"requests/s": d.arrivals_per_s}, "requests/s"),
+            line_figure("Output throughput", t, lines("decode_tokens_per_s"), "tokens/s"),
+            line_figure("Running (batch size, time-averaged)", t, lines("running"), "requests"),
+            line_figure("Waiting (queue, time-averaged)", t, lines("waiting"), "requests"),
+            line_figure("KV cache in use (peak per bucket)", t, lines("kv_used_pct"), "% of blocks"),
+            line_figure("Utilization", t, lines("busy_pct"), "% busy")]
+    return Section(title, note=f"Buckets of {d.bucket_s:g} s; a step counts in the bucket where it starts.",
                    figures=figs)
 
 
-def write_sim_report(path: Path, res: SimResult, summary: Summary, inputs: dict[str, Any], title: str) -> Path:
-    lat = request_latencies(res.table)
-    fin = res.table.status == 3
+def sim_sections(summary: Summary, d: RunDigest | None) -> list[Section]:
+    """A simulation's report body: totals, latency percentiles, SLOs, distributions and time series."""
     sections = [totals_section(summary), summary_section(summary)]
     slo = slo_section(summary)
     if slo:
         sections.append(slo)
-    sections.append(Section("Latency distributions", figures=[
-        cdf_figure("TTFT", {"TTFT": lat["ttft"][fin]}),
-        cdf_figure("TPOT", {"TPOT": lat["tpot"][fin]}),
-        cdf_figure("End to end", {"E2E": lat["e2e"][fin]}),
-        cdf_figure("Queue delay", {"queue": lat["queue"][fin]}),
-    ]))
-    sections.append(timeseries_section(res))
+    if d is not None:
+        sections += [latency_section({"simulated": d.latencies}), timeseries_section(d)]
+    return sections
+
+
+def write_sim_report(path: Path, d: RunDigest, summary: Summary, inputs: dict[str, Any], title: str) -> Path:
     sim = simulated(summary)
     subtitle = (f"{summary.num_requests:,} requests, {sim.num_replicas} replica(s), "
                 f"policy {sim.policy}, router {sim.router}")
-    return render(path, title, subtitle, sections, inputs)
+    return render(path, title, subtitle, sim_sections(summary, d), inputs)
