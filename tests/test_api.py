@@ -20,5 +20,7 @@ def test_public_names_are_pinned() -> None:
         "run_accuracy", "run_bench", "share_devices", "write_shared_deploy",
         "run_plan", "run_simulation", "run_validate", "simulate_config", "weight_format_catalog",
         "write_compare_report", "write_fleet_json", "OBJECTIVE_SAYS", "usd", "why_chosen", "record_fit", "RunQuery",
+        "fit_sections", "Section", "plotly_js", "report_css", "sections_html",
+        "RunFile", "comparison_sections", "plan_doc", "run_files", "run_sections", "stored_summary",
     ])
     assert all(hasattr(api, name) for name in api.__all__)

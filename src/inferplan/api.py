@@ -35,7 +35,10 @@ if TYPE_CHECKING:
     from inferplan.plan.search import PlanRequest, PlanResult, plan
     from inferplan.plan.shared_devices import share_devices
     from inferplan.report.compare import compare_runs, headline_error, write_compare_report
+    from inferplan.report.fit_view import fit_sections
+    from inferplan.report.html import Section, plotly_js, report_css, sections_html
     from inferplan.report.plan_report import OBJECTIVE_SAYS, usd, why_chosen
+    from inferplan.report.views import RunFile, comparison_sections, plan_doc, run_files, run_sections
     from inferplan.runs import (
         BenchConfig,
         PlanRun,
@@ -48,6 +51,7 @@ if TYPE_CHECKING:
         run_validate,
         simulate_config,
     )
+    from inferplan.sim.stored import stored_summary
     from inferplan.sim.summary_types import BenchContext, Latency, SimContext, Summary
     from inferplan.specs.catalog import (
         device_catalog,
@@ -84,6 +88,10 @@ _LAZY = {name: module for module, names in {
     "inferplan.report.compare": ("compare_runs", "headline_error", "write_compare_report"),
     "inferplan.deploy.fleet_files": ("router_attainment",),
     "inferplan.report.plan_report": ("OBJECTIVE_SAYS", "usd", "why_chosen"),
+    "inferplan.report.fit_view": ("fit_sections",),
+    "inferplan.report.html": ("Section", "plotly_js", "report_css", "sections_html"),
+    "inferplan.report.views": ("RunFile", "comparison_sections", "plan_doc", "run_files", "run_sections"),
+    "inferplan.sim.stored": ("stored_summary",),
     "inferplan.plan.search": ("PlanRequest", "PlanResult", "plan"),
     "inferplan.plan.autoscale": ("AutoscaleResult",),
     "inferplan.sim.summary_types": ("BenchContext", "Latency", "SimContext", "Summary"),
@@ -170,6 +178,17 @@ __all__ = [
     "why_chosen",
     "record_fit",
     "RunQuery",
+    "fit_sections",
+    "Section",
+    "plotly_js",
+    "report_css",
+    "sections_html",
+    "RunFile",
+    "comparison_sections",
+    "plan_doc",
+    "run_files",
+    "run_sections",
+    "stored_summary",
 ]
 
 

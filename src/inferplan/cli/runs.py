@@ -14,7 +14,7 @@ from inferplan.cli.output import emit_json, out
 from inferplan.cli.render import ms, print_comparison, print_summary
 
 if TYPE_CHECKING:
-    from inferplan.api import RunRecord, Summary
+    from inferplan.api import RunRecord
 
 RUNS_EPILOG = ("Examples:\n\n  inferplan runs list\n\n  inferplan runs list --kind plan --json\n\n"
                "  inferplan runs show RUN_ID\n\n  inferplan runs compare RUN_A RUN_B")
@@ -44,6 +44,8 @@ def runs_list(
 
 
 def _headline(r: RunRecord) -> str:
+    from inferplan.api import stored_summary
+
     try:
         s = stored_summary(r)
     except InputError:
@@ -55,17 +57,6 @@ def _headline(r: RunRecord) -> str:
     if r.kind == "validate" and row.get("median_ape_pct") is not None:
         text = f"median error {row['median_ape_pct']:.1f}% over {row.get('num_points', 0)} steps"
     return text or "-"
-
-
-SUMMARY_KINDS = ("sim", "plan", "bench")  # the kinds whose registry row holds a run `Summary`
-
-
-def stored_summary(r: RunRecord) -> Summary | None:
-    """The run's summary, typed; None for a kind without one (validate). One that cannot be read is an
-    InputError naming the run."""
-    from inferplan.api import Summary
-
-    return Summary.from_json(r.summary, f"run {r.id} ({r.kind})") if r.kind in SUMMARY_KINDS else None
 
 
 @runs_app.command("show", epilog=RUNS_EPILOG)
@@ -81,6 +72,8 @@ def runs_show(
     if as_json:
         emit_json(_brief(r) | {"inputs": r.inputs, "summary": r.summary})  # the row as stored
         return
+    from inferplan.api import stored_summary
+
     s = stored_summary(r)
     out.print(f"[bold]{r.id}[/] ({r.kind}, {r.created_utc}): {r.label}", soft_wrap=True)
     if s is not None:
@@ -119,7 +112,7 @@ def runs_compare(
 
 def compared(registry: Path | None, run_a: str, run_b: str) -> tuple[RunRecord, RunRecord, list[dict[str, Any]]]:
     """Two recorded runs and their metric-by-metric rows; runs with no metric in common are an error."""
-    from inferplan.api import Registry, compare_runs
+    from inferplan.api import Registry, compare_runs, stored_summary
 
     reg = Registry(registry)
     a, b = reg.get(run_a), reg.get(run_b)

@@ -34,8 +34,8 @@ class Section:
     figures: list[str] = field(default_factory=list)
 
 
-def figure_html(fig: go.Figure) -> str:
-    fig.update_layout(template="plotly_white", margin=dict(l=50, r=20, t=50, b=40), height=360)
+def figure_html(fig: go.Figure, height: int = 360) -> str:
+    fig.update_layout(template="plotly_white", margin=dict(l=50, r=20, t=50, b=40), height=height)
     return str(pio.to_html(fig, full_html=False, include_plotlyjs=False, config={"displaylogo": False}))
 
 
@@ -60,14 +60,32 @@ def line_figure(title: str, x: npt.NDArray[np.float64], lines: dict[str, npt.NDA
     return figure_html(fig)
 
 
+def _template(name: str) -> jinja2.Template:
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    return env.from_string((resources.files("inferplan.report") / "templates" / name).read_text())
+
+
+def sections_html(sections: list[Section]) -> markupsafe.Markup:
+    """The sections as HTML: the body of a report, and of a workbench page, so a figure looks the same in both."""
+    return markupsafe.Markup(_template("sections.html.j2").render(sections=sections))
+
+
+def report_css() -> str:
+    return (resources.files("inferplan.report") / "templates" / "style.css").read_text()
+
+
+def plotly_js() -> str:
+    """plotly.js, from the installed plotly package: reports inline it, the workbench serves it."""
+    return str(get_plotlyjs())
+
+
 def render(path: Path, title: str, subtitle: str, sections: list[Section], inputs: dict[str, Any]) -> Path:
-    env = jinja2.Environment(autoescape=jinja2.select_autoescape(["html", "j2"]), undefined=jinja2.StrictUndefined)
-    template = env.from_string((resources.files("inferplan.report") / "templates" / "report.html.j2").read_text())
-    html = template.render(
+    html = _template("report.html.j2").render(
         title=title,
         subtitle=subtitle,
-        sections=sections,
-        plotlyjs=markupsafe.Markup(get_plotlyjs()),
+        body=sections_html(sections),
+        css=markupsafe.Markup(report_css()),
+        plotlyjs=markupsafe.Markup(plotly_js()),
         version=__version__,
         inputs=json.dumps(inputs, default=str),
     )

@@ -87,6 +87,7 @@ def fleet_json(r: PlanResult) -> list[dict[str, Any]]:
         t = r.types[c]
         dep, ev, unit = t.dep, r.survivors[c], t.unit
         pools.append({
+            "label": t.label(),
             **_config_json(dep),
             "count": count,
             "disaggregated": not t.aggregated,
@@ -124,6 +125,10 @@ def pareto(r: PlanResult) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda x: x["cost_per_hour"])
 
 
+def slo_lines(r: PlanResult) -> list[dict[str, Any]]:
+    return [{"slo": str(x), "metric": x.metric, "threshold_s": x.threshold_s} for x in r.slos]
+
+
 def plan_json(r: PlanResult, artifacts: dict[str, str]) -> dict[str, Any]:
     keys = ("num_requests", "num_finished", "num_rejected", "ttft_s", "tpot_s", "itl_s", "e2e_s",
             "throughput_output_tokens_per_s", "goodput_requests_per_s", "slo_attainment", "cost_per_hour",
@@ -152,6 +157,7 @@ def plan_json(r: PlanResult, artifacts: dict[str, str]) -> dict[str, Any]:
         "trade_offs": pareto(r),  # every screened configuration that meets the SLOs, the front marked
         "why_chosen": why_chosen(r),
         "slo": r.request.slo,
+        "slo_lines": slo_lines(r),  # what the plan was sized for (--confidence: tightened)
         "slo_margins": [m.to_json() for m in r.margins],
         "confidence": r.request.confidence,
         "planned_for": r.planned_for,
@@ -209,14 +215,7 @@ def write_plan_report(r: PlanResult, path: Path, inputs: dict[str, Any]) -> Path
                   "against static peak provisioning"),
             table=Table(["provisioning", "replicas", "cost per day", "SLO attainment", "SLOs met"], rows)))
     front = pareto(r)
-    fig = go.Figure()
-    for flag, name in ((False, "dominated"), (True, "Pareto front")):
-        pts = [p for p in front if p["pareto"] == flag]
-        fig.add_trace(go.Scatter(x=[p["cost_per_hour"] for p in pts], y=[p["slo_margin_pct"] for p in pts],
-                                 mode="markers", name=name, text=[p["config"] for p in pts],
-                                 marker={"size": 7 if flag else 5, "color": "#d62728" if flag else "#9aa5b1"}))
-    fig.update_layout(title="Screened configurations: single-type fleet cost vs SLO margin",
-                      xaxis_title="$/hour", yaxis_title="SLO margin (%, tightest SLO)", xaxis_type="log")
+    slos, chosen = slo_lines(r), {p["label"] for p in fleet_json(r)}
     front_rows = [[p["config"], str(p["replicas"]), f"${p['cost_per_hour']:.2f}", f"{p['energy_j_per_token']:.3f}",
                    _pct_or_dash(p["slo_margin_pct"], ".0f"), f"{p['ttft_s'] * 1e3:.0f}", f"{p['tpot_s'] * 1e3:.1f}",
                    _pct_or_dash(p["quality_loss_pct"], ".2f")] for p in front if p["pareto"]]
@@ -225,9 +224,37 @@ def write_plan_report(r: PlanResult, path: Path, inputs: dict[str, Any]) -> Path
                             "under the tightest TTFT or TPOT SLO).",
                             table=Table(["configuration", "replicas", "$/hour", "J/token", "SLO margin", "TTFT ms",
                                          "TPOT ms", "quality loss"], front_rows),
-                            figures=[figure_html(fig)]))
+                            figures=tradeoff_figures(front, chosen, slos)))
     return render(path, f"Plan: {r.request.model}, {r.workload.name}", f"SLOs {r.request.slo}; "
                   f"{r.num_candidates} configurations screened, {len(r.survivors)} simulated", sections, inputs)
+
+
+def tradeoff_figures(rows: list[dict[str, Any]], chosen: set[str], slos: list[dict[str, Any]]) -> list[str]:
+    """Every screened configuration's single-type fleet: cost against predicted TTFT and TPOT (the SLO drawn
+    as a line), colored by energy per token, the Pareto front outlined and the chosen configuration starred."""
+    figs = []
+    for metric, title in (("ttft", "TTFT"), ("tpot", "TPOT")):
+        fig = go.Figure()
+        for name, pick, marker in (
+                ("screened", lambda p: not p["pareto"], {"size": 6, "opacity": 0.55}),
+                ("Pareto front", lambda p: p["pareto"], {"size": 9, "line": {"width": 1.5, "color": "#1d2430"}}),
+                ("chosen", lambda p: p["config"] in chosen, {"size": 18, "symbol": "star", "color": "#d62728"})):
+            pts = [p for p in rows if pick(p)]
+            style = marker if name == "chosen" else marker | {
+                "color": [p["energy_j_per_token"] for p in pts], "colorscale": "Viridis", "cmin": 0,
+                "colorbar": {"title": "J/token"} if name == "screened" else None, "showscale": name == "screened"}
+            fig.add_trace(go.Scatter(
+                x=[p["cost_per_hour"] for p in pts], y=[p[f"{metric}_s"] * 1e3 for p in pts], mode="markers",
+                name=name, marker=style, customdata=[p["config"] for p in pts],
+                text=[f"{p['config']}<br>quality loss {_pct_or_dash(p['quality_loss_pct'], '.2f')}" for p in pts],
+                hovertemplate="%{text}<br>$%{x:.2f}/h, %{y:.1f} ms<extra></extra>"))
+        for slo in (s for s in slos if s["metric"] == metric):
+            fig.add_hline(y=slo["threshold_s"] * 1e3, line_dash="dash", line_color="#b42318",
+                          annotation_text=f"SLO {slo['slo']}", annotation_position="top left")
+        fig.update_layout(title=f"Cost vs predicted {title} (color: energy per token)", xaxis_title="$/hour",
+                          yaxis_title=f"{title} (ms)", xaxis_type="log")
+        figs.append(figure_html(fig))
+    return figs
 
 
 def _pct_or_dash(x: float | None, fmt: str) -> str:
