@@ -18,7 +18,8 @@ LAYERS = {
     "report": 6,
     "runs": 7,
     "api": 8,
-    "cli": 9,
+    "ui": 9,
+    "cli": 10,
 }
 
 
@@ -58,7 +59,14 @@ def test_no_import_goes_up_or_sideways() -> None:
 def test_the_command_line_goes_through_the_public_api_only() -> None:
     """One door: a verb reaches the modelling code through ``inferplan.api``, never a module below it."""
     cli = [(target, where) for part, target, where in _edges() if part == "cli"]
-    assert {target for target, _ in cli} == {"api"}, sorted(cli)
+    assert {target for target, _ in cli} == {"api", "ui"}, sorted(cli)
+    assert {where for target, where in cli if target == "ui"} == {"cli/ui.py"}  # the one verb that serves it
+
+
+def test_the_workbench_goes_through_the_public_api_only() -> None:
+    """The web workbench calls what the command line calls: ``inferplan.api`` and nothing below it."""
+    ui = [(target, where) for part, target, where in _edges() if part == "ui"]
+    assert {target for target, _ in ui} == {"api"}, sorted(ui)
 
 
 def test_every_name_the_api_loads_on_use_exists() -> None:

@@ -51,6 +51,7 @@ if TYPE_CHECKING:
         run_validate,
         simulate_config,
     )
+    from inferplan.sim.slo import parse_slos
     from inferplan.sim.stored import stored_summary
     from inferplan.sim.summary_types import BenchContext, Latency, SimContext, Summary
     from inferplan.specs.catalog import (
@@ -64,6 +65,7 @@ if TYPE_CHECKING:
     from inferplan.specs.hardware import DeviceSpec
     from inferplan.store import Registry, RunQuery, RunRecord
     from inferplan.workload.classes import join_workloads
+    from inferplan.workload.presets import workload_names
 
 # Loaded on first use: `--help` loads none of them, `fit` not the simulator, the planner or scipy.
 _LAZY = {name: module for module, names in {
@@ -92,6 +94,8 @@ _LAZY = {name: module for module, names in {
     "inferplan.report.html": ("Section", "plotly_js", "report_css", "sections_html"),
     "inferplan.report.views": ("RunFile", "comparison_sections", "plan_doc", "run_files", "run_sections"),
     "inferplan.sim.stored": ("stored_summary",),
+    "inferplan.sim.slo": ("parse_slos",),
+    "inferplan.workload.presets": ("workload_names",),
     "inferplan.plan.search": ("PlanRequest", "PlanResult", "plan"),
     "inferplan.plan.autoscale": ("AutoscaleResult",),
     "inferplan.sim.summary_types": ("BenchContext", "Latency", "SimContext", "Summary"),
@@ -189,6 +193,8 @@ __all__ = [
     "run_files",
     "run_sections",
     "stored_summary",
+    "parse_slos",
+    "workload_names",
 ]
 
 

@@ -273,3 +273,8 @@ class WorkloadSpec:
                              skip_bad_rows=self.skip_bad_rows, trace_format=self.trace_format,
                              max_input_tokens=self.max_input_tokens, max_output_tokens=self.max_output_tokens,
                              session_turns=self.session_turns, think_time_s=self.think_time_s)
+
+
+def workload_names() -> list[str]:
+    """Every preset `--workload` takes by name: single-class, session and client presets."""
+    return [*PRESETS, *SESSION_PRESETS, *CLIENT_PRESETS]

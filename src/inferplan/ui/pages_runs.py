@@ -1,0 +1,129 @@
+"""The registry's pages: every run (searched, filtered, paged), one run, a comparison, a run's files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from inferplan import api
+from inferplan.ui.app import bench
+
+PAGE_SIZE = 50
+KINDS = ("fit", "sim", "plan", "bench", "validate")
+
+
+async def home(request: Request) -> Response:
+    return RedirectResponse("/runs", status_code=303)
+
+
+async def runs(request: Request) -> Response:
+    wb, p = bench(request), request.query_params
+    try:
+        page = max(1, int(p.get("page") or 1))
+    except ValueError:
+        raise api.InputError(f"page: expected a whole number, got '{p.get('page')}'") from None
+    query = api.RunQuery(text=(p.get("q") or "").strip(), kind=p.get("kind") or None, model=p.get("model") or None,
+                         device=p.get("device") or None, since=p.get("since") or None, until=p.get("until") or None,
+                         limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+    records, total = wb.registry.search(query)
+    facets = wb.registry.facets()
+    facets["kind"] = sorted(set(facets["kind"]) | set(KINDS))
+    rows = [(r, headline(r)) for r in records]
+    pages = max(1, -(-total // PAGE_SIZE))
+    return wb.page(request, "runs.html", rows=rows, total=total, page=page, pages=pages, facets=facets,
+                   query=query, args={k: v for k, v in p.items() if k != "page"})
+
+
+def headline(r: api.RunRecord) -> str:
+    """The figures a row of the runs table shows."""
+    s = r.summary
+    if r.kind == "fit":
+        return (f"{'fits' if s.get('fits_context') else 'does not fit'}; decode "
+                f"{s.get('decode_tokens_per_s_batch1', 0):,.1f} tok/s at batch 1")
+    parts = []
+    for key, name in (("ttft_s", "TTFT"), ("tpot_s", "TPOT")):
+        p90 = (s.get(key) or {}).get("p90")
+        if p90 is not None:
+            parts.append(f"{name} p90 {p90 * 1e3:,.1f} ms")
+    if s.get("plan_cost_per_hour") is not None:
+        parts.append(f"${s['plan_cost_per_hour']:.2f}/h" + ("" if s.get("verified") else " (not verified)"))
+    if s.get("median_ape_pct") is not None:
+        parts.append(f"median error {s['median_ape_pct']:.1f}%")
+    return ", ".join(parts) or "-"
+
+
+def record(request: Request, key: str = "run_id") -> api.RunRecord:
+    run_id = request.path_params[key]
+    try:
+        r = bench(request).registry.get(run_id)
+    except api.InputError:
+        r = None
+    if r is None or r.id != run_id:
+        raise HTTPException(404, f"no run '{run_id}' in {bench(request).settings.registry}")
+    return r
+
+
+async def run_page(request: Request) -> Response:
+    wb, r = bench(request), record(request)
+    beside_id = request.query_params.get("beside")
+    beside = None
+    if beside_id:
+        try:
+            beside = wb.registry.get(beside_id)
+        except api.InputError as exc:
+            raise HTTPException(404, str(exc)) from None
+    sections = api.run_sections(r)
+    what_if = api.comparison_sections([beside, r]) if beside is not None else []
+    return wb.page(request, "run.html", run=r, body=api.sections_html(sections), beside=beside,
+                   what_if=api.sections_html(what_if) if what_if else None, files=api.run_files(r),
+                   plan=api.plan_doc(r), devices=sorted(api.device_catalog()), texts=_deploy_texts(r))
+
+
+def _deploy_texts(r: api.RunRecord) -> list[tuple[str, str]]:
+    """The deploy files' contents, to read and copy in the page (small text files only)."""
+    return [(f.name, f.path.read_text(errors="replace")) for f in api.run_files(r)
+            if f.name.startswith("deploy/") and f.size < 256 * 1024]
+
+
+async def run_report(request: Request) -> Response:
+    r = record(request)
+    if not r.report or Path(r.report).resolve() not in {f.path.resolve() for f in api.run_files(r)}:
+        raise HTTPException(404, f"run {r.id} has no report on this machine (was its folder moved?)")
+    return FileResponse(r.report, media_type="text/html")
+
+
+async def run_file(request: Request) -> Response:
+    """A file of the run, by its name inside the run's recorded folder: only names the folder lists are served."""
+    r, name = record(request), request.path_params["name"]
+    match = next((f for f in api.run_files(r) if f.name == name), None)
+    if match is None:
+        raise HTTPException(404, f"run {r.id} has no file '{name}'")
+    return FileResponse(match.path, filename=match.path.name)
+
+
+async def compare(request: Request) -> Response:
+    wb = bench(request)
+    ids = [i for i in request.query_params.getlist("ids") if i]
+    if len(ids) < 2:  # noqa: PLR2004
+        raise api.InputError("compare: pick two or more runs on the runs page (the checkboxes), then Compare")
+    picked = []
+    for run_id in dict.fromkeys(ids):
+        try:
+            picked.append(wb.registry.get(run_id))
+        except api.InputError as exc:
+            raise HTTPException(404, str(exc)) from None
+    return wb.page(request, "compare.html", runs=picked, body=api.sections_html(api.comparison_sections(picked)))
+
+
+ROUTES = [
+    Route("/", home),
+    Route("/runs", runs),
+    Route("/runs/{run_id}", run_page),
+    Route("/runs/{run_id}/report", run_report),
+    Route("/runs/{run_id}/files/{name:path}", run_file),
+    Route("/compare", compare),
+]
