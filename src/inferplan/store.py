@@ -111,6 +111,10 @@ def config_hash(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+RunList = list[RunRecord]  # (inside Registry, ``list`` is its method)
+Names = list[str]
+
+
 class Registry:
     """Open with ``Registry(path)``; every call uses a short transaction."""
 
@@ -156,7 +160,7 @@ class Registry:
             rows = db.execute(query, args).fetchall()
         return [_record(r) for r in rows]
 
-    def search(self, q: RunQuery) -> tuple[list[RunRecord], int]:
+    def search(self, q: RunQuery) -> tuple[RunList, int]:
         """The runs ``q`` matches, newest first, one page of them, and how many match in all."""
         where, args = q.where()
         with self._connect() as db:
@@ -165,7 +169,7 @@ class Registry:
                               [*args, max(q.limit, 0), max(q.offset, 0)]).fetchall()
         return [_record(r) for r in rows], total
 
-    def facets(self) -> dict[str, list[str]]:
+    def facets(self) -> dict[str, Names]:
         """The kinds, models and devices the registry's runs name: what a search can narrow to."""
         with self._connect() as db:
             kinds = [r[0] for r in db.execute("SELECT DISTINCT kind FROM runs ORDER BY kind")]

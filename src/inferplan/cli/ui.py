@@ -23,7 +23,8 @@ UI_EPILOG = (
 @app.command("ui", epilog=UI_EPILOG)
 def ui_cmd(
     registry: options.RegistryPath = None,
-    host: Annotated[str, typer.Option(help="address to listen on (beyond 127.0.0.1 a token is required)")] = "127.0.0.1",
+    host: Annotated[str, typer.Option(help="address to listen on (beyond 127.0.0.1 a token is "
+                                           "required)")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on")] = 8765,
     token: Annotated[str | None, typer.Option(help="access token every request must carry (generated when "
                                                    "--host is not loopback and none is given)")] = None,
@@ -41,7 +42,8 @@ def ui_cmd(
     from inferplan.ui.app import Settings
 
     if max_jobs < 1 or not max_upload_mb > 0:
-        raise InputError(f"--max-jobs must be at least 1 and --max-upload-mb above 0 (got {max_jobs}, {max_upload_mb:g})")
+        raise InputError(f"--max-jobs must be at least 1 and --max-upload-mb above 0 (got {max_jobs}, "
+                         f"{max_upload_mb:g})")
     reg = Registry(registry)  # a bad registry path fails here, before the server starts
     settings = Settings(registry=reg.path.resolve(), host=host, port=port, token=token, max_upload_mb=max_upload_mb,
                         max_jobs=max_jobs)

@@ -84,10 +84,11 @@ def digest(res: SimResult) -> RunDigest:
 
 def thin_sorted(values: Array, max_points: int = MAX_POINTS) -> Array:
     """The finite values sorted, kept to at most ``max_points`` evenly spaced order statistics (ends included)."""
-    x = np.sort(values[np.isfinite(values)])
+    x: Array = np.sort(values[np.isfinite(values)])
     if x.size <= max_points:
         return x
-    return x[np.unique(np.linspace(0, x.size - 1, max_points).round().astype(int))]
+    kept: Array = x[np.unique(np.linspace(0, x.size - 1, max_points).round().astype(int))]
+    return kept
 
 
 def _floats(x: Array) -> list[float | None]:

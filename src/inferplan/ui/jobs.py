@@ -176,8 +176,9 @@ def work(kind: str, config: SimulationConfig | PlanRequest, registry: str, out_d
     try:
         reg = api.Registry(Path(registry))
         if isinstance(config, api.SimulationConfig):
-            run: Any = api.run_simulation(config, out_dir=Path(out_dir), registry=reg,
-                                          progress=lambda d, t: tell(d / max(t, 1), f"simulated {d:,} of {t:,} arrivals"))
+            run: Any = api.run_simulation(
+                config, out_dir=Path(out_dir), registry=reg,
+                progress=lambda d, t: tell(d / max(t, 1), f"simulated {d:,} of {t:,} arrivals"))
         else:
             run = api.run_plan(config, out_dir=Path(out_dir), registry=reg, progress=lambda m: tell(None, m))
         q.put(("done", run.run_id))

@@ -103,5 +103,6 @@ def _same_origin(headers: dict[str, str]) -> bool:
 async def _plain(send: Send, status: int, text: str) -> None:
     body = f"<!doctype html><title>inferplan: {status}</title><p>{html.escape(text)}</p>".encode()
     await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"text/html; charset=utf-8"), (b"content-length", str(len(body)).encode())]})
+                "headers": [(b"content-type", b"text/html; charset=utf-8"),
+                            (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})

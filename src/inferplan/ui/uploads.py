@@ -34,7 +34,8 @@ class Uploads:
             raise InputError(f"{kind} upload '{filename}': expected a {' or '.join(allowed)} file")
         if len(data) > self.max_bytes:
             raise UploadTooLarge(f"{kind} upload '{filename}' is {len(data) / 2**20:.1f} MiB; the limit is "
-                                 f"{self.max_bytes / 2**20:.0f} MiB (start `inferplan ui --max-upload-mb N` to change it)")
+                                 f"{self.max_bytes / 2**20:.0f} MiB (start `inferplan ui --max-upload-mb N` "
+                                 "to change it)")
         if not data.strip():
             raise InputError(f"{kind} upload '{filename}' is empty")
         digest = hashlib.sha256(data).hexdigest()[:16]
