@@ -6,10 +6,11 @@ import asyncio
 import html
 import json
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from starlette.datastructures import FormData, UploadFile
+from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -31,26 +32,33 @@ def choices() -> dict[str, Any]:
             "default_devices": api.DEFAULT_DEVICES, "default_slo": api.DEFAULT_SLO}
 
 
-async def read_form(request: Request, wb: Workbench) -> FormData:
+@dataclass(frozen=True, slots=True)
+class Posted:
+    """A posted form, read whole and closed: its text fields, its device boxes and its files."""
+
+    values: dict[str, str]
+    devices: list[str]
+    files: dict[str, tuple[str, bytes]]
+
+    def keep(self, field: str, kind: str, wb: Workbench) -> str | None:
+        """The uploaded file of ``field`` kept under the registry's folder, as the reference the forms take."""
+        if field not in self.files:
+            return None
+        name, data = self.files[field]
+        return wb.uploads.save(kind, name, data)
+
+
+async def read_form(request: Request, wb: Workbench) -> Posted:
     """The posted form, refused before it is read where it says it is over the upload limit."""
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > wb.uploads.max_bytes + 2**20:
         raise UploadTooLarge(f"the upload is {int(length) / 2**20:.1f} MiB; the limit is "
                              f"{wb.uploads.max_bytes / 2**20:.0f} MiB (start `inferplan ui --max-upload-mb N`)")
-    return await request.form(max_files=2, max_fields=200)
-
-
-async def keep_upload(form: FormData, field: str, kind: str, wb: Workbench) -> str | None:
-    """An uploaded file of the form kept under the registry's folder, as the reference the forms take."""
-    item = form.get(field)
-    if not isinstance(item, UploadFile) or not item.filename:
-        return None
-    data = await item.read(wb.uploads.max_bytes + 1)
-    return wb.uploads.save(kind, item.filename, data)
-
-
-def values(form: FormData) -> dict[str, str]:
-    return {k: v for k, v in form.items() if isinstance(v, str)}
+    async with request.form(max_files=2, max_fields=200) as form:
+        files = {k: (v.filename or "", await v.read(wb.uploads.max_bytes + 1)) for k, v in form.items()
+                 if isinstance(v, UploadFile) and v.filename}
+        return Posted({k: v for k, v in form.items() if isinstance(v, str)},
+                      [d for d in form.getlist("devices") if isinstance(d, str)], files)
 
 
 # ---- fit ------------------------------------------------------------------------------------------------
@@ -84,18 +92,23 @@ def _fit_body(wb: Workbench, args: dict[str, str]) -> str:
 async def fit_upload(request: Request) -> Response:
     wb = bench(request)
     form = await read_form(request, wb)
-    ref = await keep_upload(form, "config", "config", wb)
+    ref = form.keep("config", "config", wb)
     if ref is None:
         raise forms.FormError("config", "choose a config.json to upload")
-    args = values(form) | {"model": ref}
+    args = form.values | {"model": ref}
     f = forms.fit_inputs(args, wb.uploads)
-    api.build_deployment(f.model, f.device)  # parsed by the CLI's loader now: a bad file is refused here
+    try:
+        api.build_deployment(f.model, f.device)  # parsed by the CLI's loader now: a bad file is refused here
+    except api.InputError as exc:
+        stored = wb.uploads.path(ref)
+        raise forms.FormError("config", f"the uploaded {form.files['config'][0]} cannot be used: "
+                              f"{str(exc).replace(str(stored), 'it')}") from None
     return RedirectResponse("/fit?" + _query(args), status_code=303)
 
 
 async def fit_record(request: Request) -> Response:
     wb = bench(request)
-    args = values(await read_form(request, wb))
+    args = (await read_form(request, wb)).values
     f = forms.fit_inputs(args, wb.uploads)
     dep = api.build_deployment(f.model, f.device, weights=f.weights, kv=f.kv, tp=f.tp)
     run_id = api.record_fit(api.fit(dep, context=f.context), f.record_inputs(), wb.registry)
@@ -110,9 +123,9 @@ async def simulate_page(request: Request) -> Response:
 async def simulate_start(request: Request) -> Response:
     wb = bench(request)
     form = await read_form(request, wb)
-    args = values(form)
+    args = form.values
     try:
-        args["workload"] = await keep_upload(form, "trace", "trace", wb) or args.get("workload", "chat")
+        args["workload"] = form.keep("trace", "trace", wb) or args.get("workload", "chat")
         cfg = forms.simulation_config(args, wb.uploads)
     except api.InputError as exc:
         return wb.page(request, "simulate.html", status=413 if isinstance(exc, UploadTooLarge) else 400,
@@ -130,9 +143,9 @@ async def plan_page(request: Request) -> Response:
 async def plan_start(request: Request) -> Response:
     wb = bench(request)
     form = await read_form(request, wb)
-    args, devices = values(form), [d for d in form.getlist("devices") if isinstance(d, str)]
+    args, devices = form.values, form.devices
     try:
-        args["workload"] = await keep_upload(form, "trace", "trace", wb) or args.get("workload", "chat")
+        args["workload"] = form.keep("trace", "trace", wb) or args.get("workload", "chat")
         req = forms.plan_request(args, devices, wb.uploads)
         beside = args.get("beside") or None
         if beside:
