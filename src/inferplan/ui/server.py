@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import threading
 import webbrowser
 from collections.abc import Callable
 from dataclasses import replace
+from types import FrameType
 
 import uvicorn
 
@@ -45,12 +47,21 @@ def url_for(settings: Settings) -> str:
     return f"http://{host}:{settings.port}/" + (f"?token={settings.token}" if settings.token else "")
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server, stopping on Ctrl-C without raising it again afterwards (the CLI says what was kept)."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.should_exit and sig == signal.SIGINT:
+            self.force_exit = True  # a second Ctrl-C: stop waiting for open connections
+        self.should_exit = True
+
+
 def serve(settings: Settings, *, open_browser: bool, say: Callable[[str], None]) -> bool:
     """Run until stopped (Ctrl-C); False when the server could not start."""
     settings = access_for(settings, say)
     check_port(settings.host, settings.port)
     app = create_app(settings)
-    server = uvicorn.Server(uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning",
+    server = _Server(uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning",
                                            lifespan="on", timeout_graceful_shutdown=5))
     url = url_for(settings)
 
