@@ -16,9 +16,12 @@ import uuid
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from inferplan.api import InputError, PlanRequest, SimulationConfig
+from inferplan.api import InputError
+
+if TYPE_CHECKING:  # loaded on first use, not with the server: the planner imports scipy
+    from inferplan.api import PlanRequest, SimulationConfig
 
 TERMINAL = ("done", "failed", "cancelled")
 _POLL_S = 0.1
