@@ -21,7 +21,8 @@ def test_public_names_are_pinned() -> None:
         "run_plan", "run_simulation", "run_validate", "simulate_config", "weight_format_catalog",
         "write_compare_report", "write_fleet_json", "OBJECTIVE_SAYS", "usd", "why_chosen", "record_fit", "RunQuery",
         "fit_sections", "Section", "plotly_js", "report_css", "sections_html",
-        "RunFile", "parse_slos", "workload_names", "comparison_sections", "plan_doc", "run_files", "run_sections",
+        "RunFile", "parse_slos", "workload_names", "write_text_atomic", "comparison_sections", "plan_doc",
+        "run_files", "run_sections",
         "stored_summary",
     ])
     assert all(hasattr(api, name) for name in api.__all__)

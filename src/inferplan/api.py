@@ -11,6 +11,7 @@ from inferplan.plan.defaults import DEFAULT_DEVICES, DEFAULT_SLO
 if TYPE_CHECKING:
     from inferplan.deploy.fleet_files import router_attainment
     from inferplan.deploy.shared_files import write_shared_deploy
+    from inferplan.fileio import write_text_atomic
     from inferplan.measure.accuracy import ErrorGroup
     from inferplan.measure.accuracy_run import AccuracyRun, run_accuracy
     from inferplan.measure.calibrate import (
@@ -95,6 +96,7 @@ _LAZY = {name: module for module, names in {
     "inferplan.report.views": ("RunFile", "comparison_sections", "plan_doc", "run_files", "run_sections"),
     "inferplan.sim.stored": ("stored_summary",),
     "inferplan.sim.slo": ("parse_slos",),
+    "inferplan.fileio": ("write_text_atomic",),
     "inferplan.workload.presets": ("workload_names",),
     "inferplan.plan.search": ("PlanRequest", "PlanResult", "plan"),
     "inferplan.plan.autoscale": ("AutoscaleResult",),
@@ -195,6 +197,7 @@ __all__ = [
     "stored_summary",
     "parse_slos",
     "workload_names",
+    "write_text_atomic",
 ]
 
 

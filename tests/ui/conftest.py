@@ -16,6 +16,7 @@ from starlette.testclient import TestClient
 from inferplan import api
 from inferplan.ui.app import Settings, create_app
 
+LOCAL = "http://127.0.0.1:8765"  # what a browser on this machine sends as the Host (the server checks it)
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "ui"
 
 
@@ -44,7 +45,7 @@ def registry_copy(seeded: Path, tmp_path: Path) -> Path:
 
 @pytest.fixture
 def client(registry_copy: Path) -> Iterator[TestClient]:
-    with TestClient(create_app(Settings(registry=registry_copy)), follow_redirects=False) as c:
+    with TestClient(create_app(Settings(registry=registry_copy)), base_url=LOCAL, follow_redirects=False) as c:
         yield c
 
 

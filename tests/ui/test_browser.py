@@ -82,3 +82,32 @@ def test_runs_fit_simulate_plan_and_compare_in_a_browser(browser: Browser, serve
     shot(page, "6-compare")
     assert not errors, errors
     assert not away, away
+
+
+def start_simulation(page: Page, base: str, rate: str, duration: str) -> None:
+    page.goto(base + "/simulate")
+    page.fill("#f-rate", rate)
+    page.fill("#f-duration", duration)
+    page.click("#start")
+    expect(page.locator("#job")).to_be_visible()
+
+
+def test_two_browsers_a_reload_and_a_cancel_lose_no_job(browser: Browser, server: str, registry_copy: Path) -> None:
+    """Two browsers start jobs at once; one reloads mid-job and cancels; the other's finishes and is recorded."""
+    first, second = browser.new_context().new_page(), browser.new_context().new_page()
+    start_simulation(first, server, "40", "3600")  # long: it is cancelled below
+    start_simulation(second, server, "2", "15")
+    expect(first.locator("#job-state")).to_have_text("running", timeout=60_000)
+    expect(first.locator("#job-message")).to_contain_text("arrivals", timeout=60_000)  # under way
+    first.reload()  # the job is the server's: the page finds it again and listens on
+    expect(first.locator("#job-state")).to_have_text("running")
+    first.click("#cancel")
+    expect(first.locator("#job-state")).to_have_text("cancelled", timeout=60_000)
+    expect(second.locator("#job-state")).to_have_text("done", timeout=180_000)
+    shot(second, "7-second-browser-done")
+    first.goto(server + "/jobs")
+    expect(first.locator("#jobs")).to_contain_text("cancelled")
+    expect(first.locator("#jobs")).to_contain_text("done")
+    shot(first, "8-jobs")
+    sims = run_ids(registry_copy, "sim")
+    assert len(sims) == 3  # noqa: PLR2004  (two seeded, the finished one; the cancelled one recorded nothing)

@@ -103,3 +103,17 @@ def test_what_if_replans_and_shows_the_new_plan_beside_the_old(client: TestClien
     page = client.get(f"/runs/{new['run_id']}", params={"beside": new["beside"]}).text
     assert "What if: this run beside" in page and f"plan {old.id}" in page and f"plan {new['run_id']}" in page
     assert "<td>rate</td><td>2</td><td>4</td>" in page.replace(".0<", "<")  # the change, in the diff
+
+
+def test_a_later_server_still_lists_every_job(registry_copy: Path, tmp_path: Path) -> None:
+    history = tmp_path / "ui-jobs"
+    jobs = JobManager(registry_copy, tmp_path / "out", history=history)
+    done = jobs.submit("sim", api.SimulationConfig(workload="chat", rate=2, duration_s=10), "short")
+    long = jobs.submit("sim", api.SimulationConfig(workload="chat", rate=40, duration_s=3600), "long")
+    assert wait_end(jobs, done.id) == "done"
+    assert json.loads((history / f"{long.id}.json").read_text())["state"] in ("queued", "running")
+    later = JobManager(registry_copy, tmp_path / "out", history=history)  # what a restart reads
+    assert later.get(done.id).state == "done" and later.get(done.id).run_id == jobs.get(done.id).run_id
+    assert later.get(long.id).state == "cancelled" and "stopped before it finished" in later.get(long.id).message
+    jobs.shutdown()
+    assert jobs.get(long.id).state == "cancelled"

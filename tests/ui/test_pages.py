@@ -11,7 +11,7 @@ from httpx import Response
 from starlette.testclient import TestClient
 
 from inferplan import api
-from tests.ui.conftest import run_ids
+from tests.ui.conftest import LOCAL, run_ids
 
 # a Qwen3-0.6B-shaped config.json, as a model's Hugging Face repository has it
 QWEN3_SMALL = {"model_type": "qwen3", "hidden_size": 1024, "intermediate_size": 3072, "num_hidden_layers": 28,
@@ -22,6 +22,15 @@ QWEN3_SMALL = {"model_type": "qwen3", "hidden_size": 1024, "intermediate_size": 
 def shown(r: Response) -> str:
     """The page's text as a person reads it (entities decoded)."""
     return html.unescape(r.text)
+
+
+def figures(page: str) -> list[list[dict[str, object]]]:
+    """The traces of every plotly figure on a page, decoded from its ``Plotly.newPlot(id, traces, ...)``."""
+    out = []
+    for m in re.finditer(r'Plotly\.newPlot\(\s*"[^"]+",\s*', page):
+        traces, _ = json.JSONDecoder().raw_decode(page, m.end())
+        out.append(traces)
+    return out
 
 
 def no_trace(text: str) -> None:
@@ -74,8 +83,13 @@ def test_a_plan_shows_the_fleet_trade_offs_verification_and_deploy_files(client:
     for title in ("Chosen fleet", "Trade-offs", "Verification run: latency", "Verification run: over time",
                   "Deploy files", "What if"):
         assert f"<h2>{title}</h2>" in page, title
-    assert "Why this fleet:" in page and '"name":"chosen"' in page and "SLO ttft_p90" in page
+    assert "Why this fleet:" in page and "SLO ttft_p90" in page and "SLO tpot_p90" in page
     doc = json.loads(client.get(f"/runs/{run_id}/files/plan.json").text)
+    trade_offs = figures(page)[:3]  # cost against TTFT, TPOT and quality loss
+    chosen = [next(t for t in fig if t["name"] == "chosen") for fig in trade_offs]
+    assert all(t["customdata"] == [p["label"] for p in doc["fleet"]] for t in chosen)  # the chosen point, starred
+    row = next(p for p in doc["trade_offs"] if p["config"] == doc["fleet"][0]["label"])
+    assert chosen[0]["y"] == [row["ttft_s"] * 1e3] and chosen[1]["y"] == [row["tpot_s"] * 1e3]
     launch = client.get(f"/runs/{run_id}/files/deploy/launch.sh")
     assert launch.status_code == 200 and launch.text == Path(doc["artifacts"]["launch.sh"]).read_text()
 
@@ -143,7 +157,7 @@ def test_an_uploaded_config_is_parsed_by_the_cli_loader(client: TestClient) -> N
 def test_a_huge_upload_is_refused_before_it_is_read(registry_copy: Path) -> None:
     from inferplan.ui.app import Settings, create_app
 
-    with TestClient(create_app(Settings(registry=registry_copy, max_upload_mb=1))) as small:
+    with TestClient(create_app(Settings(registry=registry_copy, max_upload_mb=1)), base_url=LOCAL) as small:
         r = small.post("/simulate", files={"trace": ("t.csv", b"x" * (3 * 2**20))}, data={"model": "llama-3.1-8b"})
     assert r.status_code == 413 and "the limit is 1 MiB" in shown(r)
     no_trace(r.text)

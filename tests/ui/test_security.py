@@ -11,11 +11,12 @@ from starlette.testclient import TestClient
 from inferplan.api import InputError
 from inferplan.ui.app import Settings, create_app
 from inferplan.ui.server import access_for, check_port, url_for
+from tests.ui.conftest import LOCAL
 
 
 def test_beyond_loopback_every_request_needs_the_token(registry_copy: Path) -> None:
     app = create_app(Settings(registry=registry_copy, host="0.0.0.0", token="s3cret-token"))  # noqa: S104
-    with TestClient(app, follow_redirects=False) as c:
+    with TestClient(app, base_url=LOCAL, follow_redirects=False) as c:
         missing = c.get("/runs")
         assert missing.status_code == 401 and "access token" in missing.text
         assert c.get("/static/plotly.min.js").status_code == 401
@@ -44,7 +45,7 @@ def test_on_loopback_other_host_names_and_cross_site_posts_are_refused(client: T
     cross = client.post("/fit/record", data={"model": "qwen3-8b"}, headers={"Origin": "http://evil.example"})
     assert cross.status_code == 403
     same = client.post("/fit/record", data={"model": "qwen3-8b", "device": "l4"},
-                       headers={"Origin": "http://testserver"})
+                       headers={"Origin": LOCAL})
     assert same.status_code == 303
 
 

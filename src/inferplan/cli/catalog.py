@@ -56,7 +56,7 @@ def fit_cmd(
     as_json: options.Json = False,
 ) -> None:
     """Will MODEL run on DEVICE, with which formats, and how fast?"""
-    from inferplan.api import Registry, build_deployment, fit, fit_all_formats, record_fit, resolve_speculation
+    from inferplan.api import build_deployment, fit, fit_all_formats, resolve_speculation
 
     limits = {"max_num_seqs": max_num_seqs, "max_num_batched_tokens": max_num_batched_tokens,
               "gpu_memory_utilization": gpu_memory_utilization}
@@ -74,6 +74,8 @@ def fit_cmd(
     result = fit(dep, context=context, prompt_tokens=prompt, batch=batch)
     run_id = None
     if record:
+        from inferplan.api import Registry, record_fit  # only here: recording loads the run layer
+
         reg = Registry(registry)
         run_id = record_fit(result, {"model": model, "device": device, "weights": weights, "kv": kv, "tp": tp,
                                      "pp": pp, "engine": engine, "context": context}, reg)

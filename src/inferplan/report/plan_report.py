@@ -229,32 +229,41 @@ def write_plan_report(r: PlanResult, path: Path, inputs: dict[str, Any]) -> Path
                   f"{r.num_candidates} configurations screened, {len(r.survivors)} simulated", sections, inputs)
 
 
+AXES = (("ttft_s", "TTFT", "ms", 1e3), ("tpot_s", "TPOT", "ms", 1e3), ("quality_loss_pct", "quality loss", "%", 1.0))
+
+
 def tradeoff_figures(rows: list[dict[str, Any]], chosen: set[str], slos: list[dict[str, Any]]) -> list[str]:
-    """Every screened configuration's single-type fleet: cost against predicted TTFT and TPOT (the SLO drawn
-    as a line), colored by energy per token, the Pareto front outlined and the chosen configuration starred."""
-    figs = []
-    for metric, title in (("ttft", "TTFT"), ("tpot", "TPOT")):
-        fig = go.Figure()
-        for name, pick, marker in (
-                ("screened", lambda p: not p["pareto"], {"size": 6, "opacity": 0.55}),
-                ("Pareto front", lambda p: p["pareto"], {"size": 9, "line": {"width": 1.5, "color": "#1d2430"}}),
-                ("chosen", lambda p: p["config"] in chosen, {"size": 18, "symbol": "star", "color": "#d62728"})):
-            pts = [p for p in rows if pick(p)]
-            style = marker if name == "chosen" else marker | {
-                "color": [p["energy_j_per_token"] for p in pts], "colorscale": "Viridis", "cmin": 0,
-                "colorbar": {"title": "J/token"} if name == "screened" else None, "showscale": name == "screened"}
-            fig.add_trace(go.Scatter(
-                x=[p["cost_per_hour"] for p in pts], y=[p[f"{metric}_s"] * 1e3 for p in pts], mode="markers",
-                name=name, marker=style, customdata=[p["config"] for p in pts],
-                text=[f"{p['config']}<br>quality loss {_pct_or_dash(p['quality_loss_pct'], '.2f')}" for p in pts],
-                hovertemplate="%{text}<br>$%{x:.2f}/h, %{y:.1f} ms<extra></extra>"))
-        for slo in (s for s in slos if s["metric"] == metric):
-            fig.add_hline(y=slo["threshold_s"] * 1e3, line_dash="dash", line_color="#b42318",
-                          annotation_text=f"SLO {slo['slo']}", annotation_position="top left")
-        fig.update_layout(title=f"Cost vs predicted {title} (color: energy per token)", xaxis_title="$/hour",
-                          yaxis_title=f"{title} (ms)", xaxis_type="log")
-        figs.append(figure_html(fig))
-    return figs
+    """Every screened configuration's single-type fleet: cost against predicted TTFT, TPOT (the SLO drawn as
+    a line) and documented quality loss, colored by energy per token, the Pareto front outlined and the
+    chosen configuration starred."""
+    return [_tradeoff_figure(rows, chosen, [s for s in slos if f"{s['metric']}_s" == key], key, title, unit, scale)
+            for key, title, unit, scale in AXES]
+
+
+def _tradeoff_figure(rows: list[dict[str, Any]], chosen: set[str], slos: list[dict[str, Any]], key: str, title: str,
+                     unit: str, scale: float) -> str:
+    fig = go.Figure()
+    known = [p for p in rows if p.get(key) is not None]  # a format of unknown quality has no point there
+    for name, pick, marker in (
+            ("screened", lambda p: not p["pareto"], {"size": 6, "opacity": 0.55}),
+            ("Pareto front", lambda p: p["pareto"], {"size": 9, "line": {"width": 1.5, "color": "#1d2430"}}),
+            ("chosen", lambda p: p["config"] in chosen, {"size": 18, "symbol": "star", "color": "#d62728"})):
+        pts = [p for p in known if pick(p)]
+        style = marker if name == "chosen" else marker | {
+            "color": [p["energy_j_per_token"] for p in pts], "colorscale": "Viridis", "cmin": 0,
+            "colorbar": {"title": "J/token"} if name == "screened" else None, "showscale": name == "screened"}
+        fig.add_trace(go.Scatter(
+            x=[p["cost_per_hour"] for p in pts], y=[p[key] * scale for p in pts], mode="markers", name=name,
+            marker=style, customdata=[p["config"] for p in pts],
+            text=[f"{p['config']}<br>quality loss {_pct_or_dash(p['quality_loss_pct'], '.2f')}" for p in pts],
+            hovertemplate=f"%{{text}}<br>$%{{x:.2f}}/h, %{{y:.2f}} {unit}<extra></extra>"))
+    for slo in slos:
+        fig.add_hline(y=slo["threshold_s"] * scale, line_dash="dash", line_color="#b42318",
+                      annotation_text=f"SLO {slo['slo']}", annotation_position="top left")
+    what = "predicted " + title if unit == "ms" else "documented " + title
+    fig.update_layout(title=f"Cost vs {what} (color: energy per token)", xaxis_title="$/hour",
+                      yaxis_title=f"{title} ({unit})", xaxis_type="log")
+    return figure_html(fig)
 
 
 def _pct_or_dash(x: float | None, fmt: str) -> str:

@@ -75,7 +75,7 @@ def create_app(settings: Settings) -> Starlette:
                              undefined=jinja2.StrictUndefined)
     env.globals["report_css"] = api.report_css()
     wb = Workbench(settings, registry, Uploads(folder / "uploads", int(settings.max_upload_mb * 2**20)),
-                   JobManager(settings.registry, settings.out_dir, settings.max_jobs), env)
+                   JobManager(settings.registry, settings.out_dir, settings.max_jobs, history=folder / "ui-jobs"), env)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -73,6 +73,20 @@ def workload_ref(form: Form, uploads: Uploads) -> str:
     return name
 
 
+SPEC_METHODS = ("eagle3", "eagle", "mtp", "ngram")  # the drafters that need no second model named
+
+
+def choice(form: Form, name: str, allowed: tuple[str, ...], default: str) -> str:
+    value = text(form, name, default)
+    if value not in allowed:
+        raise FormError(name, f"expected one of {', '.join(allowed)}, got '{value}'")
+    return value
+
+
+def checked(form: Form, name: str) -> bool:
+    return text(form, name) in ("on", "true", "1", "yes")
+
+
 def slo_text(form: Form, default: str = "") -> str | None:
     raw = text(form, "slo", default)
     try:
@@ -118,7 +132,10 @@ def simulation_config(form: Form, uploads: Uploads) -> api.SimulationConfig:
         duration_s=optional_number(form, "duration"),
         num_requests=_int_or_none(optional_number(form, "num_requests", integer=True, low=1)),
         seed=whole(form, "seed", 0, low=0), slo=slo_text(form),
-        max_num_seqs=_int_or_none(optional_number(form, "max_num_seqs", integer=True, low=1)))
+        max_num_seqs=_int_or_none(optional_number(form, "max_num_seqs", integer=True, low=1)),
+        enable_prefix_caching=checked(form, "prefix_caching"), prefill_replicas=whole(form, "prefill_replicas", 0, 0),
+        spec=choice(form, "spec", ("", *SPEC_METHODS), "") or None,
+        spec_tokens=_int_or_none(optional_number(form, "spec_tokens", integer=True, low=1)))
     cfg.deployment()
     cfg.build_workload()
     return cfg
@@ -133,18 +150,20 @@ def plan_request(form: Form, devices: list[str], uploads: Uploads) -> api.PlanRe
     unknown = [e for e in engines if e not in api.engine_catalog()]
     if unknown:
         raise FormError("engines", f"unknown engine {', '.join(unknown)} (one of {', '.join(api.engine_catalog())})")
-    objective = text(form, "objective", "cost")
-    if objective not in ("cost", "energy", "cost+energy"):
-        raise FormError("objective", f"expected cost, energy or cost+energy, got '{objective}'")
-    executor = text(form, "executor", "local")
-    if executor not in ("local", "serial"):
-        raise FormError("executor", f"expected local or serial, got '{executor}'")
+    objective = choice(form, "objective", ("cost", "energy", "cost+energy"), "cost")
+    executor = choice(form, "executor", ("local", "serial"), "local")
+    confidence = optional_number(form, "confidence")
+    if confidence is not None and not 0 < confidence < 1:
+        raise FormError("confidence", f"expected a probability between 0 and 1 (e.g. 0.9), got '{confidence:g}'")
     req = api.PlanRequest(
         model=model_ref(form, uploads), workload=workload_ref(form, uploads), rate=optional_number(form, "rate"),
         duration_s=optional_number(form, "duration"), seed=whole(form, "seed", 0, low=0),
         slo=slo_text(form, api.DEFAULT_SLO) or api.DEFAULT_SLO, devices=chosen, engines=engines,
         max_quality_loss_pct=_or(optional_number(form, "max_quality_loss"), 1.0), objective=objective,
-        power_budget_w=optional_number(form, "power_budget", low=1e-9), executor=executor)
+        power_budget_w=optional_number(form, "power_budget", low=1e-9), executor=executor, confidence=confidence,
+        disaggregation=choice(form, "disaggregation", ("off", "on", "auto"), "off"),
+        spec=choice(form, "spec", ("off", "auto", *SPEC_METHODS), "off"),
+        allow_unknown_quality=checked(form, "allow_unknown_quality"))
     req.build_workload()
     return req
 

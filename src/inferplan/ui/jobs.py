@@ -3,11 +3,13 @@
 A supervisor thread per job starts its worker when a slot is free, reads the worker's progress from a queue,
 and ends the job in exactly one of done (the run is in the registry), failed (with the worker's message) or
 cancelled (the worker was stopped before it recorded anything). Jobs live in the server, so a page reload
-finds them; they end with it (``shutdown`` stops the running ones).
+finds them; they end with it (``shutdown`` stops the running ones), and each job's record is kept in a
+history folder, so a later server still lists it (one that had not ended is listed as cancelled).
 """
 
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
 import queue
 import threading
@@ -18,7 +20,7 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from inferplan.api import InputError
+from inferplan.api import InputError, write_text_atomic
 
 if TYPE_CHECKING:  # loaded on first use, not with the server: the planner imports scipy
     from inferplan.api import PlanRequest, SimulationConfig
@@ -34,7 +36,7 @@ class Job:
     id: str
     kind: str  # sim | plan
     title: str
-    config: SimulationConfig | PlanRequest = field(repr=False)
+    config: SimulationConfig | PlanRequest | None = field(repr=False)  # None: a job of an earlier server
     beside: str | None = None  # what-if: the run this one is shown beside when it finishes
     state: str = "queued"
     fraction: float | None = None
@@ -55,17 +57,18 @@ class Job:
 class JobManager:
     """Starts, watches and cancels jobs; at most ``max_running`` workers at a time, the rest wait."""
 
-    def __init__(self, registry: Path, out_dir: Path, max_running: int = 2) -> None:
-        self.registry, self.out_dir = registry, out_dir
+    def __init__(self, registry: Path, out_dir: Path, max_running: int = 2, history: Path | None = None) -> None:
+        self.registry, self.out_dir, self.history = registry, out_dir, history
         self._slots = threading.BoundedSemaphore(max_running)
         self._lock = threading.Lock()
-        self._jobs: dict[str, Job] = {}
+        self._jobs: dict[str, Job] = {j.id: j for j in _load_history(history)} if history else {}
         self._ctx = mp.get_context("spawn")  # a fresh interpreter: no server threads or sockets inherited
 
     def submit(self, kind: str, config: SimulationConfig | PlanRequest, title: str, beside: str | None = None) -> Job:
         job = Job(id=uuid.uuid4().hex[:10], kind=kind, title=title, config=config, beside=beside)
         with self._lock:
             self._jobs[job.id] = job
+        self._keep(job)
         threading.Thread(target=self._supervise, args=(job,), name=f"job-{job.id}", daemon=True).start()
         return job
 
@@ -110,12 +113,14 @@ class JobManager:
         if job.cancel_asked:
             self._end(job, "cancelled", "cancelled before it started; nothing was recorded")
             return
+        assert job.config is not None, "a job of this server"
         q = self._ctx.Queue()
         proc = self._ctx.Process(target=work, args=(job.kind, job.config, str(self.registry), str(self.out_dir), q),
                                  name=f"inferplan-job-{job.id}")
         proc.start()
         with self._lock:
             job.process, job.state, job.message = proc, "running", "starting a worker"
+        self._keep(job)
         while True:
             try:
                 event = q.get(timeout=_POLL_S)
@@ -153,6 +158,31 @@ class JobManager:
         with self._lock:
             job.state, job.message, job.run_id, job.error, job.ended = state, message, run_id, error, time.time()
             job.fraction = 1.0 if state == "done" else job.fraction
+        self._keep(job)
+
+    def _keep(self, job: Job) -> None:
+        """The job's record in the history folder, so the Jobs page still lists it after a restart."""
+        if self.history is not None:
+            self.history.mkdir(parents=True, exist_ok=True)
+            record = job.snapshot() | {"started": job.started, "ended": job.ended}
+            write_text_atomic(self.history / f"{job.id}.json", json.dumps(record) + "\n")
+
+
+def _load_history(folder: Path) -> list[Job]:
+    """Jobs of earlier servers; one that had not ended when its server stopped ended then, recording nothing."""
+    jobs = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            d = json.loads(path.read_text())
+            job = Job(id=str(d["id"]), kind=str(d["kind"]), title=str(d["title"]), config=None, beside=d.get("beside"),
+                      state=str(d["state"]), fraction=d.get("fraction"), message=str(d["message"]),
+                      run_id=d.get("run_id"), error=d.get("error"), started=float(d["started"]), ended=d.get("ended"))
+        except (ValueError, KeyError, TypeError):
+            continue  # a record that cannot be read: the run registry, not this list, is the record of runs
+        if job.state not in TERMINAL:
+            job.state, job.message = "cancelled", "the workbench stopped before it finished; nothing was recorded"
+        jobs.append(job)
+    return jobs
 
 
 def _drain(q: Any) -> list[tuple[Any, ...]]:

@@ -10,9 +10,15 @@ from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from inferplan import api
-from inferplan.ui.app import bench
+from inferplan.ui.app import Workbench, bench
 
 PAGE_SIZE = 50
+# what a what-if re-plan keeps of the plan it starts from: (form field, PlanRequest field)
+KEPT = (("model", "model"), ("workload", "workload"), ("seed", "seed"), ("objective", "objective"),
+        ("executor", "executor"), ("duration", "duration_s"), ("engines", "engines"),
+        ("max_quality_loss", "max_quality_loss_pct"), ("power_budget", "power_budget_w"),
+        ("disaggregation", "disaggregation"), ("spec", "spec"), ("confidence", "confidence"),
+        ("allow_unknown_quality", "allow_unknown_quality"))
 KINDS = ("fit", "sim", "plan", "bench", "validate")
 
 
@@ -80,7 +86,20 @@ async def run_page(request: Request) -> Response:
     what_if = api.comparison_sections([beside, r]) if beside is not None else []
     return wb.page(request, "run.html", run=r, body=api.sections_html(sections), beside=beside,
                    what_if=api.sections_html(what_if) if what_if else None, files=api.run_files(r),
-                   plan=api.plan_doc(r), devices=sorted(api.device_catalog()), texts=_deploy_texts(r))
+                   plan=api.plan_doc(r), devices=sorted(api.device_catalog()), texts=_deploy_texts(r),
+                   kept=_kept(r, wb))
+
+
+def _kept(r: api.RunRecord, wb: Workbench) -> dict[str, str]:
+    """The plan's other inputs as form values, so a what-if changes only what the person changes."""
+    out = {}
+    for name, key in KEPT:
+        v = r.inputs.get(key)
+        out[name] = (",".join(map(str, v)) if isinstance(v, list | tuple) else "on" if v is True
+                     else "" if v is None or v is False else str(v))
+    for name in ("workload", "model"):  # a trace or config.json uploaded here: by its reference again
+        out[name] = wb.uploads.ref_for(out[name]) or out[name]
+    return out
 
 
 def _deploy_texts(r: api.RunRecord) -> list[tuple[str, str]]:

@@ -46,7 +46,7 @@ class Access:
         if not is_loopback(self.bind_host):
             return True
         name = host_header.rsplit(":", 1)[0] if not host_header.startswith("[") else host_header.split("]")[0] + "]"
-        return is_loopback(name) or name == "testserver"  # the name Starlette's test client sends
+        return is_loopback(name)
 
     def token_ok(self, headers: dict[str, str], query: dict[str, list[str]]) -> bool:
         if self.token is None:

@@ -47,6 +47,12 @@ class Uploads:
             tmp.replace(path)
         return f"upload:{digest}{ext}"
 
+    def ref_for(self, path: str) -> str | None:
+        """The reference of a stored upload, from the path a run recorded (None: not an upload of this folder)."""
+        p = Path(path)
+        inside = p.parent.resolve() == self.folder.resolve() if p.is_absolute() else False
+        return f"upload:{p.name}" if inside and _REF.match(f"upload:{p.name}") else None
+
     def path(self, ref: str) -> Path:
         """The stored file a reference names; anything else (a path, a wrong name, a missing file) is refused."""
         m = _REF.match(ref)
