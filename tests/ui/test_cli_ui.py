@@ -50,3 +50,11 @@ def test_a_busy_port_is_a_clear_error(tmp_path: Path) -> None:
     text = child.before or ""
     assert child.exitstatus == 2 and f"cannot listen on 127.0.0.1:{port}" in text and "--port" in text  # noqa: PLR2004
     assert "Traceback" not in text
+
+
+def test_without_a_display_it_says_so_instead_of_opening_a_text_browser(tmp_path: Path) -> None:
+    child = terminal(tmp_path, "ui", "--port", str(free_port()), timeout=90, DISPLAY="", WAYLAND_DISPLAY="")
+    child.expect("inferplan workbench at")
+    child.expect("no display here to open a browser on; open the address above in one")
+    child.sendintr()
+    child.expect(pexpect.EOF)

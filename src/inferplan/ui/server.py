@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
+import sys
 import threading
 import webbrowser
 from collections.abc import Callable
@@ -41,6 +43,14 @@ def check_port(host: str, port: int) -> None:
                              "use --port N)") from None
 
 
+def has_display() -> bool:
+    """Whether a graphical browser can open here (on a Linux server without one, webbrowser would start a
+    text browser in this terminal)."""
+    if sys.platform in ("darwin", "win32"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
 def url_for(settings: Settings) -> str:
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host  # noqa: S104
     host = f"[{host}]" if ":" in host else host
@@ -70,8 +80,10 @@ def serve(settings: Settings, *, open_browser: bool, say: Callable[[str], None])
             threading.Event().wait(0.05)
         if server.started:
             say(f"inferplan workbench at {url} (registry {settings.registry}); Ctrl-C stops it")
-            if open_browser:
+            if open_browser and has_display():
                 webbrowser.open(url)
+            elif open_browser:
+                say("no display here to open a browser on; open the address above in one")
 
     threading.Thread(target=announce, daemon=True).start()
     server.run()
