@@ -175,3 +175,17 @@ def test_a_bad_simulate_form_names_the_field_and_starts_nothing(client: TestClie
     plan = client.post("/plan", data={"model": "llama-3.1-8b"})
     assert plan.status_code == 400 and "devices: pick at least one device type" in shown(plan)
     assert "No jobs yet" in client.get("/jobs").text
+
+
+def test_the_plan_form_takes_autoscaling_in_minutes_as_the_cli_does(client: TestClient) -> None:
+    from inferplan.ui.forms import plan_request
+    from inferplan.ui.uploads import Uploads
+
+    uploads = Uploads(Path("unused"), 1)
+    req = plan_request({"workload": "diurnal-chat", "autoscale_window": "15", "scale_down_delay": "2"}, ["l4"],
+                       uploads)
+    assert req.autoscale_window_s == 900 and req.scale_down_delay_s == 120 and req.duration_s == 3600  # noqa: PLR2004
+    kept = plan_request({"workload": "chat", "duration": "60", "max_quality_loss": "0"}, ["l4"], uploads)
+    assert kept.autoscale_window_s is None and kept.duration_s == 60 and kept.max_quality_loss_pct == 0  # noqa: PLR2004
+    bad = client.post("/plan", data={"devices": "l4", "autoscale_window": "soon"})
+    assert bad.status_code == 400 and "autoscale_window: expected a number, got 'soon'" in shown(bad)

@@ -73,6 +73,7 @@ def workload_ref(form: Form, uploads: Uploads) -> str:
     return name
 
 
+POLICIES = ("vllm", "sglang", "trtllm", "sarathi", "orca", "static", "llamacpp")  # the simulator's schedulers
 SPEC_METHODS = ("eagle3", "eagle", "mtp", "ngram")  # the drafters that need no second model named
 
 
@@ -133,6 +134,9 @@ def simulation_config(form: Form, uploads: Uploads) -> api.SimulationConfig:
         num_requests=_int_or_none(optional_number(form, "num_requests", integer=True, low=1)),
         seed=whole(form, "seed", 0, low=0), slo=slo_text(form),
         max_num_seqs=_int_or_none(optional_number(form, "max_num_seqs", integer=True, low=1)),
+        max_num_batched_tokens=_int_or_none(optional_number(form, "max_num_batched_tokens", integer=True, low=1)),
+        gpu_memory_utilization=optional_number(form, "gpu_memory_utilization", low=1e-9),
+        policy=choice(form, "policy", ("", *POLICIES), "") or None,
         enable_prefix_caching=checked(form, "prefix_caching"), prefill_replicas=whole(form, "prefill_replicas", 0, 0),
         spec=choice(form, "spec", ("", *SPEC_METHODS), "") or None,
         spec_tokens=_int_or_none(optional_number(form, "spec_tokens", integer=True, low=1)))
@@ -155,9 +159,15 @@ def plan_request(form: Form, devices: list[str], uploads: Uploads) -> api.PlanRe
     confidence = optional_number(form, "confidence")
     if confidence is not None and not 0 < confidence < 1:
         raise FormError("confidence", f"expected a probability between 0 and 1 (e.g. 0.9), got '{confidence:g}'")
+    window = optional_number(form, "autoscale_window", low=1e-9)  # minutes; None: one static fleet
+    workload, duration = workload_ref(form, uploads), optional_number(form, "duration")
+    if window is not None and duration is None and workload in api.workload_names():
+        duration = 4 * 60 * window  # as the CLI does: a preset is simulated for four windows
     req = api.PlanRequest(
-        model=model_ref(form, uploads), workload=workload_ref(form, uploads), rate=optional_number(form, "rate"),
-        duration_s=optional_number(form, "duration"), seed=whole(form, "seed", 0, low=0),
+        model=model_ref(form, uploads), workload=workload, rate=optional_number(form, "rate"),
+        duration_s=duration, seed=whole(form, "seed", 0, low=0),
+        autoscale_window_s=None if window is None else 60 * window,
+        scale_down_delay_s=60 * _or(optional_number(form, "scale_down_delay"), 5.0),
         slo=slo_text(form, api.DEFAULT_SLO) or api.DEFAULT_SLO, devices=chosen, engines=engines,
         max_quality_loss_pct=_or(optional_number(form, "max_quality_loss"), 1.0), objective=objective,
         power_budget_w=optional_number(form, "power_budget", low=1e-9), executor=executor, confidence=confidence,

@@ -97,6 +97,9 @@ def _kept(r: api.RunRecord, wb: Workbench) -> dict[str, str]:
         v = r.inputs.get(key)
         out[name] = (",".join(map(str, v)) if isinstance(v, list | tuple) else "on" if v is True
                      else "" if v is None or v is False else str(v))
+    for name, key in (("autoscale_window", "autoscale_window_s"), ("scale_down_delay", "scale_down_delay_s")):
+        seconds = r.inputs.get(key)
+        out[name] = f"{seconds / 60:g}" if isinstance(seconds, int | float) else ""  # the form takes minutes
     for name in ("workload", "model"):  # a trace or config.json uploaded here: by its reference again
         out[name] = wb.uploads.ref_for(out[name]) or out[name]
     return out

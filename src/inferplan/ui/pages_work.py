@@ -29,7 +29,8 @@ def choices() -> dict[str, Any]:
     return {"models": sorted(api.model_catalog()), "devices": sorted(api.device_catalog()),
             "weights": sorted(api.weight_format_catalog()), "kvs": sorted(api.kv_format_catalog()),
             "engines": sorted(api.engine_catalog()), "workloads": api.workload_names(), "routers": ROUTERS,
-            "default_devices": api.DEFAULT_DEVICES, "default_slo": api.DEFAULT_SLO, "spec_methods": forms.SPEC_METHODS}
+            "default_devices": api.DEFAULT_DEVICES, "default_slo": api.DEFAULT_SLO, "spec_methods": forms.SPEC_METHODS,
+            "policies": forms.POLICIES}
 
 
 @dataclass(frozen=True, slots=True)
