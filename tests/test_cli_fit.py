@@ -86,3 +86,14 @@ def test_catalog_listings_as_json(verb: str) -> None:
     r = run(verb, "--json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)
+
+
+def test_a_recorded_fit_is_a_run_in_the_registry(tmp_path) -> None:
+    registry = str(tmp_path / "runs.sqlite")
+    r = run("fit", "llama-3.1-8b", "l4", "--record", "--registry", registry, "--json")
+    assert r.returncode == 0, r.stderr
+    fitted = json.loads(r.stdout)
+    shown = json.loads(run("runs", "show", fitted["run_id"], "--registry", registry, "--json").stdout)
+    assert shown["kind"] == "fit" and shown["summary"]["max_context"] == fitted["max_context"]
+    both = run("fit", "--all-formats", "--record", "--registry", registry)
+    assert both.returncode == 2 and "--record keeps one fit" in both.stderr  # noqa: PLR2004

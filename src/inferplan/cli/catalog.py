@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from inferplan.api import InputError
 from inferplan.cli import options
 from inferplan.cli.app import app
 from inferplan.cli.output import emit_json, out, print_table
@@ -64,6 +65,8 @@ def fit_cmd(
                            limits=limits, profile=profile, engine=engine, kv_budget=kv_budget,
                            speculation=resolve_speculation(spec, k=spec_tokens, acceptance=spec_acceptance,
                                                            draft=spec_draft))
+    if all_formats and record:
+        raise InputError("--record keeps one fit as a run; leave out --all-formats (or --record)")
     if all_formats:
         rows = fit_all_formats(dep, context=context, prompt_tokens=prompt)
         if as_json:
