@@ -111,14 +111,15 @@ def test_an_unknown_run_is_a_404_page(client: TestClient) -> None:
 
 
 def test_comparing_runs_overlays_cdfs_and_diffs_the_configuration(client: TestClient, registry_copy: Path) -> None:
-    a, b = run_ids(registry_copy, "sim")
+    reg = api.Registry(registry_copy)
+    h100, a100 = (reg.search(api.RunQuery(kind="sim", device=d))[0][0].id for d in ("h100-sxm", "a100-80gb"))
     plan = run_ids(registry_copy, "plan")[0]
-    page = client.get("/compare", params=[("ids", b), ("ids", a), ("ids", plan)]).text
+    page = client.get("/compare", params=[("ids", h100), ("ids", a100), ("ids", plan)]).text
     for title in ("Metrics", "Latency distributions", "Configuration diff"):
         assert f"<h2>{title}</h2>" in page
-    assert f"sim {a}" in page and f"plan {plan}" in page
+    assert f"sim {a100}" in page and f"plan {plan}" in page
     assert re.search(r"<td>device</td><td>h100-sxm</td><td>a100-80gb</td>", page)
-    one = client.get("/compare", params={"ids": a})
+    one = client.get("/compare", params={"ids": a100})
     assert one.status_code == 400 and "two or more runs" in shown(one)
 
 
