@@ -23,6 +23,6 @@ def test_public_names_are_pinned() -> None:
         "fit_sections", "Section", "plotly_js", "report_css", "sections_html",
         "RunFile", "parse_slos", "workload_names", "write_text_atomic", "comparison_sections", "plan_doc",
         "run_files", "run_sections",
-        "stored_summary",
+        "stored_summary", "run_headline",
     ])
     assert all(hasattr(api, name) for name in api.__all__)

@@ -35,11 +35,12 @@ if TYPE_CHECKING:
     from inferplan.plan.fleet_spec import fleet_budget_split, read_fleet_spec, write_fleet_json
     from inferplan.plan.search import PlanRequest, PlanResult, plan
     from inferplan.plan.shared_devices import share_devices
-    from inferplan.report.compare import compare_runs, headline_error, write_compare_report
+    from inferplan.report.compare import compare_runs, comparison_sections, headline_error, write_compare_report
     from inferplan.report.fit_view import fit_sections
     from inferplan.report.html import Section, plotly_js, report_css, sections_html
+    from inferplan.report.kept import RunFile, plan_doc, run_files
     from inferplan.report.plan_report import OBJECTIVE_SAYS, usd, why_chosen
-    from inferplan.report.views import RunFile, comparison_sections, plan_doc, run_files, run_sections
+    from inferplan.report.views import run_sections
     from inferplan.runs import (
         BenchConfig,
         PlanRun,
@@ -53,7 +54,7 @@ if TYPE_CHECKING:
         simulate_config,
     )
     from inferplan.sim.slo import parse_slos
-    from inferplan.sim.stored import stored_summary
+    from inferplan.sim.stored import run_headline, stored_summary
     from inferplan.sim.summary_types import BenchContext, Latency, SimContext, Summary
     from inferplan.specs.catalog import (
         device_catalog,
@@ -88,13 +89,14 @@ _LAZY = {name: module for module, names in {
                                     "from_llama_bench", "from_validate_summary", "fit_to_bench"),
     "inferplan.measure.request_record": ("RequestRecord",),
     "inferplan.measure.microbench": ("fit_profile", "implausible", "measure"),
-    "inferplan.report.compare": ("compare_runs", "headline_error", "write_compare_report"),
+    "inferplan.report.compare": ("compare_runs", "comparison_sections", "headline_error", "write_compare_report"),
     "inferplan.deploy.fleet_files": ("router_attainment",),
     "inferplan.report.plan_report": ("OBJECTIVE_SAYS", "usd", "why_chosen"),
     "inferplan.report.fit_view": ("fit_sections",),
     "inferplan.report.html": ("Section", "plotly_js", "report_css", "sections_html"),
-    "inferplan.report.views": ("RunFile", "comparison_sections", "plan_doc", "run_files", "run_sections"),
-    "inferplan.sim.stored": ("stored_summary",),
+    "inferplan.report.kept": ("RunFile", "plan_doc", "run_files"),
+    "inferplan.report.views": ("run_sections",),
+    "inferplan.sim.stored": ("run_headline", "stored_summary"),
     "inferplan.sim.slo": ("parse_slos",),
     "inferplan.fileio": ("write_text_atomic",),
     "inferplan.workload.presets": ("workload_names",),
@@ -198,6 +200,7 @@ __all__ = [
     "parse_slos",
     "workload_names",
     "write_text_atomic",
+    "run_headline",
 ]
 
 

@@ -11,7 +11,7 @@ from inferplan.api import InputError
 from inferplan.cli import options
 from inferplan.cli.app import runs_app
 from inferplan.cli.output import emit_json, out
-from inferplan.cli.render import ms, print_comparison, print_summary
+from inferplan.cli.render import print_comparison, print_summary
 
 if TYPE_CHECKING:
     from inferplan.api import RunRecord
@@ -23,12 +23,12 @@ RUNS_EPILOG = ("Examples:\n\n  inferplan runs list\n\n  inferplan runs list --ki
 @runs_app.command("list", epilog=RUNS_EPILOG)
 def runs_list(
     limit: Annotated[int, typer.Option(min=1, help="how many, newest first")] = 20,
-    kind: Annotated[str | None, typer.Option(help="only runs of this kind: sim, plan, bench, validate")] = None,
+    kind: Annotated[str | None, typer.Option(help="only runs of this kind: fit, sim, plan, bench, validate")] = None,
     registry: options.RegistryPath = None,
     as_json: options.Json = False,
 ) -> None:
     """Recorded runs, newest first: one line each, the id first, whole, so it can be copied."""
-    from inferplan.api import Registry
+    from inferplan.api import Registry, run_headline
 
     reg = Registry(registry)
     records = reg.list(limit, kind)
@@ -40,23 +40,7 @@ def runs_list(
         out.print("no runs recorded yet: try `inferplan simulate` or `inferplan plan`")
     for r in records:
         # plain lines, never wrapped or cut, so an id can be copied whole
-        out.print(f"{r.id}  {r.created_utc}  {_headline(r)}  {r.label}", soft_wrap=True, markup=False)
-
-
-def _headline(r: RunRecord) -> str:
-    from inferplan.api import stored_summary
-
-    try:
-        s = stored_summary(r)
-    except InputError:
-        s = None  # one unreadable row must not hide the others; `runs show` says what is wrong with it
-    text = f"TTFT p90 {ms(s.ttft_s.p90)} ms, TPOT p90 {ms(s.tpot_s.p90)} ms" if s else ""
-    row = r.summary  # a plan's cost and verdict, and a validate run's figures, are the row's own fields
-    if r.kind == "plan" and row.get("plan_cost_per_hour") is not None:
-        text += f", ${row['plan_cost_per_hour']:.2f}/h" + ("" if row.get("verified") else " (not verified)")
-    if r.kind == "validate" and row.get("median_ape_pct") is not None:
-        text = f"median error {row['median_ape_pct']:.1f}% over {row.get('num_points', 0)} steps"
-    return text or "-"
+        out.print(f"{r.id}  {r.created_utc}  {run_headline(r)}  {r.label}", soft_wrap=True, markup=False)
 
 
 @runs_app.command("show", epilog=RUNS_EPILOG)

@@ -1,4 +1,4 @@
-"""Two runs side by side: per-metric deltas and errors, and a report with their latency CDFs overlaid."""
+"""Runs side by side: per-metric deltas and errors, their latency CDFs overlaid, and their inputs' diff."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from typing import Any
 import numpy as np
 
 from inferplan.errors import InputError
-from inferplan.measure.bench_records import read_request_latencies
-from inferplan.report.html import Section, Table, cdf_figure, render
+from inferplan.report.html import Section, Table, flat_rows, render
+from inferplan.report.kept import run_latencies
+from inferplan.report.sim_report import latency_section
+from inferplan.sim.stored import stored_summary
 from inferplan.sim.summary_types import Summary
 from inferplan.store import RunRecord
 
@@ -68,10 +70,11 @@ def headline_error(rows: list[dict[str, Any]]) -> float | None:
 
 
 def _latencies(run: RunRecord) -> dict[str, np.ndarray[Any, np.dtype[np.float64]]]:
-    path = Path(run.out_dir or "") / "requests.csv"
-    if not run.out_dir or not path.exists():
+    lat = run_latencies(run)
+    if lat is None:
+        path = Path(run.out_dir or "") / "requests.csv"
         raise InputError(f"run {run.id}: its requests.csv is missing (expected {path}); was the folder moved?")
-    return read_request_latencies(path)
+    return lat
 
 
 def write_compare_report(path: Path, a: RunRecord, b: RunRecord, rows: list[dict[str, Any]]) -> Path:
@@ -86,12 +89,40 @@ def write_compare_report(path: Path, a: RunRecord, b: RunRecord, rows: list[dict
                     "-" if r["change_pct"] is None else f"{r['change_pct']:+.1f}%"] for r in rows])
     mape = headline_error(rows)
     note = "" if mape is None else f"Median absolute error over the headline metrics: {mape:.1f}%."
-    sections = [
-        Section("Metrics", note=note, table=table),
-        Section("Latency distributions", figures=[
-            cdf_figure(title, {name_a: la[key], name_b: lb[key]})
-            for key, title in (("ttft", "TTFT"), ("tpot", "TPOT"), ("e2e", "End to end"))
-        ]),
-    ]
+    sections = [Section("Metrics", note=note, table=table), latency_section({name_a: la, name_b: lb})]
     return render(path, f"Comparison: {a.label} vs {b.label}", f"reference {a.id}, other {b.id}", sections,
                   {"reference": a.inputs, "other": b.inputs})
+
+
+def comparison_sections(runs: list[RunRecord]) -> list[Section]:
+    """Runs side by side, the first the reference: every metric they report with the change from the first,
+    their latency CDFs overlaid, and the inputs that differ."""
+    if len(runs) < 2:  # noqa: PLR2004
+        raise InputError("pick at least two runs to compare")
+    ref = stored_summary(runs[0])
+    against = [{row["metric"]: row for row in compare_runs(ref, stored_summary(r))} for r in runs[1:]]
+    rows = []
+    for m in COMPARED:
+        cells = [x.get(m) for x in against]
+        if any(cells):
+            first = next(c for c in cells if c)["a"]
+            rows.append([m, _cell(first, None), *[_cell(c["b"], c["change_pct"]) if c else "-" for c in cells]])
+    names = [f"{r.kind} {r.id}" for r in runs]
+    out = [Section("Metrics", note="Each cell: the value, and its change from the first run.",
+                   table=Table(["metric", *names], rows))]
+    lat = {name: x for name, r in zip(names, runs, strict=True) if (x := run_latencies(r)) is not None}
+    if lat:
+        out.append(latency_section(lat, note="" if len(lat) == len(runs) else
+                                   "Runs that kept no per-request latencies are left out."))
+    inputs = [dict(flat_rows(r.inputs)) for r in runs]
+    keys = sorted({k for x in inputs for k in x})
+    diff = [[k, *[x.get(k, "-") for x in inputs]] for k in keys if len({x.get(k, "-") for x in inputs}) > 1]
+    out.append(Section("Configuration diff", note="" if diff else "The runs' inputs are the same.",
+                       table=Table(["input", *names], diff) if diff else None))
+    return out
+
+
+def _cell(value: float | None, change_pct: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.4g}" + ("" if change_pct is None else f" ({change_pct:+.1f}%)")

@@ -41,6 +41,18 @@ def _plotly_template() -> dict[str, Any]:
     return dict(pio.templates["plotly_white"].to_plotly_json())
 
 
+def flat_rows(d: dict[str, Any], prefix: str = "") -> list[list[str]]:
+    """A nested dict as (dotted key, value) table rows: a run's inputs or summary."""
+    rows: list[list[str]] = []
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            rows += flat_rows(v, f"{prefix}{k}.")
+        else:
+            rows.append([f"{prefix}{k}", "-" if v is None or v == [] or v == {} else
+                         (f"{v:,.4g}" if isinstance(v, float) else str(v))])
+    return rows
+
+
 def figure_html(fig: go.Figure, height: int = 360) -> str:
     fig.update_layout(margin=dict(l=50, r=20, t=50, b=40), height=height)
     doc = fig.to_plotly_json()

@@ -19,6 +19,7 @@ from inferplan.report.sim_report import (
     timeseries_section,
     totals_section,
 )
+from inferplan.sim.digest import RunDigest
 
 OBJECTIVE_SAYS = {"energy": "energy (idle power per replica, busy power for the load it carries)",
                    "cost+energy": "cost plus energy at the electricity price"}
@@ -125,6 +126,22 @@ def pareto(r: PlanResult) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda x: x["cost_per_hour"])
 
 
+def verification_sections(d: RunDigest) -> list[Section]:
+    """The verification run's latency CDFs and time series."""
+    return [latency_section({"verification": d.latencies}, "Verification run: latency"),
+            timeseries_section(d, "Verification run: over time")]
+
+
+def fleet_table(pools: list[dict[str, Any]]) -> Table:
+    """The chosen fleet's pools (``fleet_json``'s entries, as plan.json keeps them), one row each."""
+    return Table(["replicas", "parallel", "engine", "weights", "KV", "max_num_seqs", "batched tokens",
+                  "quality loss", "buckets served"],
+                 [[f"{p['count']}x {p['device']}", f"TP{p['tensor_parallel']}", p["engine"], p["weights"],
+                   p["kv_cache"], str(p["max_num_seqs"]), str(p["max_num_batched_tokens"]),
+                   "-" if p["quality_loss_pct"] is None else f"{p['quality_loss_pct']:.2f}%",
+                   ", ".join(f"{k}: {v:.0%}" for k, v in p["bucket_shares"].items() if v > 0)] for p in pools])
+
+
 def slo_lines(r: PlanResult) -> list[dict[str, Any]]:
     return [{"slo": str(x), "metric": x.metric, "threshold_s": x.threshold_s} for x in r.slos]
 
@@ -133,7 +150,7 @@ def plan_json(r: PlanResult, artifacts: dict[str, str]) -> dict[str, Any]:
     keys = ("num_requests", "num_finished", "num_rejected", "ttft_s", "tpot_s", "itl_s", "e2e_s",
             "throughput_output_tokens_per_s", "goodput_requests_per_s", "slo_attainment", "cost_per_hour",
             "cost_per_million_output_tokens", "energy_j_per_output_token", "num_preemptions", "slos")
-    predicted = r.summary.to_json()
+    predicted, trade_offs = r.summary.to_json(), pareto(r)
     return {
         "verified": r.verified,
         "cost_per_hour": r.fleet.cost_per_hour,
@@ -153,8 +170,8 @@ def plan_json(r: PlanResult, artifacts: dict[str, str]) -> dict[str, Any]:
         "buckets": [{"name": b.name, "rate_per_s": b.rate_per_s, "num_requests": int(b.input_tokens.shape[0])}
                     for b in r.buckets],
         "search": {"candidates": r.num_candidates, "screen_s": r.screen_s, "simulated": len(r.survivors)},
-        "pareto_front": [p for p in pareto(r) if p["pareto"]],
-        "trade_offs": pareto(r),  # every screened configuration that meets the SLOs, the front marked
+        "pareto_front": [p for p in trade_offs if p["pareto"]],
+        "trade_offs": trade_offs,  # every screened configuration that meets the SLOs, the front marked
         "why_chosen": why_chosen(r),
         "slo": r.request.slo,
         "slo_lines": slo_lines(r),  # what the plan was sized for (--confidence: tightened)
@@ -170,12 +187,7 @@ def plan_json(r: PlanResult, artifacts: dict[str, str]) -> dict[str, Any]:
 
 
 def write_plan_report(r: PlanResult, path: Path, inputs: dict[str, Any]) -> Path:
-    fleet_rows = [[f"{p['count']}x {p['device']}", f"TP{p['tensor_parallel']}", p["engine"], p["weights"],
-                   p["kv_cache"],
-                   str(p["max_num_seqs"]), str(p["max_num_batched_tokens"]),
-                   "-" if p["quality_loss_pct"] is None else f"{p['quality_loss_pct']:.2f}%",
-                   ", ".join(f"{k}: {v:.0%}" for k, v in p["bucket_shares"].items() if v > 0)]
-                  for p in fleet_json(r)]
+    pools = fleet_json(r)
     sections = [Section(
         "Chosen fleet",
         note=(f"${r.fleet.cost_per_hour:.2f}/hour; verified by simulating the whole workload: "
@@ -183,15 +195,13 @@ def write_plan_report(r: PlanResult, path: Path, inputs: dict[str, Any]) -> Path
               + (f" (SLO attainment by router: {router_attainment(r.router_results)})"
                  if len(r.router_results) > 1 else "")
               + ("; " + "; ".join(r.adjustments) if r.adjustments else "")),
-        table=Table(["replicas", "parallel", "engine", "weights", "KV", "max_num_seqs", "batched tokens",
-                     "quality loss", "buckets served"], fleet_rows))]
+        table=fleet_table(pools))]
     sections += [totals_section(r.summary), summary_section(r.summary)]
     slo = slo_section(r.summary)
     if slo:
         sections.append(slo)
     if r.verification is not None:
-        sections += [latency_section({"verification": r.verification.latencies}, "Verification run: latency"),
-                     timeseries_section(r.verification, "Verification run: over time")]
+        sections += verification_sections(r.verification)
     cap_rows = [[ev.candidate.describe(), f"{ev.estimate.rate_per_s:.2f}", *[f"{c:.2f}" for c in ev.capacity],
                  f"${r.single_type_costs[ev.candidate.describe()]:.2f}"
                  if ev.candidate.describe() in r.single_type_costs else "-"]
@@ -215,7 +225,7 @@ def write_plan_report(r: PlanResult, path: Path, inputs: dict[str, Any]) -> Path
                   "against static peak provisioning"),
             table=Table(["provisioning", "replicas", "cost per day", "SLO attainment", "SLOs met"], rows)))
     front = pareto(r)
-    slos, chosen = slo_lines(r), {p["label"] for p in fleet_json(r)}
+    slos, chosen = slo_lines(r), {p["label"] for p in pools}
     front_rows = [[p["config"], str(p["replicas"]), f"${p['cost_per_hour']:.2f}", f"{p['energy_j_per_token']:.3f}",
                    _pct_or_dash(p["slo_margin_pct"], ".0f"), f"{p['ttft_s'] * 1e3:.0f}", f"{p['tpot_s'] * 1e3:.1f}",
                    _pct_or_dash(p["quality_loss_pct"], ".2f")] for p in front if p["pareto"]]

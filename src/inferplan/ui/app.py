@@ -105,9 +105,13 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return bench(request).error(request, exc.status_code, str(exc.detail))
 
 
+def error_status(exc: Exception) -> int:
+    """The HTTP status of bad input: 413 for an upload over the limit, else 400."""
+    return 413 if isinstance(exc, UploadTooLarge) else 400
+
+
 async def _input_error(request: Request, exc: Exception) -> Response:
-    status = 413 if isinstance(exc, UploadTooLarge) else 400
-    return bench(request).error(request, status, str(exc))
+    return bench(request).error(request, error_status(exc), str(exc))
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:

@@ -106,6 +106,10 @@ class FitInputs:
     tp: int
     context: int
 
+    def deployment(self) -> api.Deployment:
+        """The replica these inputs name, resolved as the CLI's `fit` resolves it."""
+        return api.build_deployment(self.model, self.device, weights=self.weights, kv=self.kv, tp=self.tp)
+
     def record_inputs(self) -> dict[str, object]:
         return {"model": self.model, "device": self.device, "weights": self.weights, "kv": self.kv, "tp": self.tp,
                 "context": self.context}

@@ -100,19 +100,20 @@ class JobManager:
 
     # ---- the supervisor thread of one job ------------------------------------------------------------
     def _supervise(self, job: Job) -> None:
-        while not self._slots.acquire(timeout=_POLL_S):
+        """Wait for a free slot (or a cancel), then run the job in it."""
+        acquired = False
+        while not job.cancel_asked and not (acquired := self._slots.acquire(timeout=_POLL_S)):
+            pass
+        try:
             if job.cancel_asked:
                 self._end(job, "cancelled", "cancelled before it started; nothing was recorded")
-                return
-        try:
-            self._run(job)
+            else:
+                self._run(job)
         finally:
-            self._slots.release()
+            if acquired:
+                self._slots.release()
 
     def _run(self, job: Job) -> None:
-        if job.cancel_asked:
-            self._end(job, "cancelled", "cancelled before it started; nothing was recorded")
-            return
         assert job.config is not None, "a job of this server"
         q = self._ctx.Queue()
         proc = self._ctx.Process(target=work, args=(job.kind, job.config, str(self.registry), str(self.out_dir), q),

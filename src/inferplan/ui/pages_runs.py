@@ -38,50 +38,31 @@ async def runs(request: Request) -> Response:
     records, total = wb.registry.search(query)
     facets = wb.registry.facets()
     facets["kind"] = sorted(set(facets["kind"]) | set(KINDS))
-    rows = [(r, headline(r)) for r in records]
+    rows = [(r, api.run_headline(r)) for r in records]
     pages = max(1, -(-total // PAGE_SIZE))
     return wb.page(request, "runs.html", rows=rows, total=total, page=page, pages=pages, facets=facets,
                    query=query, args={k: v for k, v in p.items() if k != "page"})
 
 
-def headline(r: api.RunRecord) -> str:
-    """The figures a row of the runs table shows."""
-    s = r.summary
-    if r.kind == "fit":
-        return (f"{'fits' if s.get('fits_context') else 'does not fit'}; decode "
-                f"{s.get('decode_tokens_per_s_batch1', 0):,.1f} tok/s at batch 1")
-    parts = []
-    for key, name in (("ttft_s", "TTFT"), ("tpot_s", "TPOT")):
-        p90 = (s.get(key) or {}).get("p90")
-        if p90 is not None:
-            parts.append(f"{name} p90 {p90 * 1e3:,.1f} ms")
-    if s.get("plan_cost_per_hour") is not None:
-        parts.append(f"${s['plan_cost_per_hour']:.2f}/h" + ("" if s.get("verified") else " (not verified)"))
-    if s.get("median_ape_pct") is not None:
-        parts.append(f"median error {s['median_ape_pct']:.1f}%")
-    return ", ".join(parts) or "-"
-
-
-def record(request: Request, key: str = "run_id") -> api.RunRecord:
-    run_id = request.path_params[key]
+def run_by_id(wb: Workbench, run_id: str) -> api.RunRecord:
+    """The run with exactly this id (the pages link whole ids; a part of one is the CLI's typing shortcut)."""
     try:
-        r = bench(request).registry.get(run_id)
+        r = wb.registry.get(run_id)
     except api.InputError:
         r = None
     if r is None or r.id != run_id:
-        raise HTTPException(404, f"no run '{run_id}' in {bench(request).settings.registry}")
+        raise HTTPException(404, f"no run '{run_id}' in {wb.settings.registry}")
     return r
+
+
+def record(request: Request) -> api.RunRecord:
+    return run_by_id(bench(request), request.path_params["run_id"])
 
 
 async def run_page(request: Request) -> Response:
     wb, r = bench(request), record(request)
     beside_id = request.query_params.get("beside")
-    beside = None
-    if beside_id:
-        try:
-            beside = wb.registry.get(beside_id)
-        except api.InputError as exc:
-            raise HTTPException(404, str(exc)) from None
+    beside = run_by_id(wb, beside_id) if beside_id else None
     sections = api.run_sections(r)
     what_if = api.comparison_sections([beside, r]) if beside is not None else []
     return wb.page(request, "run.html", run=r, body=api.sections_html(sections), beside=beside,
@@ -132,12 +113,7 @@ async def compare(request: Request) -> Response:
     ids = [i for i in request.query_params.getlist("ids") if i]
     if len(ids) < 2:  # noqa: PLR2004
         raise api.InputError("compare: pick two or more runs on the runs page (the checkboxes), then Compare")
-    picked = []
-    for run_id in dict.fromkeys(ids):
-        try:
-            picked.append(wb.registry.get(run_id))
-        except api.InputError as exc:
-            raise HTTPException(404, str(exc)) from None
+    picked = [run_by_id(wb, run_id) for run_id in dict.fromkeys(ids)]
     return wb.page(request, "compare.html", runs=picked, body=api.sections_html(api.comparison_sections(picked)))
 
 

@@ -17,9 +17,8 @@ from starlette.routing import Route
 
 from inferplan import api
 from inferplan.ui import forms
-from inferplan.ui.app import Workbench, bench
+from inferplan.ui.app import Workbench, bench, error_status
 from inferplan.ui.jobs import TERMINAL
-from inferplan.ui.uploads import UploadTooLarge
 
 ROUTERS = ("round-robin", "least-outstanding", "least-kv", "power-of-two", "session-affinity", "cache-aware")
 
@@ -52,9 +51,8 @@ class Posted:
 async def read_form(request: Request, wb: Workbench) -> Posted:
     """The posted form, refused before it is read where it says it is over the upload limit."""
     length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > wb.uploads.max_bytes + 2**20:
-        raise UploadTooLarge(f"the upload is {int(length) / 2**20:.1f} MiB; the limit is "
-                             f"{wb.uploads.max_bytes / 2**20:.0f} MiB (start `inferplan ui --max-upload-mb N`)")
+    if length and length.isdigit():
+        wb.uploads.refuse_over(int(length), "the upload", slack=2**20)
     async with request.form(max_files=2, max_fields=200) as form:
         files = {k: (v.filename or "", await v.read(wb.uploads.max_bytes + 1)) for k, v in form.items()
                  if isinstance(v, UploadFile) and v.filename}
@@ -84,7 +82,7 @@ async def fit_result(request: Request) -> Response:
 
 def _fit_body(wb: Workbench, args: dict[str, str]) -> str:
     f = forms.fit_inputs(args, wb.uploads)
-    dep = api.build_deployment(f.model, f.device, weights=f.weights, kv=f.kv, tp=f.tp)
+    dep = f.deployment()
     result = api.fit(dep, context=f.context)
     formats = api.fit_all_formats(dep, context=f.context)
     return str(api.sections_html(api.fit_sections(result, formats)))
@@ -99,7 +97,7 @@ async def fit_upload(request: Request) -> Response:
     args = form.values | {"model": ref}
     f = forms.fit_inputs(args, wb.uploads)
     try:
-        api.build_deployment(f.model, f.device)  # parsed by the CLI's loader now: a bad file is refused here
+        f.deployment()  # parsed by the CLI's loader now: a bad file is refused here
     except api.InputError as exc:
         stored = wb.uploads.path(ref)
         raise forms.FormError("config", f"the uploaded {form.files['config'][0]} cannot be used: "
@@ -111,8 +109,7 @@ async def fit_record(request: Request) -> Response:
     wb = bench(request)
     args = (await read_form(request, wb)).values
     f = forms.fit_inputs(args, wb.uploads)
-    dep = api.build_deployment(f.model, f.device, weights=f.weights, kv=f.kv, tp=f.tp)
-    run_id = api.record_fit(api.fit(dep, context=f.context), f.record_inputs(), wb.registry)
+    run_id = api.record_fit(api.fit(f.deployment(), context=f.context), f.record_inputs(), wb.registry)
     return RedirectResponse(f"/runs/{run_id}", status_code=303)
 
 
@@ -129,7 +126,7 @@ async def simulate_start(request: Request) -> Response:
         args["workload"] = form.keep("trace", "trace", wb) or args.get("workload", "chat")
         cfg = forms.simulation_config(args, wb.uploads)
     except api.InputError as exc:
-        return wb.page(request, "simulate.html", status=413 if isinstance(exc, UploadTooLarge) else 400,
+        return wb.page(request, "simulate.html", status=error_status(exc),
                        args=args, error=str(exc), **choices())
     job = wb.jobs.submit("sim", cfg, f"simulate {cfg.model} on {cfg.replicas}x {cfg.device}, {args['workload']}")
     return RedirectResponse(f"/jobs/{job.id}", status_code=303)
@@ -152,7 +149,7 @@ async def plan_start(request: Request) -> Response:
         if beside:
             wb.registry.get(beside)
     except api.InputError as exc:
-        return wb.page(request, "plan.html", status=413 if isinstance(exc, UploadTooLarge) else 400, args=args,
+        return wb.page(request, "plan.html", status=error_status(exc), args=args,
                        error=str(exc), picked=devices, **choices())
     job = wb.jobs.submit("plan", req, f"plan {req.model}, {args['workload']}, {req.slo}", beside=beside)
     return RedirectResponse(f"/jobs/{job.id}", status_code=303)

@@ -26,16 +26,19 @@ class Uploads:
     folder: Path
     max_bytes: int
 
+    def refuse_over(self, size: int, what: str, slack: int = 0) -> None:
+        """``what`` of ``size`` bytes is refused (HTTP 413) above the limit (plus ``slack``: a form's own bytes)."""
+        if size > self.max_bytes + slack:
+            raise UploadTooLarge(f"{what} is {size / 2**20:.1f} MiB; the limit is {self.max_bytes / 2**20:.0f} MiB "
+                                 "(start `inferplan ui --max-upload-mb N` to change it)")
+
     def save(self, kind: str, filename: str, data: bytes) -> str:
         """Keep ``data`` and return its reference; a wrong extension or size is an InputError saying which."""
         ext = Path(filename).suffix.lower()
         allowed = KINDS[kind]
         if ext not in allowed:
             raise InputError(f"{kind} upload '{filename}': expected a {' or '.join(allowed)} file")
-        if len(data) > self.max_bytes:
-            raise UploadTooLarge(f"{kind} upload '{filename}' is {len(data) / 2**20:.1f} MiB; the limit is "
-                                 f"{self.max_bytes / 2**20:.0f} MiB (start `inferplan ui --max-upload-mb N` "
-                                 "to change it)")
+        self.refuse_over(len(data), f"{kind} upload '{filename}'")
         if not data.strip():
             raise InputError(f"{kind} upload '{filename}' is empty")
         digest = hashlib.sha256(data).hexdigest()[:16]
