@@ -14,7 +14,7 @@ def test_public_names_are_pinned() -> None:
         "RequestRecord", "RunRecord", "SimContext", "SimulationConfig", "SimulationRun", "Summary", "base_for",
         "build_deployment", "calibrate", "compare_runs", "device_catalog", "engine_catalog", "fit",
         "fit_all_formats", "fit_profile", "fleet_budget_split", "fit_to_bench", "from_llama_bench",
-        "from_validate_summary",
+        "from_validate_summary", "fit_gpu_profile", "catalog_match", "measure_gpu",
         "headline_error", "implausible", "join_workloads", "kv_format_catalog", "local_profile_path", "measure",
         "model_catalog", "plan", "read_fleet_spec", "resolve_deployment", "resolve_speculation", "router_attainment",
         "run_accuracy", "run_bench", "share_devices", "write_shared_deploy",

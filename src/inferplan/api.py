@@ -24,6 +24,7 @@ if TYPE_CHECKING:
         from_llama_bench,
         from_validate_summary,
     )
+    from inferplan.measure.gpu_bench import catalog_match, fit_gpu_profile, measure_gpu
     from inferplan.measure.microbench import fit_profile, implausible, measure
     from inferplan.measure.request_record import RequestRecord
     from inferplan.perf.deployment import Deployment, EngineLimits
@@ -89,6 +90,7 @@ _LAZY = {name: module for module, names in {
                                     "from_llama_bench", "from_validate_summary", "fit_to_bench"),
     "inferplan.measure.request_record": ("RequestRecord",),
     "inferplan.measure.microbench": ("fit_profile", "implausible", "measure"),
+    "inferplan.measure.gpu_bench": ("catalog_match", "fit_gpu_profile", "measure_gpu"),
     "inferplan.report.compare": ("compare_runs", "comparison_sections", "headline_error", "write_compare_report"),
     "inferplan.deploy.fleet_files": ("router_attainment",),
     "inferplan.report.plan_report": ("OBJECTIVE_SAYS", "usd", "why_chosen"),
@@ -155,6 +157,9 @@ __all__ = [
     "fit",
     "fit_all_formats",
     "fit_profile",
+    "fit_gpu_profile",
+    "catalog_match",
+    "measure_gpu",
     "fit_to_bench",
     "from_llama_bench",
     "from_validate_summary",

@@ -371,7 +371,7 @@ def run_validate(model: str, *, out_dir: Path | None = None, registry: Registry 
     inputs["profile_source"] = result.profile_source
     summary = {"model": result.model, "layers": result.layers, "dtype": result.dtype, "device": result.device,
                "median_ape_pct": result.median_ape_pct, "num_points": len(result.points),
-               "speed_vs_profile": result.speed_vs_profile,
+               "speed_vs_profile": result.speed_vs_profile, "backend": result.backend,
                "points": [p.as_dict() for p in result.points]}
     run_id = registry.new_run_id("validate", inputs)
     folder = run_folder(out_dir, run_id)

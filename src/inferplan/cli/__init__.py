@@ -10,7 +10,7 @@ import typer
 from inferplan.cli.app import app, app_for
 
 # each module registers its verbs on `app`, in the order `--help` lists them
-from inferplan.cli import plan, sim, catalog, measure, calibrate, accuracy, runs, ui  # noqa: E402, F401, I001
+from inferplan.cli import plan, sim, catalog, measure, profile, calibrate, accuracy, runs, ui  # noqa: E402, F401, I001
 from inferplan.cli.output import EXIT_INTERRUPTED
 from inferplan.api import InputError
 

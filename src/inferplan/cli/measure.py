@@ -145,67 +145,13 @@ def compare_cmd(
     out.print(f"report: {report}")
 
 
-PROFILE_EPILOG = (
-    "Examples:\n\n  inferplan profile\n\n  inferplan profile --out my-laptop.yaml\n\n"
-    "  inferplan fit llama-3.2-1b local --weights fp32\n\n"
-    "  inferplan simulate llama-3.2-1b --device local --weights fp32 "
-    "--kv fp32 --workload chat --rate 0.2 --duration 60"
-)
 VALIDATE_EPILOG = (
     "Examples:\n\n  inferplan validate llama-3.2-1b --device local\n\n"
     "  inferplan validate qwen2.5-7b --layers 2 --json\n\n"
-    "  inferplan validate ./my-model/config.json --checkpoint ./my-model"
+    "  inferplan validate ./my-model/config.json --checkpoint ./my-model\n\n"
+    "  inferplan validate llama-3.1-8b --dtype bf16 --layers 4    # on a CUDA GPU, after `profile --cuda`"
 )
 
-
-
-
-@app.command("profile", epilog=PROFILE_EPILOG)
-def profile_cmd(
-    out_file: Annotated[Path | None, typer.Option("--out", help="profile file to write (default: this user's "
-                                                  "data folder, where `--device local` finds it)")] = None,
-    quick: Annotated[bool, typer.Option("--quick", help="a smaller sweep (~15 s), for a first look")] = False,
-    as_json: options.Json = False,
-) -> None:
-    """Microbenchmark this machine (matmul, memory bandwidth, attention, framework overhead) into a device profile."""
-    from rich.table import Table
-
-    from inferplan.api import fit_profile, implausible, local_profile_path, measure
-
-    path = out_file or local_profile_path()
-    with interrupted(lambda: "profiling stopped before it finished; no profile was written"), \
-            ProgressReport("profiling", quiet=as_json, counted=False) as bar:
-        res = measure(lambda what, frac: bar.say(f"{what} ({frac:.0%})"), quick=quick)
-    prof = fit_profile(res)
-    warnings = implausible(prof)
-    prof.dump(path)
-    spec = prof.device_spec
-    assert spec is not None
-    if as_json:
-        emit_json(prof.model_dump(mode="json", exclude={"measurements"}) | {"path": str(path), "warnings": warnings})
-        return
-    t = Table(title=f"{spec.display_name}: measured")
-    t.add_column("quantity")
-    t.add_column("value", justify="right")
-    for name, value in (
-        ("fp32 matmul peak", f"{spec.peak_tflops['fp32'] * 1e3:,.1f} GFLOP/s"),
-        ("bf16 matmul peak", f"{spec.peak_tflops['bf16'] * 1e3:,.1f} GFLOP/s"),
-        ("streaming read", f"{spec.memory_bw_gb_s:,.1f} GB/s"),
-        ("matrix-vector share of it", f"{prof.bandwidth_efficiency:.0%}"),
-        ("matmul efficiency at 1 / 16 / 256 rows",
-         " / ".join(f"{e:.0%}" for r, e in prof.matmul_curve if r in (1, 16, 256))),
-        ("attention (share of fp32 peak)", f"{prof.attention_efficiency:.0%}"),
-        ("eager PyTorch: per step / per layer / per sequence",
-         f"{prof.step_overhead_s * 1e3:.2f} / {prof.per_layer_overhead_s * 1e3:.2f} / "
-         f"{prof.per_sequence_overhead_s * 1e3:.3f} ms"),
-        ("memory", f"{spec.memory_gib:,.1f} GiB"),
-    ):
-        t.add_row(name, value)
-    print_table(t)
-    for warning in warnings:
-        out.print(f"[yellow]warning[/]: {warning}", soft_wrap=True)
-    out.print(f"profile: {path}")
-    out.print("use it with `--device local` (fit, simulate, plan, validate), or `--profile FILE`")
 
 @app.command("validate", epilog=VALIDATE_EPILOG)
 def validate_cmd(
@@ -242,7 +188,7 @@ def validate_cmd(
     if as_json:
         emit_json(run.summary | {"run_id": run.run_id, "out_dir": str(run.out_dir)})
         return
-    t = Table(title=f"{res.model} on {res.device} ({res.dtype}); profile: {res.profile_source}")
+    t = Table(title=f"{res.model} on {res.device} ({res.dtype}, ran on {res.backend}); profile: {res.profile_source}")
     for col in ("step", "batch", "tokens", "context", "measured ms", "predicted ms", "error"):
         t.add_column(col, justify="left" if col == "step" else "right")
     for p in res.points:

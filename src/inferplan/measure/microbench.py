@@ -25,6 +25,7 @@ from inferplan.perf.profile import DeviceProfile
 from inferplan.specs.hardware import DeviceSpec
 
 Progress = Callable[[str, float], None]  # (what is running, fraction done)
+Timer = Callable[..., float]  # (fn, *, min_time_s=...) -> fastest seconds of one call
 DTYPES = ("fp32", "bf16")
 
 
@@ -122,12 +123,12 @@ def measure(progress: Progress | None = None, *, quick: bool = False) -> Measure
                                   "seconds": best_time(partial(sdpa, qt, kt, vt, is_causal=causal))})
         done += 2
         note("framework overhead", done / steps)
-        res.overhead = _overhead(torch)
+        res.overhead = eager_overhead(torch)
     note("done", 1.0)
     return res
 
 
-def _overhead(torch: Any) -> list[dict[str, float]]:
+def eager_overhead(torch: Any, device: str = "cpu", timer: Timer = best_time) -> list[dict[str, float]]:
     """Decode steps of tiny Llama models (hidden 64) at 1 and 4 layers: what eager PyTorch costs per step and layer."""
     from transformers import LlamaConfig, LlamaForCausalLM
     from transformers.cache_utils import DynamicCache
@@ -136,20 +137,20 @@ def _overhead(torch: Any) -> list[dict[str, float]]:
     for layers in (1, 4):
         cfg = LlamaConfig(vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_layers=layers,
                           num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512)
-        model = LlamaForCausalLM(cfg)
+        model = LlamaForCausalLM(cfg).to(device)  # type: ignore[arg-type]
         model.train(False)
         for batch in (1, 8):
-            ids = torch.randint(0, 256, (batch, 16))
+            ids = torch.randint(0, 256, (batch, 16), device=device)
             cache = DynamicCache()
             key = cache_keyword(model)
             model(input_ids=ids, use_cache=True, **{key: cache})
-            step = torch.randint(0, 256, (batch, 1))
+            step = torch.randint(0, 256, (batch, 1), device=device)
 
             def run(step: Any = step, cache: Any = cache, key: str = key, model: Any = model) -> None:
                 model(input_ids=step, use_cache=True, **{key: cache})
                 cache.crop(-1)
 
-            out.append({"layers": float(layers), "batch": float(batch), "seconds": best_time(run, min_time_s=0.2)})
+            out.append({"layers": float(layers), "batch": float(batch), "seconds": timer(run, min_time_s=0.2)})
     return out
 
 
@@ -190,42 +191,15 @@ def fit_profile(res: Measurements) -> DeviceProfile:
     gemv_bw = float(np.exp(np.mean(np.log(one_row)))) if one_row else res.bandwidth["gemv_gb_s"] * 1e9
     bw_eff = min(1.0, gemv_bw / read_bw)
 
-    # matmul curve: time = max(flops / (peak * eff * m / (m + h)), bytes / (bw * bw_eff)); fit eff, h on fp32
-    rows = [r for r in res.matmul if r["dtype"] == "fp32"]
-    m = np.array([float(r["m"]) for r in rows])
-    flops = np.array([2 * float(r["m"]) * float(r["n"]) * float(r["k"]) for r in rows])
-    nbytes = np.array([4 * (float(r["n"]) * float(r["k"]) + float(r["m"]) * (float(r["n"]) + float(r["k"])))
-                       for r in rows])
-    measured = np.array([float(r["seconds"]) for r in rows])
-
-    def model(p: np.ndarray[Any, np.dtype[np.float64]]) -> np.ndarray[Any, np.dtype[np.float64]]:
-        eff, h, a = p
-        out: np.ndarray[Any, np.dtype[np.float64]] = np.maximum(flops / (peaks["fp32"] * eff * m**a / (m**a + h**a)),
-                                                                nbytes / gemv_bw)
-        return out
-
-    curve = []
-    for mm in sorted(set(m.tolist())):
-        sel = m == mm
-        achieved = flops[sel] / measured[sel] / peaks["fp32"]
-        curve.append((float(mm), round(float(np.exp(np.mean(np.log(achieved)))), 4)))
-
-    fit = least_squares(lambda p: np.log(model(p)) - np.log(measured), x0=[0.9, 8.0, 1.0],
-                        bounds=([0.05, 0.0, 0.5], [1.0, 512.0, 4.0]))
-    eff, half, curve_a = (float(v) for v in fit.x)
-    resid = np.log(model(fit.x)) - np.log(measured)
+    curve_fit = fit_matmul_curve(res.matmul, "fp32", peaks["fp32"], gemv_bw, value_bytes=4)
+    eff, half, curve_a, curve = curve_fit.efficiency, curve_fit.half_rows, curve_fit.exponent, curve_fit.points
 
     att = [r for r in res.attention if float(r["q"]) > 1]
     att_rates = [4 * float(r["heads"]) * float(r["dim"]) * float(r["q"]) * float(r["k"]) * (0.5 if r["causal"] else 1.0)
                  / float(r["seconds"]) for r in att]
     att_eff = min(1.0, max(att_rates) / peaks["fp32"]) if att_rates else 0.3
 
-    # overhead: seconds = a + b * layers (+ c * batch); the tiny model's kernels are negligible next to it
-    ov = res.overhead
-    a_mat = np.array([[1.0, r["layers"], r["batch"]] for r in ov])
-    y = np.array([r["seconds"] for r in ov])
-    coef, *_ = np.linalg.lstsq(a_mat, y, rcond=None)
-    step_s, layer_s, seq_s = (max(0.0, float(c)) for c in coef)
+    step_s, layer_s, seq_s = fit_eager_overhead(res.overhead)
 
     total_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30 if hasattr(os, "sysconf") else 8.0
     cores = os.cpu_count() or 1
@@ -244,7 +218,56 @@ def fit_profile(res: Measurements) -> DeviceProfile:
         attention_efficiency=round(att_eff, 4), bandwidth_efficiency=round(bw_eff, 4),
         step_overhead_s=step_s, per_sequence_overhead_s=seq_s, per_layer_overhead_s=layer_s,
         source=f"measured by `inferplan profile` on {today}", device_spec=spec,
-        uncertainty={"matmul_log_rmse": float(np.sqrt(np.mean(resid**2)))},
+        uncertainty={"matmul_log_rmse": curve_fit.log_rmse},
         measurements={"matmul": res.matmul, "bandwidth": res.bandwidth, "attention": res.attention,
                       "overhead": res.overhead},
     )
+
+
+@dataclass(frozen=True, slots=True)
+class MatmulCurve:
+    """A fitted matmul curve: ``time = max(flops / (peak x eff x m^a / (m^a + half^a)), bytes / gemv_bw)``."""
+
+    efficiency: float
+    half_rows: float
+    exponent: float
+    points: tuple[tuple[float, float], ...]  # (rows, achieved share of peak: geometric mean over shapes)
+    log_rmse: float
+
+
+def fit_matmul_curve(rows: list[dict[str, float | str]], dtype: str, peak: float, gemv_bw: float, *,
+                     value_bytes: float) -> MatmulCurve:
+    """Least squares on log time over the ``dtype`` matmuls timed at several row counts and shapes."""
+    sel = [r for r in rows if r["dtype"] == dtype]
+    m = np.array([float(r["m"]) for r in sel])
+    n = np.array([float(r["n"]) for r in sel])
+    k = np.array([float(r["k"]) for r in sel])
+    flops = 2 * m * n * k
+    nbytes = value_bytes * (n * k + m * (n + k))
+    measured = np.array([float(r["seconds"]) for r in sel])
+
+    def model(p: np.ndarray[Any, np.dtype[np.float64]]) -> np.ndarray[Any, np.dtype[np.float64]]:
+        eff, h, a = p
+        out: np.ndarray[Any, np.dtype[np.float64]] = np.maximum(flops / (peak * eff * m**a / (m**a + h**a)),
+                                                                nbytes / gemv_bw)
+        return out
+
+    points = []
+    for mm in sorted(set(m.tolist())):
+        at = m == mm
+        points.append((float(mm), round(float(np.exp(np.mean(np.log(flops[at] / measured[at] / peak)))), 4)))
+    fit = least_squares(lambda p: np.log(model(p)) - np.log(measured), x0=[0.9, 8.0, 1.0],
+                        bounds=([0.05, 0.0, 0.5], [1.0, 512.0, 4.0]))
+    resid = np.log(model(fit.x)) - np.log(measured)
+    eff, half, a = (float(v) for v in fit.x)
+    return MatmulCurve(eff, half, a, tuple(points), float(np.sqrt(np.mean(resid**2))))
+
+
+def fit_eager_overhead(rows: list[dict[str, float]]) -> tuple[float, float, float]:
+    """(per step, per layer, per sequence) seconds: ``seconds = a + b x layers + c x batch`` over the tiny models'
+    steps, whose kernels are negligible next to the dispatch."""
+    a_mat = np.array([[1.0, r["layers"], r["batch"]] for r in rows])
+    y = np.array([r["seconds"] for r in rows])
+    coef, *_ = np.linalg.lstsq(a_mat, y, rcond=None)
+    step_s, layer_s, seq_s = (max(0.0, float(c)) for c in coef)
+    return step_s, layer_s, seq_s

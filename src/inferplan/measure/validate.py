@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from inferplan.measure.gpu_bench import device_timer
 from inferplan.measure.microbench import _torch, best_time, cache_keyword
 from inferplan.perf.profile import DeviceProfile
 from inferplan.perf.resolve import resolve_deployment
@@ -59,6 +60,7 @@ class ValidationResult:
     profile_source: str
     points: list[Point]
     speed_vs_profile: float | None = None  # the reference matmul's rate now / when profiled (drift of the machine)
+    backend: str = "cpu"  # where the steps ran: cpu, or cuda (a GPU device, with torch seeing one)
 
     @property
     def median_ape_pct(self) -> float:
@@ -100,7 +102,6 @@ def run_validation(
     progress: Callable[[str, float], None] | None = None,
 ) -> ValidationResult:
     torch = _torch()
-    from transformers import AutoConfig, AutoModelForCausalLM
     from transformers.cache_utils import DynamicCache, StaticCache
 
     if dtype not in DTYPE_FORMATS:
@@ -109,14 +110,10 @@ def run_validation(
         raise InputError(f"--dtype must be one of {', '.join(DTYPE_FORMATS)}, got {dtype!r}")
     spec, cfg = model_for_validation(model, layers)
     cost = predictor(spec, dtype, device, profile)
+    on = "cuda" if cost.dep.device.is_gpu_like and torch.cuda.is_available() else "cpu"
+    timer = device_timer(torch, torch.device(on))
     torch_dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
-    if checkpoint:
-        hf = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch_dtype)
-    else:
-        hf_cfg = AutoConfig.for_model(**{k: v for k, v in cfg.items() if k not in ("architectures", "torch_dtype")})
-        torch.manual_seed(0)
-        hf = AutoModelForCausalLM.from_config(hf_cfg, dtype=torch_dtype)  # type: ignore[no-untyped-call]
-    hf.train(False)
+    hf = _hf_model(torch, cfg, checkpoint, torch_dtype, on)
     key = cache_keyword(hf)
     keep = {"logits_to_keep": 1} if "logits_to_keep" in _params(hf) else {}
     vocab = int(cfg["vocab_size"])
@@ -125,12 +122,12 @@ def run_validation(
     jobs = [("prefill", 1, n, 0) for n in prompts] + [("decode", b, 1, c) for c in contexts for b in batches]
     points: list[Point] = []
     note = progress or (lambda what, frac: None)
-    drift_before = _reference_rate(torch)
+    drift_before = _reference_rate(torch) if on == "cpu" else 0.0
     with torch.inference_mode():
         for i, (phase, batch, tokens, context) in enumerate(jobs):
             note(f"{phase} batch {batch} x {tokens if phase == 'prefill' else context} tokens", i / len(jobs))
             if phase == "prefill":
-                ids = torch.randint(0, vocab, (batch, tokens))
+                ids = torch.randint(0, vocab, (batch, tokens), device=on)
 
                 def prefill(ids: Any = ids) -> None:
                     hf(input_ids=ids, use_cache=True, **{key: DynamicCache()}, **keep)
@@ -141,10 +138,10 @@ def run_validation(
                 # copy itself every step: twice the time at batch 16 x 1024 tokens)
                 cache = StaticCache(config=hf.config, max_cache_len=context + 1)
                 for layer in range(spec.num_layers):
-                    k = torch.randn(batch, kv_heads, context, head_dim, dtype=torch_dtype)
+                    k = torch.randn(batch, kv_heads, context, head_dim, dtype=torch_dtype, device=on)
                     cache.update(k, torch.randn_like(k), layer)
-                ids = torch.randint(0, vocab, (batch, 1))
-                pos = torch.full((batch, 1), context)
+                ids = torch.randint(0, vocab, (batch, 1), device=on)
+                pos = torch.full((batch, 1), context, device=on)
 
                 def decode(ids: Any = ids, cache: Any = cache, pos: Any = pos, context: int = context) -> None:
                     hf(input_ids=ids, position_ids=pos, use_cache=True, **{key: cache}, **keep)
@@ -157,13 +154,28 @@ def run_validation(
 
                 step = decode
 
-            measured = best_time(step, min_time_s=1.0, max_reps=10)  # the fastest of several: least disturbed
+            measured = timer(step, min_time_s=1.0, max_reps=10)  # the fastest of several: least disturbed
             p = Point(phase, batch, tokens, context, measured, 0.0)
             points.append(Point(phase, batch, tokens, context, measured, cost.seconds(p.shape())))
     note("done", 1.0)
     prof = cost.dep.device_profile
-    return ValidationResult(spec.name, spec.num_layers, dtype, cost.dep.device.name, prof.source, points,
-                            _drift(torch, prof, before=drift_before))
+    drift = _drift(torch, prof, before=drift_before) if on == "cpu" else None
+    return ValidationResult(spec.name, spec.num_layers, dtype, cost.dep.device.name, prof.source, points, drift, on)
+
+
+def _hf_model(torch: Any, cfg: dict[str, Any], checkpoint: Path | None, torch_dtype: Any, on: str) -> Any:
+    """The model to time, on ``on`` (cpu or cuda): a checkpoint's, or built from its config with random weights."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    if checkpoint:
+        hf = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch_dtype)
+    else:
+        hf_cfg = AutoConfig.for_model(**{k: v for k, v in cfg.items() if k not in ("architectures", "torch_dtype")})
+        torch.manual_seed(0)
+        hf = AutoModelForCausalLM.from_config(hf_cfg, dtype=torch_dtype)  # type: ignore[no-untyped-call]
+    hf = hf.to(on)  # type: ignore[arg-type]
+    hf.train(False)
+    return hf
 
 
 def _params(model: Any) -> set[str]:
