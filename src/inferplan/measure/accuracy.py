@@ -7,6 +7,8 @@ Three datasets ship in ``measure/data`` (see its README for sources and setups):
 * ``serving-online``: online serving runs at a request rate (SGLang's and vLLM's published
   benchmark pages), replayed with Poisson arrivals and ShareGPT-like lengths (``sharegpt_lengths``).
 * ``vidur-allreduce``: NCCL all-reduce timings by size, when ``--measurements`` points at Vidur's profiles.
+* ``vidur-gemm``: a layer's four projection GEMMs by token count and TP degree on A100, A40 and H100, from
+  Vidur's compute profiles (``gemm_cases``): the shipped matmul curve checked, never fitted.
 * ``llamacpp-published``: llama-bench results the project collected from llama.cpp pull requests, repository
   files and hardware write-ups (CUDA, Metal, ROCm, Vulkan, CPU; ``measure/data/README.md``), checked only.
 * ``llamacpp-xiongjiedai``: llama-bench prompt (pp) and generation (tg) speed on 20 NVIDIA GPUs and four
@@ -29,6 +31,8 @@ import numpy as np
 
 from inferplan.errors import InputError
 from inferplan.measure.collectives_fit import PROFILE_DEVICES, AllReducePoint, read_allreduce_points
+from inferplan.measure.gemm_cases import DATASET as GEMM_DATASET
+from inferplan.measure.gemm_cases import gemm_cases, read_gemm_points
 from inferplan.measure.llamacpp_cases import DATASET as LLAMACPP_DATASET
 from inferplan.measure.llamacpp_cases import (
     PUBLISHED_DATASET,
@@ -226,13 +230,16 @@ def all_cases(measurements: Path | None = None, profile_for: ProfileFor | None =
     """Every carried measurement, replayed; ``measurements``: a folder with Vidur's profiles
     (``vidur/profiling/network``) to add the collectives, and llama-bench results to add llama.cpp."""
     say = progress or (lambda _msg: None)
-    points = None
+    points = gemms = None
     if measurements is not None:  # read (and so check) the files before the minutes of replay
         network = measurements / "vidur" / "profiling" / "network"
-        if not network.is_dir() and not (measurements / XIONGJIEDAI_FILE).exists():
-            raise InputError(f"{measurements}: neither vidur/profiling/network (all-reduce profiles) nor "
-                             f"{XIONGJIEDAI_FILE} (llama-bench results) is in it")
+        compute = measurements / "vidur" / "profiling" / "compute"
+        if not network.is_dir() and not compute.is_dir() and not (measurements / XIONGJIEDAI_FILE).exists():
+            raise InputError(f"{measurements}: none of vidur/profiling/network (all-reduce profiles), "
+                             f"vidur/profiling/compute (GEMM profiles) or {XIONGJIEDAI_FILE} (llama-bench "
+                             "results) is in it")
         points = read_allreduce_points(network) if network.is_dir() else None
+        gemms = read_gemm_points(compute) if compute.is_dir() else None
     cases: list[Case] = []
     say("replaying TensorRT-LLM v0.17 offline throughput")
     cases += offline_cases(data_file("trtllm_perf_overview_v0.17_throughput.csv"), profile_for)
@@ -244,6 +251,10 @@ def all_cases(measurements: Path | None = None, profile_for: ProfileFor | None =
     if points is not None:
         say("checking all-reduce timings")
         cases += allreduce_cases(points)
+    if gemms is not None:
+        say("checking GEMM timings")
+        cases += [Case(GEMM_DATASET, device, "torch", phase, label, measured * 1e3, predicted * 1e3)
+                  for device, phase, label, measured, predicted in gemm_cases(gemms)]
     if measurements is not None and (measurements / XIONGJIEDAI_FILE).exists():
         say("replaying llama-bench results")
         cases += llamacpp_cases(read_bench_rows(measurements, profile_for))
