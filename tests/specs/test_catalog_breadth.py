@@ -22,6 +22,9 @@ PUBLISHED_TOTAL = [
     ("phi-4", 14.7e9, "HF microsoft/phi-4: 14.7B params"),
     ("deepseek-r1-distill-llama-8b", 8.03e9, "HF deepseek-ai/DeepSeek-R1-Distill-Llama-8B: 8.03B params"),
     ("deepseek-r1-distill-qwen-32b", 32.8e9, "HF deepseek-ai/DeepSeek-R1-Distill-Qwen-32B: 32.8B params"),
+    # the model cards' totals include the vision encoder, which is not modelled (text decoders: 107.8B, 400.7B)
+    ("llama-4-scout", 109e9, "meta-llama/Llama-4-Scout-17B-16E-Instruct card: 109B total"),
+    ("llama-4-maverick", 400e9, "meta-llama/Llama-4-Maverick-17B-128E-Instruct card: 400B total"),
 ]
 TOLERANCE = 0.02  # published figures carry two or three significant digits
 
@@ -37,6 +40,8 @@ def test_new_model_totals_match_published(name: str, published: float, source: s
 PUBLISHED_ACTIVE = [
     ("qwen3-235b-a22b", 22e9, "Qwen/Qwen3-235B-A22B card: 22B activated"),
     ("qwen3-coder-30b-a3b", 3.3e9, "Qwen/Qwen3-Coder-30B-A3B-Instruct card: 3.3B activated"),
+    ("llama-4-scout", 17e9, "meta-llama/Llama-4-Scout-17B-16E-Instruct card: 17B activated"),
+    ("llama-4-maverick", 17e9, "meta-llama/Llama-4-Maverick-17B-128E-Instruct card: 17B activated"),
 ]
 
 
@@ -160,3 +165,27 @@ def test_cli_fit_nvfp4_on_b200() -> None:
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
     assert doc["weights_format"] == "nvfp4" and doc["fits"]
+
+
+def test_llama4_layers_follow_its_config() -> None:
+    """Scout routes every layer, Maverick every other one (dense ones 16,384 wide); RoPE layers attend within
+    8,192-token chunks, modelled as that window, and every fourth (NoPE) layer globally."""
+    scout, maverick = get_model("llama-4-scout"), get_model("llama-4-maverick")
+    assert all(scout.moe_layers) and maverick.moe_layers == tuple(i % 2 == 1 for i in range(48))
+    assert maverick.intermediate_size == 16384 and maverick.moe is not None and maverick.moe.num_experts == 128
+    assert maverick.moe.num_shared_experts == 1 and maverick.moe.expert_intermediate_size == 8192
+    assert scout.sliding_window == 8192
+    assert [a == "full" for a in scout.layer_attention] == [(i + 1) % 4 == 0 for i in range(48)]
+
+
+def test_mistral_small_3_1_is_mistral_small_3s_decoder_with_a_longer_context() -> None:
+    new, old = get_model("mistral-small-3.1-24b"), get_model("mistral-small-24b")
+    assert new.params_total == old.params_total and new.max_position_embeddings == 131072
+    assert "Pixtral" in new.extra_params_note
+
+
+def test_a_mistral3_config_without_its_text_decoder_is_refused() -> None:
+    from inferplan.specs.hf_config import spec_from_hf_config
+
+    with pytest.raises(InputError, match="mistral3 needs a 'text_config'"):
+        spec_from_hf_config({"model_type": "mistral3", "vision_config": {}}, name="cfg.json")

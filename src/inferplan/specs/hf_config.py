@@ -207,6 +207,48 @@ def _deepseek(cfg: Config, where: str) -> dict[str, Any]:
     return base | dict(moe=moe, moe_layers=moe_layers, mla=mla, head_dim=mla.qk_nope_head_dim + mla.qk_rope_head_dim)
 
 
+def _llama4(cfg: Config, where: str) -> dict[str, Any]:
+    """Llama 4 (transformers' Llama4TextConfig): the ``moe_layers`` (default every ``interleave_moe_layer_step``-th)
+    route to one of ``num_local_experts`` beside one shared expert, both ``intermediate_size`` wide; the other layers
+    are dense at ``intermediate_size_mlp``. RoPE layers attend within ``attention_chunk_size`` chunks and the NoPE
+    ones (every ``no_rope_layer_interval``-th) globally: the chunks are modelled as a sliding window of that size,
+    the most keys a query reads. A multimodal checkpoint's vision encoder is not modelled."""
+    text = cfg.get("text_config", cfg)
+    base = _common(text, where) | dict(model_type=cfg.get("model_type", "llama4"),
+                                       tie_word_embeddings=bool(text.get("tie_word_embeddings", False)))
+    n = base["num_layers"]
+    step = int(text.get("interleave_moe_layer_step", 1))
+    listed = text.get("moe_layers")
+    routed = set(listed) if listed is not None else set(range(step - 1, n, step))
+    expert = base["intermediate_size"]
+    moe = MoESpec(num_experts=_int(text, "num_local_experts", where), top_k=int(text.get("num_experts_per_tok", 1)),
+                  expert_intermediate_size=expert, num_shared_experts=1, shared_intermediate_size=expert)
+    interval = int(text.get("no_rope_layer_interval", 4))
+    rope = text.get("no_rope_layers") or [int((i + 1) % interval != 0) for i in range(n)]
+    chunk = text.get("attention_chunk_size")
+    if len(rope) != n:
+        raise InputError(f"{where}: 'no_rope_layers' must list {n} entries, got {len(rope)}")
+    layers = tuple(ATTN_SLIDING if chunk and rope[i] else ATTN_FULL for i in range(n))
+    window = dict(layer_attention=layers, sliding_window=int(chunk)) if chunk else {}
+    extra = dict(extra_params_note="vision encoder not modelled: text decoder only") if "vision_config" in cfg else {}
+    return base | dict(intermediate_size=int(text.get("intermediate_size_mlp") or expert), moe=moe,
+                       moe_layers=tuple(i in routed for i in range(n))) | window | extra
+
+
+def _mistral3(cfg: Config, where: str) -> dict[str, Any]:
+    """Mistral Small 3.1/3.2 (Mistral3ForConditionalGeneration): a Pixtral vision encoder, not modelled, beside a
+    text decoder read by the reader of its own ``text_config.model_type``."""
+    text = cfg.get("text_config")
+    if not isinstance(text, Mapping):
+        raise InputError(f"{where}: model_type mistral3 needs a 'text_config' object (the text decoder's config)")
+    inner = str(text.get("model_type", "mistral"))
+    reader = READERS.get(inner)
+    if reader is None or inner == "mistral3":
+        raise InputError(f"{where}: text_config.model_type {inner!r} is not supported inside mistral3")
+    return reader(text, where) | dict(model_type="mistral3",
+                                      extra_params_note="vision encoder (Pixtral) not modelled: text decoder only")
+
+
 def _layer_types(types: Any, n: int, where: str) -> tuple[str, ...]:
     names = {"sliding_attention": ATTN_SLIDING, "full_attention": ATTN_FULL}
     if not isinstance(types, list) or len(types) != n or any(t not in names for t in types):
@@ -231,6 +273,9 @@ READERS: dict[str, Callable[[Config, str], dict[str, Any]]] = {
     "deepseek_v2": _deepseek,
     "deepseek_v3": _deepseek,
     "kimi_k2": _deepseek,  # Kimi-K2 is DeepSeek-V3's architecture under its own model_type (its model card)
+    "llama4": _llama4,
+    "llama4_text": _llama4,
+    "mistral3": _mistral3,
 }
 
 
