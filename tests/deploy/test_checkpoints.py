@@ -78,7 +78,7 @@ def test_every_catalog_model_has_base_and_instruct_repos() -> None:
 
 def test_a_gguf_repo_that_lacks_the_type_is_not_named() -> None:
     """SmolLM2's GGUF repo holds Q4_K_M only and TheBloke's Mixtral Q8_0 is split in parts -hf cannot join:
-    other types get the conversion recipe; gpt-oss's repos hold MXFP4 only, served for any GGUF format."""
+    other types get the conversion recipe; gpt-oss's repos hold its own format, MXFP4 experts, only."""
     smol = resolve(build_deployment("smollm2-1.7b", "raspberry-pi-5", weights="gguf-q4_k_m"))
     assert (smol.repo, smol.gguf_type, smol.prequantized) == (
         "HuggingFaceTB/SmolLM2-1.7B-Instruct-GGUF", "Q4_K_M", True)
@@ -86,7 +86,7 @@ def test_a_gguf_repo_that_lacks_the_type_is_not_named() -> None:
     assert smol8.placeholder and smol8.repo.endswith(".gguf") and "llama-quantize" in smol8.note
     mixtral = resolve(build_deployment("mixtral-8x7b", "m3-max-128gb", weights="gguf-q8_0"))
     assert mixtral.placeholder and "convert_hf_to_gguf" in mixtral.note
-    oss = resolve(build_deployment("gpt-oss-20b", "m3-max-128gb", weights="gguf-q4_k_m"))
+    oss = resolve(build_deployment("gpt-oss-20b", "m3-max-128gb"))  # llama.cpp on a Mac, mxfp4-moe as released
     assert (oss.repo, oss.gguf_type) == ("ggml-org/gpt-oss-20b-GGUF", "MXFP4") and "only GGUF type" in oss.note
 
 

@@ -152,10 +152,25 @@ def test_nvfp4_accepted_on_b200_and_smaller_than_fp8() -> None:
 
 def test_mxfp4_runs_without_fp4_hardware() -> None:
     """gpt-oss's MXFP4 runs weight-only on Hopper (no requires), but only Blackwell/MI355X count as fast."""
-    h100 = build_deployment("gpt-oss-20b", "h100-sxm", weights="mxfp4")
+    h100 = build_deployment("gpt-oss-20b", "h100-sxm")
+    assert h100.weights.name == "mxfp4-moe"
     assert not h100.weights.is_fast_on(h100.device.kind, h100.device.features)
-    mi355x = build_deployment("gpt-oss-20b", "mi355x", weights="mxfp4")
+    mi355x = build_deployment("gpt-oss-20b", "mi355x")
     assert mi355x.weights.is_fast_on(mi355x.device.kind, mi355x.device.features)
+
+
+# OpenAI's gpt-oss model card, Table 1: checkpoint sizes 60.8 GiB (120b) and 12.8 GiB (20b), MXFP4 experts and the
+# rest in BF16
+@pytest.mark.parametrize(("name", "gib"), [("gpt-oss-120b", 60.8), ("gpt-oss-20b", 12.8)])
+def test_gpt_oss_is_priced_as_released(name: str, gib: float) -> None:
+    from inferplan.perf.fit import fit
+
+    dep = build_deployment(name, "h100-sxm")
+    result = fit(dep, context=8192)
+    assert result.weights_bytes / 2**30 == pytest.approx(gib, rel=0.01)
+    assert result.quality_loss_pct == 0.0  # the checkpoint is the model; another model's MXFP4 loss is not its
+    with pytest.raises(InputError, match="declares a mxfp4-moe checkpoint"):
+        build_deployment(name, "h100-sxm", weights="bf16")
 
 
 def test_cli_fit_nvfp4_on_b200() -> None:

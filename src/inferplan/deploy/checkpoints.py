@@ -103,7 +103,7 @@ def resolve(dep: Deployment, variant: Variant = "instruct") -> Checkpoint:
     repo16 = model_repo(dep.model, variant)
     fmt = dep.weights.name
     listed = (entry or {}).get("formats" if variant == "instruct" else "base_formats") or {}
-    key = "gguf" if fmt.startswith("gguf-") else fmt
+    key = "gguf" if is_gguf(dep) else fmt
     if key in listed and _has_type(dep, listed[key]):
         return _listed(dep, listed[key], variant, gated)
     if fmt in ("bf16", "fp16", "fp32"):
@@ -118,11 +118,18 @@ def resolve(dep: Deployment, variant: Variant = "instruct") -> Checkpoint:
     return _placeholder(dep, variant, repo16, gated)
 
 
+def is_gguf(dep: Deployment) -> bool:
+    """Whether the replica loads a quantized GGUF file: a GGUF format, or a block type llama.cpp serves
+    (gpt-oss's MXFP4_MOE); 16-bit weights under llama.cpp come from the 16-bit repo, converted."""
+    fmt = dep.weights
+    return fmt.name.startswith("gguf-") or (dep.serving_engine.name == "llamacpp"
+                                            and fmt.llamacpp_type not in (None, "F16", "BF16", "F32"))
+
+
 def _has_type(dep: Deployment, item: dict[str, Any]) -> bool:
     """A GGUF repo that lists its ``types`` holds only those files (llama-server -hf REPO:TYPE finds no other)."""
     types = item.get("types")
-    return not (types and dep.weights.name.startswith("gguf-") and not item.get("serve_type")
-                and dep.weights.llamacpp_type not in types)
+    return not (types and is_gguf(dep) and not item.get("serve_type") and dep.weights.llamacpp_type not in types)
 
 
 def _listed(dep: Deployment, item: dict[str, Any], variant: Variant, gated: bool) -> Checkpoint:
@@ -130,7 +137,7 @@ def _listed(dep: Deployment, item: dict[str, Any], variant: Variant, gated: bool
         return Checkpoint(repo=placeholder_path(dep, variant), prequantized=False, source="", placeholder=True,
                           note=str(item.get("note", "")), gated=gated)
     repo = str(item["repo"])
-    gguf = dep.weights.llamacpp_type if dep.weights.name.startswith("gguf-") else None
+    gguf = dep.weights.llamacpp_type if is_gguf(dep) else None
     note = f"quant_method {item['method']} read from the checkpoint's config" if item.get("method") else ""
     if gguf and item.get("serve_type"):  # the repo's one type, whatever GGUF type the plan assumed
         gguf = str(item["serve_type"])
@@ -142,7 +149,7 @@ def _listed(dep: Deployment, item: dict[str, Any], variant: Variant, gated: bool
 
 def _placeholder(dep: Deployment, variant: Variant, repo16: str, gated: bool) -> Checkpoint:
     fmt = dep.weights.name
-    if fmt.startswith("gguf-"):
+    if is_gguf(dep):
         recipe = (f"convert {repo16} with llama.cpp convert_hf_to_gguf.py, then "
                   f"llama-quantize model-f16.gguf out.gguf {dep.weights.llamacpp_type}")
         path = placeholder_path(dep, variant) + ".gguf"
@@ -151,7 +158,7 @@ def _placeholder(dep: Deployment, variant: Variant, repo16: str, gated: bool) ->
         path = placeholder_path(dep, variant)
     return Checkpoint(repo=path, prequantized=False, source="", placeholder=True, gated=gated,
                       note=f"no released {dep.weights.display_name or fmt} checkpoint of {repo16} is known: {recipe}",
-                      gguf_type=dep.weights.llamacpp_type if fmt.startswith("gguf-") else None)
+                      gguf_type=dep.weights.llamacpp_type if is_gguf(dep) else None)
 
 
 def _card(repo: str) -> str:

@@ -73,10 +73,13 @@ def weights_bytes(dep: Deployment) -> float:
     embed = m.embedding_params + m.lm_head_params
     body = m.params_total - embed
     embed_bytes = fmt.bytes_per_weight if fmt.quantizes_embeddings else max(2.0, fmt.bytes_per_weight)
+    routed = m.params_routed_experts
     if dep.dp_attention:  # every rank keeps all but the routed experts; those are split between ranks
-        routed = m.params_routed_experts
-        per_rank = (body - routed) * fmt.bytes_per_weight + embed * embed_bytes + routed * fmt.bytes_per_weight / dep.tp
+        per_rank = ((body - routed) * fmt.dense_bytes_per_weight + embed * embed_bytes
+                    + routed * fmt.bytes_per_weight / dep.tp)
         return per_rank / dep.pp
+    if fmt.experts_only:  # the routed experts in the format, everything else 16-bit
+        return ((body - routed) * 2.0 + routed * fmt.bytes_per_weight + embed * embed_bytes) / dep.num_devices
     return (body * fmt.bytes_per_weight + embed * embed_bytes) / dep.num_devices
 
 

@@ -22,7 +22,7 @@ from inferplan.specs.catalog import (
     get_kv_format,
     get_model,
     get_spec_method,
-    get_weight_format,
+    weight_format_for,
 )
 from inferplan.specs.hardware import DeviceSpec
 from inferplan.specs.kv_eviction import KVBudget
@@ -62,7 +62,7 @@ def resolve_deployment(
         dev = (prof.resolve_device(device) if prof else None) or get_device(device)
     dev = capped(dev, power_cap_w)
     spec = model if isinstance(model, ModelSpec) else get_model(model)
-    fmt = get_weight_format(weights or spec.default_weights)
+    fmt = weight_format_for(spec, weights)
     chosen = get_engine(engine) if engine else None
     if not isinstance(limits, EngineLimits):
         limits = engine_limits(chosen or engine_for(dev, fmt), limits)

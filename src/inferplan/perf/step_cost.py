@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from inferplan.perf.collectives import allreduce_for
 from inferplan.perf.deployment import Deployment
+from inferplan.perf.kernels import linear_rates
 from inferplan.perf.memory import kv_bytes_per_token_per_device
 from inferplan.perf.order_stats import expected_max_standard_normal
 from inferplan.perf.power import busy_power_w, clock_ratio
@@ -122,17 +123,6 @@ def chunk_pairs_window(new: int, cached: int, window: int) -> float:
     return below + (new - (first_capped - 1)) * window
 
 
-def kernel_path(dep: Deployment) -> tuple[str, float, str | None]:
-    """(compute dtype, slow-path factor, kernel family) of the deployment's matmuls: the format's fast kernel
-    where the device has it, else its fallback; under llama.cpp every block type runs its GGUF kernels."""
-    fmt, dev = dep.weights, dep.device
-    if dep.serving_engine.name == "llamacpp" and fmt.llamacpp_type not in (None, "F16", "BF16", "F32"):
-        return "fp16", 1.0, "gguf"
-    if fmt.is_fast_on(dev.kind, dev.features) and dev.has_fast(fmt.compute_dtype):
-        return fmt.compute_dtype, 1.0, fmt.kernel
-    return fmt.fallback_dtype, fmt.slow_path_efficiency, None
-
-
 class StepCost:
     """Prices steps of one Deployment. Build once per replica; call ``seconds``/``cost`` per step."""
 
@@ -140,28 +130,23 @@ class StepCost:
         self.dep = dep
         m, dev, prof, fmt = dep.model, dep.device, dep.device_profile, dep.weights
         tp = dep.tp
-        engine = dep.serving_engine
-        dtype, slow, kernel = kernel_path(dep)
-        matmul_eff = prof.matmul_efficiency_of(kernel or dtype)
-        peak = (dev.peak_flops_fp16_accumulate() if engine.fp16_accumulate and dtype == "fp16"
-                else dev.peak_flops(dtype))
-        clock = clock_ratio(dev)  # a power cap slows compute, not memory
-        self.linear_flops_per_s = peak * matmul_eff * slow * clock
-        # few rows run as matrix-vector kernels at the FP32 vector rate, not in half-empty tensor tiles
-        self.vector_flops_per_s = 0.0 if prof.matmul_curve else dev.peak_flops("fp32") * matmul_eff * slow * clock
+        rates = linear_rates(dep)
+        dtype, kernel, clock = rates.dtype, rates.kernel, clock_ratio(dev)
+        self.linear_flops_per_s = rates.dense_flops_per_s
+        self.expert_rate_scale = rates.expert_scale  # routed experts' rate over the dense linears' (1 but MXFP4 MoE)
+        self.vector_flops_per_s = rates.vector_flops_per_s
         self.curve_a = prof.matmul_curve_exponent
         self.half_tokens = prof.matmul_half_tokens ** self.curve_a
-        self._has_curve = bool(prof.matmul_curve)
+        self._has_curve = bool(prof.matmul_curve)  # measured: efficiency by rows, interpolated in log(rows)
         self._curve: tuple[np.ndarray, np.ndarray] | None = None  # (log rows, efficiency), built on first use
-        if prof.matmul_curve:  # measured: efficiency relative to matmul_efficiency, interpolated in log(rows)
-            self.linear_flops_per_s /= matmul_eff
         # attention runs in the activation dtype: 16-bit, or fp32 for an fp32 model
         act_dtype = "fp32" if dtype == "fp32" else "bf16"
         act_bytes = 4 if dtype == "fp32" else _ACT_BYTES
         self.attn_flops_per_s = dev.peak_flops(act_dtype) * prof.attention_efficiency * clock
         self.bw = dev.memory_bw_bytes_per_s * prof.bandwidth_efficiency
         weight_scale = prof.bandwidth_efficiency / prof.bandwidth_efficiency_of(kernel)  # weights: their kernel's rate
-        wbytes = fmt.bytes_per_weight
+        wbytes, dense_wbytes = fmt.bytes_per_weight, fmt.dense_bytes_per_weight
+        dense_scale = 1.0 if fmt.experts_only else weight_scale  # 16-bit dense weights read at the plain rate
         embed_bytes = wbytes if fmt.quantizes_embeddings else max(2.0, wbytes)
 
         # 1. dense linears: every non-routed weight of every layer (one layer of each kind, times its count)
@@ -183,7 +168,7 @@ class StepCost:
                 else:
                     dense_params += count * op.active_params
         self.dense_flops_per_token = 2 * dense_params / tp  # TP splits weights, DP attention splits tokens
-        self.dense_bytes = dense_params * wbytes / dep.attention_tp * weight_scale  # DP ranks each read all
+        self.dense_bytes = dense_params * dense_wbytes / dep.attention_tp * dense_scale  # DP ranks each read all
         inter = m.moe.expert_intermediate_size * m.moe.top_k if m.moe else m.intermediate_size
         self.act_bytes_per_token = m.num_layers * (6 * m.hidden_size + 3 * inter / tp) * act_bytes
         # 2. routed experts
@@ -269,7 +254,7 @@ class StepCost:
             load = 1.0
             if self.ep > 1:  # the busiest device's routed tokens and touched experts, relative to the mean
                 load, touched = self._ep_imbalance(tokens, p)
-            experts = max(load * tokens * self.expert_flops_per_token / flops_rate,
+            experts = max(load * tokens * self.expert_flops_per_token / (flops_rate * self.expert_rate_scale),
                           touched * self.expert_bytes_each / bw)
         rows = s.num_sampled
         head = 0.0

@@ -17,7 +17,14 @@ from inferplan.perf.deployment import (
 from inferplan.perf.memory import max_concurrent_sequences, plan_memory, slot_cells
 from inferplan.perf.profile import DeviceProfile
 from inferplan.plan.defaults import DEFAULT_DEVICES
-from inferplan.specs.catalog import default_engine, get_device, get_engine, kv_format_catalog, weight_format_catalog
+from inferplan.specs.catalog import (
+    default_engine,
+    get_device,
+    get_engine,
+    kv_format_catalog,
+    weight_format_catalog,
+    weight_format_for,
+)
 from inferplan.specs.engines import EngineSpec
 from inferplan.specs.hardware import DeviceSpec
 from inferplan.specs.model import ModelSpec
@@ -139,8 +146,9 @@ def enumerate_candidates(
         specs = {e: get_engine(e) for e in space.engines or (default,)}
         engines = tuple(e for e, spec in specs.items() if spec.runs(dev.kind))
         weights, kvs = formats_for(dev, budget, engines)
-        if model.checkpoint_format:  # a quantized checkpoint is served as what it is
-            weights = [w for w in weights if w.name == model.checkpoint_format]
+        if model.checkpoint_format:  # a quantized checkpoint is served as what it is, fast kernels or not
+            own = weight_format_for(model)
+            weights = [own] if can_serve(own, dev, set(engines)) else []
         tps = [t for t in space.tp if tp_allowed(model, dev, t)]
         for pp in space.pp:
             found = False

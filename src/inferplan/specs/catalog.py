@@ -229,6 +229,15 @@ def get_weight_format(name: str) -> WeightFormat:
     return _lookup_format(name, weight_format_catalog(), "weight format")
 
 
+def weight_format_for(model: ModelSpec, name: str | None = None) -> WeightFormat:
+    """Weight format ``name`` (default: the model's own) for ``model``: the format its checkpoint was released in
+    is the model itself, so it carries no quality loss (gpt-oss in MXFP4)."""
+    fmt = get_weight_format(name or model.default_weights)
+    if model.released_in_checkpoint_format and fmt.name == model.checkpoint_format:
+        return fmt.as_released(model.released_in_checkpoint_format)
+    return fmt
+
+
 def get_kv_format(name: str) -> KVFormat:
     return _lookup_format(name, kv_format_catalog(), "KV-cache format")
 

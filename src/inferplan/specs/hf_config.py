@@ -167,8 +167,15 @@ def _phi3(cfg: Config, where: str) -> dict[str, Any]:
     return base | _uniform_window(cfg, base["num_layers"], base["max_position_embeddings"])
 
 
+GPT_OSS_RELEASED = ("OpenAI quantized gpt-oss's MoE weights to MXFP4 in post-training and released it so (the gpt-oss "
+                    "model card): that checkpoint is the model")
+
+
 def _gpt_oss(cfg: Config, where: str) -> dict[str, Any]:
     base = _common(cfg, where) | dict(qkv_bias=True, o_bias=True, attention_sinks=True)
+    quant = cfg.get("quantization_config")
+    if isinstance(quant, Mapping) and str(quant.get("quant_method", "")).lower() == "mxfp4":
+        base["released_in_checkpoint_format"] = GPT_OSS_RELEASED
     n = base["num_layers"]
     layers = _layer_types(_req(cfg, "layer_types", where), n, where)
     moe = MoESpec(
@@ -312,10 +319,13 @@ def checkpoint_format(quant: Any, where: str) -> tuple[str | None, str]:
     fmt = _QUANT_METHODS.get((method, bits)) or _QUANT_METHODS.get((method, None))
     if method == "compressed-tensors":
         fmt = _compressed_tensors(quant, where)
+    elif method == "mxfp4":  # gpt-oss: experts only where attention is left unconverted
+        kept = " ".join(str(m) for m in quant.get("modules_to_not_convert") or ())
+        fmt = "mxfp4-moe" if "self_attn" in kept else "mxfp4"
     elif method == "bitsandbytes":
         fmt = "nf4" if quant.get("load_in_4bit") else "int8" if quant.get("load_in_8bit") else None
     if fmt is None:
-        known = ", ".join(sorted({m for m, _ in _QUANT_METHODS} | {"compressed-tensors", "bitsandbytes"}))
+        known = ", ".join(sorted({m for m, _ in _QUANT_METHODS} | {"compressed-tensors", "bitsandbytes", "mxfp4"}))
         raise InputError(f"{where}: quantization_config.quant_method {method!r} (bits {bits!r}) is not modelled; "
                          f"known methods: {known}. Give the 16-bit config.json and a --weights format instead")
     return fmt, f"checkpoint quantized by config.json's quantization_config ({method}): weights {fmt}"

@@ -91,6 +91,7 @@ class ModelSpec:
     note: str = ""
     # the weight format of the checkpoint itself, read from config.json's quantization_config (None: 16-bit)
     checkpoint_format: str | None = None
+    released_in_checkpoint_format: str = ""  # why that format is the model as released (no quality lost), or ""
     mtp_layers: int = 0  # multi-token-prediction layers the checkpoint carries (num_nextn_predict_layers)
     _layer_counts: tuple[int, int, int] = field(init=False, repr=False, compare=False, default=(0, 0, 0))
 

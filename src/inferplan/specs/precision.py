@@ -51,6 +51,9 @@ class WeightFormat(BaseModel):
     quantizes_embeddings: bool = Field(
         default=False, description="embedding and LM head stored in this format too (GGUF), else 16-bit"
     )
+    experts_only: bool = Field(
+        default=False, description="only routed experts stored in this format; attention, router, shared experts "
+                                   "and dense MLPs stay 16-bit (gpt-oss's MXFP4 checkpoints)")
     engines: tuple[str, ...] = ("vllm", "sglang")
     requires: tuple[str, ...] = Field(default=(), description="device features without which no engine runs it")
     vllm_quantization: str | None = None
@@ -62,8 +65,18 @@ class WeightFormat(BaseModel):
     def bytes_per_weight(self) -> float:
         return self.bits_per_weight / 8
 
+    @property
+    def dense_bytes_per_weight(self) -> float:
+        """Bytes of a weight outside the routed experts: 16-bit where the format stores experts only."""
+        return 2.0 if self.experts_only else self.bytes_per_weight
+
     def quality_loss_pct(self) -> float | None:
         return None if self.quality is None else self.quality.relative_loss_pct
+
+    def as_released(self, why: str) -> WeightFormat:
+        """This format as the one a model was released in: the model itself, so no quality lost against it."""
+        same = QualityEffect(metric="identity", model="the model as released", baseline=1.0, value=1.0, source=why)
+        return self.model_copy(update={"quality": same})
 
     def is_fast_on(self, kind: str, features: tuple[str, ...]) -> bool:
         return "*" in self.fast_on or kind in self.fast_on or any(f in self.fast_on for f in features)
