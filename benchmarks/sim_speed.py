@@ -1,6 +1,6 @@
 """Simulator speed: 100,000 chat requests on one H100 replica of Llama-3.1-8B.
 
-Run: python benchmarks/sim_speed.py [--requests N] [--rate R]
+Run: python benchmarks/sim_speed.py [--requests N] [--rate R] [--engine vllm|sglang|trtllm]
 Prints wall time, requests/s and steps/s, and — on the first 10,000 requests, in the
 same run — the ratio against stepping the engine one step at a time (the same
 simulator with decode leaps off, which is how a per-step event simulator works),
@@ -25,17 +25,19 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--requests", type=int, default=100_000)
     ap.add_argument("--rate", type=float, default=None, help="default: the chat preset's 5.5 req/s")
+    ap.add_argument("--engine", default="vllm", help="the engine whose scheduler runs (default vllm)")
     args = ap.parse_args()
     wl = make_workload("chat", num_requests=args.requests, rate=args.rate, seed=0)
-    dep = build_deployment("llama-3.1-8b", "h100-sxm")
-    res = simulate(wl, Cluster.replicas([dep]), get_policy("vllm"))
-    print(f"{len(wl):,} chat requests at {wl.mean_rate:.2f} req/s, Llama-3.1-8B on 1x H100 (vllm policy)")
+    dep = build_deployment("llama-3.1-8b", "h100-sxm", engine=args.engine)
+    policy = dep.serving_engine.scheduler
+    res = simulate(wl, Cluster.replicas([dep]), get_policy(policy))
+    print(f"{len(wl):,} chat requests at {wl.mean_rate:.2f} req/s, Llama-3.1-8B on 1x H100 ({policy} policy)")
     print(f"  wall {res.wall_s:.2f} s | {len(wl) / res.wall_s:,.0f} requests/s | {res.num_steps / res.wall_s:,.0f} "
           f"engine steps/s ({res.num_steps:,} steps, {res.makespan_s / 3600:.2f} h simulated)")
     print(f"  {res.num_events:,} events: arrivals the replica did not take in itself, and leap or step ends")
     sub = head(wl, 10_000)
-    fast = simulate(sub, Cluster.replicas([dep]), get_policy("vllm"))
-    slow = simulate(sub, Cluster.replicas([dep]), get_policy("vllm"), options=SimOptions(leap=False))
+    fast = simulate(sub, Cluster.replicas([dep]), get_policy(policy))
+    slow = simulate(sub, Cluster.replicas([dep]), get_policy(policy), options=SimOptions(leap=False))
     same = all(np.array_equal(getattr(fast.table, f), getattr(slow.table, f), equal_nan=True)
                for f in ("t_first_token", "t_finish", "max_itl"))
     print(f"  first 10,000: {fast.wall_s:.2f} s vs {slow.wall_s:.2f} s stepping one by one "

@@ -32,13 +32,27 @@ def test_trtllm_admits_only_what_it_can_finish_and_never_preempts() -> None:
     assert any(step(vllm).preempted for _ in range(31))
 
 
+def test_sglang_runs_a_prefill_alone_and_the_decodes_wait() -> None:
+    """SGLang's get_next_batch_to_run runs a new prefill batch first and alone ("Run prefill first if
+    possible"): request 1 arriving while request 0 decodes gets a step of its own, in which request 0
+    computes nothing; the step after, both decode. vLLM puts the new prompt in the same step as the decode."""
+    for policy, first in (("sglang", {1: 32}), ("vllm", {0: 1, 1: 32})):
+        rep = make_replica(make_requests(2, [16, 32], [8, 8]), num_blocks=64, policy=policy)
+        arrive(rep, 0)
+        step(rep)
+        arrive(rep, 1)
+        assert step(rep).num_scheduled_tokens == first, policy
+        assert step(rep).num_scheduled_tokens == {0: 1, 1: 1}, policy
+
+
 def test_sglang_keeps_room_for_the_outputs_of_running_requests() -> None:
     """Block size 1 (SGLang's page size), 1,100 tokens of KV. Request 0 (100-token prompt, 1,000 outputs)
-    needs 100 + 1,000 to be admitted and then holds 101 tokens; a request of P prompt tokens and 50 outputs
-    must fit beside 0.098 x 999 = 97.9 tokens held for request 0's outputs: P + 50 + 97.9 <= 999, so
-    P = 851 is admitted and P = 852 waits (vLLM, which holds nothing back, would admit up to 999)."""
+    needs 100 + 1,000 to be admitted, and after its prefill holds 100 tokens with 999 outputs to go (its
+    decode waits while the next prefill runs); a request of P prompt tokens and 50 outputs must fit beside
+    0.098 x 999 = 97.9 tokens held for request 0's outputs: P + 50 + 97.9 <= 1,000, so P = 852 is admitted
+    and P = 853 waits (vLLM, which holds nothing back, would admit up to 1,000)."""
     assert get_engine("sglang").scheduler_options["new_token_ratio"] == 0.098
-    for prompt, admitted in ((851, True), (852, False)):
+    for prompt, admitted in ((852, True), (853, False)):
         rep = make_replica(make_requests(2, [100, prompt], [1000, 50]), num_blocks=1100, policy="sglang",
                            block_size=1)
         arrive(rep, 0)

@@ -107,6 +107,7 @@ def test_decode_leaps_match_stepping_one_by_one() -> None:
         ("one replica, small chunks", "llama-3.1-8b", "l4", "sarathi", "code", 1.0, 1, False),
         ("three replicas behind round-robin", "llama-3.1-8b", "a10g", "vllm", "chat", 9.0, 3, False),
         ("prefill and decode pools", "llama-3.1-8b", "h100-sxm", "vllm", "summarize", 3.0, 1, True),
+        ("SGLang: prefill steps of their own", "llama-3.1-8b", "h100-sxm", "sglang", "chat", 8.0, 1, False),
     ],
 )
 def test_leaps_match_stepping_one_by_one_on_a_single_replica(

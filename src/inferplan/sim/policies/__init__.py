@@ -17,11 +17,13 @@ def _vllm(opts: PolicyOptions) -> PagedScheduler:
 
 
 def _sglang(opts: PolicyOptions) -> PagedScheduler:
-    """SGLang: chunked prefill; admission keeps room for the running requests' outputs (the constants
-    are the engine catalog's); retraction takes the fewest-generated request."""
+    """SGLang: chunked prefill in steps of their own, before any decode (no mixed chunks by default);
+    admission keeps room for the running requests' outputs (the constants are the engine catalog's);
+    retraction takes the fewest-generated request."""
     constants = get_engine("sglang").scheduler_options
     return PagedScheduler(name="sglang", new_token_ratio=constants["new_token_ratio"],
-                          clip_new_tokens=int(constants["clip_max_new_tokens"]), retract_fewest_outputs=True)
+                          clip_new_tokens=int(constants["clip_max_new_tokens"]), retract_fewest_outputs=True,
+                          prefill_first=bool(constants.get("prefill_first", False)))
 
 
 def _trtllm(opts: PolicyOptions) -> PagedScheduler:

@@ -45,6 +45,8 @@ class PagedScheduler:
     new_token_ratio: float = 0.0
     clip_new_tokens: int = 4096
     retract_fewest_outputs: bool = False  # SGLang: retract the fewest-generated request (not the last admitted)
+    # SGLang without --enable-mixed-chunk: a step with prompt work to do runs only that; the decodes wait
+    prefill_first: bool = False
 
     def state_for(
         self, table: RequestTable, limits: EngineLimits, num_blocks: int, *, priority: bool = False,
@@ -92,7 +94,7 @@ class PagedScheduler:
         where ``running`` requests each decode one token (KV blocks aside: the caller checks those).
         Lets a lone replica take arrivals in during a leap; False wherever admission depends on more."""
         if (self.reserve_full or self.static_batches or self.new_token_ratio or rep.prefix_caching
-                or rep.long_prefill_token_threshold > 0 or rep.step_budget is not None):
+                or rep.long_prefill_token_threshold > 0 or rep.step_budget is not None or self.prefill_first):
             return False
         return running < rep.max_num_seqs and 0 < prompt <= rep.max_num_batched_tokens - running
 
@@ -104,6 +106,9 @@ class PagedScheduler:
 
     # ---- the step ------------------------------------------------------------------------
     def schedule(self, rep: ReplicaState, *, rows_decoding: bool = False) -> StepPlan:
+        if self.prefill_first and (len(rep.waiting) or not rows_decoding) and (
+                plan := self._prefill_step(rep)) is not None:
+            return plan
         start_budget = budget = rep.max_num_batched_tokens
         b = rep.batch
         alloc = np.zeros(b.n + rep.max_num_seqs, dtype=np.int64)
@@ -126,6 +131,42 @@ class PagedScheduler:
             num_running=num_running,
             running_decode=running_decode and not preempted,
         )
+
+    def _prefill_step(self, rep: ReplicaState) -> StepPlan | None:
+        """SGLang's get_next_batch_to_run: "Run prefill first if possible". The rows still computing their
+        prompt continue, then waiting requests are admitted, in a step of their own; None when there is no
+        prompt work to do (a decode step follows), or when a continuing prompt's blocks do not fit (the
+        general path retracts)."""
+        b, start = rep.batch, rep.max_num_batched_tokens
+        n = b.n
+        rem = b.num_tokens[:n] - b.num_computed[:n]
+        rem[(b.num_computed[:n] >= b.prompt[:n]) & (rem <= 1)] = 0  # decoding rows wait
+        if not len(rep.waiting) and not rem.any():
+            return None  # nothing but decodes
+        alloc = np.zeros(n + rep.max_num_seqs, dtype=np.int64)
+        budget = start
+        if n:
+            computed, held = b.num_computed[:n], b.held[:n]
+            if rep.long_prefill_token_threshold > 0:
+                np.minimum(rem, rep.long_prefill_token_threshold, out=rem)
+            want = np.minimum(np.maximum(budget - (np.cumsum(rem) - rem), 0), rem)
+            need = np.maximum(rep.blocks_of(computed + want) - held, 0)
+            need[want == 0] = 0
+            total_need = int(need.sum())
+            if total_need > rep.pool.num_free:
+                return None
+            rep.pool.take(total_need)
+            held += need
+            alloc[:n] = want
+            budget -= int(want.sum())
+        if budget > 0:
+            budget = self._admit_waiting(rep, alloc, budget, offline_budget(rep))
+        if budget == start:
+            return None
+        m = b.n
+        return StepPlan(rids=b.rid[:m].copy(), num_new=alloc[:m], num_computed_before=b.num_computed[:m].copy(),
+                        preempted=(), token_budget_left=budget, total_tokens=start - budget, num_running=n,
+                        running_decode=False)
 
     def _schedule_running(
         self, rep: ReplicaState, alloc: np.ndarray, budget: int, preempted: list[int], decoding: bool = False,
