@@ -16,7 +16,7 @@ from inferplan.measure.request_record import Api, Endpoint, RequestRecord
 from inferplan.perf.cold_start import cold_start
 from inferplan.perf.deployment import Deployment
 from inferplan.perf.fit import FitResult, speed_range_pct
-from inferplan.perf.ranges import spread_for
+from inferplan.perf.ranges import latency_spread
 from inferplan.perf.resolve import resolve_deployment, resolve_speculation
 from inferplan.report.records import write_request_records
 from inferplan.report.sim_report import write_sim_report
@@ -137,7 +137,7 @@ def simulate_config(cfg: SimulationConfig, *, progress: Progress | None = None) 
         deployment = (f"prefill {cfg.prefill_replicas}x [{prefill[0].describe()}] + "
                       f"decode {cfg.replicas}x [{deployment}]")
     summary = summarize(res, slos)
-    ranges, basis = latency_ranges(summary, dep.device.kind)
+    ranges, basis = latency_ranges(summary, dep.device.kind, dep.serving_engine.name)
     context = SimContext(workload=wl.describe(), deployment=deployment, prefill_replicas=cfg.prefill_replicas,
                          step_time_range_pct=speed_range_pct(dep), ranges=ranges, range_basis=basis)
     return res, replace(summary, context=context)
@@ -172,16 +172,19 @@ def offline_budget(cfg: SimulationConfig) -> float:
     return cfg.offline_budget_s
 
 
-def latency_ranges(summary: Summary, kind: str) -> tuple[dict[str, tuple[float, float]], str]:
-    """10-90% ranges of the median TTFT, TPOT, ITL and E2E from the residuals of ``kind`` (perf/ranges.py)."""
+def latency_ranges(summary: Summary, kind: str, engine: str = "") -> tuple[dict[str, tuple[float, float]], str]:
+    """10-90% ranges of the median TTFT, TPOT, ITL and E2E from the residuals of ``kind`` under ``engine``
+    (perf/ranges.py: llama.cpp's are llama-bench's prompt and generation speeds)."""
     ranges: dict[str, tuple[float, float]] = {}
     counts = []
     for metric in ("ttft", "tpot", "itl", "e2e"):
-        spread, value = spread_for(kind, metric), getattr(summary, f"{metric}_s").p50
-        if spread is not None and value is not None:
+        found, value = latency_spread(kind, engine, metric), getattr(summary, f"{metric}_s").p50
+        if found is not None and value is not None:
+            spread, phase = found
             ranges[f"{metric}_p50"] = spread.truth_range(value)
-            counts.append(f"{metric} {spread.count}")
-    basis = f"{kind} calibration residuals ({', '.join(counts)} measurements)" if ranges else ""
+            counts.append(f"{metric} {spread.count}" if phase == metric else f"{metric} from {phase} {spread.count}")
+    what = "llama-bench" if engine == "llamacpp" else "calibration"
+    basis = f"{kind} {what} residuals ({', '.join(counts)} measurements)" if ranges else ""
     return ranges, basis
 
 

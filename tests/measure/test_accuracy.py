@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
@@ -101,3 +102,7 @@ def test_accuracy_cli_with_a_bad_measurements_folder_exits_2(tmp_path: Path) -> 
     r = _cli("accuracy", "--measurements", str(tmp_path / "m"), "--out", str(tmp_path / "runs"), cwd=tmp_path)
     assert r.returncode == 2 and "missing column(s) time_stats.all_reduce.median" in r.stderr
     assert "Traceback" not in r.stderr
+    shipped = (files("inferplan.specs") / "catalog" / "residuals.yaml").read_text()
+    r = _cli("accuracy", "--residuals", "--out", str(tmp_path / "runs"), cwd=tmp_path)  # it would drop llama.cpp's
+    assert r.returncode == 2 and "give --measurements DIR" in r.stderr and "Traceback" not in r.stderr
+    assert (files("inferplan.specs") / "catalog" / "residuals.yaml").read_text() == shipped

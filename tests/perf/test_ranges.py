@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from inferplan.errors import InputError
-from inferplan.perf.ranges import Spread, spread_for
+from inferplan.perf.ranges import Spread, latency_spread, spread_for
 from inferplan.plan.margins import tightened
 from inferplan.sim.slo import parse_slos
 
@@ -39,12 +39,30 @@ def test_confidence_tightens_what_the_residuals_cover_and_keeps_the_rest() -> No
     slos = parse_slos("ttft_p90=2s,tpot_p90=100ms")
     spread = spread_for("datacenter-gpu", "ttft")
     assert spread is not None
-    planned, notes = tightened(slos, ["datacenter-gpu", "edge-soc"], 0.9)
+    planned, notes = tightened(slos, [("datacenter-gpu", "vllm"), ("edge-soc", "vllm")], 0.9)
     assert planned[0].threshold_s == pytest.approx(min(2.0, 2.0 * (1 + spread.error_at(0.1))))
-    kept, why = tightened(slos, ["edge-soc"], 0.9)
+    kept, why = tightened(slos, [("edge-soc", "vllm")], 0.9)
     assert kept == slos and "no calibration residuals" in why[0]
     with pytest.raises(InputError, match="--confidence must be at least 0.5"):
-        tightened(slos, ["datacenter-gpu"], 0.3)
+        tightened(slos, [("datacenter-gpu", "vllm")], 0.3)
+
+
+def test_llamacpp_latencies_take_their_spread_from_llama_bench_speeds() -> None:
+    """A speed over-predicted by e is a time under-predicted by 1 / (1 + e) - 1: the 90% quantile of the
+    prompt-speed errors is the 10% quantile of the TTFT errors, and so on; ranges then hold the truth."""
+    pp = spread_for("apple-soc", "pp")
+    found = latency_spread("apple-soc", "llamacpp", "ttft")
+    assert pp is not None and found is not None and found[1] == "pp"
+    ttft = found[0]
+    assert ttft.error_at(0.1) == pytest.approx(1 / (1 + pp.error_at(0.9)) - 1)
+    assert ttft.error_at(0.9) == pytest.approx(1 / (1 + pp.error_at(0.1)) - 1)
+    assert list(ttft.errors) == sorted(ttft.errors) and ttft.count == pp.count
+    # a predicted TTFT of 1 s stands for a truth of 1 s x (1 + e_speed): 10-90% of the prompt-speed errors
+    low, high = ttft.truth_range(1.0)
+    assert (low, high) == pytest.approx((1 + pp.error_at(0.1), 1 + pp.error_at(0.9)))
+    assert latency_spread("apple-soc", "llamacpp", "e2e") is None  # no llama-bench phase describes it
+    planned, notes = tightened(parse_slos("ttft_p90=2s"), [("apple-soc", "llamacpp")], 0.9)
+    assert planned[0].threshold_s < 2.0 and "apple-soc pp (llama-bench) residuals" in notes[0]
 
 
 def test_plan_at_a_confidence_reports_each_slos_margin_and_probability(tmp_path: Path) -> None:

@@ -18,7 +18,8 @@ ACCURACY_EPILOG = (
     "Examples:\n\n"
     "  inferplan accuracy\n\n"
     "  inferplan accuracy --measurements ../shared/data/measurements --json\n\n"
-    "  inferplan accuracy --fit --measurements ../shared/data/measurements   # rewrite the shipped fits"
+    "  inferplan accuracy --fit --measurements ../shared/data/measurements   # rewrite the shipped fits\n\n"
+    "  inferplan accuracy --residuals --measurements ../shared/data/measurements   # only the ranges"
 )
 
 
@@ -33,17 +34,23 @@ def accuracy_cmd(
                                                     "residuals.yaml, and collectives.yaml with --measurements) in the "
                                                     "installed package: run from a source checkout installed with "
                                                     "`pip install -e .`; minutes")] = False,
+    residuals: Annotated[bool, typer.Option("--residuals", help="rewrite only catalog/residuals.yaml (the ranges "
+                                                                "predictions carry) from this replay, keeping the "
+                                                                "fitted profiles; needs --measurements")] = False,
     out_dir: options.OutDir = Path("inferplan-runs"),
     as_json: options.Json = False,
 ) -> None:
     """Replay the carried measurements (offline throughput, online TTFT/ITL, all-reduces, llama-bench) and print the
     median error per dataset, device, engine and phase, with which figures the fit saw."""
-    from inferplan.api import run_accuracy
+    from inferplan.api import InputError, run_accuracy
 
+    if residuals and measurements is None:
+        raise InputError("--residuals rewrites the shipped ranges, llama.cpp's and the collectives' included: give "
+                         "--measurements DIR (the folder with Vidur's profiles and the llama-bench table)")
     folder = check_out_dir(out_dir)
     say = (lambda _msg: None) if as_json else (lambda msg: out.print(msg, markup=False))
     with interrupted(lambda: "the replay stopped; nothing was written"):
-        run = run_accuracy(folder, measurements=measurements, refit=fit, progress=say)
+        run = run_accuracy(folder, measurements=measurements, refit=fit, residuals=residuals, progress=say)
     if as_json:
         emit_json({"groups": [g.to_json() for g in run.groups], "fitted": list(run.fitted),
                    "memory": run.memory.to_json() if run.memory else None, "report": str(run.report_path)})

@@ -56,6 +56,7 @@ from inferplan.workload.request import Workload
 # never fitted: the report's held-out error (a datacenter GPU, and one device per llama.cpp backend)
 HOLDOUT_DEVICES = ("h200", "rtx-4090", "m3-max-64gb")
 FITTED_DATASETS = ("trtllm-v0.17-offline", "vidur-allreduce", LLAMACPP_DATASET)  # online runs: only checked
+COMPONENT_DATASETS = ("vidur-allreduce", GEMM_DATASET)  # parts of a step, not in the ranges predictions carry
 _TRT_MODELS = {"LLaMA v3.1 8B": "llama-3.1-8b", "LLaMA v3.1 70B": "llama-3.1-70b", "LLaMA v3.1 405B": "llama-3.1-405b",
                "Mistral 7B": "mistral-7b-v0.1", "Mixtral 8x7B": "mixtral-8x7b"}
 _TRT_GPUS = {"H200 141GB HBM3": "h200", "H100 80GB HBM3": "h100-sxm", "L40S": "l40s", "A100-SXM4-80GB": "a100-80gb"}
@@ -302,13 +303,13 @@ RESIDUAL_LEVELS = tuple(round(float(x), 2) for x in np.linspace(0.0, 1.0, 21))
 
 
 def residual_quantiles(cases: Iterable[Case]) -> dict[str, dict[str, dict[str, object]]]:
-    """Quantiles of the signed error per device kind and phase (GPU datasets only: all-reduces are a
-    component, not a figure a user reads), as ``perf/ranges.py`` reads them."""
+    """Quantiles of the signed error per device kind and phase (all-reduces and GEMMs are components, not
+    figures a user reads, so they are left out), as ``perf/ranges.py`` reads them."""
     from inferplan.specs.catalog import device_catalog  # noqa: PLC0415
 
     grouped: dict[str, dict[str, list[float]]] = {}
     for c in cases:
-        if c.dataset == "vidur-allreduce" or c.device not in device_catalog():
+        if c.dataset in COMPONENT_DATASETS or c.device not in device_catalog():
             continue
         kind = device_catalog()[c.device].kind
         grouped.setdefault(kind, {}).setdefault(c.phase, []).append(c.error)

@@ -153,9 +153,11 @@ class AccuracyRun:
     memory: MemoryCheck | None = None  # with llama-bench results in --measurements
 
 
-def run_accuracy(out_dir: Path, *, measurements: Path | None = None, refit: bool = False,
+def run_accuracy(out_dir: Path, *, measurements: Path | None = None, refit: bool = False, residuals: bool = False,
                  progress: Callable[[str], None] | None = None) -> AccuracyRun:
-    """Refit (optionally), replay every carried measurement, and write the groups to ``accuracy.json``."""
+    """Refit (optionally), replay every carried measurement, and write the groups to ``accuracy.json``.
+    ``residuals``: rewrite the residuals (the ranges predictions carry) from this replay, the profiles kept:
+    after a change of mechanism that the fitted numbers do not depend on (a scheduler rule)."""
     say = progress or (lambda _msg: None)
     fitted: list[str] = []
     if refit:
@@ -173,7 +175,7 @@ def run_accuracy(out_dir: Path, *, measurements: Path | None = None, refit: bool
                           + ", ".join(f"{f.kind} ({f.median_error_pct}% over {f.rows} figures)" for f in kinds))
         _clear_catalog_caches()
     cases = all_cases(measurements, progress=say)
-    if refit:  # the spread of the refitted profiles' errors: the ranges every prediction carries
+    if refit or residuals:  # the spread of the (refitted) profiles' errors: the ranges every prediction carries
         fitted.append(write_residuals(cases))
     groups = error_groups(cases)
     memory = memory_check(measurements)

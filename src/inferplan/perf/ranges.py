@@ -19,6 +19,8 @@ from inferplan.specs.catalog import catalog_yaml
 
 # SLO metric -> the phase whose residuals describe it (TPOT and ITL are decode steps; E2E the whole request)
 PHASE_OF_METRIC = {"ttft": "ttft", "tpot": "tpot", "itl": "itl", "e2e": "e2e"}
+# under llama.cpp the residuals are llama-bench's speeds: prompt processing for TTFT, generation for decode gaps
+LLAMACPP_PHASE_OF_METRIC = {"ttft": "pp", "tpot": "tg", "itl": "tg"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +53,12 @@ class Spread:
         """The prediction that keeps the truth within ``limit`` with probability ``confidence``."""
         return limit * (1 + self.error_at(1 - confidence))
 
+    def of_times(self) -> Spread:
+        """The spread of the times ``n / speed`` where this one is of speeds: a speed over-predicted by ``e``
+        is a time under-predicted by ``1 / (1 + e) - 1``, so the quantiles turn around."""
+        return Spread(tuple(1.0 - level for level in reversed(self.levels)),
+                      tuple(1.0 / (1.0 + e) - 1.0 for e in reversed(self.errors)), self.count, self.source)
+
 
 def _interp(x: float, xs: Sequence[float], ys: Sequence[float]) -> float:
     """Piecewise-linear ``ys`` at ``x`` over increasing ``xs``, flat beyond the ends (numpy.interp's rule;
@@ -78,6 +86,19 @@ def _table() -> MappingProxyType[str, MappingProxyType[str, Spread]]:
 def spread_for(kind: str, phase: str) -> Spread | None:
     """The residual spread of ``phase`` predictions on devices of ``kind`` (None where none was measured)."""
     return _table().get(kind, MappingProxyType({})).get(phase)
+
+
+def latency_spread(kind: str, engine: str, metric: str) -> tuple[Spread, str] | None:
+    """The spread of a simulated latency ``metric`` (ttft, tpot, itl, e2e) on ``kind`` devices under ``engine``,
+    and the phase of the residuals it comes from: the engines' own latency residuals, or under llama.cpp those of
+    llama-bench's prompt and generation speeds, turned into times (None where neither was measured)."""
+    if engine == "llamacpp":
+        phase = LLAMACPP_PHASE_OF_METRIC.get(metric)
+        speed = spread_for(kind, phase) if phase else None
+        return None if speed is None or phase is None else (speed.of_times(), phase)
+    phase = PHASE_OF_METRIC.get(metric)
+    spread = spread_for(kind, phase) if phase else None
+    return None if spread is None or phase is None else (spread, phase)
 
 
 def clear_cache() -> None:

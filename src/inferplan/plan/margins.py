@@ -12,10 +12,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from inferplan.errors import InputError
-from inferplan.perf.ranges import PHASE_OF_METRIC, Spread, spread_for
+from inferplan.perf.ranges import Spread, latency_spread
 from inferplan.sim.class_summary import is_deadline_check
 from inferplan.sim.slo import SLO
 from inferplan.sim.summary_types import Summary
+from inferplan.specs.catalog import default_engine, get_device, get_engine
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,14 +32,37 @@ class SloMargin:
         return {f: getattr(self, f) for f in self.__slots__}
 
 
-def _spreads(metric: str, kinds: Iterable[str]) -> list[tuple[str, Spread]]:
-    phase = PHASE_OF_METRIC.get(metric)
-    found = [(k, spread_for(k, phase)) for k in sorted(set(kinds))] if phase else []
-    return [(k, s) for k, s in found if s is not None]
+Calibrated = tuple[str, str]  # (device kind, engine): what a replica's residuals are looked up by
 
 
-def slo_margins(summary: Summary, slos: tuple[SLO, ...], kinds: Iterable[str]) -> list[SloMargin]:
-    """The margin and probability of each SLO for the simulated ``summary`` of a fleet of ``kinds``."""
+def _spreads(metric: str, kinds: Iterable[Calibrated]) -> list[tuple[str, Spread]]:
+    """(what the residuals are, the spread) of ``metric`` for each (kind, engine) that has them."""
+    out = []
+    for kind, engine in sorted(set(kinds)):
+        found = latency_spread(kind, engine, metric)
+        if found is not None:
+            spread, phase = found
+            out.append((f"{kind} {phase}" + (" (llama-bench)" if engine == "llamacpp" else ""), spread))
+    return out
+
+
+def calibrated(devices: Iterable[str], engines: Iterable[str] = ()) -> list[Calibrated]:
+    """(kind, engine) of every device a plan may use, under each engine it may run there (the device's default
+    engine where none is named)."""
+    named = tuple(engines)
+    out: list[Calibrated] = []
+    for name in devices:
+        dev = get_device(name)
+        out += [(dev.kind, e) for e in named or (default_engine(dev).name,) if get_engine(e).runs(dev.kind)]
+    return out
+
+
+def _names(kinds: Iterable[Calibrated]) -> str:
+    return ", ".join(sorted({kind for kind, _ in kinds}))
+
+
+def slo_margins(summary: Summary, slos: tuple[SLO, ...], kinds: Iterable[Calibrated]) -> list[SloMargin]:
+    """The margin and probability of each SLO for the simulated ``summary`` of a fleet of (kind, engine)."""
     kinds = tuple(kinds)
     out = []
     # the summary checked the SLOs it was planned for (tightened, with --confidence), in the same order:
@@ -48,14 +72,15 @@ def slo_margins(summary: Summary, slos: tuple[SLO, ...], kinds: Iterable[str]) -
         spreads = _spreads(slo.metric, kinds)
         probs = [(s.probability_at_most(check.value_s, slo.threshold_s), k, s.count) for k, s in spreads]
         worst = min(probs) if probs else None
-        basis = (f"{worst[1]} {PHASE_OF_METRIC[slo.metric]} residuals ({worst[2]} measurements)" if worst
-                 else f"no calibration residuals for {', '.join(kinds)} {slo.metric}")
+        basis = (f"{worst[1]} residuals ({worst[2]} measurements)" if worst
+                 else f"no calibration residuals for {_names(kinds)} {slo.metric}")
         out.append(SloMargin(str(slo), slo.threshold_s, check.value_s, 100 * (1 - check.value_s / slo.threshold_s),
                              worst[0] if worst else None, basis))
     return out
 
 
-def tightened(slos: tuple[SLO, ...], kinds: Iterable[str], confidence: float) -> tuple[tuple[SLO, ...], list[str]]:
+def tightened(slos: tuple[SLO, ...], kinds: Iterable[Calibrated],
+              confidence: float) -> tuple[tuple[SLO, ...], list[str]]:
     """The SLOs to plan for so each holds with probability ``confidence`` on the most pessimistic of ``kinds``,
     and a line per SLO saying what it became and why."""
     if not 0.5 <= confidence < 1:
@@ -66,11 +91,11 @@ def tightened(slos: tuple[SLO, ...], kinds: Iterable[str], confidence: float) ->
         spreads = _spreads(slo.metric, kinds)
         if not spreads:
             out.append(slo)
-            notes.append(f"{slo}: kept (no calibration residuals for {', '.join(kinds)} {slo.metric})")
+            notes.append(f"{slo}: kept (no calibration residuals for {_names(kinds)} {slo.metric})")
             continue
         kind, spread = min(spreads, key=lambda ks: ks[1].limit_to_plan_for(slo.threshold_s, confidence))
         target = min(slo.threshold_s, spread.limit_to_plan_for(slo.threshold_s, confidence))
         out.append(replace(slo, threshold_s=target))
         notes.append(f"{slo}: planned as {target * 1e3:.4g} ms, which holds with probability {confidence:g} under "
-                     f"the {kind} {PHASE_OF_METRIC[slo.metric]} residuals ({spread.count} measurements)")
+                     f"the {kind} residuals ({spread.count} measurements)")
     return tuple(out), notes

@@ -37,7 +37,7 @@ from inferplan.plan.colocation import (
 from inferplan.plan.defaults import DEFAULT_DEVICES, DEFAULT_SLO
 from inferplan.plan.executors import run_all
 from inferplan.plan.fleet import Fleet, solve_fleet
-from inferplan.plan.margins import SloMargin, slo_margins, tightened
+from inferplan.plan.margins import SloMargin, calibrated, slo_margins, tightened
 from inferplan.plan.pools import Evaluated, ReplicaType, pick_survivors
 from inferplan.plan.power_budget import OBJECTIVES, FleetObjective, PowerBudget, capped_types
 from inferplan.plan.space import (
@@ -52,7 +52,7 @@ from inferplan.plan.verify import verify
 from inferplan.sim.digest import RunDigest
 from inferplan.sim.slo import SLO, parse_slos
 from inferplan.sim.summary_types import Headline, Summary
-from inferplan.specs.catalog import get_device, get_engine, get_model
+from inferplan.specs.catalog import get_engine, get_model
 from inferplan.specs.model import ModelSpec
 from inferplan.specs.speculation import Speculation
 from inferplan.store import Registry
@@ -185,7 +185,8 @@ def plan(req: PlanRequest, *, registry: Registry | None = None, progress: Callab
                         mode_verified={o.mode: o.verified for o in outcomes},
                         mode_fleets={o.mode: o.describe_fleet() for o in outcomes}, context_tokens=context,
                         planned_for=planned_for)
-    fleet_kinds = [t.dep.device.kind for t, n in zip(chosen.types, chosen.fleet.replicas, strict=True) if n]
+    fleet_kinds = [(t.dep.device.kind, t.dep.serving_engine.name)
+                   for t, n in zip(chosen.types, chosen.fleet.replicas, strict=True) if n]
     result.margins = slo_margins(chosen.summary, asked, fleet_kinds)
     if req.autoscale_window_s:
         say("planning replicas per window (autoscaling)")
@@ -245,7 +246,7 @@ def _objectives(req: PlanRequest, model: ModelSpec) -> tuple[tuple[SLO, ...], tu
     speculative = speculation_options(model, req.spec, k=req.spec_tokens, acceptance=req.spec_acceptance,
                                       draft=req.spec_draft, seed=req.seed)
     slos, notes = (asked, []) if req.confidence is None else \
-        tightened(asked, [get_device(d).kind for d in req.devices], req.confidence)
+        tightened(asked, calibrated(req.devices, req.engines), req.confidence)
     return asked, slos, notes, speculative
 
 
