@@ -79,7 +79,8 @@ def weights_bytes(dep: Deployment) -> float:
                     + routed * fmt.bytes_per_weight / dep.tp)
         return per_rank / dep.pp
     if fmt.experts_only:  # the routed experts in the format, everything else 16-bit
-        return ((body - routed) * 2.0 + routed * fmt.bytes_per_weight + embed * embed_bytes) / dep.num_devices
+        dense = (body - routed) * fmt.dense_bytes_per_weight
+        return (dense + routed * fmt.bytes_per_weight + embed * embed_bytes) / dep.num_devices
     return (body * fmt.bytes_per_weight + embed * embed_bytes) / dep.num_devices
 
 
