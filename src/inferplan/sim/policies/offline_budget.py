@@ -12,11 +12,15 @@ its batch-latency predictor. Simulation only: no engine we launch runs this rule
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
 from inferplan.perf.step_cost import BatchShape
+
+if TYPE_CHECKING:
+    from inferplan.sim.state import ReplicaState
 
 StepSeconds = Callable[[BatchShape], float]
 
@@ -67,3 +71,15 @@ def cap_offline_prefills(budget: StepBudget, online: npt.NDArray[np.bool_], want
         room = budget.prefill_room(scheduled, decodes, ctx, int(want[i]), chunked=True)
         want[i] = room
         scheduled += room
+
+
+def offline_budget(rep: ReplicaState) -> StepBudget | None:
+    """The replica's budget for offline work while an online request runs or waits first in its queue (with
+    priority scheduling, any waiting online request is first), else None: nothing to protect."""
+    step_budget = rep.step_budget
+    if step_budget is None:
+        return None
+    online, b = rep.table.wl.online, rep.batch
+    if (b.n and bool(online[b.rid[: b.n]].any())) or (len(rep.waiting) and bool(online[rep.waiting.peek()])):
+        return step_budget
+    return None

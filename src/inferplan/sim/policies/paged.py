@@ -25,7 +25,7 @@ import numpy.typing as npt
 from inferplan.perf.deployment import EngineLimits
 from inferplan.perf.kv_layout import KVLayout
 from inferplan.sim.policies.base import StepPlan
-from inferplan.sim.policies.offline_budget import StepBudget, cap_offline_prefills
+from inferplan.sim.policies.offline_budget import StepBudget, cap_offline_prefills, offline_budget
 from inferplan.sim.state import RejectReason, ReplicaState, RequestTable
 
 
@@ -384,18 +384,6 @@ class PagedScheduler:
             alloc[row] = new
             budget -= new
         return budget
-
-
-def offline_budget(rep: ReplicaState) -> StepBudget | None:
-    """The replica's budget for offline work while an online request runs or waits first in its queue (with
-    priority scheduling, any waiting online request is first), else None: nothing to protect."""
-    step_budget = rep.step_budget
-    if step_budget is None:
-        return None
-    online, b = rep.table.wl.online, rep.batch
-    if (b.n and bool(online[b.rid[: b.n]].any())) or (len(rep.waiting) and bool(online[rep.waiting.peek()])):
-        return step_budget
-    return None
 
 
 def with_drafts(rep: ReplicaState, rem: npt.NDArray[np.int64], computed: npt.NDArray[np.int64],
