@@ -193,7 +193,7 @@ def online_cases(path: Path, profile_for: ProfileFor | None = None) -> Iterator[
     TTFT and ITL are not compared (the notes column says which rows)."""
     for row in read_rows(path, _ONLINE_COLUMNS):
         n, rate, engine = int(row["num_prompts"]), float(row["request_rate"]), row["engine"]
-        dep = _deployment(row["model"], row["gpu"], row["weights"], "bf16", int(row["tp"]),
+        dep = _deployment(row["model"], row["gpu"], row["weights"], row.get("kv") or "bf16", int(row["tp"]),
                           lambda d: {}, profile_for, engine=engine)
         rng = np.random.default_rng(0)
         prompts, outputs = sharegpt_lengths(n, seed=1)
