@@ -58,6 +58,9 @@ class DeviceProfile(BaseModel):
     per_layer_overhead_s: float = Field(
         default=0.0, ge=0, description="per-layer per-step dispatch time (eager frameworks; 0 under CUDA graphs)"
     )
+    host_overlapped: bool = Field(
+        default=False, description="the step and sequence host time overlaps the kernels (the engine schedules a "
+                                   "step ahead): a step takes the longer of the two")
     source: str = "defaults by device kind"
     device_spec: DeviceSpec | None = Field(default=None, description="the measured device, for `--device local`")
     uncertainty: dict[str, float] = Field(default_factory=dict, description="relative standard errors of the fit")
@@ -82,7 +85,7 @@ class DeviceProfile(BaseModel):
         host = engine.overhead_on(device.kind)
         values: dict[str, Any] = dict(_DEFAULTS[device.kind], step_overhead_s=host.step_s,
                                       per_sequence_overhead_s=host.per_sequence_s,
-                                      request_overhead_s=host.request_s,
+                                      request_overhead_s=host.request_s, host_overlapped=host.overlapped,
                                       source=f"defaults for {device.kind} devices under {engine.name}")
         fitted = fitted_profiles().get(f"{device.kind}/{engine.name}") or _backend_fit(device, engine)
         if fitted:

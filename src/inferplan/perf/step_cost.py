@@ -192,6 +192,7 @@ class StepCost:
         self.step_overhead_s = prof.step_overhead_s + prof.per_layer_overhead_s * m.num_layers
         self.kernel_floor_s = prof.per_layer_kernel_floor_s * m.num_layers  # GPU time, under graphs too
         self.per_seq_overhead_s = prof.per_sequence_overhead_s
+        self.host_overlapped = prof.host_overlapped  # the host time hides under the kernels (async scheduling)
         self.idle_w = dev.idle_power_w * dep.num_devices
         self.dynamic_w = (busy_power_w(dev) - dev.idle_power_w) * dep.num_devices
         self._decode_fixed: np.ndarray | None = None  # rows: dense + experts + head, communication, overhead
@@ -305,14 +306,15 @@ class StepCost:
         return float(r_a / (r_a + self.half_tokens))
 
     def seconds(self, s: BatchShape) -> float:
-        d, e, h, a, c, o = self.groups(s)
-        return d + e + h + a + c + o
+        return self.cost(s)[0]
 
     def cost(self, s: BatchShape) -> tuple[float, float]:
-        """(seconds, joules). Power = idle + dynamic x (share of the step spent in kernels)."""
+        """(seconds, joules). Power = idle + dynamic x (share of the step spent in kernels). Where the engine
+        schedules a step ahead, the host time overlaps the kernels and the step takes the longer of the two."""
         d, e, h, a, c, o = self.groups(s)
         busy = d + e + h + a
-        total = busy + c + o
+        device = busy + c
+        total = (device if device > o else o) if self.host_overlapped else device + o
         if total == 0.0:
             return 0.0, 0.0
         return total, total * self.idle_w + busy * self.dynamic_w
@@ -352,7 +354,7 @@ class StepCost:
             attention = attention + pairs * self.score_s_per_pair
         busy = dense + attention  # dense = (d + e) + h, summed in the same order as ``groups``
         c += busy  # busy + c (c is this call's own row)
-        seconds = np.add(c, o, out=out)
+        seconds = np.maximum(c, o, out=out) if self.host_overlapped else np.add(c, o, out=out)
         return seconds, seconds * self.idle_w + busy * self.dynamic_w
 
     def _fixed_decode_parts(self, max_batch: int) -> np.ndarray:

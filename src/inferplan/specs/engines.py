@@ -27,6 +27,9 @@ class HostOverhead(BaseModel):
     per_sequence_s: float = Field(ge=0, description="per sequence per step: bookkeeping, sampling, detokenising")
     request_s: float = Field(default=0.0, ge=0, description="per request, outside the engine loop: HTTP, "
                                                             "tokenizing, streaming (added to TTFT and E2E)")
+    overlapped: bool = Field(default=False, description="the host work of the next step runs while this step's "
+                                                         "kernels do (vLLM's async scheduling): a step takes the "
+                                                         "longer of the two, not their sum")
     source: str = Field(min_length=1)
 
 
