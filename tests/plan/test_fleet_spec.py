@@ -101,8 +101,8 @@ def test_a_fleet_within_a_power_budget_is_replanned_within_its_shares(tmp_path: 
     """Two 8B models on L4s, each taking three (216 W) alone: 432 W, over a 400 W budget; re-planned within 200 W
     each, the fleet draws less, verified."""
     spec = _spec(tmp_path, "devices: [l4]\nshare_devices: false\nmodels:\n"
-                           "  - {model: llama-3.1-8b, workload: 'chat:rate=6,duration=120'}\n"
-                           "  - {model: qwen3-8b, workload: 'chat:rate=6,duration=120'}\n")
+                           "  - {model: llama-3.1-8b, workload: 'chat:rate=8,duration=120'}\n"
+                           "  - {model: qwen3-8b, workload: 'chat:rate=8,duration=120'}\n")
     s = in_terminal(tmp_path, "plan", "--fleet", str(spec), "--power-budget", "400", "--out", "plans", columns=120,
                     timeout=600)
     text = " ".join(assert_ok(s.text, s.exit_code).split())
