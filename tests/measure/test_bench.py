@@ -51,7 +51,9 @@ def test_bench_replays_a_workload_and_records_every_request(server_url: str, tmp
     times = [json.loads(line) for line in (folder / "token_times.jsonl").read_text().splitlines()]
     for t, rec in zip(times, recs, strict=True):
         gaps = t["token_times_s"]
-        assert len(gaps) == int(rec["output_tokens"])  # one streamed chunk per token
+        # one time per streamed text chunk: a chunk per token, or fewer where the server coalesces tokens into
+        # one event under load (transformers serve does at times on a busy 2-core machine)
+        assert 1 <= len(gaps) <= int(rec["output_tokens"])
         assert all(a <= b for a, b in zip(gaps, gaps[1:], strict=False))  # time never goes back
         assert gaps[-1] <= float(rec["e2e_s"]) + 1e-6
     # sent in arrival order, at (or just after) the arrival times
