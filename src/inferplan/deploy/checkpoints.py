@@ -19,6 +19,7 @@ from typing import Any, Literal
 import yaml
 
 from inferplan.perf.deployment import Deployment
+from inferplan.perf.kernels import gguf_blocks
 from inferplan.specs.model import ModelSpec
 
 Variant = Literal["instruct", "base"]
@@ -121,9 +122,7 @@ def resolve(dep: Deployment, variant: Variant = "instruct") -> Checkpoint:
 def is_gguf(dep: Deployment) -> bool:
     """Whether the replica loads a quantized GGUF file: a GGUF format, or a block type llama.cpp serves
     (gpt-oss's MXFP4_MOE); 16-bit weights under llama.cpp come from the 16-bit repo, converted."""
-    fmt = dep.weights
-    return fmt.name.startswith("gguf-") or (dep.serving_engine.name == "llamacpp"
-                                            and fmt.llamacpp_type not in (None, "F16", "BF16", "F32"))
+    return dep.weights.name.startswith("gguf-") or gguf_blocks(dep)
 
 
 def _has_type(dep: Deployment, item: dict[str, Any]) -> bool:

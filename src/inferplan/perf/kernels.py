@@ -12,11 +12,16 @@ from inferplan.perf.power import clock_ratio
 _PLAIN_GGUF = (None, "F16", "BF16", "F32")
 
 
+def gguf_blocks(dep: Deployment) -> bool:
+    """Whether llama.cpp serves the weights as quantized GGUF blocks (any block type but 16/32-bit floats)."""
+    return dep.serving_engine.name == "llamacpp" and dep.weights.llamacpp_type not in _PLAIN_GGUF
+
+
 def kernel_path(dep: Deployment) -> tuple[str, float, str | None]:
     """(compute dtype, slow-path factor, kernel family) of the deployment's matmuls: the format's fast kernel
     where the device has it, else its fallback; under llama.cpp every block type runs its GGUF kernels."""
     fmt, dev = dep.weights, dep.device
-    if dep.serving_engine.name == "llamacpp" and fmt.llamacpp_type not in _PLAIN_GGUF:
+    if gguf_blocks(dep):
         return "fp16", 1.0, "gguf"
     if fmt.is_fast_on(dev.kind, dev.features) and dev.has_fast(fmt.compute_dtype):
         return fmt.compute_dtype, 1.0, fmt.kernel

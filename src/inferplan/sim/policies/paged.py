@@ -146,17 +146,9 @@ class PagedScheduler:
         alloc = np.zeros(n + rep.max_num_seqs, dtype=np.int64)
         budget = start
         if n:
-            computed, held = b.num_computed[:n], b.held[:n]
-            if rep.long_prefill_token_threshold > 0:
-                np.minimum(rem, rep.long_prefill_token_threshold, out=rem)
-            want = np.minimum(np.maximum(budget - (np.cumsum(rem) - rem), 0), rem)
-            need = np.maximum(rep.blocks_of(computed + want) - held, 0)
-            need[want == 0] = 0
-            total_need = int(need.sum())
-            if total_need > rep.pool.num_free:
+            want = _take_blocks(rep, rem, budget)
+            if want is None:
                 return None
-            rep.pool.take(total_need)
-            held += need
             alloc[:n] = want
             budget -= int(want.sum())
         if budget > 0:
@@ -199,19 +191,8 @@ class PagedScheduler:
         if rep.spec_tokens and self._schedule_drafts(rep, alloc, budget):
             return budget - n * (rep.spec_tokens + 1), False
         rem = with_drafts(rep, b.num_tokens[:n] - computed, computed, b.prompt[:n])
-        if rep.long_prefill_token_threshold > 0:
-            np.minimum(rem, rep.long_prefill_token_threshold, out=rem)
-        prev = np.cumsum(rem) - rem
-        want = np.minimum(np.maximum(budget - prev, 0), rem)
-        if step_budget is not None:
-            cap_offline_prefills(step_budget, rep.table.wl.online[b.rid[:n]], want, computed, b.prompt[:n])
-        need = rep.blocks_of(computed + want) - held
-        need[want == 0] = 0
-        np.maximum(need, 0, out=need)
-        total_need = int(need.sum())
-        if total_need <= rep.pool.num_free:  # fast path: everything fits
-            rep.pool.take(total_need)
-            held += need
+        want = _take_blocks(rep, rem, budget, step_budget)
+        if want is not None:  # fast path: everything fits
             alloc[:n] = want
             return budget - int(want.sum()), False
         return self._schedule_running_with_preemption(rep, alloc, budget, preempted), False
@@ -384,6 +365,29 @@ class PagedScheduler:
             alloc[row] = new
             budget -= new
         return budget
+
+
+def _take_blocks(rep: ReplicaState, rem: npt.NDArray[np.int64], budget: int,
+                 step_budget: StepBudget | None = None) -> npt.NDArray[np.int64] | None:
+    """The running rows' tokens this step in order while ``budget`` lasts (``rem``: what each wants), their blocks
+    taken; None, with nothing taken, where those blocks do not fit."""
+    b = rep.batch
+    n = b.n
+    computed = b.num_computed[:n]
+    if rep.long_prefill_token_threshold > 0:
+        np.minimum(rem, rep.long_prefill_token_threshold, out=rem)
+    want: npt.NDArray[np.int64] = np.minimum(np.maximum(budget - (np.cumsum(rem) - rem), 0), rem)
+    if step_budget is not None:
+        cap_offline_prefills(step_budget, rep.table.wl.online[b.rid[:n]], want, computed, b.prompt[:n])
+    need = rep.blocks_of(computed + want) - b.held[:n]
+    need[want == 0] = 0
+    np.maximum(need, 0, out=need)
+    total_need = int(need.sum())
+    if total_need > rep.pool.num_free:
+        return None
+    rep.pool.take(total_need)
+    b.held[:n] += need
+    return want
 
 
 def with_drafts(rep: ReplicaState, rem: npt.NDArray[np.int64], computed: npt.NDArray[np.int64],
