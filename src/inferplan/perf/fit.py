@@ -14,7 +14,7 @@ from inferplan.perf.memory import (
     max_context,
     plan_memory,
 )
-from inferplan.perf.ranges import spread_for
+from inferplan.perf.ranges import latency_spread, spread_for
 from inferplan.perf.speculation import TokenPricing
 from inferplan.perf.step_cost import StepCost
 from inferplan.specs.catalog import kv_eviction_catalog, weight_format_catalog
@@ -83,8 +83,8 @@ def residual_ranges(kind: str, *, ttft_s: float, batch1: float, batch_max: float
     generation speed (tg)."""
     if engine == "llamacpp":
         out: dict[str, tuple[float, float]] = {}
-        if (s := spread_for(kind, "pp")) is not None:
-            out["ttft_s"] = (ttft_s * (1 + s.error_at(0.1)), ttft_s * (1 + s.error_at(0.9)))
+        if (found := latency_spread(kind, engine, "ttft")) is not None:  # prompt-speed errors, as times
+            out["ttft_s"] = found[0].truth_range(ttft_s)
         if (s := spread_for(kind, "tg")) is not None:
             out["decode_tokens_per_s_batch1"] = s.truth_range(batch1)
         return out
