@@ -80,6 +80,7 @@ class SimulationConfig(WorkloadSpec):
     spec_draft: str | None = None
     kv_budget: str | None = None  # KV eviction, METHOD:TOKENS (None: keep every token)
     power_cap_w: float | None = None  # a power limit per device (None: none)
+    wired_limit_gib: float | None = None  # a Mac's GPU wired-memory limit (None: macOS's default)
     # a reactive autoscaler (Kubernetes' HPA) over the ``replicas`` (its maximum); None: a fixed fleet
     autoscale_target: float | None = None
     autoscale_metric: str = "concurrency"
@@ -98,6 +99,7 @@ class SimulationConfig(WorkloadSpec):
                                   tp=tp or self.tp, pp=self.pp, ep=self.ep, dp_attention=self.dp_attention,
                                   limits=given, profile=Path(self.profile) if self.profile else None,
                                   engine=self.engine, kv_budget=self.kv_budget, power_cap_w=self.power_cap_w,
+                                  wired_limit_gib=self.wired_limit_gib,
                                   speculation=resolve_speculation(
                                       self.spec, k=self.spec_tokens, acceptance=self.spec_acceptance,
                                       draft=self.spec_draft, seed=self.seed))

@@ -35,6 +35,8 @@ from tests.cli.conftest import piped
         (("plan", "--spec", "medusa"), "--spec must be one of off, auto, eagle3"),
         (("fit", "--spec", "eagle3", "--spec-acceptance", "2"), "acceptance rate in [0, 1] (got 2)"),
         (("simulate", "--power-cap", "50"), "--power-cap 50 W is at or below h100-sxm's idle power (70 W)"),
+        (("simulate", "--wired-limit", "40"), "--wired-limit is macOS's GPU memory limit (iogpu.wired_limit_mb)"),
+        (("fit", "llama-3.1-8b", "m1-8gb", "--wired-limit", "9"), "at most m1-8gb's 8 GiB of memory"),
         (("plan", "--power-budget", "-5"), "--power-budget must be a positive number of watts, got -5"),
         (("plan", "--objective", "joules"), "--objective must be one of cost, energy, cost+energy, got 'joules'"),
     ],

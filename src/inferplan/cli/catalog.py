@@ -26,7 +26,8 @@ def _gib(x: float) -> str:
     epilog="Examples:\n\n  inferplan fit\n\n"
     "  inferplan fit llama-3.1-70b h100-sxm --weights int4-awq --context 32768\n\n"
     "  inferplan fit ./my-model/config.json rtx-4090 --all-formats\n\n"
-    "  inferplan fit qwen3-30b-a3b m3-max-128gb --json",
+    "  inferplan fit qwen3-30b-a3b m3-max-128gb --json\n\n"
+    "  inferplan fit llama-3.1-70b m2-ultra-192gb --weights fp16 --wired-limit 176",
 )
 def fit_cmd(
     model: options.Model = "llama-3.1-8b",
@@ -52,6 +53,7 @@ def fit_cmd(
     spec_acceptance: options.SpecAcceptance = None,
     spec_draft: options.SpecDraft = None,
     kv_budget: options.KvBudget = None,
+    wired_limit: options.WiredLimit = None,
     record: Annotated[bool, typer.Option("--record", help="keep this fit as a run in the registry")] = False,
     registry: options.RegistryPath = None,
     as_json: options.Json = False,
@@ -63,6 +65,7 @@ def fit_cmd(
               "gpu_memory_utilization": gpu_memory_utilization}
     dep = build_deployment(model, device, weights=weights, kv=kv, tp=tp, pp=pp, ep=ep, dp_attention=dp_attention,
                            limits=limits, profile=profile, engine=engine, kv_budget=kv_budget,
+                           wired_limit_gib=wired_limit,
                            speculation=resolve_speculation(spec, k=spec_tokens, acceptance=spec_acceptance,
                                                            draft=spec_draft))
     if all_formats and record:
@@ -81,7 +84,8 @@ def fit_cmd(
 
         reg = Registry(registry)
         run_id = record_fit(result, {"model": model, "device": device, "weights": weights, "kv": kv, "tp": tp,
-                                     "pp": pp, "engine": engine, "context": context}, reg)
+                                     "pp": pp, "engine": engine, "context": context,
+                                     "wired_limit_gib": wired_limit}, reg)
     if as_json:
         emit_json(result.to_dict() | {"model_note": dep.model.note or None, "run_id": run_id})
     else:
@@ -109,6 +113,9 @@ def _print_fit(r: FitResult, arch: str) -> None:
     mem.add_row("KV cache", _gib(r.kv_budget_bytes))
     mem.add_row("[bold]usable capacity[/]", _gib(r.capacity_bytes))
     print_table(mem)
+    if r.wired_limit_gib is not None:
+        out.print(f"usable capacity is macOS's GPU wired-memory limit, {r.wired_limit_gib:.1f} GiB: sudo sysctl "
+                  "iogpu.wired_limit_mb=N raises it until reboot (then pass --wired-limit N/1024)")
     if r.fits_context:
         out.print(
             f"[green]fits[/]: KV cache holds {r.kv_capacity_tokens:,} tokens "

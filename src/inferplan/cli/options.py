@@ -75,6 +75,9 @@ SpecDraft = Annotated[str | None, typer.Option(help="speculative: the draft mode
 PowerCap = Annotated[float | None, typer.Option(
     help="watts: a power limit per device (nvidia-smi -pl); compute runs at a lower clock, memory does not "
          "(default: none)")]
+WiredLimit = Annotated[float | None, typer.Option(
+    help="GiB: a Mac's GPU wired-memory limit as set with sudo sysctl iogpu.wired_limit_mb=N (GiB x 1024); "
+         "default macOS's own, about 2/3 of memory up to 36 GB and 3/4 above")]
 AutoscaleTarget = Annotated[float | None, typer.Option(
     help="simulate Kubernetes' HPA over the --replicas (its maximum): this many of --autoscale-metric per replica "
          "(e.g. 32; default off)")]

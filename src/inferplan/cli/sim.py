@@ -66,7 +66,7 @@ def simulate_cmd(
     chunked_prefill: Annotated[bool | None, typer.Option("--chunked-prefill/--no-chunked-prefill",
                                                          help="default: the engine's")] = None,
     priority: options.Priority = None, offline_budget: options.OfflineBudget = None,
-    power_cap: options.PowerCap = None,
+    power_cap: options.PowerCap = None, wired_limit: options.WiredLimit = None,
     max_waiting: Annotated[int, typer.Option(help="reject arrivals when this many wait on a replica (0: never)")] = 0,
     skip_bad_rows: options.SkipBadRows = False,
     trace_format: options.TraceFormat = None,
@@ -105,8 +105,8 @@ def simulate_cmd(
         prefill_replicas=prefill_replicas, prefill_device=prefill_device, prefill_tp=prefill_tp,
         kv_link_gb_s=kv_link_gb_s, spec=spec, spec_tokens=spec_tokens, spec_acceptance=spec_acceptance,
         spec_draft=spec_draft, session_turns=session_turns, think_time_s=think_time, power_cap_w=power_cap,
-        autoscale_target=autoscale_target, autoscale_metric=autoscale_metric, min_replicas=min_replicas,
-        cold_start_spread=cold_start_spread, image_pull=image_pull)
+        wired_limit_gib=wired_limit, autoscale_target=autoscale_target, autoscale_metric=autoscale_metric,
+        min_replicas=min_replicas, cold_start_spread=cold_start_spread, image_pull=image_pull)
     folder = check_out_dir(out_dir)
     reg = Registry(registry)
     with interrupted(lambda: "the simulation stopped before it finished; nothing was written or recorded"), \

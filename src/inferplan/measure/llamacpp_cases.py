@@ -9,13 +9,13 @@ flash attention off, every layer offloaded, layers split over the GPUs of multi-
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from inferplan.errors import InputError
 from inferplan.measure.llama_bench import BenchSetup, generate_tokens_per_s, prompt_tokens_per_s, test_tokens
 from inferplan.perf.deployment import Deployment
-from inferplan.perf.memory import max_context, plan_memory
+from inferplan.perf.memory import plan_memory
 from inferplan.perf.profile import DeviceProfile
 from inferplan.perf.resolve import resolve_deployment
 from inferplan.perf.step_cost import StepCost
@@ -136,12 +136,14 @@ class MemoryVerdict:
 
 
 def memory_verdicts(rows: list[BenchRow]) -> Iterator[MemoryVerdict]:
+    """llama-bench makes a context of n_prompt + n_gen cells per test, so each test is one slot of that
+    context: its KV cells and compute buffer are allocated up front, and the test fits if they do."""
     for row in rows:
-        mem = plan_memory(row.deployment)
-        longest = max_context(row.deployment, mem)
         for test, measured in row.results.items():
             context = test_tokens(test)[1]
-            yield MemoryVerdict(f"{row.label} {test}", context, measured is not None, longest >= context)
+            dep = replace(row.deployment, limits=replace(row.deployment.limits, slot_context=context))
+            mem = plan_memory(dep)
+            yield MemoryVerdict(f"{row.label} {test}", context, measured is not None, mem.num_kv_blocks > 0)
 
 
 def read_bench_rows(measurements: Path, profile_for: ProfileFor | None = None) -> list[BenchRow]:

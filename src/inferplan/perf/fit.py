@@ -17,6 +17,7 @@ from inferplan.perf.memory import (
 from inferplan.perf.ranges import latency_spread, spread_for
 from inferplan.perf.speculation import TokenPricing
 from inferplan.perf.step_cost import StepCost
+from inferplan.perf.wired_limit import MACOS_KEEPS_GIB, sysctl_value_mb, wired
 from inferplan.specs.catalog import kv_eviction_catalog, weight_format_catalog
 from inferplan.specs.kv_eviction import KVBudget
 
@@ -61,6 +62,7 @@ class FitResult:
     headroom_bytes: float = 0.0
     energy_per_token_j: float = 0.0  # one decoded token at batch 1, at the context (idle + dynamic power)
     unified_memory: bool = False  # the device's memory is the system's (SoCs and CPUs)
+    wired_limit_gib: float | None = None  # a Mac's GPU wired-memory limit, the usable capacity (None: not a Mac)
     speed_range_pct: float | None = None  # +- band of the speed figures (1 s.d.) from a calibrated profile
     # 10-90% ranges the device kind's calibration residuals imply, by field name (perf/ranges.py)
     ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
@@ -148,6 +150,7 @@ def fit(dep: Deployment, *, context: int, prompt_tokens: int | None = None, batc
         headroom_bytes=headroom_bytes(dep, mem, context),
         energy_per_token_j=joules1,
         unified_memory=not dep.device.is_gpu_like,
+        wired_limit_gib=mem.capacity_bytes / 2**30 if dep.device.kind == "apple-soc" else None,
         num_kv_blocks=mem.num_kv_blocks,
         fits=mem.fits,
         fits_context=fits_ctx,
@@ -207,6 +210,8 @@ def suggest(dep: Deployment, mem: MemoryPlan, context: int) -> list[str]:
     budget = _budget_that_fits(dep, context)
     if budget:
         tips.append(budget)
+    if wired := _wired_limit_that_fits(dep, context):
+        tips.append(wired)
     if not any("--tp" in t for t in tips):
         per_device = mem.budget_bytes - mem.overhead_bytes - mem.activation_bytes
         total = mem.weights_bytes * dep.num_devices + context * mem.kv_bytes_per_token * dep.num_devices
@@ -239,6 +244,20 @@ def _budget_that_fits(dep: Deployment, context: int) -> str | None:
             if _fits(replace(dep, kv_budget=KVBudget(method.name, q.min_budget_tokens)), context):
                 return (f"--kv-budget {method.name}:{q.min_budget_tokens} fits ({q.loss_pct:g}% worse on {q.metric}; "
                         "fit and simulate only: no engine inferplan launches runs it)")
+    return None
+
+
+def _wired_limit_that_fits(dep: Deployment, context: int) -> str | None:
+    """On a Mac: the GPU wired limit that would hold the weights and one sequence, if it leaves macOS
+    ``MACOS_KEEPS_GIB`` of memory."""
+    dev = dep.device
+    if dev.kind != "apple-soc":
+        return None
+    for gib in range(math.ceil(dev.usable_memory_bytes / 2**30), int(dev.memory_gib - MACOS_KEEPS_GIB) + 1):
+        if _fits(replace(dep, device=wired(dev, gib)), context):
+            return (f"--wired-limit {gib} fits: raise macOS's GPU limit with sudo sysctl "
+                    f"iogpu.wired_limit_mb={sysctl_value_mb(gib)} (until reboot), leaving "
+                    f"{dev.memory_gib - gib:g} GiB to macOS and other apps")
     return None
 
 

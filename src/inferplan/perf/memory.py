@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from inferplan.perf import compute_buffer
 from inferplan.perf.deployment import Deployment
 from inferplan.perf.drafter import drafter_kv_bytes_per_token, drafter_weight_bytes
 from inferplan.perf.kv_layout import KVLayout, plain_layout, windowed_layout
@@ -107,8 +108,9 @@ def plan_memory(dep: Deployment) -> MemoryPlan:
     capacity = dep.device.usable_memory_bytes
     engine, fraction = dep.serving_engine, dep.limits.gpu_memory_utilization
     weights = weights_bytes(dep) + drafter_weight_bytes(dep)  # a speculating replica's drafter beside the target
-    act = activation_bytes(dep)
-    overhead = engine.reserve_gib * GIB  # CUDA context, graphs, communicator buffers, allocator slack
+    overhead = engine.reserve_on(dep.device.kind) * GIB  # CUDA context, graphs, communicator buffers, slack
+    as_mapped = engine.memory_rule == "as-mapped"
+    act = _llamacpp_buffer(dep, capacity - weights - overhead) if as_mapped else activation_bytes(dep)
     if engine.memory_rule == "fraction-of-free":
         budget = weights + act + overhead + fraction * max(0.0, capacity - weights - act - overhead)
     else:
@@ -135,6 +137,20 @@ def plan_memory(dep: Deployment) -> MemoryPlan:
         layout=layout,
         page_bytes=page_bytes,
     )
+
+
+def _llamacpp_buffer(dep: Deployment, room: float) -> float:
+    """llama.cpp's compute buffer (perf/compute_buffer.py). Without flash attention its scores span the cache
+    view: a slot's cells where slots are set, else the cache memory allows once the scores are paid for."""
+    if dep.limits.slot_context:
+        return compute_buffer.compute_bytes(dep, slot_cells(dep.limits.slot_context))
+    per_score = compute_buffer.score_bytes_per_cell(dep)
+    if not per_score:
+        return compute_buffer.compute_bytes(dep, 0)
+    per_cell = _replica_kv_bytes_per_token(dep)
+    fixed, base = compute_buffer.fixed_stage_bytes(dep), compute_buffer.attention_base_bytes(dep)
+    cells = max(0.0, min((room - fixed) / per_cell, (room - base) / (per_cell + per_score)))
+    return compute_buffer.compute_bytes(dep, int(cells))
 
 
 def kv_layout(dep: Deployment) -> KVLayout:

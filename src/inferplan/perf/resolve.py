@@ -15,6 +15,7 @@ from inferplan.errors import InputError
 from inferplan.perf.deployment import Deployment, EngineLimits, LimitValue, engine_limits
 from inferplan.perf.power import capped
 from inferplan.perf.profile import DeviceProfile
+from inferplan.perf.wired_limit import wired
 from inferplan.specs.catalog import (
     engine_for,
     get_device,
@@ -46,6 +47,7 @@ def resolve_deployment(
     speculation: Speculation | None = None,
     kv_budget: str | KVBudget | None = None,
     power_cap_w: float | None = None,
+    wired_limit_gib: float | None = None,
 ) -> Deployment:
     """A Deployment of ``model`` on ``device``; names go through the catalogs (or model and device files).
 
@@ -53,14 +55,15 @@ def resolve_deployment(
     profile file or a loaded profile; ``device`` ``local`` then means the device the profile measured.
     ``engine`` None: the device's default engine, or the one that loads the weights (``engine_for``).
     ``limits``: complete limits, or the values the user gave (None for any left out), which the engine's
-    own defaults complete (``engine_limits``). ``power_cap_w``: a power limit per device (``perf/power.py``).
+    own defaults complete (``engine_limits``). ``power_cap_w``: a power limit per device (``perf/power.py``);
+    ``wired_limit_gib``: a Mac's GPU wired-memory limit (``perf/wired_limit.py``).
     """
     prof = DeviceProfile.load(profile) if isinstance(profile, Path) else profile
     if isinstance(device, DeviceSpec):
         dev = device
     else:
         dev = (prof.resolve_device(device) if prof else None) or get_device(device)
-    dev = capped(dev, power_cap_w)
+    dev = wired(capped(dev, power_cap_w), wired_limit_gib)
     spec = model if isinstance(model, ModelSpec) else get_model(model)
     fmt = weight_format_for(spec, weights)
     chosen = get_engine(engine) if engine else None

@@ -97,6 +97,10 @@ class EngineSpec(BaseModel):
     sliding_window_source: str = Field(min_length=1)
     reserve_gib: float = Field(ge=0, description="engine memory outside weights, activations and KV "
                                                  "(CUDA context, graphs, allocator slack)")
+    reserve_gib_on: dict[DeviceKind, float] = Field(
+        default_factory=dict, description="reserve_gib on the device kinds where it differs (llama.cpp's Metal "
+                                          "and CPU backends hold no CUDA context)")
+    reserve_source: str = ""
     overhead: dict[DeviceKind | Literal["*"], HostOverhead] = Field(
         description="host overhead by device kind; '*' for the others")
     defaults: EngineDefaults
@@ -121,6 +125,11 @@ class EngineSpec(BaseModel):
         found = self.overhead.get(kind) or self.overhead.get("*")  # type: ignore[call-overload]
         if found is None:
             raise KeyError(f"engine {self.name} has no host overhead for {kind} devices")
+        return found
+
+    def reserve_on(self, kind: str) -> float:
+        """GiB the engine keeps outside weights, activations and KV on a device of ``kind``."""
+        found: float = self.reserve_gib_on.get(kind, self.reserve_gib)  # type: ignore[call-overload]
         return found
 
     def runs(self, kind: str) -> bool:
